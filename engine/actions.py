@@ -1,0 +1,454 @@
+"""The action schema ``motcua.action/1``: its one home.
+
+The engine validates bytes from Kafka with :func:`parse_action`; the producer client and the HTTP
+bridge validate already-decoded dicts with :func:`validate_action`. Both return the same
+:class:`Action` or raise :class:`InvalidActionError` with a stable ``reason`` from
+:data:`REASON_CODES`. The rules are hand-written tables, one per type, because this runs once per
+action on the ingest hot path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from types import MappingProxyType
+from typing import Any, Final
+
+import orjson
+
+from engine.errors import RefusedActionError
+
+SCHEMA: Final = "motcua.action/1"
+
+REASON_CODES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "malformed_json": "the message is not UTF-8 JSON (or the dict cannot be encoded as JSON)",
+        "not_an_object": "the JSON value is not an object",
+        "unsupported_schema": f"`schema` is missing or is not {SCHEMA!r}",
+        "unknown_type": "`type` is missing or is not one of the action types",
+        "missing_field": "a required field (or `data` itself) is absent",
+        "invalid_field": "a field has the wrong type, an out-of-range value, a bad enum value "
+        "or a bad length",
+        "invalid_time": "a timestamp is not RFC 3339 with an offset, or a date is not a real "
+        "YYYY-MM-DD date",
+    }
+)
+
+_ID_MAX = 64
+_ACTION_ID_MAX = 128
+_SOURCE_MAX = 64
+_SHOW_MAX = 40
+
+
+class InvalidActionError(RefusedActionError):
+    """An action that fails the schema; ``field`` is the dotted path of the offending field."""
+
+    reason = "invalid_field"
+
+    def __init__(self, message: str, *, reason: str, field: str | None = None):
+        super().__init__(message, reason=reason, field=field)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One validated action. Equality is by content: ``fingerprint`` covers ``data``."""
+
+    action_id: str
+    source: str
+    type: str
+    occurred_at: datetime
+    subject_field: str
+    subject_id: str
+    data: Mapping[str, Any] = field(compare=False)
+    fingerprint: str
+    schema: str = SCHEMA
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The idempotency key (``source``, ``action_id``)."""
+        return (self.source, self.action_id)
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def _show(value: object) -> str:
+    """A short, safe rendering of a bad value for a one-sentence message."""
+    if value is None or value is True or value is False:
+        return orjson.dumps(value).decode()  # as the sender wrote it: null, true, false
+    text = repr(value)
+    if len(text) > _SHOW_MAX:
+        size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+        text = text[: _SHOW_MAX - 1] + "…" + size
+    return text
+
+
+def _missing(path: str) -> InvalidActionError:
+    return InvalidActionError(
+        f"{path} is required but missing.", reason="missing_field", field=path
+    )
+
+
+def _invalid(path: str, expected: str, value: object) -> InvalidActionError:
+    return InvalidActionError(
+        f"{path} must be {expected}, got {_show(value)}.", reason="invalid_field", field=path
+    )
+
+
+def _bad_time(path: str, expected: str, value: object) -> InvalidActionError:
+    return InvalidActionError(
+        f"{path} must be {expected}, got {_show(value)}.", reason="invalid_time", field=path
+    )
+
+
+# --- field checks: each takes (value, dotted path) and returns the normalized value ------------
+
+_Check = Callable[[Any, str], Any]
+
+# RFC 3339 date-time: full date, 'T', full time with seconds, offset required. fromisoformat then
+# rejects impossible values (2026-02-30, 25:00); it alone would also accept ISO forms RFC 3339
+# forbids (no offset, no seconds, basic format, week dates), hence the shape check first.
+_DATETIME_RE: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATETIME_EXPECTED: Final = "an RFC 3339 date-time with an offset, e.g. '2026-10-05T08:14:00+07:00'"
+_DATE_EXPECTED: Final = "a real date as YYYY-MM-DD"
+
+
+def _datetime(value: Any, path: str) -> datetime:
+    if not isinstance(value, str):
+        raise _invalid(path, "a string (" + _DATETIME_EXPECTED + ")", value)
+    if _DATETIME_RE.fullmatch(value) is None:
+        raise _bad_time(path, _DATETIME_EXPECTED, value)
+    try:
+        # RFC 3339 allows lower-case 't' and 'z'; fromisoformat does not.
+        return datetime.fromisoformat(value if value[10] == "T" else value.upper())
+    except ValueError as e:
+        raise _bad_time(path, "a real date-time", value) from e
+
+
+def _date(value: Any, path: str) -> date:
+    if not isinstance(value, str):
+        raise _invalid(path, "a string (" + _DATE_EXPECTED + ")", value)
+    if _DATE_RE.fullmatch(value) is None:
+        raise _bad_time(path, _DATE_EXPECTED, value)
+    try:
+        return date.fromisoformat(value)
+    except ValueError as e:
+        raise _bad_time(path, "a real date", value) from e
+
+
+def _bool(value: Any, path: str) -> bool:
+    if value is True or value is False:
+        return value
+    raise _invalid(path, "true or false", value)
+
+
+def _id(value: Any, path: str) -> str:
+    if isinstance(value, str) and 1 <= len(value) <= _ID_MAX:
+        return value
+    raise _invalid(path, f"a string of 1 to {_ID_MAX} characters", value)
+
+
+def _text(value: Any, path: str) -> str:
+    if isinstance(value, str) and value:
+        return value
+    raise _invalid(path, "a non-empty string", value)
+
+
+def _int_at_least(minimum: int) -> _Check:
+    def check(value: Any, path: str) -> int:
+        # bool is a subclass of int in Python; true is not a count.
+        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+            return value
+        raise _invalid(path, f"an integer >= {minimum}", value)
+
+    return check
+
+
+def _enum(*allowed: str) -> _Check:
+    members = frozenset(allowed)
+    expected = "one of " + ", ".join(repr(a) for a in allowed)
+
+    def check(value: Any, path: str) -> str:
+        if isinstance(value, str) and value in members:
+            return value
+        raise _invalid(path, expected, value)
+
+    return check
+
+
+def _id_list(value: Any, path: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise _invalid(path, "a non-empty list of ids", value)
+    return tuple(_id(item, f"{path}[{i}]") for i, item in enumerate(value))
+
+
+def _scores(value: Any, path: str) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise _invalid(path, "an object of criterion to score", value)
+    out: dict[str, int] = {}
+    for criterion, score in value.items():
+        if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+            raise _invalid(f"{path}.{criterion}", "an integer from 1 to 5", score)
+        out[criterion] = score
+    return out
+
+
+_PROCESSING_UNIT = _enum("hours", "days", "working_days", "months")
+_NON_NEGATIVE = _int_at_least(0)
+
+
+def _processing_time(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _invalid(path, "an object with 'value' and 'unit'", value)
+    out = dict(value)
+    for key, check in (("value", _NON_NEGATIVE), ("unit", _PROCESSING_UNIT)):
+        sub = f"{path}.{key}"
+        if key not in value:
+            raise _missing(sub)
+        out[key] = check(value[key], sub)
+    return out
+
+
+# --- per-type tables --------------------------------------------------------------------------
+
+_REQUIRED: Final = 0
+_OPTIONAL: Final = 1  # may be absent or null; kept as given
+_FALSE: Final = 2  # a boolean that defaults to false
+
+# (key in data, dotted path, check, presence)
+_Rule = tuple[str, str, _Check, int]
+
+
+def _rules(*specs: tuple[str, _Check, int]) -> tuple[_Rule, ...]:
+    return tuple((key, "data." + key, check, presence) for key, check, presence in specs)
+
+
+def _flags(*keys: str) -> tuple[tuple[str, _Check, int], ...]:
+    return tuple((key, _bool, _FALSE) for key in keys)
+
+
+# An empty table: the type carries no data, so `data` may be absent, null or any object.
+_DATA_RULES: Final[Mapping[str, tuple[_Rule, ...]]] = MappingProxyType(
+    {
+        # dossier actions
+        "received": _rules(
+            ("agency_id", _id, _REQUIRED),
+            ("procedure_id", _id, _REQUIRED),
+            ("channel", _enum("direct", "online", "postal"), _REQUIRED),
+            ("due_at", _datetime, _OPTIONAL),
+            *_flags(
+                "full_online",
+                "fee_required",
+                "reused_digitized_data",
+                "from_personal_repository",
+                "population_data_used",
+            ),
+        ),
+        "digitized": _rules(("components", _int_at_least(1), _REQUIRED)),
+        "paid_online": _rules(
+            ("gateway", _enum("national_portal", "local_gateway"), _REQUIRED),
+            ("amount_vnd", _NON_NEGATIVE, _REQUIRED),
+        ),
+        "supplement_requested": _rules(("reason", _text, _OPTIONAL)),
+        "supplement_completed": (),
+        "resolved": _rules(("outcome", _enum("approved", "rejected", "stopped"), _REQUIRED)),
+        "result_returned": (),
+        "e_result_issued": _rules(
+            ("result_ref", _text, _REQUIRED), *_flags("pushed_to_repository")
+        ),
+        "withdrawn": (),
+        "late": _rules(("reason", _text, _OPTIONAL)),
+        "apology_issued": _rules(
+            ("new_due_at", _datetime, _REQUIRED), ("reason", _text, _REQUIRED)
+        ),
+        "synced": (),
+        "rated": _rules(("satisfied", _bool, _REQUIRED), ("scores", _scores, _OPTIONAL)),
+        # feedback actions
+        "feedback_received": _rules(
+            ("agency_id", _id, _REQUIRED),
+            ("classification", _enum("procedure", "staff_conduct", "other"), _REQUIRED),
+            ("dossier_id", _id, _OPTIONAL),
+        ),
+        "feedback_answered": (),
+        "feedback_rated": _rules(("satisfied", _bool, _REQUIRED)),
+        "feedback_recomplained": (),
+        # catalog actions
+        "agency_registered": _rules(
+            ("name", _text, _REQUIRED),
+            (
+                "level",
+                _enum("ministry", "province", "department", "district", "commune"),
+                _REQUIRED,
+            ),
+            ("parent_id", _id, _OPTIONAL),
+        ),
+        "procedure_published": _rules(
+            ("authority_id", _id, _REQUIRED),
+            ("authority_level", _enum("province", "ministry"), _REQUIRED),
+            ("decision_date", _date, _REQUIRED),
+            ("legal_basis_effective_date", _date, _REQUIRED),
+            ("implementing_agency_ids", _id_list, _REQUIRED),
+            ("processing_time", _processing_time, _REQUIRED),
+            *_flags(
+                "full_online_eligible",
+                "fee_bearing",
+                "paper_result_required",
+                "individual_applicants",
+                "certified_copy",
+                "parts_complete",
+            ),
+        ),
+        "procedure_publicized": (),
+        "procedure_repealed": _rules(("decision_date", _date, _REQUIRED)),
+    }
+)
+
+# Types whose data has a required field: for these, `data` itself is required.
+_DATA_REQUIRED: Final = frozenset(
+    t for t, rules in _DATA_RULES.items() if any(r[3] == _REQUIRED for r in rules)
+)
+
+DOSSIER_TYPES: Final = frozenset(
+    {
+        "received",
+        "digitized",
+        "paid_online",
+        "supplement_requested",
+        "supplement_completed",
+        "resolved",
+        "result_returned",
+        "e_result_issued",
+        "withdrawn",
+        "late",
+        "apology_issued",
+        "synced",
+        "rated",
+    }
+)
+FEEDBACK_TYPES: Final = frozenset(
+    {"feedback_received", "feedback_answered", "feedback_rated", "feedback_recomplained"}
+)
+CATALOG_TYPES: Final = frozenset(
+    {"agency_registered", "procedure_published", "procedure_publicized", "procedure_repealed"}
+)
+
+SUBJECT_FIELD: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        **{t: "dossier_id" for t in sorted(DOSSIER_TYPES)},
+        **{t: "feedback_id" for t in sorted(FEEDBACK_TYPES)},
+        "agency_registered": "agency_id",
+        "procedure_published": "procedure_id",
+        "procedure_publicized": "procedure_id",
+        "procedure_repealed": "procedure_id",
+    }
+)
+
+_TYPES_EXPECTED: Final = "one of the motcua.action/1 types, e.g. 'received'"
+
+
+# --- entry points -----------------------------------------------------------------------------
+
+
+def parse_action(raw: bytes) -> Action:
+    """Decode one Kafka message value (UTF-8 JSON) and validate it as ``motcua.action/1``."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise InvalidActionError(
+            f"The message is not valid UTF-8 JSON: {e}.", reason="malformed_json"
+        ) from e
+    return validate_action(obj)
+
+
+def validate_action(obj: object) -> Action:
+    """Validate an already-decoded JSON object as ``motcua.action/1`` and normalize its data."""
+    if not isinstance(obj, dict):
+        raise InvalidActionError(
+            f"The action must be a JSON object, got {type(obj).__name__} {_show(obj)}.",
+            reason="not_an_object",
+        )
+    schema = obj.get("schema")
+    if schema != SCHEMA:
+        if schema is None and "schema" not in obj:
+            message = f"schema is required and must be {SCHEMA!r}."
+        else:
+            message = f"schema must be {SCHEMA!r}, got {_show(schema)}."
+        raise InvalidActionError(message, reason="unsupported_schema", field="schema")
+
+    action_id = _envelope_string(obj, "action_id", _ACTION_ID_MAX)
+    source = _envelope_string(obj, "source", _SOURCE_MAX)
+
+    if "type" not in obj:
+        raise _missing("type")
+    type_ = obj["type"]
+    subject_field = SUBJECT_FIELD.get(type_) if isinstance(type_, str) else None
+    if subject_field is None:
+        raise InvalidActionError(
+            f"type must be {_TYPES_EXPECTED}, got {_show(type_)}.",
+            reason="unknown_type",
+            field="type",
+        )
+
+    if "occurred_at" not in obj:
+        raise _missing("occurred_at")
+    occurred_at = _datetime(obj["occurred_at"], "occurred_at")
+    subject_id = _envelope_string(obj, subject_field, _ID_MAX)
+    data = _validate_data(type_, obj)
+
+    try:
+        canonical = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as e:  # only reachable from a dict built in Python
+        raise InvalidActionError(
+            f"The action cannot be encoded as JSON: {e}.", reason="malformed_json"
+        ) from e
+
+    return Action(
+        action_id=action_id,
+        source=source,
+        type=type_,
+        occurred_at=occurred_at,
+        subject_field=subject_field,
+        subject_id=subject_id,
+        data=data,
+        fingerprint=hashlib.sha256(canonical).hexdigest(),
+    )
+
+
+def _envelope_string(obj: dict[str, Any], key: str, maximum: int) -> str:
+    if key not in obj:
+        raise _missing(key)
+    value = obj[key]
+    if isinstance(value, str) and 1 <= len(value) <= maximum:
+        return value
+    raise _invalid(key, f"a string of 1 to {maximum} characters", value)
+
+
+def _validate_data(type_: str, obj: dict[str, Any]) -> dict[str, Any]:
+    value = obj.get("data")
+    if value is None:
+        if type_ in _DATA_REQUIRED:
+            if "data" not in obj:
+                raise _missing("data")
+            raise _invalid("data", "an object", value)
+        # Nothing in this type's data is required, so data may be absent or null.
+        value = {}
+    elif not isinstance(value, dict):
+        raise _invalid("data", "an object", value)
+    out = dict(value)  # unknown fields are kept
+    for key, path, check, presence in _DATA_RULES[type_]:
+        if key in value:
+            item = value[key]
+            if item is None and presence == _OPTIONAL:
+                continue
+            out[key] = check(item, path)
+        elif presence == _REQUIRED:
+            raise _missing(path)
+        elif presence == _FALSE:
+            out[key] = False
+    return out

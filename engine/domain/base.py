@@ -1,0 +1,74 @@
+"""What every motcua aggregate shares: deterministic ids and the cause of each fact."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+_NAMESPACE = uuid5(NAMESPACE_URL, "https://motcua.example/subjects")
+
+Cause = dict[str, Any]
+"""Which action caused a fact: ``source``, ``action_id``, ``topic``, ``partition``, ``offset``."""
+
+
+def subject_uuid(kind: str, subject_id: str) -> UUID:
+    """The aggregate id of a subject; the same business id always maps to the same aggregate."""
+    return uuid5(_NAMESPACE, f"{kind}:{subject_id}")
+
+
+class Subject(Aggregate):
+    """Base of the motcua aggregates.
+
+    Every event has a business time ``at``, a ``cause``, and the subject's derived facts before
+    (``prev``) and after (``facts``) it, so that consumers never need to read the subject.
+    """
+
+    facts: Any
+    sid: str
+
+    class Event(Aggregate.Event):
+        sid: str
+        at: str
+        cause: Cause | None
+        prev: Any
+        facts: Any
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.sid = self.sid
+            self.evolve(aggregate)
+            aggregate.facts = aggregate.compute_facts()
+
+        def evolve(self, aggregate: Any) -> None:
+            """Move the subject's state; facts are derived after."""
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    def compute_facts(self) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def _open(cls, event_class: type[Any], *, id: UUID, sid: str,  # noqa: A002
+              at: datetime, cause: Cause | None, **payload: Any) -> Any:
+        subject = cls._create(event_class, id=id, sid=sid, at=at.isoformat(), cause=cause,
+                              prev=None, facts=None, **payload)
+        object.__setattr__(subject.pending_events[-1], "facts", subject.facts)
+        return subject
+
+    def _emit(self, event_class: type[Any], at: datetime, cause: Cause | None,
+              **payload: Any) -> None:
+        prev = self.facts
+        self.trigger_event(event_class, sid=self.sid, at=at.isoformat(), cause=cause, prev=prev,
+                           facts=None, **payload)
+        object.__setattr__(self.pending_events[-1], "facts", self.facts)
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat()
+
+
+def parse_iso(s: str) -> datetime:
+    return datetime.fromisoformat(s)

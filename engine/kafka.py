@@ -1,0 +1,278 @@
+"""Thin kafka-python helpers: the one place Kafka clients are built.
+
+Keys and values are raw ``bytes`` throughout; (de)serialisation belongs to the caller.
+Consumers never commit to Kafka on their own: positions live in the event store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from engine.errors import UserError
+from engine.settings import KafkaSecurity
+
+__all__ = [
+    "BrokerUnreachableError",
+    "TopicPartition",
+    "admin",
+    "cluster_id",
+    "consumer",
+    "end_offsets",
+    "ensure_topics",
+    "partitions_for",
+    "producer",
+    "wait_until_reachable",
+]
+
+
+class BrokerUnreachableError(UserError):
+    """No Kafka broker answered at the configured bootstrap address."""
+
+
+def _common(bootstrap: str, security: KafkaSecurity | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"bootstrap_servers": [b.strip() for b in bootstrap.split(",")]}
+    kwargs.update((security or KafkaSecurity()).client_kwargs())
+    return kwargs
+
+
+def producer(
+    bootstrap: str, security: KafkaSecurity | None = None, **overrides: Any
+) -> KafkaProducer:
+    """A producer of raw bytes: acks=all, retries, a short linger so batches form."""
+    config: dict[str, Any] = {
+        "acks": "all",
+        "linger_ms": 5,
+        "retries": 10,
+        "batch_size": 256 * 1024,
+        "max_in_flight_requests_per_connection": 5,
+        "request_timeout_ms": 15_000,
+        "delivery_timeout_ms": 60_000,
+        "max_block_ms": 15_000,
+        "bootstrap_timeout_ms": 10_000,
+        "allow_auto_create_topics": False,
+        **_common(bootstrap, security),
+    }
+    config.update(overrides)
+    return KafkaProducer(**config)
+
+
+def consumer(
+    bootstrap: str,
+    security: KafkaSecurity | None = None,
+    *,
+    max_poll_records: int = 5000,
+    **overrides: Any,
+) -> KafkaConsumer:
+    """A consumer that commits nothing on its own; no group unless ``group_id`` is given.
+
+    Without a group, ``assign()`` partitions and ``seek()`` to the stored positions.
+    """
+    config: dict[str, Any] = {
+        "group_id": None,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": max_poll_records,
+        "fetch_max_wait_ms": 100,
+        "allow_auto_create_topics": False,
+        "request_timeout_ms": 30_000,
+        "bootstrap_timeout_ms": 10_000,
+        **_common(bootstrap, security),
+    }
+    config.update(overrides)
+    return KafkaConsumer(**config)
+
+
+def admin(
+    bootstrap: str, security: KafkaSecurity | None = None, **overrides: Any
+) -> KafkaAdminClient:
+    """An admin client; close it when done (or use ``admin_client``)."""
+    config: dict[str, Any] = {
+        "request_timeout_ms": 10_000,
+        "bootstrap_timeout_ms": 10_000,
+        **_common(bootstrap, security),
+    }
+    config.update(overrides)
+    try:
+        return KafkaAdminClient(**config)
+    except KafkaError as exc:
+        raise _unreachable(bootstrap, exc) from None
+
+
+@contextlib.contextmanager
+def admin_client(
+    bootstrap: str, security: KafkaSecurity | None = None, **overrides: Any
+) -> Iterator[KafkaAdminClient]:
+    """``admin()`` as a context manager that always closes the client."""
+    client = admin(bootstrap, security, **overrides)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def ensure_topics(
+    bootstrap: str, security: KafkaSecurity | None, topics: Mapping[str, int]
+) -> None:
+    """Create each missing topic with its partition count; existing topics are left alone."""
+    with admin_client(bootstrap, security) as client:
+        existing = set(client.list_topics())
+        missing = [
+            NewTopic(name=t, num_partitions=n, replication_factor=1)
+            for t, n in topics.items()
+            if t not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won
+                client.create_topics(missing, raise_errors=False)
+        _wait_for_topics(client, topics, timeout=10.0)
+
+
+def _wait_for_topics(client: KafkaAdminClient, topics: Mapping[str, int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        present = set(client.list_topics())
+        if all(t in present for t in topics):
+            return
+        if time.monotonic() > deadline:
+            absent = sorted(set(topics) - present)
+            raise UserError(f"Kafka topics {', '.join(absent)} could not be created.")
+        time.sleep(0.05)
+
+
+def partitions_for(
+    source: KafkaConsumer | str, topic: str, security: KafkaSecurity | None = None
+) -> list[int]:
+    """The partition numbers of ``topic`` (empty if it does not exist)."""
+    if isinstance(source, str):
+        with _temp_consumer(source, security) as c:
+            return partitions_for(c, topic)
+    parts = source.partitions_for_topic(topic)
+    return sorted(parts) if parts else []
+
+
+def end_offsets(
+    source: KafkaConsumer | str,
+    topic: str,
+    security: KafkaSecurity | None = None,
+    *,
+    exact: bool = True,
+) -> dict[int, int]:
+    """``{partition: offset of the next message}`` for every partition of ``topic``.
+
+    tansu 0.6 answers ListOffsets(latest) with the last *batch's* base offset + 1, short of the
+    true end when that batch held several records; with ``exact`` (the default) each non-empty
+    partition's end is taken from a Fetch response's high watermark instead, which is right.
+    """
+    if isinstance(source, str):
+        with _temp_consumer(source, security) as c:
+            return end_offsets(c, topic, exact=exact)
+    tps = [TopicPartition(topic, p) for p in partitions_for(source, topic)]
+    if not tps:
+        return {}
+    listed = {tp.partition: int(off) for tp, off in source.end_offsets(tps).items()}
+    if not exact or not any(listed.values()):
+        return listed
+    return _high_watermarks(source, topic, listed)
+
+
+def _high_watermarks(source: KafkaConsumer, topic: str, listed: dict[int, int]) -> dict[int, int]:
+    """Correct ``listed`` ends with the high watermark of a fetch at each ``listed - 1``."""
+    config = {k: v for k, v in source.config.items() if k in _CONNECTION_KEYS}
+    probe = KafkaConsumer(
+        **config, group_id=None, enable_auto_commit=False, max_poll_records=1,
+        allow_auto_create_topics=False, fetch_max_wait_ms=50,  # tansu: 0 returns nothing
+    )  # fmt: skip
+    try:
+        tps = {p: TopicPartition(topic, p) for p, end in listed.items() if end > 0}
+        probe.assign(list(tps.values()))
+        for p, tp in tps.items():
+            probe.seek(tp, listed[p] - 1)
+        deadline = time.monotonic() + 5.0
+        pending = set(tps.values())
+        while pending and time.monotonic() < deadline:
+            probe.poll(200, max_records=1)
+            done = {tp for tp in pending if probe.highwater(tp) is not None}
+            probe.pause(*done)  # drop their buffered records; fetch the others
+            pending -= done
+        out = dict(listed)
+        for p, tp in tps.items():
+            hw = probe.highwater(tp)
+            if hw is not None:
+                out[p] = max(out[p], int(hw))
+        return out
+    finally:
+        probe.close()
+
+
+_CONNECTION_KEYS = {
+    "bootstrap_servers", "client_dns_lookup", "request_timeout_ms", "bootstrap_timeout_ms",
+    "security_protocol", "ssl_context", "ssl_check_hostname", "ssl_cafile", "ssl_certfile",
+    "ssl_keyfile", "ssl_crlfile", "ssl_password", "ssl_ciphers", "sasl_mechanism",
+    "sasl_plain_username", "sasl_plain_password", "sasl_kerberos_name",
+    "sasl_kerberos_service_name", "sasl_kerberos_domain_name", "sasl_oauth_token_provider",
+    "api_version",
+}  # fmt: skip
+
+
+@contextlib.contextmanager
+def _temp_consumer(bootstrap: str, security: KafkaSecurity | None) -> Iterator[KafkaConsumer]:
+    try:
+        c = consumer(bootstrap, security)
+    except KafkaError as exc:
+        raise _unreachable(bootstrap, exc) from None
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def cluster_id(bootstrap: str, security: KafkaSecurity | None = None) -> str:
+    """The cluster id the broker reports (DescribeCluster, falling back to Metadata)."""
+    with admin_client(bootstrap, security) as client:
+        return str(client.describe_cluster()["cluster_id"])
+
+
+def wait_until_reachable(
+    bootstrap: str, security: KafkaSecurity | None = None, timeout: float = 10.0
+) -> None:
+    """Return once a broker answers a metadata request, else raise ``BrokerUnreachableError``."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _unreachable(bootstrap, last)
+        ms = max(int(remaining * 1000), 100)
+        try:
+            client = KafkaAdminClient(
+                **_common(bootstrap, security),
+                request_timeout_ms=ms,
+                bootstrap_timeout_ms=ms,
+                reconnect_backoff_max_ms=200,
+            )
+        except (KafkaError, OSError) as exc:
+            last = exc
+            time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+            continue
+        try:
+            client.list_topics()
+            return
+        except (KafkaError, OSError) as exc:
+            last = exc
+        finally:
+            client.close()
+
+
+def _unreachable(bootstrap: str, cause: Exception | None) -> BrokerUnreachableError:
+    del cause  # the sentence stays short; the cause is logged by the caller if wanted
+    return BrokerUnreachableError(
+        f"No Kafka broker answered at {bootstrap}; check MOTCUA_KAFKA_BOOTSTRAP "
+        "(or unset it to use the bundled broker)."
+    )

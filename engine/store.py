@@ -1,0 +1,307 @@
+"""The event store: eventsourcing's process recorders plus motcua's intake ledger.
+
+Each engine transaction writes, together and atomically: the new domain events, the Kafka
+position (eventsourcing ``Tracking``), one intake row per consumed message (accepted, duplicate,
+held or rejected), the dead letters bound for ``motcua.rejected``, and the deadline index of open
+dossiers. One schema, two dialects (SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import StoredEvent, Transcoder
+from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.sqlite import SQLiteProcessRecorder
+from psycopg.sql import SQL
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+REJECTED = "rejected"
+HELD = "held"
+
+
+class OrjsonTranscoder(Transcoder):
+    """JSON with orjson; event payloads are primitives, only ``timestamp`` is a datetime."""
+
+    def encode(self, obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+    def decode(self, data: bytes) -> Any:
+        d = orjson.loads(data)
+        ts = d.get("timestamp")
+        if isinstance(ts, str):
+            d["timestamp"] = datetime.fromisoformat(ts)
+        return d
+
+
+@dataclass
+class IntakeRow:
+    """What became of one consumed message."""
+
+    log: str
+    topic: str
+    partition: int
+    offset: int
+    outcome: str
+    akey: str | None = None
+    fingerprint: str | None = None
+    subject: str | None = None
+    occurred_at: str | None = None
+    reason: str | None = None
+    field: str | None = None
+    message: str | None = None
+    raw: bytes | None = None
+
+
+@dataclass
+class SideEffects:
+    """Everything an engine transaction writes besides events and tracking."""
+
+    intake: list[IntakeRow] = field(default_factory=list)
+    # (row id, new outcome, reason, message) for held rows that were released or expired.
+    resolved_holds: list[tuple[int, str, str | None, str | None]] = field(default_factory=list)
+    dead_letters: list[IntakeRow] = field(default_factory=list)
+    # originator id hex -> epoch seconds of the due time, or None to drop it from the index.
+    deadlines: dict[str, float | None] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.intake or self.resolved_holds or self.dead_letters or self.deadlines)
+
+
+def akey(source: str, action_id: str) -> str:
+    """The idempotency key (``source``, ``action_id``) as one column."""
+    return f"{source}\x1f{action_id}"
+
+
+_INTAKE_COLUMNS = (
+    "log, topic, part, off, outcome, akey, fingerprint, subject, occurred_at, reason, field, "
+    "message, raw, recorded_at"
+)
+
+
+def _schema(serial: str, blob: str) -> list[str]:
+    return [
+        f"CREATE TABLE IF NOT EXISTS motcua_intake (id {serial} PRIMARY KEY, log TEXT NOT NULL, "
+        "topic TEXT NOT NULL, part INTEGER NOT NULL, off BIGINT NOT NULL, outcome TEXT NOT NULL, "
+        f"akey TEXT, fingerprint TEXT, subject TEXT, occurred_at TEXT, reason TEXT, field TEXT, "
+        f"message TEXT, raw {blob}, recorded_at DOUBLE PRECISION NOT NULL)",
+        "CREATE UNIQUE INDEX IF NOT EXISTS motcua_intake_key ON motcua_intake (akey) "
+        "WHERE outcome IN ('accepted', 'held')",
+        "CREATE INDEX IF NOT EXISTS motcua_intake_held ON motcua_intake (subject) "
+        "WHERE outcome = 'held'",
+        "CREATE INDEX IF NOT EXISTS motcua_intake_pos ON motcua_intake (log, topic, part, off)",
+        f"CREATE TABLE IF NOT EXISTS motcua_dead_letters (id {serial} PRIMARY KEY, "
+        "log TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, off BIGINT NOT NULL, "
+        "akey TEXT, reason TEXT NOT NULL, field TEXT, message TEXT NOT NULL, "
+        f"raw {blob}, recorded_at DOUBLE PRECISION NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS motcua_deadlines (originator_id TEXT PRIMARY KEY, "
+        "due DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS motcua_deadlines_due ON motcua_deadlines (due)",
+        "CREATE TABLE IF NOT EXISTS motcua_positions (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    ]
+
+
+class IntakeMixin:
+    """The motcua tables, written in the same transaction as the events (one home, two dialects)."""
+
+    ph = "?"
+
+    def _sql(self, statement: str) -> str:
+        return statement if self.ph == "?" else statement.replace("?", "%s")
+
+    @contextmanager
+    def _tx(self, commit: bool) -> Iterator[Any]:
+        with self.datastore.transaction(commit=commit) as c:  # type: ignore[attr-defined]
+            yield c
+
+    def write_side_effects(self, c: Any, fx: SideEffects) -> None:
+        now = time.time()
+        if fx.intake:
+            c.executemany(
+                self._sql(f"INSERT INTO motcua_intake ({_INTAKE_COLUMNS}) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                [(r.log, r.topic, r.partition, r.offset, r.outcome, r.akey, r.fingerprint,
+                  r.subject, r.occurred_at, r.reason, r.field, r.message,
+                  r.raw if r.outcome in (HELD, REJECTED) else None, now) for r in fx.intake],
+            )
+        if fx.resolved_holds:
+            c.executemany(
+                self._sql("UPDATE motcua_intake SET outcome=?, reason=?, message=?, raw=NULL "
+                          "WHERE id=? AND outcome='held'"),
+                [(o, r, m, i) for i, o, r, m in fx.resolved_holds],
+            )
+        if fx.dead_letters:
+            c.executemany(
+                self._sql("INSERT INTO motcua_dead_letters (log, topic, part, off, akey, reason, "
+                          "field, message, raw, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?)"),
+                [(r.log, r.topic, r.partition, r.offset, r.akey, r.reason, r.field, r.message,
+                  r.raw, now) for r in fx.dead_letters],
+            )
+        drops = [(oid,) for oid, due in fx.deadlines.items() if due is None]
+        sets = [(oid, due) for oid, due in fx.deadlines.items() if due is not None]
+        if drops:
+            c.executemany(self._sql("DELETE FROM motcua_deadlines WHERE originator_id=?"), drops)
+        if sets:
+            c.executemany(
+                self._sql("INSERT INTO motcua_deadlines (originator_id, due) VALUES (?,?) "
+                          "ON CONFLICT (originator_id) DO UPDATE SET due=excluded.due"),
+                sets,
+            )
+
+    def record_side_effects(self, fx: SideEffects) -> None:
+        """Write side effects alone (hold expiry), in their own transaction."""
+        if fx:
+            with self._tx(commit=True) as c:
+                self.write_side_effects(c, fx)
+
+    # ----- reads ---------------------------------------------------------------------------
+
+    def lookup_keys(self, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """The taken keys among ``keys``: key → (fingerprint, outcome)."""
+        out: dict[str, tuple[str, str]] = {}
+        with self._tx(commit=False) as c:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                c.execute(
+                    self._sql("SELECT akey, fingerprint, outcome FROM motcua_intake WHERE "
+                              f"outcome IN ('accepted','held') AND akey IN "
+                              f"({','.join('?' * len(chunk))})"),
+                    list(chunk),
+                )
+                for row in c.fetchall():
+                    out[row["akey"]] = (row["fingerprint"], row["outcome"])
+        return out
+
+    def held_for(self, subjects: Iterable[str]) -> list[dict[str, Any]]:
+        """Held rows of the given subjects, oldest business time first."""
+        subjects = list(subjects)
+        if not subjects:
+            return []
+        rows: list[dict[str, Any]] = []
+        with self._tx(commit=False) as c:
+            for i in range(0, len(subjects), 500):
+                chunk = subjects[i:i + 500]
+                c.execute(
+                    self._sql("SELECT id, log, topic, part, off, akey, subject, raw FROM "
+                              "motcua_intake WHERE outcome='held' AND subject IN "
+                              f"({','.join('?' * len(chunk))})"),
+                    chunk,
+                )
+                rows.extend(dict(r) for r in c.fetchall())
+        return rows
+
+    def held_older_than(self, recorded_before: float, limit: int = 1000) -> list[dict[str, Any]]:
+        with self._tx(commit=False) as c:
+            c.execute(
+                self._sql("SELECT id, log, topic, part, off, akey, subject, raw FROM motcua_intake "
+                          "WHERE outcome='held' AND recorded_at < ? ORDER BY id LIMIT ?"),
+                (recorded_before, limit),
+            )
+            return [dict(r) for r in c.fetchall()]
+
+    def held_count(self) -> int:
+        with self._tx(commit=False) as c:
+            c.execute("SELECT COUNT(*) AS n FROM motcua_intake WHERE outcome='held'")
+            return int(c.fetchone()["n"])
+
+    def due_deadlines(self, now: float, limit: int = 1000) -> list[tuple[str, float]]:
+        with self._tx(commit=False) as c:
+            c.execute(
+                self._sql("SELECT originator_id, due FROM motcua_deadlines WHERE due <= ? "
+                          "ORDER BY due LIMIT ?"),
+                (now, limit),
+            )
+            return [(r["originator_id"], float(r["due"])) for r in c.fetchall()]
+
+    def intake_summary(self, log: str, topic: str,
+                       ranges: dict[int, tuple[int, int]]) -> list[tuple[str, str | None, int]]:
+        """(outcome, reason, count) of the messages in the given offset ranges per partition."""
+        out: list[tuple[str, str | None, int]] = []
+        with self._tx(commit=False) as c:
+            for part, (lo, hi) in ranges.items():
+                c.execute(
+                    self._sql("SELECT outcome, reason, COUNT(*) AS n FROM motcua_intake WHERE "
+                              "log=? AND topic=? AND part=? AND off BETWEEN ? AND ? "
+                              "GROUP BY outcome, reason"),
+                    (log, topic, part, lo, hi),
+                )
+                out.extend((r["outcome"], r["reason"], int(r["n"])) for r in c.fetchall())
+        return out
+
+    def intake_count(self, log: str, topic: str, ranges: dict[int, tuple[int, int]]) -> int:
+        return sum(n for _, _, n in self.intake_summary(log, topic, ranges))
+
+    def dead_letters_after(self, after_id: int, limit: int) -> list[dict[str, Any]]:
+        with self._tx(commit=False) as c:
+            c.execute(
+                self._sql("SELECT * FROM motcua_dead_letters WHERE id > ? ORDER BY id LIMIT ?"),
+                (after_id, limit),
+            )
+            return [dict(r) for r in c.fetchall()]
+
+    def get_position(self, name: str) -> int:
+        with self._tx(commit=False) as c:
+            c.execute(self._sql("SELECT value FROM motcua_positions WHERE name=?"), (name,))
+            row = c.fetchone()
+            return int(row["value"]) if row else 0
+
+    def set_position(self, name: str, value: int) -> None:
+        with self._tx(commit=True) as c:
+            c.execute(
+                self._sql("INSERT INTO motcua_positions (name, value) VALUES (?, ?) "
+                          "ON CONFLICT (name) DO UPDATE SET value=excluded.value"),
+                (name, value),
+            )
+
+    def find_intake(self, akeys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The accepted intake row of each key (for history: which offset caused a fact)."""
+        with self._tx(commit=False) as c:
+            c.execute(
+                self._sql("SELECT akey, log, topic, part, off FROM motcua_intake WHERE outcome="
+                          f"'accepted' AND akey IN ({','.join('?' * len(akeys))})"),
+                list(akeys),
+            )
+            return {r["akey"]: dict(r) for r in c.fetchall()}
+
+
+class SQLiteStore(IntakeMixin, SQLiteProcessRecorder):
+    """SQLite process recorder with the motcua tables."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(),
+                *_schema("INTEGER", "BLOB")]
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent],
+                       **kwargs: Any) -> Sequence[int] | None:
+        returning = super()._insert_events(c, stored_events, **kwargs)
+        fx: SideEffects | None = kwargs.get("side_effects")
+        if fx:
+            self.write_side_effects(c, fx)
+        return returning
+
+
+class PostgresStore(IntakeMixin, PostgresProcessRecorder):
+    """PostgreSQL process recorder with the motcua tables."""
+
+    ph = "%s"
+
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events",
+                 tracking_table_name: str = "notification_tracking") -> None:
+        super().__init__(datastore, events_table_name=events_table_name,
+                         tracking_table_name=tracking_table_name)
+        for statement in _schema("BIGSERIAL", "BYTEA"):
+            self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
+
+    def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
+                       **kwargs: Any) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        fx: SideEffects | None = kwargs.get("side_effects")
+        if fx:
+            self.write_side_effects(curs, fx)
