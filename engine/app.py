@@ -295,6 +295,7 @@ class _Batch:
     def reject(self, m: Message, a: Action | None, e: RefusedActionError) -> None:
         r = self.row(m, a, REJECTED, reason=e.reason, field=e.field, message=e.message)
         self.fx.dead_letters.append(r)
+        self._count(f"{REJECTED}:{e.reason}")
         log.info("action_rejected", reason=e.reason, field=e.field, message=e.message,
                  topic=m.topic, partition=m.partition, offset=m.offset)
 
@@ -417,8 +418,9 @@ class _Batch:
     def _settle(self, where: str, r: Any, outcome: str, reason: str | None,
                 message: str | None) -> None:
         if where == "batch":
-            self.counts[HELD] = self.counts.get(HELD, 0) - 1
-            self._count(outcome)
+            if r.offset >= 0:  # an internal link row was never counted as a consumed message
+                self.counts[HELD] = self.counts.get(HELD, 0) - 1
+                self._count(outcome)
             r.outcome, r.reason, r.message = outcome, reason, message
             if outcome == REJECTED and r.offset >= 0:
                 self.fx.dead_letters.append(r)

@@ -37,7 +37,11 @@ class BrokerUnreachableError(UserError):
 
 
 def _common(bootstrap: str, security: KafkaSecurity | None) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"bootstrap_servers": [b.strip() for b in bootstrap.split(",")]}
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": [b.strip() for b in bootstrap.split(",")],
+        # kafka-python backs off up to 30 s between reconnects by default; recover in ~2 s.
+        "reconnect_backoff_max_ms": 2_000,
+    }
     kwargs.update((security or KafkaSecurity()).client_kwargs())
     return kwargs
 
@@ -252,10 +256,9 @@ def wait_until_reachable(
         ms = max(int(remaining * 1000), 100)
         try:
             client = KafkaAdminClient(
-                **_common(bootstrap, security),
+                **{**_common(bootstrap, security), "reconnect_backoff_max_ms": 200},
                 request_timeout_ms=ms,
                 bootstrap_timeout_ms=ms,
-                reconnect_backoff_max_ms=200,
             )
         except (KafkaError, OSError) as exc:
             last = exc

@@ -1,0 +1,42 @@
+"""Prometheus metrics of every role, in one registry that ``/metrics`` serves."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry()
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.actions = Counter("motcua_actions_total", "Consumed actions by outcome",
+                               ["outcome"], registry=registry)
+        self.rejected = Counter("motcua_rejected_actions_total", "Refused actions by reason",
+                                ["reason"], registry=registry)
+        self.batch_seconds = Histogram("motcua_engine_batch_seconds",
+                                       "Time to record one engine batch", registry=registry)
+        self.engine_position = Gauge("motcua_engine_position",
+                                     "Last recorded offset of motcua.actions", ["partition"],
+                                     registry=registry)
+        self.events_folded = Counter("motcua_events_folded_total",
+                                     "Events folded into the views", registry=registry)
+        self.events_skipped = Counter("motcua_events_skipped_total",
+                                      "Events already applied (redelivered)", registry=registry)
+        self.projection_lag = Gauge("motcua_projection_lag_messages",
+                                    "Messages of motcua.events not yet folded", ["partition"],
+                                    registry=registry)
+        self.projection_position = Gauge("motcua_projection_position",
+                                         "Store position folded, per events partition",
+                                         ["partition"], registry=registry)
+        self.query_seconds = Histogram("motcua_query_seconds", "Query latency", ["query"],
+                                       registry=registry)
+        self.http_refusals = Counter("motcua_bridge_refusals_total",
+                                     "Refused HTTP bridge requests", ["status"],
+                                     registry=registry)
+
+
+METRICS = _Metrics(REGISTRY)
+
+
+def render() -> bytes:
+    return generate_latest(REGISTRY)

@@ -1,0 +1,123 @@
+"""The relay (outbox): from the event store's notification log to Kafka.
+
+Domain events go to ``motcua.events`` (key: subject id; value: orjson carrying the store position
+``pos`` and the subject's facts before and after); dead letters go to ``motcua.rejected`` (value:
+the action's original bytes; headers: reason, field, message and the source position).
+
+At-least-once by design: the relay records how far it got only after the broker acknowledged
+everything up to there, so a crash repeats a tail, and consumers drop what they already applied
+(projections by ``pos``). When the events topic is a new log (the bundled broker forgets
+everything on restart), the relay starts again from the beginning of the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import structlog
+from kafka import KafkaProducer
+
+from engine.settings import EVENTS_TOPIC, REJECTED_TOPIC
+from engine.store import IntakeMixin
+
+log = structlog.get_logger("motcua.relay")
+
+_KINDS = {"Dossier": "dossier", "Feedback": "feedback", "Procedure": "procedure",
+          "Agency": "agency"}
+_TOPIC_CACHE: dict[str, tuple[str, str]] = {}
+
+
+def kind_and_type(topic: str) -> tuple[str, str]:
+    """``engine.domain.dossier:Dossier.Resolved`` → (``dossier``, ``Resolved``)."""
+    kt = _TOPIC_CACHE.get(topic)
+    if kt is None:
+        qual = topic.rsplit(":", 1)[-1]
+        cls, _, event = qual.partition(".")
+        kt = _TOPIC_CACHE[topic] = (_KINDS.get(cls, cls.lower()), event)
+    return kt
+
+
+def event_message(pos: int, topic: str, state: bytes) -> tuple[str, dict[str, Any]]:
+    """The ``motcua.events`` message of one stored event: (key, value)."""
+    s = orjson.loads(state)
+    kind, etype = kind_and_type(topic)
+    return s["sid"], {
+        "pos": pos, "kind": kind, "type": etype, "sid": s["sid"], "at": s["at"],
+        "recorded_at": s["timestamp"], "prev": s["prev"], "facts": s["facts"],
+    }
+
+
+class Relay:
+    """Publishes what the engine recorded; positions live in the store."""
+
+    EVENTS = "relay:events"
+    REJECTED = "relay:rejected"
+    LOG = "relay:log"
+
+    def __init__(self, store: IntakeMixin, recorder: Any, producer: KafkaProducer,
+                 page: int = 5000) -> None:
+        self.store = store
+        self.recorder = recorder
+        self.producer = producer
+        self.page = page
+        self._events_pos = store.get_position(self.EVENTS)
+        self._rejected_pos = store.get_position(self.REJECTED)
+
+    def new_log(self, log_id: str) -> None:
+        """Start over if the output topics are not the log we published to last time."""
+        known = self.store.get_position(f"{self.LOG}:{log_id}")
+        if known:
+            return
+        log.info("relay_new_log", log_id=log_id, republish_from=0)
+        self._events_pos = self._rejected_pos = 0
+        self.store.set_position(self.EVENTS, 0)
+        self.store.set_position(self.REJECTED, 0)
+        self.store.set_position(f"{self.LOG}:{log_id}", 1)
+
+    def run_once(self) -> int:
+        """Publish one page of events and dead letters; returns how many were published."""
+        n = self._events()
+        n += self._rejected()
+        return n
+
+    def _events(self) -> int:
+        notes = self.recorder.select_notifications(self._events_pos + 1, self.page)
+        if not notes:
+            return 0
+        futures = []
+        for note in notes:
+            key, value = event_message(note.id, note.topic, note.state)
+            futures.append(self.producer.send(EVENTS_TOPIC, key=key.encode(),
+                                              value=orjson.dumps(value)))
+        self.producer.flush()
+        for f in futures:
+            f.get(timeout=30)  # raises if the broker did not take it: the page is redone
+        self._events_pos = notes[-1].id
+        self.store.set_position(self.EVENTS, self._events_pos)
+        return len(notes)
+
+    def _rejected(self) -> int:
+        rows = self.store.dead_letters_after(self._rejected_pos, self.page)
+        if not rows:
+            return 0
+        futures = []
+        for r in rows:
+            headers = [
+                ("reason", str(r["reason"]).encode()),
+                ("message", str(r["message"]).encode()),
+                ("field", str(r["field"] or "").encode()),
+                ("source_topic", str(r["topic"]).encode()),
+                ("source_partition", str(r["part"]).encode()),
+                ("source_offset", str(r["off"]).encode()),
+            ]
+            key = (r["akey"] or "").replace("\x1f", "/").encode() or None
+            raw = bytes(r["raw"]) if r["raw"] is not None else b""
+            futures.append(self.producer.send(REJECTED_TOPIC, key=key, value=raw,
+                                              headers=headers))
+        self.producer.flush()
+        for f in futures:
+            f.get(timeout=30)
+        self._rejected_pos = int(rows[-1]["id"])
+        self.store.set_position(self.REJECTED, self._rejected_pos)
+        return len(rows)

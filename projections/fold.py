@@ -1,0 +1,265 @@
+"""The hot scoring path: fold subject facts into per-(agency, reception month) counters.
+
+Every event carries its subject's facts before and after it (``engine.facts``). A fold moves
+the subject's contribution from the old facts to the new ones: it computes a small bitmask of
+the counters each facts list contributes to, and touches only the counters whose bit changed.
+It never reads a dossier, and memory grows with agencies × months (× procedures used), never
+with dossiers. Periods and agency roll-ups are sums done at query time (``projections.views``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import facts as F
+
+# Counter slots of a dossier cell and of its per-procedure vectors (same layout).
+N, SYNCED, ON_TIME, LATE, OPEN, REUSED, REPO, POP, FEE, FEE_PAID, E_RESULT, GOOD54, FINISHED, \
+    CLEAN, DIGITIZED, DIG_ERES, FULL_ONLINE, PDAYS = range(18)
+SLOTS = 18
+BITS = 17  # slots 0..16 are 0/1 contributions; PDAYS is a sum
+
+# Counter slots of a feedback cell.
+FB_N, FB_PROCEDURE, FB_STAFF, FB_ON_TIME, FB_LATE, FB_OPEN, FB_GOOD, FB_CLEAN = range(8)
+FB_SLOTS = 8
+
+_CLEAN_MASK = F.RATED_UNSATISFIED | F.FEEDBACK_LINKED
+
+
+def dossier_mask(f: list[Any]) -> int:
+    """The counters (as bits of slot numbers) that one dossier's facts contribute 1 to."""
+    fl = f[3]
+    j = f[4]
+    m = 1
+    if fl & F.SYNCED:
+        m |= 1 << SYNCED
+    if j == 1:
+        m |= 1 << ON_TIME
+        if not fl & _CLEAN_MASK:
+            m |= 1 << GOOD54
+    elif j == 0:
+        m |= 1 << LATE
+    else:
+        m |= 1 << OPEN
+    if fl & F.REUSED_DIGITIZED_DATA:
+        m |= 1 << REUSED
+    if fl & (F.FROM_PERSONAL_REPOSITORY | F.PUSHED_TO_REPOSITORY):
+        m |= 1 << REPO
+    if fl & F.POPULATION_DATA_USED:
+        m |= 1 << POP
+    if fl & F.FEE_REQUIRED:
+        m |= 1 << FEE
+        if fl & F.PAID_ONLINE:
+            m |= 1 << FEE_PAID
+    if fl & F.E_RESULT:
+        m |= 1 << E_RESULT
+    if fl & F.FINISHED:
+        m |= 1 << FINISHED
+    if not fl & _CLEAN_MASK:
+        m |= 1 << CLEAN
+    if fl & F.DIGITIZED:
+        m |= 1 << DIGITIZED
+        if fl & F.E_RESULT:
+            m |= 1 << DIG_ERES
+    if fl & F.FULL_ONLINE:
+        m |= 1 << FULL_ONLINE
+    return m
+
+
+def feedback_mask(f: list[Any]) -> int:
+    fl = f[3]
+    j = f[4]
+    m = 1
+    cls = f[2]
+    if cls == "procedure":
+        m |= 1 << FB_PROCEDURE
+    elif cls == "staff_conduct":
+        m |= 1 << FB_STAFF
+    clean = not fl & (F.FB_RATED_UNSATISFIED | F.FB_RECOMPLAINED)
+    if clean:
+        m |= 1 << FB_CLEAN
+    if j == 1:
+        m |= 1 << FB_ON_TIME
+        if clean:
+            m |= 1 << FB_GOOD
+    elif j == 0:
+        m |= 1 << FB_LATE
+    else:
+        m |= 1 << FB_OPEN
+    return m
+
+
+def _bits(m: int) -> list[int]:
+    out = []
+    i = 0
+    while m:
+        if m & 1:
+            out.append(i)
+        m >>= 1
+        i += 1
+    return out
+
+
+_BITS_CACHE: dict[int, list[int]] = {}
+
+
+def bits(m: int) -> list[int]:
+    b = _BITS_CACHE.get(m)
+    if b is None:
+        if len(_BITS_CACHE) > 4096:
+            _BITS_CACHE.clear()
+        b = _BITS_CACHE[m] = _bits(m)
+    return b
+
+
+Cell = tuple[str, str]
+
+
+class Counters:
+    """All the counters of all agencies and months, plus the current catalog."""
+
+    def __init__(self) -> None:
+        self.cells: dict[Cell, list[int]] = {}
+        # (agency, month) -> due_day -> [open dossiers, of which clean]
+        self.open_due: dict[Cell, dict[int, list[int]]] = {}
+        # (agency, month) -> procedure id -> counter vector (dossier slot layout)
+        self.procs: dict[Cell, dict[str, list[int]]] = {}
+        self.fb_cells: dict[Cell, list[int]] = {}
+        self.fb_open_due: dict[Cell, dict[int, list[int]]] = {}
+        self.procedures: dict[str, dict[str, Any]] = {}
+        self.agencies: dict[str, dict[str, Any]] = {}
+        # What changed since the last flush (for the view store).
+        self.dirty_cells: set[Cell] = set()
+        self.dirty_fb: set[Cell] = set()
+        self.dirty_catalog: set[tuple[str, str]] = set()
+        # Dossier id -> facts, for dossiers that are (or may become) late; None = not late.
+        self.late: dict[str, list[Any] | None] = {}
+
+    # ----- dossiers ------------------------------------------------------------------------
+
+    def fold_dossier(self, sid: str, prev: list[Any] | None, facts: list[Any]) -> None:
+        """Move one dossier's contribution from ``prev`` to ``facts``."""
+        key = (facts[0], facts[1])
+        if prev is not None and (prev[0], prev[1], prev[2]) != (facts[0], facts[1], facts[2]):
+            self._dossier_delta(prev, None)
+            prev = None
+        self._dossier_delta(prev, facts)
+        j = facts[4]
+        if j == 0 or j == -1:
+            self.late[sid] = facts
+        elif prev is not None and prev[4] != 1:
+            self.late[sid] = None
+        self.dirty_cells.add(key)
+
+    def _dossier_delta(self, old: list[Any] | None, new: list[Any] | None) -> None:
+        f = new if new is not None else old
+        assert f is not None
+        key = (f[0], f[1])
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = [0] * SLOTS
+            self.procs[key] = {}
+            self.open_due[key] = {}
+        pvecs = self.procs[key]
+        vec = pvecs.get(f[2])
+        if vec is None:
+            vec = pvecs[f[2]] = [0] * SLOTS
+        om = dossier_mask(old) if old is not None else 0
+        nm = dossier_mask(new) if new is not None else 0
+        if om != nm:
+            for b in bits(om & ~nm):
+                cell[b] -= 1
+                vec[b] -= 1
+            for b in bits(nm & ~om):
+                cell[b] += 1
+                vec[b] += 1
+        od = old[6] if old is not None and old[6] >= 0 else 0
+        nd = new[6] if new is not None and new[6] >= 0 else 0
+        if od != nd:
+            cell[PDAYS] += nd - od
+        o_open = old is not None and old[4] == -1
+        n_open = new is not None and new[4] == -1
+        if o_open or n_open:
+            hist = self.open_due[key]
+            oc = int(bool(om >> CLEAN & 1))
+            nc = int(bool(nm >> CLEAN & 1))
+            if o_open and n_open and old[5] == new[5] and oc == nc:  # type: ignore[index]
+                return
+            if o_open:
+                h = hist[old[5]]  # type: ignore[index]
+                h[0] -= 1
+                h[1] -= oc
+                if h[0] == 0:
+                    del hist[old[5]]  # type: ignore[index]
+            if n_open:
+                h = hist.get(new[5])  # type: ignore[index]
+                if h is None:
+                    h = hist[new[5]] = [0, 0]  # type: ignore[index]
+                h[0] += 1
+                h[1] += nc
+
+    # ----- feedback ------------------------------------------------------------------------
+
+    def fold_feedback(self, prev: list[Any] | None, facts: list[Any]) -> None:
+        key = (facts[0], facts[1])
+        if prev is not None and (prev[0], prev[1]) != key:
+            self._feedback_delta(prev, None)
+            prev = None
+        self._feedback_delta(prev, facts)
+        self.dirty_fb.add(key)
+
+    def _feedback_delta(self, old: list[Any] | None, new: list[Any] | None) -> None:
+        f = new if new is not None else old
+        assert f is not None
+        key = (f[0], f[1])
+        cell = self.fb_cells.get(key)
+        if cell is None:
+            cell = self.fb_cells[key] = [0] * FB_SLOTS
+            self.fb_open_due[key] = {}
+        om = feedback_mask(old) if old is not None else 0
+        nm = feedback_mask(new) if new is not None else 0
+        for b in bits(om & ~nm):
+            cell[b] -= 1
+        for b in bits(nm & ~om):
+            cell[b] += 1
+        hist = self.fb_open_due[key]
+        if old is not None and old[4] == -1:
+            h = hist[old[5]]
+            h[0] -= 1
+            h[1] -= om >> FB_CLEAN & 1
+            if h[0] == 0:
+                del hist[old[5]]
+        if new is not None and new[4] == -1:
+            h = hist.setdefault(new[5], [0, 0])
+            h[0] += 1
+            h[1] += nm >> FB_CLEAN & 1
+
+    # ----- catalog -------------------------------------------------------------------------
+
+    def put_procedure(self, entry: dict[str, Any]) -> None:
+        self.procedures[entry["procedure_id"]] = entry
+        self.dirty_catalog.add(("procedure", entry["procedure_id"]))
+
+    def put_agency(self, entry: dict[str, Any]) -> None:
+        self.agencies[entry["agency_id"]] = entry
+        self.dirty_catalog.add(("agency", entry["agency_id"]))
+
+    # ----- events --------------------------------------------------------------------------
+
+    def fold(self, event: dict[str, Any]) -> None:
+        """Fold one ``motcua.events`` message (already decoded)."""
+        kind = event["kind"]
+        if kind == "dossier":
+            self.fold_dossier(event["sid"], event["prev"], event["facts"])
+        elif kind == "feedback":
+            self.fold_feedback(event["prev"], event["facts"])
+        elif kind == "procedure":
+            self.put_procedure(event["facts"])
+        elif kind == "agency":
+            self.put_agency(event["facts"])
+
+    def clear_dirty(self) -> None:
+        self.dirty_cells.clear()
+        self.dirty_fb.clear()
+        self.dirty_catalog.clear()
+        self.late.clear()
