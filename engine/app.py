@@ -258,7 +258,8 @@ class Engine:
                 "cause": state.pop("cause"),
                 "facts": state.pop("facts"),
                 "data": {k: v for k, v in state.items()
-                         if k not in ("prev", "originator_topic", "class_version")},
+                         if k not in ("prev", "originator_topic", "class_version", "sid",
+                                      "flags", "apology_moves_due")},
             })
         return out
 
@@ -302,7 +303,7 @@ class _Batch:
     def handle(self, m: Message, a: Action) -> None:
         k = akey(a.source, a.action_id)
         try:
-            outcome = self.apply(a, _cause(a, m), m)
+            outcome, waits_for = self.apply(a, _cause(a, m), m)
         except RefusedActionError as e:
             self.reject(m, a, e)
             return
@@ -319,41 +320,52 @@ class _Batch:
                     f"({self.e.hold_limit} actions).", reason="hold_full"))
                 return
             r = self.row(m, a, HELD)
-            self.held.setdefault(r.subject or "", []).append((r, a))
+            r.subject = waits_for
+            self.held.setdefault(waits_for, []).append((r, a))
             self.e._held += 1
         else:
             self.row(m, a, ACCEPTED)
         self.keys[k] = (a.fingerprint, outcome)
 
-    def apply(self, a: Action, cause: dict[str, Any] | None, m: Message | None) -> str:
-        """Apply one action to its subject; ``HELD`` if the subject is not there yet."""
+    def apply(self, a: Action, cause: dict[str, Any] | None,
+              m: Message | None) -> tuple[str, str]:
+        """Apply one action to its subject; (``HELD``, what it waits for) if it cannot yet."""
         kind = KIND_OF_FIELD[a.subject_field]
+        subject = f"{kind}:{a.subject_id}"
         sid = subject_uuid(kind, a.subject_id)
         agg = self.touched.get(sid) or self.e._get(sid)
         opening = OPENING.get(a.type)
         if agg is None and opening is None:
-            return HELD
+            return HELD, subject
         data: dict[str, Any] = dict(a.data)
         at = a.occurred_at
         if agg is None:
+            if a.type == "received" and data.get("due_at") is None:
+                pid = data["procedure_id"]
+                if self._procedure(pid) is None:
+                    # Its due time comes from a procedure the catalog has not sent yet.
+                    return HELD, f"procedure:{pid}"
             agg = self.create(a, sid, data, at, cause)
             self.touched[sid] = agg
             self.e._remember(agg)
-            self.release(f"{kind}:{a.subject_id}")
-            return ACCEPTED
+            self.release(subject)
+            return ACCEPTED, subject
         _COMMANDS[a.type](self, agg, data, at, cause)
         self.touched[sid] = agg
-        return ACCEPTED
+        return ACCEPTED, subject
+
+    def _procedure(self, pid: str) -> Procedure | None:
+        psid = subject_uuid("procedure", pid)
+        p = self.touched.get(psid) or self.e._get(psid)
+        return p if isinstance(p, Procedure) else None
 
     def create(self, a: Action, sid: UUID, data: dict[str, Any], at: datetime,
                cause: dict[str, Any] | None) -> Subject:
         e = self.e
         if a.type == "received":
-            proc = self.touched.get(subject_uuid("procedure", data["procedure_id"])) or e._get(
-                subject_uuid("procedure", data["procedure_id"]))
+            proc = self._procedure(data["procedure_id"])
             due = compute_due(at, data.get("due_at"),
-                              proc.processing_time if isinstance(proc, Procedure) else None,
-                              e.calendar)
+                              proc.processing_time if proc is not None else None, e.calendar)
             return Dossier.receive(id=sid, dossier_id=a.subject_id, data=data, at=at, due_at=due,
                                    cause=cause, apology_moves_due=e.ruleset.apology_moves_due)
         if a.type == "feedback_received":
@@ -409,11 +421,26 @@ class _Batch:
                 else:
                     cause = _cause(a, None, r if where == "db" else None,
                                    r if where == "batch" else None)
-                    self.apply(a, cause, None)
-                    outcome, reason, message = ACCEPTED, None, None
+                    outcome, waits_for = self.apply(a, cause, None)
+                    if outcome == HELD:  # now waits for something else: keep holding
+                        self._rehold(where, r, a, waits_for)
+                        continue
+                    reason, message = None, None
             except RefusedActionError as e:
                 outcome, reason, message = REJECTED, e.reason, e.message
+            except Exception as e:  # as in handle(): a bug dead-letters this action only
+                log.exception("held_action_failed", subject=subject)
+                outcome, reason = REJECTED, "internal_error"
+                message = f"The engine failed on this action: {type(e).__name__}: {e}."
             self._settle(where, r, outcome, reason, message)
+
+    def _rehold(self, where: str, r: Any, a: Action, waits_for: str) -> None:
+        self.e._held += 1
+        if where == "batch":
+            r.subject = waits_for
+            self.held.setdefault(waits_for, []).append((r, a))
+        else:
+            self.fx.rehold.append((r["id"], waits_for))
 
     def _settle(self, where: str, r: Any, outcome: str, reason: str | None,
                 message: str | None) -> None:
@@ -421,6 +448,8 @@ class _Batch:
             if r.offset >= 0:  # an internal link row was never counted as a consumed message
                 self.counts[HELD] = self.counts.get(HELD, 0) - 1
                 self._count(outcome)
+                if outcome == REJECTED:
+                    self._count(f"{REJECTED}:{reason}")
             r.outcome, r.reason, r.message = outcome, reason, message
             if outcome == REJECTED and r.offset >= 0:
                 self.fx.dead_letters.append(r)
@@ -436,9 +465,15 @@ class _Batch:
         if not internal:
             self.e._held -= 1
         kind, _, sid = str(r["subject"]).partition(":")
-        msg = (f"No {kind} {sid} arrived within {self.e.hold_seconds:g} s of this action; "
-               f"it refers to an unknown {kind}.")
-        self._settle("db", r, REJECTED, "unknown_dossier", msg)
+        if kind == "procedure":
+            reason = "no_due_time"
+            msg = (f"The received action has no due_at and its procedure {sid} did not arrive "
+                   f"within {self.e.hold_seconds:g} s, so no due time is known.")
+        else:
+            reason = "unknown_dossier"
+            msg = (f"No {kind} {sid} arrived within {self.e.hold_seconds:g} s of this action; "
+                   f"it refers to an unknown {kind}.")
+        self._settle("db", r, REJECTED, reason, msg)
 
     def commit(self, tracking: Tracking | None) -> None:
         e = self.e

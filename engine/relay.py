@@ -88,11 +88,16 @@ class Relay:
         futures = []
         for note in notes:
             key, value = event_message(note.id, note.topic, note.state)
-            futures.append(self.producer.send(EVENTS_TOPIC, key=key.encode(),
-                                              value=orjson.dumps(value)))
+            futures.append((note.id, self.producer.send(EVENTS_TOPIC, key=key.encode(),
+                                                        value=orjson.dumps(value))))
         self.producer.flush()
-        for f in futures:
-            f.get(timeout=30)  # raises if the broker did not take it: the page is redone
+        last_in: dict[int, int] = {}
+        for pos, f in futures:
+            md = f.get(timeout=30)  # raises if the broker did not take it: the page is redone
+            last_in[md.partition] = pos
+        for part, pos in last_in.items():
+            # What a waiting reader compares with the projection's position per partition.
+            self.store.set_position(f"{self.EVENTS}|{part}", pos)
         self._events_pos = notes[-1].id
         self.store.set_position(self.EVENTS, self._events_pos)
         return len(notes)

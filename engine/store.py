@@ -68,11 +68,14 @@ class SideEffects:
     # (row id, new outcome, reason, message) for held rows that were released or expired.
     resolved_holds: list[tuple[int, str, str | None, str | None]] = field(default_factory=list)
     dead_letters: list[IntakeRow] = field(default_factory=list)
+    # (row id, new subject) for held rows that now wait for something else.
+    rehold: list[tuple[int, str]] = field(default_factory=list)
     # originator id hex -> epoch seconds of the due time, or None to drop it from the index.
     deadlines: dict[str, float | None] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.intake or self.resolved_holds or self.dead_letters or self.deadlines)
+        return bool(self.intake or self.resolved_holds or self.dead_letters or self.deadlines
+                    or self.rehold)
 
 
 def akey(source: str, action_id: str) -> str:
@@ -137,6 +140,9 @@ class IntakeMixin:
                           "WHERE id=? AND outcome='held'"),
                 [(o, r, m, i) for i, o, r, m in fx.resolved_holds],
             )
+        if fx.rehold:
+            c.executemany(self._sql("UPDATE motcua_intake SET subject=? WHERE id=? AND "
+                                    "outcome='held'"), [(s, i) for i, s in fx.rehold])
         if fx.dead_letters:
             c.executemany(
                 self._sql("INSERT INTO motcua_dead_letters (log, topic, part, off, akey, reason, "
@@ -259,6 +265,12 @@ class IntakeMixin:
                           "ON CONFLICT (name) DO UPDATE SET value=excluded.value"),
                 (name, value),
             )
+
+    def positions_like(self, prefix: str) -> dict[str, int]:
+        with self._tx(commit=False) as c:
+            c.execute(self._sql("SELECT name, value FROM motcua_positions WHERE name LIKE ?"),
+                      (prefix + "%",))
+            return {r["name"]: int(r["value"]) for r in c.fetchall()}
 
     def find_intake(self, akeys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The accepted intake row of each key (for history: which offset caused a fact)."""

@@ -1,0 +1,160 @@
+"""``motcua ingest FILE``: publish an NDJSON file of actions and, with ``--wait``, see it through.
+
+The wait is exact: the engine's intake ledger says what became of every offset this command
+produced (accepted, duplicate, held, rejected by reason); the relay's per-partition positions
+and the projection's applied positions say when the scores include it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine import kafka as K
+from engine.actions import SUBJECT_FIELD
+from engine.app import Engine
+from engine.errors import UserError
+from engine.relay import Relay
+from engine.runner import LogIdentity, ensure_all_topics
+from engine.settings import ACTIONS_TOPIC, KafkaSecurity
+from engine.store import ACCEPTED, DUPLICATE, HELD, REJECTED
+from projections.store import ViewStore
+
+
+class IngestFileError(UserError):
+    pass
+
+
+def read_lines(path: Path) -> list[bytes]:
+    """The non-empty lines of the file; a missing or unreadable file is a one-sentence error."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise IngestFileError(f"File {str(path)!r} does not exist.") from None
+    except IsADirectoryError:
+        raise IngestFileError(f"{str(path)!r} is a directory, not an NDJSON file.") from None
+    except OSError as e:
+        raise IngestFileError(f"File {str(path)!r} cannot be read: {e.strerror}.") from None
+    return [line.rstrip(b"\r") for line in data.split(b"\n") if line.strip()]
+
+
+def subject_key(line: bytes) -> bytes | None:
+    """The Kafka key of an action: its subject id, so one subject's actions stay in order."""
+    try:
+        obj = orjson.loads(line)
+        field_name = SUBJECT_FIELD.get(obj.get("type", ""))
+        value = obj.get(field_name) if field_name else None
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return None
+    return value.encode() if isinstance(value, str) else None
+
+
+@dataclass
+class Published:
+    count: int = 0
+    ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
+def publish(lines: list[bytes], bootstrap: str, security: KafkaSecurity | None,
+            partitions: int, progress: Callable[[int], None] = lambda n: None) -> Published:
+    """Send every line to ``motcua.actions``; returns the offsets the broker gave them."""
+    ensure_all_topics(bootstrap, security, partitions)
+    producer = K.producer(bootstrap, security)
+    out = Published()
+    try:
+        futures = []
+        for i, line in enumerate(lines, 1):
+            futures.append(producer.send(ACTIONS_TOPIC, key=subject_key(line), value=line))
+            if i % 2000 == 0:
+                progress(2000)
+        producer.flush()
+        progress(len(lines) % 2000)
+        for f in futures:
+            md = f.get(timeout=60)
+            lo, hi = out.ranges.get(md.partition, (md.offset, md.offset))
+            out.ranges[md.partition] = (min(lo, md.offset), max(hi, md.offset))
+            out.count += 1
+    finally:
+        producer.close()
+    return out
+
+
+def actions_log_id(engine: Engine, bootstrap: str, security: KafkaSecurity | None) -> str:
+    ident = LogIdentity(bootstrap, security)
+    try:
+        base = ident.of(ACTIONS_TOPIC)
+    finally:
+        ident.close()
+    return f"{base}#{engine.store.get_position(f'epoch:{ACTIONS_TOPIC}')}"
+
+
+def summarize(rows: list[tuple[str, str | None, int]]) -> dict[str, Any]:
+    accepted = sum(n for o, _, n in rows if o == ACCEPTED)
+    duplicates = sum(n for o, _, n in rows if o == DUPLICATE)
+    held = sum(n for o, _, n in rows if o == HELD)
+    rejected: dict[str, int] = {}
+    for o, reason, n in rows:
+        if o == REJECTED:
+            rejected[reason or "unknown"] = rejected.get(reason or "unknown", 0) + n
+    out: dict[str, Any] = {"accepted": accepted, "duplicates": duplicates,
+                           "rejected": dict(sorted(rejected.items()))}
+    if held:
+        out["held"] = held
+    return out
+
+
+def wait_done(
+    engine: Engine, views: ViewStore, log_id: str, pub: Published, *,
+    hold_seconds: float, timeout: float, progress: Callable[[int, str], None],
+) -> dict[str, Any]:
+    """Block until the engine recorded every published offset and the views include it."""
+    deadline = time.monotonic() + timeout
+    store = engine.store
+    # 1. The engine: every offset has an outcome; held ones settle within the hold time.
+    held_deadline: float | None = None
+    while True:
+        rows = store.intake_summary(log_id, ACTIONS_TOPIC, pub.ranges)
+        done = sum(n for _, _, n in rows)
+        held = sum(n for o, _, n in rows if o == HELD)
+        progress(done, "engine")
+        if done >= pub.count:
+            if held == 0:
+                break
+            held_deadline = held_deadline or time.monotonic() + hold_seconds + 5
+            if time.monotonic() > held_deadline:
+                break
+        if time.monotonic() > deadline:
+            raise UserError(f"Timed out after {timeout:g} s waiting for the engine: "
+                            f"{done} of {pub.count} actions recorded.")
+        time.sleep(0.1)
+    # 2. The relay and the projection: every event recorded so far is folded.
+    target = engine.app.recorder.max_notification_id() or 0
+    while True:
+        relayed = store.get_position(Relay.EVENTS)
+        if relayed >= target:
+            parts = {int(k.rsplit("|", 1)[1]): v
+                     for k, v in store.positions_like(f"{Relay.EVENTS}|").items()}
+            applied = views.positions()
+            if all(applied.get(f"pos|{p}", 0) >= pos for p, pos in parts.items()):
+                break
+        progress(pub.count, "projection")
+        if time.monotonic() > deadline:
+            raise UserError(f"Timed out after {timeout:g} s waiting for the projection.")
+        time.sleep(0.1)
+    return summarize(store.intake_summary(log_id, ACTIONS_TOPIC, pub.ranges))
+
+
+def format_summary(summary: dict[str, Any]) -> Iterator[str]:
+    yield f"accepted    {summary['accepted']:>10,}"
+    yield f"duplicates  {summary['duplicates']:>10,}"
+    rejected = summary["rejected"]
+    yield f"rejected    {sum(rejected.values()):>10,}"
+    for reason, n in rejected.items():
+        yield f"  {reason:<26}{n:>8,}"
+    if summary.get("held"):
+        yield f"still held  {summary['held']:>10,}  (waiting for their dossier)"

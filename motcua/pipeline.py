@@ -1,0 +1,145 @@
+"""One ``bootstrap``: wire the broker, the stores and the roles from the settings.
+
+The embedded default (no ``MOTCUA_KAFKA_BOOTSTRAP``) starts the bundled broker and writes its
+address to ``MOTCUA_HOME/broker.json`` so that other commands (``ingest``) find it; the broker is
+stopped when the pipeline stops.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+
+from engine.app import Engine
+from engine.broker import BundledBroker
+from engine.kafka import wait_until_reachable
+from engine.ruleset import Ruleset, load_ruleset
+from engine.runner import EngineLoop
+from engine.settings import Settings
+from projections.runner import ProjectionLoop
+from projections.store import ViewStore, views_url
+
+log = structlog.get_logger("motcua")
+
+HEARTBEAT = "heartbeat:engine"
+
+
+def broker_file(settings: Settings) -> Path:
+    return settings.home / "broker.json"
+
+
+def running_embedded_broker(settings: Settings) -> str | None:
+    """The bootstrap of an embedded broker another motcua process runs here, if any."""
+    path = broker_file(settings)
+    try:
+        info = orjson.loads(path.read_bytes())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, orjson.JSONDecodeError):
+        return None
+    return str(info["bootstrap"])
+
+
+@dataclass
+class Pipeline:
+    """The roles of one process and what they share."""
+
+    settings: Settings
+    roles: frozenset[str] = frozenset({"engine", "project"})
+    clock: Any = None
+    broker: BundledBroker | None = None
+    bootstrap: str = ""
+    ruleset: Ruleset | None = None
+    engine: Engine | None = None
+    engine_loop: EngineLoop | None = None
+    views: ViewStore | None = None
+    projection: ProjectionLoop | None = None
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    owns_broker_file: bool = False
+
+    def start(self) -> Pipeline:
+        s = self.settings
+        s.home.mkdir(parents=True, exist_ok=True)
+        self.ruleset = load_ruleset(s.ruleset)
+        if s.kafka_bootstrap is None:
+            existing = running_embedded_broker(s)
+            if existing is not None and "engine" not in self.roles:
+                self.bootstrap = existing
+            else:
+                self.broker = BundledBroker(s.home / "broker").start()
+                self.bootstrap = self.broker.bootstrap
+                broker_file(s).write_bytes(orjson.dumps(
+                    {"bootstrap": self.bootstrap, "pid": os.getpid()}))
+                self.owns_broker_file = True
+                log.info("bundled_broker_started", bootstrap=self.bootstrap,
+                         pid=self.broker.pid)
+        else:
+            self.bootstrap = s.kafka_bootstrap
+            wait_until_reachable(self.bootstrap, s.kafka_security, timeout=15)
+        sec = s.kafka_security
+        if "engine" in self.roles or "serve" in self.roles:
+            kwargs: dict[str, Any] = {}
+            if self.clock is not None:
+                kwargs["clock"] = self.clock
+            self.engine = Engine(s.database_url, self.ruleset, hold_seconds=s.hold_seconds,
+                                 hold_limit=s.hold_limit, **kwargs)
+        if "engine" in self.roles:
+            assert self.engine is not None
+            self.engine_loop = EngineLoop(self.engine, self.bootstrap, sec,
+                                          partitions=s.partitions,
+                                          on_batch=self._heartbeat)
+            self._spawn("engine", self.engine_loop.run)
+        if "project" in self.roles or "serve" in self.roles:
+            self.views = ViewStore(views_url(s.database_url))
+        if "project" in self.roles:
+            assert self.views is not None
+            self.projection = ProjectionLoop(self.views, self.bootstrap, sec,
+                                             partitions=s.partitions)
+            self._spawn("projection", self.projection.run)
+        return self
+
+    _last_beat: float = 0.0
+
+    def _heartbeat(self) -> None:
+        now = time.time()
+        if now - self._last_beat >= 1.0 and self.engine is not None:
+            self._last_beat = now
+            self.engine.store.set_position(HEARTBEAT, int(now))
+
+    def _spawn(self, name: str, target: Any) -> None:
+        t = threading.Thread(target=target, args=(self.stop_event,), name=name, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        for loop in (self.engine_loop, self.projection):
+            if loop is not None:
+                loop.ready.wait(max(0.0, deadline - time.monotonic()))
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout=10)
+        if self.engine is not None:
+            self.engine.close()
+        if self.views is not None:
+            self.views.close()
+        if self.broker is not None:
+            self.broker.stop()
+            if self.owns_broker_file:
+                broker_file(self.settings).unlink(missing_ok=True)
+            log.info("bundled_broker_stopped")
+
+    def __enter__(self) -> Pipeline:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
