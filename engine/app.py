@@ -140,6 +140,9 @@ class Engine:
         self.clock = clock
         self._cache: OrderedDict[UUID, Subject] = OrderedDict()
         self._cache_size = cache_size
+        self._ids: dict[str, UUID] = {}
+        # Aggregates known not to exist yet (filled per batch by one query).
+        self._absent: set[UUID] = set()
         self._held = self.store.held_count()
 
     def close(self) -> None:
@@ -155,11 +158,30 @@ class Engine:
 
     # ----- aggregates ----------------------------------------------------------------------
 
+    def uuid(self, kind: str, subject_id: str) -> UUID:
+        key = f"{kind}:{subject_id}"
+        u = self._ids.get(key)
+        if u is None:
+            if len(self._ids) > self._cache_size:
+                self._ids.clear()
+            u = self._ids[key] = subject_uuid(kind, subject_id)
+        return u
+
+    def _prefetch(self, ids: Iterable[UUID]) -> None:
+        """One query tells which uncached subjects of a batch exist; the rest need no read."""
+        unknown = list({i for i in ids if i not in self._cache})
+        self._absent.clear()
+        if unknown:
+            found = self.store.existing(unknown)  # type: ignore[attr-defined]
+            self._absent.update(i for i in unknown if i not in found)
+
     def _get(self, sid: UUID) -> Subject | None:
         agg = self._cache.get(sid)
         if agg is not None:
             self._cache.move_to_end(sid)
             return agg
+        if sid in self._absent:
+            return None
         try:
             agg = self.app.repository.get(sid)
         except AggregateNotFoundError:
@@ -168,6 +190,7 @@ class Engine:
         return agg
 
     def _remember(self, agg: Subject) -> None:
+        self._absent.discard(agg.id)
         self._cache[agg.id] = agg
         self._cache.move_to_end(agg.id)
         while len(self._cache) > self._cache_size:
@@ -184,6 +207,7 @@ class Engine:
         if not messages:
             return {}
         topic, partition = messages[0].topic, messages[0].partition
+        self._held = self.store.held_count()  # other processes may hold or release too
         batch = _Batch(self, log_id)
         parsed: list[tuple[Message, Action]] = []
         for m in messages:
@@ -192,6 +216,14 @@ class Engine:
             except InvalidActionError as e:
                 batch.reject(m, None, e)
         taken = self.store.lookup_keys([akey(a.source, a.action_id) for _, a in parsed])
+        wanted = []
+        for _, a in parsed:
+            wanted.append(self.uuid(KIND_OF_FIELD[a.subject_field], a.subject_id))
+            if a.type == "received":
+                wanted.append(self.uuid("procedure", a.data["procedure_id"]))
+            elif a.type == "feedback_received" and a.data.get("dossier_id"):
+                wanted.append(self.uuid("dossier", a.data["dossier_id"]))
+        self._prefetch(wanted)
         for m, a in parsed:
             k = akey(a.source, a.action_id)
             prior = batch.keys.get(k) or taken.get(k)
@@ -281,12 +313,13 @@ class _Batch:
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
 
     def row(self, m: Message, a: Action | None, outcome: str, **kw: Any) -> IntakeRow:
+        keep = outcome == HELD  # the subject and time matter only while an action is held
         r = IntakeRow(
             self.log_id, m.topic, m.partition, m.offset, outcome,
             akey=akey(a.source, a.action_id) if a else None,
             fingerprint=a.fingerprint if a else None,
-            subject=f"{KIND_OF_FIELD[a.subject_field]}:{a.subject_id}" if a else None,
-            occurred_at=a.occurred_at.isoformat() if a else None,
+            subject=f"{KIND_OF_FIELD[a.subject_field]}:{a.subject_id}" if a and keep else None,
+            occurred_at=a.occurred_at.isoformat() if a and keep else None,
             raw=m.value, **kw,
         )
         self.fx.intake.append(r)
@@ -332,7 +365,7 @@ class _Batch:
         """Apply one action to its subject; (``HELD``, what it waits for) if it cannot yet."""
         kind = KIND_OF_FIELD[a.subject_field]
         subject = f"{kind}:{a.subject_id}"
-        sid = subject_uuid(kind, a.subject_id)
+        sid = self.e.uuid(kind, a.subject_id)
         agg = self.touched.get(sid) or self.e._get(sid)
         opening = OPENING.get(a.type)
         if agg is None and opening is None:
@@ -355,7 +388,7 @@ class _Batch:
         return ACCEPTED, subject
 
     def _procedure(self, pid: str) -> Procedure | None:
-        psid = subject_uuid("procedure", pid)
+        psid = self.e.uuid("procedure", pid)
         p = self.touched.get(psid) or self.e._get(psid)
         return p if isinstance(p, Procedure) else None
 
@@ -384,7 +417,7 @@ class _Batch:
     def link(self, dossier_id: str, feedback_id: str, at: datetime,
              cause: dict[str, Any] | None) -> None:
         """Mark a dossier as having feedback about it (5.4), now or when it arrives."""
-        sid = subject_uuid("dossier", dossier_id)
+        sid = self.e.uuid("dossier", dossier_id)
         d = self.touched.get(sid) or self.e._get(sid)
         if isinstance(d, Dossier):
             if not d.is_withdrawn:
@@ -396,6 +429,7 @@ class _Batch:
         r = IntakeRow(self.log_id, "", -1, -1, HELD, subject=f"dossier:{dossier_id}",
                       occurred_at=at.isoformat(), raw=orjson.dumps(internal))
         self.fx.intake.append(r)
+        self.e._held += 1
         self.held.setdefault(r.subject or "", []).append((r, None))  # type: ignore[arg-type]
 
     def release(self, subject: str) -> None:
@@ -403,14 +437,15 @@ class _Batch:
         pending: list[tuple[str, Any, Any, Any]] = []
         for r, a in self.held.pop(subject, []):
             pending.append((r.occurred_at or "", r.offset, ("batch", r), a))
-        for row in self.e.store.held_for([subject]):
+        db_rows = self.e.store.held_for([subject]) if self.e._held > len(pending) else []
+        for row in db_rows:
             raw = bytes(row["raw"])
             a = None if raw.startswith(b'{"internal"') else parse_action(raw)
             at = a.occurred_at.isoformat() if a else orjson.loads(raw)["at"]
             pending.append((at, row["off"], ("db", row), a))
         pending.sort(key=lambda p: (datetime.fromisoformat(p[0]), p[1]))
         for _, _, (where, r), a in pending:
-            self.e._held -= 1 if a is not None else 0
+            self.e._held -= 1
             try:
                 if a is None:
                     raw = r.raw if where == "batch" else bytes(r["raw"])
@@ -461,9 +496,7 @@ class _Batch:
                 reason=reason, message=message, raw=bytes(r["raw"])))
 
     def expire(self, r: dict[str, Any]) -> None:
-        internal = r["off"] < 0
-        if not internal:
-            self.e._held -= 1
+        self.e._held -= 1
         kind, _, sid = str(r["subject"]).partition(":")
         if kind == "procedure":
             reason = "no_due_time"
@@ -484,7 +517,10 @@ class _Batch:
                 self.fx.deadlines[sid.hex] = agg.due().timestamp() if open_ else None
         try:
             pe: ProcessingEvent[UUID] = ProcessingEvent(tracking)
-            pe.collect_events(*self.touched.values(), side_effects=self.fx)
+            for agg in self.touched.values():  # collect_events() without its Protocol checks
+                pe.events.extend(agg.collect_events())
+                pe.aggregates[agg.id] = agg
+            pe.saved_kwargs["side_effects"] = self.fx
             e.app._record(pe)
         except BaseException:
             e._forget(self.touched)

@@ -82,6 +82,7 @@ class BundledBroker:
         self.port = port
         self.start_timeout = start_timeout
         self.cluster_id: str | None = None
+        self.returncode: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -161,22 +162,21 @@ class BundledBroker:
             time.sleep(0.05)
 
     def stop(self, timeout: float = 3.0) -> None:
-        """Signal the broker's process group to stop, SIGKILL after ``timeout``; always reaps.
+        """Stop the broker's process group, SIGKILL after ``timeout``; always reaps.
 
-        tansu exits at once on SIGINT but waits ~5 s for open client connections on SIGTERM,
-        so SIGINT and SIGTERM are sent together.
+        tansu exits at once on SIGINT, but on SIGTERM it waits ~5 s for open client
+        connections, so SIGINT is what is sent first. ``returncode`` keeps the exit status.
         """
         proc, self._proc = self._proc, None
         if proc is None:
             return
         if proc.poll() is None:
             _signal_group(proc, signal.SIGINT)
-            _signal_group(proc, signal.SIGTERM)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 _signal_group(proc, signal.SIGKILL)
-        proc.wait()
+        self.returncode = proc.wait()
 
     def restart(self) -> BundledBroker:
         """Stop, then start on the same port (topics come back empty)."""

