@@ -66,6 +66,20 @@ def dossier_mask(f: list[Any]) -> int:
     return m
 
 
+_MASKS: dict[tuple[int, int], int] = {}
+
+
+def cached_mask(f: list[Any]) -> int:
+    """``dossier_mask`` memoized on (flags, judged): the only inputs it reads."""
+    k = (f[3], f[4])
+    m = _MASKS.get(k)
+    if m is None:
+        if len(_MASKS) > 65536:
+            _MASKS.clear()
+        m = _MASKS[k] = dossier_mask(f)
+    return m
+
+
 def feedback_mask(f: list[Any]) -> int:
     fl = f[3]
     j = f[4]
@@ -140,10 +154,30 @@ class Counters:
     def fold_dossier(self, sid: str, prev: list[Any] | None, facts: list[Any]) -> None:
         """Move one dossier's contribution from ``prev`` to ``facts``."""
         key = (facts[0], facts[1])
-        if prev is not None and (prev[0], prev[1], prev[2]) != (facts[0], facts[1], facts[2]):
-            self._dossier_delta(prev, None)
-            prev = None
-        self._dossier_delta(prev, facts)
+        if prev is None or prev[0] != facts[0] or prev[1] != facts[1] or prev[2] != facts[2]:
+            if prev is not None:
+                self._dossier_delta(prev, None)
+                prev = None
+            self._dossier_delta(None, facts)
+        else:
+            # The common case, inlined: same cell, a few bits change.
+            om = _MASKS.get((prev[3], prev[4])) or cached_mask(prev)
+            nm = _MASKS.get((facts[3], facts[4])) or cached_mask(facts)
+            if om != nm:
+                cell = self.cells[key]
+                vec = self.procs[key][facts[2]]
+                for b in bits(om & ~nm):
+                    cell[b] -= 1
+                    vec[b] -= 1
+                for b in bits(nm & ~om):
+                    cell[b] += 1
+                    vec[b] += 1
+            if prev[6] != facts[6]:
+                self.cells[key][PDAYS] += max(facts[6], 0) - max(prev[6], 0)
+            if (prev[4] == -1 or facts[4] == -1) and (
+                    prev[4] != facts[4] or prev[5] != facts[5] or
+                    (om ^ nm) & (1 << CLEAN)):
+                self._move_open(key, prev, om, facts, nm)
         j = facts[4]
         if j == 0 or j == -1:
             self.late[sid] = facts
@@ -164,8 +198,8 @@ class Counters:
         vec = pvecs.get(f[2])
         if vec is None:
             vec = pvecs[f[2]] = [0] * SLOTS
-        om = dossier_mask(old) if old is not None else 0
-        nm = dossier_mask(new) if new is not None else 0
+        om = cached_mask(old) if old is not None else 0
+        nm = cached_mask(new) if new is not None else 0
         if om != nm:
             for b in bits(om & ~nm):
                 cell[b] -= 1
@@ -177,26 +211,24 @@ class Counters:
         nd = new[6] if new is not None and new[6] >= 0 else 0
         if od != nd:
             cell[PDAYS] += nd - od
-        o_open = old is not None and old[4] == -1
-        n_open = new is not None and new[4] == -1
-        if o_open or n_open:
-            hist = self.open_due[key]
-            oc = int(bool(om >> CLEAN & 1))
-            nc = int(bool(nm >> CLEAN & 1))
-            if o_open and n_open and old[5] == new[5] and oc == nc:  # type: ignore[index]
-                return
-            if o_open:
-                h = hist[old[5]]  # type: ignore[index]
-                h[0] -= 1
-                h[1] -= oc
-                if h[0] == 0:
-                    del hist[old[5]]  # type: ignore[index]
-            if n_open:
-                h = hist.get(new[5])  # type: ignore[index]
-                if h is None:
-                    h = hist[new[5]] = [0, 0]  # type: ignore[index]
-                h[0] += 1
-                h[1] += nc
+        self._move_open(key, old, om, new, nm)
+
+    def _move_open(self, key: Cell, old: list[Any] | None, om: int, new: list[Any] | None,
+                   nm: int) -> None:
+        """Move an open dossier between due-day buckets (spec §4: judged at the view's end)."""
+        hist = self.open_due[key]
+        if old is not None and old[4] == -1:
+            h = hist[old[5]]
+            h[0] -= 1
+            h[1] -= om >> CLEAN & 1
+            if h[0] == 0:
+                del hist[old[5]]
+        if new is not None and new[4] == -1:
+            h = hist.get(new[5])
+            if h is None:
+                h = hist[new[5]] = [0, 0]
+            h[0] += 1
+            h[1] += nm >> CLEAN & 1
 
     # ----- feedback ------------------------------------------------------------------------
 
