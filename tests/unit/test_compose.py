@@ -1,0 +1,50 @@
+"""docker-compose.yml is checked against the real CLI and settings (no Docker engine here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.settings import Settings
+from motcua.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _expand(value: str) -> str:
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_compose_brings_kafka_postgres_and_the_three_roles():
+    """The production shape has a KRaft Kafka, PostgreSQL, and engine, projection and API."""
+    services = _compose()["services"]
+    assert {"kafka", "postgres", "engine", "projection", "api"} <= set(services)
+    assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
+
+
+@pytest.mark.parametrize("service,command", [("engine", "engine"), ("projection", "project"),
+                                             ("api", "serve")])
+def test_each_role_command_parses_with_the_real_cli(service, command):
+    """Every motcua service runs a command the real argument parser accepts, for its role."""
+    cmd = _compose()["services"][service]["command"]
+    assert cmd[0] == "motcua"
+    args = build_parser().parse_args(cmd[1:])
+    assert args.command == command
+    assert callable(args.fn)
+
+
+@pytest.mark.parametrize("service", ["engine", "projection", "api"])
+def test_each_role_environment_is_valid_settings(service):
+    """The environment each role gets reads into valid settings: PostgreSQL and an external Kafka."""
+    env = {k: _expand(str(v)) for k, v in _compose()["services"][service]["environment"].items()}
+    s = Settings.from_env(env)
+    assert s.is_postgres
+    assert s.kafka_bootstrap == "kafka:9092"
+    assert "***" in s.public_view()["database"]
