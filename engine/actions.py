@@ -212,7 +212,16 @@ def _processing_time(value: Any, path: str) -> dict[str, Any]:
         if key not in value:
             raise _missing(sub)
         out[key] = check(value[key], sub)
+    limit = _PROCESSING_LIMITS[out["unit"]]
+    if out["value"] > limit:
+        raise _invalid(f"{path}.value", f"at most {limit} {out['unit']} (ten years)",
+                       out["value"])
     return out
+
+
+# Ten years in each unit: longer is a data error, and would overflow date arithmetic.
+_PROCESSING_LIMITS: Final = {"hours": 87_600, "days": 3_650, "working_days": 2_500,
+                             "months": 120}
 
 
 # --- per-type tables --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from engine.domain.errors import (
     DossierFinishedError,
     DossierWithdrawnError,
     EResultAlreadyIssuedError,
+    InvalidDueTimeError,
     NoDueTimeError,
     NoFeeObligationError,
     NoSupplementRequestError,
@@ -45,6 +46,10 @@ def compute_due(
 ) -> datetime:
     """The due time of spec §4: ``due_at`` if given, else from the procedure's processing time."""
     if due_at is not None:
+        if due_at < received_at:
+            raise InvalidDueTimeError(
+                f"due_at {due_at.isoformat()} is before the reception time "
+                f"{received_at.isoformat()}.", field="data.due_at")
         return due_at
     if not processing_time:
         raise NoDueTimeError(

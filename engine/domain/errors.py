@@ -68,6 +68,12 @@ class NoDueTimeError(RefusedActionError):
     reason = "no_due_time"
 
 
+class InvalidDueTimeError(RefusedActionError):
+    """A ``received`` whose ``due_at`` lies before its own reception time."""
+
+    reason = "invalid_time"
+
+
 class TimeBeforeReceptionError(LifecycleError):
     """An action whose business time lies before the subject's reception."""
 
