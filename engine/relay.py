@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import structlog
 from kafka import KafkaProducer
+from kafka.partitioner.default import murmur2
 
 from engine.settings import EVENTS_TOPIC, REJECTED_TOPIC
 from engine.store import IntakeMixin
@@ -38,6 +39,12 @@ def kind_and_type(topic: str) -> tuple[str, str]:
     return kt
 
 
+def partition_for(key: bytes, partitions: int) -> int:
+    """The events partition of a subject: Kafka's own murmur2 rule, stated here so that a
+    replay knows which partition position covers an event."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 def event_message(pos: int, topic: str, state: bytes) -> tuple[str, dict[str, Any]]:
     """The ``motcua.events`` message of one stored event: (key, value)."""
     s = orjson.loads(state)
@@ -54,6 +61,7 @@ class Relay:
     EVENTS = "relay:events"
     REJECTED = "relay:rejected"
     LOG = "relay:log"
+    PARTITIONS = "relay:partitions"
 
     def __init__(self, store: IntakeMixin, recorder: Any, producer: KafkaProducer,
                  page: int = 5000) -> None:
@@ -63,6 +71,7 @@ class Relay:
         self.page = page
         self._events_pos = store.get_position(self.EVENTS)
         self._rejected_pos = store.get_position(self.REJECTED)
+        self._partitions = store.get_position(self.PARTITIONS)
 
     def new_log(self, log_id: str) -> None:
         """Start over if the output topics are not the log we published to last time."""
@@ -85,11 +94,16 @@ class Relay:
         notes = self.recorder.select_notifications(self._events_pos + 1, self.page)
         if not notes:
             return 0
+        n = len(self.producer.partitions_for(EVENTS_TOPIC) or ()) or 1
+        if n != self._partitions:  # a replay needs it to know which position covers an event
+            self.store.set_position(self.PARTITIONS, n)
+            self._partitions = n
         futures = []
         for note in notes:
             key, value = event_message(note.id, note.topic, note.state)
-            futures.append((note.id, self.producer.send(EVENTS_TOPIC, key=key.encode(),
-                                                        value=orjson.dumps(value))))
+            k = key.encode()
+            futures.append((note.id, self.producer.send(
+                EVENTS_TOPIC, key=k, value=orjson.dumps(value), partition=partition_for(k, n))))
         self.producer.flush()
         last_in: dict[int, int] = {}
         for pos, f in futures:

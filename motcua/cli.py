@@ -254,19 +254,183 @@ def cmd_scores(args: argparse.Namespace) -> int:
     period = _period(args, now)
     ruleset = load_ruleset(settings.ruleset)
     if args.as_recorded:
-        raise UserError("--as-recorded needs the replay of recorded history, which this "
-                        "version does not have yet (see `motcua replay`).")
-    store = _load_views(settings)
-    try:
-        counters = store.load()
-    finally:
-        store.close()
+        from projections.periods import parse_instant
+
+        at = parse_instant(args.as_recorded, "--as-recorded")
+        if not args.now:
+            now = at
+        if not args.period:
+            period = _period(args, now)
+        counters = _as_recorded(settings, at)
+    else:
+        store = _load_views(settings)
+        try:
+            counters = store.load()
+        finally:
+            store.close()
     _agency_known(counters, args.agency)
     card = scorecard(counters, ruleset, args.agency, period, now)
     if args.json:
         _print_json(card)
     else:
         _print_scorecard(card)
+    return 0
+
+
+def _replayer(settings: Settings) -> Any:
+    from engine.app import Engine
+    from engine.ruleset import load_ruleset
+    from projections.replay import Replayer
+
+    engine = Engine(settings.database_url, load_ruleset(settings.ruleset))
+    return engine, Replayer(engine.app.recorder, engine.store, _load_views(settings))
+
+
+def _as_recorded(settings: Settings, at: datetime) -> Any:
+    """The counters from the facts recorded by ``at`` (a replay of the store, in memory)."""
+    engine, replayer = _replayer(settings)
+    try:
+        with _progress("replaying") as bar:
+            return replayer.as_recorded(at, progress=bar)
+    finally:
+        replayer.views.close()
+        engine.close()
+
+
+class _progress:
+    """A rich progress bar on stderr (events/s and time left) when stderr is a terminal."""
+
+    def __init__(self, what: str) -> None:
+        from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn,
+                                   TimeRemainingColumn, TransferSpeedColumn)
+
+        self.p = Progress(TextColumn(f"{what:<10}"), BarColumn(), TaskProgressColumn(),
+                          TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                          console=_stderr_console(), transient=True,
+                          disable=not sys.stderr.isatty())
+        del TransferSpeedColumn
+        self.task = self.p.add_task(what, total=None, rate="")
+        self.t0 = time.monotonic()
+        self.first: int | None = None
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        self.p.__enter__()
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.first is None:
+            self.first = done
+        rate = (done - self.first) / max(time.monotonic() - self.t0, 1e-6)
+        self.p.update(self.task, completed=done, total=max(total, done),
+                      rate=f"{rate:,.0f} events/s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.p.__exit__(*exc)  # type: ignore[arg-type]
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from projections.periods import parse_instant
+
+    settings = _settings()
+    _setup_logs(settings, quiet=True)
+    engine, replayer = _replayer(settings)
+    try:
+        if args.verify:
+            with _progress("verifying") as bar:
+                diffs = replayer.verify(progress=bar)
+            if args.json:
+                _print_json({"equal": not diffs, "differences": diffs})
+            elif not diffs:
+                print("replay --verify: the live views equal the replayed history.")
+            else:
+                print(f"replay --verify: {len(diffs)} difference(s) between the live views "
+                      "and the replayed history:")
+                for d in diffs[:200]:
+                    print(f"  {d['kind']:<18} {d['agency_id'] or '-':<12} {d['month'] or '-':<8} "
+                          f"{d['counter']:<26} live {d['live']}  replayed {d['replayed']}")
+                _print_dossiers_of(replayer, diffs)
+            return 1 if diffs else 0
+        if args.until:
+            at = parse_instant(args.until, "--until")
+            with _progress("replaying") as bar:
+                counters = replayer.as_recorded(at, progress=bar)
+            from projections.store import ViewStore
+
+            snap = ViewStore(replayer.views.url, prefix="asof")
+            snap.drop("asof")
+            snap.create_tables()
+            snap.flush(_all_dirty(counters), {"asof": int(at.timestamp())})
+            snap.close()
+            print(f"replay --until {at.isoformat()}: the views as recorded then are in the "
+                  f"'asof' table set; score them with `motcua scores AGENCY --as-recorded "
+                  f"{args.until}`.")
+            return 0
+        t0 = time.monotonic()
+        with _progress("replaying") as bar:
+            shadow, counters, done = replayer.rebuild(progress=bar, resume=not args.restart)
+        generation = replayer.swap(shadow, counters, done)
+        n, secs = replayer.stats.get("events", 0), replayer.stats.get("seconds", 0.0)
+        print(f"replay: rebuilt the views from {done:,} recorded events ({n:,} this run, "
+              f"{n / max(secs, 1e-6):,.0f} events/s) and swapped them in (generation "
+              f"{generation}) in {time.monotonic() - t0:.1f} s.")
+        shadow.close()
+        return 0
+    finally:
+        replayer.views.close()
+        engine.close()
+
+
+def _all_dirty(counters: Any) -> Any:
+    counters.dirty_cells.update(counters.cells)
+    counters.dirty_fb.update(counters.fb_cells)
+    counters.dirty_catalog.update(("procedure", k) for k in counters.procedures)
+    counters.dirty_catalog.update(("agency", k) for k in counters.agencies)
+    return counters
+
+
+def _print_dossiers_of(replayer: Any, diffs: list[dict[str, Any]]) -> None:
+    cells = {(d["agency_id"], d["month"]) for d in diffs if d["kind"] == "dossier"}
+    for agency, month in sorted(cells)[:20]:
+        rows = replayer.views.subject_rows("dossiers", [agency], [month])
+        ids = ", ".join(sid for sid, _ in rows[:15])
+        more = f" … ({len(rows)} in all)" if len(rows) > 15 else ""
+        print(f"  dossiers of {agency} received in {month}: {ids}{more}")
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from engine.ruleset import load_ruleset
+    from projections.explain import explain
+
+    settings = _settings()
+    _setup_logs(settings, quiet=True)
+    now = _now(args)
+    period = _period(args, now)
+    ruleset = load_ruleset(settings.ruleset)
+    ruleset.criterion(args.criterion)
+    store = _load_views(settings)
+    try:
+        counters = store.load()
+        _agency_known(counters, args.agency)
+        result = explain(store, counters, ruleset, args.agency, period, now, args.criterion)
+    finally:
+        store.close()
+    if args.json:
+        _print_json(result)
+        return 0
+    c = result["criterion"]
+    print(f"{c['id']} {c['code']} — {c['name_vi']} ({c['name_en']})")
+    print(f"{args.agency}  period {result['period']}  view end {result['view_end']}: "
+          f"{result['numerator']:,} / {result['denominator']:,}")
+    print(f"\nnot counted ({len(result['not_counted'])}): where the points are lost")
+    for item in result["not_counted"][:args.limit]:
+        print(f"  {item['id']:<26} {item.get('agency_id', ''):<10} {item['why']}")
+    if len(result["not_counted"]) > args.limit:
+        print(f"  … {len(result['not_counted']) - args.limit} more (--limit, or --json)")
+    print(f"\ncounted ({len(result['counted'])})")
+    for item in result["counted"][:min(args.limit, 10)]:
+        print(f"  {item['id']}")
+    if len(result["counted"]) > 10:
+        print(f"  … {len(result['counted']) - 10} more")
     return 0
 
 
@@ -488,6 +652,25 @@ def build_parser() -> argparse.ArgumentParser:
     time_args(sp)
     sp.add_argument("--as-recorded", help="only the facts recorded by this RFC 3339 time")
     sp.add_argument("--json", action="store_true", help="print the scorecard JSON")
+
+    sp = add("explain", "The dossiers, procedures or feedback behind a criterion's numerator "
+             "and denominator: where an agency loses its points.", cmd_explain)
+    sp.add_argument("agency", help="agency id")
+    time_args(sp)
+    sp.add_argument("--criterion", required=True, help="criterion code, e.g. ON_TIME")
+    sp.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
+    sp.add_argument("--json", action="store_true", help="print JSON with every subject")
+
+    sp = add("replay", "Rebuild the views from the event store (not from Kafka) into a shadow "
+             "copy and swap it in; --verify compares instead; --until freezes the views as "
+             "recorded at a time.", cmd_replay)
+    sp.add_argument("--verify", action="store_true", help="compare a rebuild with the live "
+                    "views; exit 1 on any difference")
+    sp.add_argument("--until", help="rebuild only the facts recorded by this RFC 3339 time "
+                    "(into the 'asof' table set)")
+    sp.add_argument("--restart", action="store_true", help="start the rebuild over instead of "
+                    "resuming a stopped one")
+    sp.add_argument("--json", action="store_true", help="print the --verify result as JSON")
 
     sp = add("ranking", "Agencies ranked by total score.", cmd_ranking)
     time_args(sp)

@@ -146,8 +146,10 @@ class Counters:
         self.dirty_cells: set[Cell] = set()
         self.dirty_fb: set[Cell] = set()
         self.dirty_catalog: set[tuple[str, str]] = set()
-        # Dossier id -> facts, for dossiers that are (or may become) late; None = not late.
-        self.late: dict[str, list[Any] | None] = {}
+        # Latest facts of the dossiers and feedback folded since the last flush: the view store
+        # keeps them per subject, for late lists and for explaining a criterion.
+        self.dossiers: dict[str, list[Any]] = {}
+        self.feedback: dict[str, list[Any]] = {}
 
     # ----- dossiers ------------------------------------------------------------------------
 
@@ -178,11 +180,7 @@ class Counters:
                     prev[4] != facts[4] or prev[5] != facts[5] or
                     (om ^ nm) & (1 << CLEAN)):
                 self._move_open(key, prev, om, facts, nm)
-        j = facts[4]
-        if j == 0 or j == -1:
-            self.late[sid] = facts
-        elif prev is not None and prev[4] != 1:
-            self.late[sid] = None
+        self.dossiers[sid] = facts
         self.dirty_cells.add(key)
 
     def _dossier_delta(self, old: list[Any] | None, new: list[Any] | None) -> None:
@@ -232,8 +230,9 @@ class Counters:
 
     # ----- feedback ------------------------------------------------------------------------
 
-    def fold_feedback(self, prev: list[Any] | None, facts: list[Any]) -> None:
+    def fold_feedback(self, sid: str, prev: list[Any] | None, facts: list[Any]) -> None:
         key = (facts[0], facts[1])
+        self.feedback[sid] = facts
         if prev is not None and (prev[0], prev[1]) != key:
             self._feedback_delta(prev, None)
             prev = None
@@ -284,7 +283,7 @@ class Counters:
         if kind == "dossier":
             self.fold_dossier(event["sid"], event["prev"], event["facts"])
         elif kind == "feedback":
-            self.fold_feedback(event["prev"], event["facts"])
+            self.fold_feedback(event["sid"], event["prev"], event["facts"])
         elif kind == "procedure":
             self.put_procedure(event["facts"])
         elif kind == "agency":
@@ -294,4 +293,5 @@ class Counters:
         self.dirty_cells.clear()
         self.dirty_fb.clear()
         self.dirty_catalog.clear()
-        self.late.clear()
+        self.dossiers.clear()
+        self.feedback.clear()

@@ -22,7 +22,7 @@ from engine.metrics import METRICS
 from engine.runner import LogIdentity, ensure_all_topics
 from engine.settings import EVENTS_TOPIC, KafkaSecurity
 from projections.fold import Counters
-from projections.store import ViewStore
+from projections.store import GENERATION, StaleViewsError, ViewStore
 
 log = structlog.get_logger("motcua.projection")
 
@@ -42,6 +42,7 @@ class ProjectionLoop:
         self.version = 0
         self.counters: Counters = store.load()
         self.positions: dict[str, int] = store.positions()
+        self.generation = self.positions.get(GENERATION, 0)
         self.identity = LogIdentity(bootstrap, security)
         self.consumer: KafkaConsumer | None = None
         self.log_id = ""
@@ -89,15 +90,25 @@ class ProjectionLoop:
                 log.warning("kafka_error", error=repr(e))
                 self.ready.clear()
                 time.sleep(0.5)
+            except StaleViewsError:
+                log.info("views_replaced_by_replay_reloading")
+                self.ready.clear()
+                self.reload()
             except Exception:
                 log.exception("projection_loop_error")
                 self.ready.clear()
-                # Forget unflushed state: reload what the store says is applied.
-                with self.lock:
-                    self.counters = self.store.load()
-                    self.positions = self.store.positions()
+                self.reload()
                 time.sleep(0.5)
         self.close()
+
+    def reload(self) -> None:
+        """Forget unflushed state: take what the store says is applied (and its generation)."""
+        with self.lock:
+            self.counters = self.store.load()
+            self.positions = self.store.positions()
+            self.generation = self.positions.get(GENERATION, 0)
+            self.version += 1
+            self.changed.notify_all()
 
     def apply(self, polled: dict[Any, list[Any]]) -> int:
         """Fold one poll's records and flush them with the positions, in one transaction."""
@@ -118,7 +129,7 @@ class ProjectionLoop:
                     folded += 1
                 updates[f"pos|{p}"] = applied
                 updates[f"off|{self.log_id}|{p}"] = records[-1].offset + 1
-            self.store.flush(self.counters, updates)
+            self.store.flush(self.counters, updates, self.generation)
             self.positions.update(updates)
             self.version += 1
             self.changed.notify_all()

@@ -1,4 +1,4 @@
-"""The view store: counters, catalog, late-dossier rows and positions, written in ONE transaction.
+"""The view store: counters, catalog, subject facts and positions, written in ONE transaction.
 
 On SQLite the views live in their own file beside the event store (``…-views.db``) so that the
 engine and the projection never wait on each other's write lock; on PostgreSQL they are tables
@@ -16,6 +16,13 @@ from typing import Any
 import orjson
 
 from projections.fold import Counters
+
+
+GENERATION = "generation"
+
+
+class StaleViewsError(RuntimeError):
+    """The tables were swapped by a replay under a running projection."""
 
 
 def views_url(database_url: str) -> str:
@@ -83,19 +90,42 @@ class ViewStore:
                       "PRIMARY KEY (agency, month, kind))")
             c.execute(f"CREATE TABLE IF NOT EXISTS {p}_catalog (kind TEXT NOT NULL, id TEXT NOT "
                       f"NULL, body {blob} NOT NULL, PRIMARY KEY (kind, id))")
-            c.execute(f"CREATE TABLE IF NOT EXISTS {p}_late (dossier_id TEXT PRIMARY KEY, "
-                      f"agency TEXT NOT NULL, month TEXT NOT NULL, facts {blob} NOT NULL)")
-            c.execute(f"CREATE INDEX IF NOT EXISTS {p}_late_am ON {p}_late (agency, month)")
+            for kind in ("dossiers", "feedback"):
+                c.execute(f"CREATE TABLE IF NOT EXISTS {p}_{kind} (id TEXT PRIMARY KEY, "
+                          "agency TEXT NOT NULL, month TEXT NOT NULL, judged INTEGER NOT NULL, "
+                          f"due_day INTEGER NOT NULL, facts {blob} NOT NULL)")
+                c.execute(f"CREATE INDEX IF NOT EXISTS {p}_{kind}_am ON {p}_{kind} "
+                          "(agency, month)")
             c.execute(f"CREATE TABLE IF NOT EXISTS {p}_positions (name TEXT PRIMARY KEY, "
                       "value BIGINT NOT NULL)")
 
     # ----- write ---------------------------------------------------------------------------
 
-    def flush(self, counters: Counters, positions: dict[str, int]) -> None:
-        """Write what changed and the new positions together, then forget what changed."""
+    def flush(self, counters: Counters, positions: dict[str, int],
+              generation: int | None = None) -> None:
+        """Write what changed and the new positions together, then forget what changed.
+
+        With ``generation``, refuse (``StaleViewsError``) if a replay swapped the tables since
+        the caller loaded them: its counters no longer describe these tables.
+        """
         with self.tx() as c:
+            if generation is not None:
+                current = self._generation(c)
+                if current != generation:
+                    raise StaleViewsError(
+                        f"The views were replaced (generation {current}, not {generation}).")
             self._write(c, counters, positions)
         counters.clear_dirty()
+
+    def _generation(self, c: Any) -> int:
+        c.execute(self._q(f"SELECT value FROM {self._t('positions')} WHERE name=?"),
+                  (GENERATION,))
+        row = c.fetchone()
+        return int(row[0]) if row else 0
+
+    def generation(self) -> int:
+        with self.tx() as c:
+            return self._generation(c)
 
     def _write(self, c: Any, counters: Counters, positions: dict[str, int]) -> None:
         up_cell = self._q(f"INSERT INTO {self._t('cells')} (agency, month, kind, body) VALUES "
@@ -118,16 +148,14 @@ class ViewStore:
             c.executemany(self._q(f"INSERT INTO {self._t('catalog')} (kind, id, body) VALUES "
                                   "(?,?,?) ON CONFLICT (kind, id) DO UPDATE SET "
                                   "body=excluded.body"), cat)
-        late_up = [(sid, f[0], f[1], orjson.dumps(f)) for sid, f in counters.late.items()
-                   if f is not None]
-        late_del = [(sid,) for sid, f in counters.late.items() if f is None]
-        if late_up:
-            c.executemany(self._q(f"INSERT INTO {self._t('late')} (dossier_id, agency, month, "
-                                  "facts) VALUES (?,?,?,?) ON CONFLICT (dossier_id) DO UPDATE "
-                                  "SET agency=excluded.agency, month=excluded.month, "
-                                  "facts=excluded.facts"), late_up)
-        if late_del:
-            c.executemany(self._q(f"DELETE FROM {self._t('late')} WHERE dossier_id=?"), late_del)
+        for kind, facts in (("dossiers", counters.dossiers), ("feedback", counters.feedback)):
+            if facts:
+                c.executemany(self._q(
+                    f"INSERT INTO {self._t(kind)} (id, agency, month, judged, due_day, facts) "
+                    "VALUES (?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET agency=excluded.agency, "
+                    "month=excluded.month, judged=excluded.judged, due_day=excluded.due_day, "
+                    "facts=excluded.facts"),
+                    [(sid, f[0], f[1], f[4], f[5], orjson.dumps(f)) for sid, f in facts.items()])
         if positions:
             c.executemany(self._q(f"INSERT INTO {self._t('positions')} (name, value) VALUES "
                                   "(?,?) ON CONFLICT (name) DO UPDATE SET value=excluded.value"),
@@ -137,32 +165,53 @@ class ViewStore:
 
     def positions(self) -> dict[str, int]:
         with self.tx() as c:
-            c.execute(f"SELECT name, value FROM {self._t('positions')}")
-            return {r[0]: int(r[1]) for r in c.fetchall()}
+            return self._positions(c)
+
+    def _positions(self, c: Any) -> dict[str, int]:
+        c.execute(f"SELECT name, value FROM {self._t('positions')}")
+        return {r[0]: int(r[1]) for r in c.fetchall()}
+
+    def snapshot(self) -> tuple[Counters, dict[str, int]]:
+        """The counters and the positions they stand at, read in one transaction."""
+        with self.tx() as c:
+            return self._load(c), self._positions(c)
 
     def load(self) -> Counters:
         """The whole projection state (agencies × months; small by design)."""
-        k = Counters()
         with self.tx() as c:
-            c.execute(f"SELECT agency, month, kind, body FROM {self._t('cells')}")
-            for agency, month, kind, body in c.fetchall():
-                doc = orjson.loads(bytes(body))
-                key = (agency, month)
-                hist = {int(day): v for day, v in doc["open"].items()}
-                if kind == "d":
-                    k.cells[key] = doc["c"]
-                    k.open_due[key] = hist
-                    k.procs[key] = doc["procs"]
-                else:
-                    k.fb_cells[key] = doc["c"]
-                    k.fb_open_due[key] = hist
-            c.execute(f"SELECT kind, id, body FROM {self._t('catalog')}")
-            for kind, key, body in c.fetchall():
-                (k.procedures if kind == "procedure" else k.agencies)[key] = orjson.loads(
-                    bytes(body))
+            return self._load(c)
+
+    def _load(self, c: Any) -> Counters:
+        k = Counters()
+        c.execute(f"SELECT agency, month, kind, body FROM {self._t('cells')}")
+        for agency, month, kind, body in c.fetchall():
+            doc = orjson.loads(bytes(body))
+            key = (agency, month)
+            hist = {int(day): v for day, v in doc["open"].items()}
+            if kind == "d":
+                k.cells[key] = doc["c"]
+                k.open_due[key] = hist
+                k.procs[key] = doc["procs"]
+            else:
+                k.fb_cells[key] = doc["c"]
+                k.fb_open_due[key] = hist
+        c.execute(f"SELECT kind, id, body FROM {self._t('catalog')}")
+        for kind, key, body in c.fetchall():
+            (k.procedures if kind == "procedure" else k.agencies)[key] = orjson.loads(
+                bytes(body))
         return k
 
-    def late_rows(self, agencies: Iterable[str], months: Sequence[str]) -> list[tuple[str, list[Any]]]:
+    def late_rows(self, agencies: Iterable[str], months: Sequence[str],
+                  before_day: int | None = None) -> list[tuple[str, list[Any]]]:
+        """Dossiers of these agencies and reception months that are late, or open (and due
+        before ``before_day``, the ordinal of the view end's date, when given)."""
+        where = "judged = 0 OR (judged = -1" + (" AND due_day < ?)" if before_day else ")")
+        extra = [before_day] if before_day else []
+        return self.subject_rows("dossiers", agencies, months, f"({where})", extra)
+
+    def subject_rows(self, kind: str, agencies: Iterable[str], months: Sequence[str],
+                     where: str = "1=1", params: Sequence[Any] = ()) -> list[tuple[str, list[Any]]]:
+        """(id, facts) of the dossiers or feedback of these agencies and reception months."""
         agencies = list(agencies)
         out: list[tuple[str, list[Any]]] = []
         if not agencies or not months:
@@ -171,15 +220,21 @@ class ViewStore:
             for i in range(0, len(agencies), 400):
                 chunk = agencies[i:i + 400]
                 c.execute(self._q(
-                    f"SELECT dossier_id, facts FROM {self._t('late')} WHERE agency IN "
-                    f"({','.join('?' * len(chunk))}) AND month IN ({','.join('?' * len(months))})"),
-                    [*chunk, *months])
+                    f"SELECT id, facts FROM {self._t(kind)} WHERE agency IN "
+                    f"({','.join('?' * len(chunk))}) AND month IN ({','.join('?' * len(months))})"
+                    f" AND {where}"), [*chunk, *months, *params])
                 out.extend((r[0], orjson.loads(bytes(r[1]))) for r in c.fetchall())
         return out
 
+    def subject_facts(self, kind: str, subject_id: str) -> list[Any] | None:
+        with self.tx() as c:
+            c.execute(self._q(f"SELECT facts FROM {self._t(kind)} WHERE id=?"), (subject_id,))
+            row = c.fetchone()
+        return orjson.loads(bytes(row[0])) if row else None
+
     def drop(self, prefix: str) -> None:
         with self.tx() as c:
-            for t in ("cells", "catalog", "late", "positions"):
+            for t in ("cells", "catalog", "dossiers", "feedback", "positions"):
                 c.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")
 
 

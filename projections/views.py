@@ -137,31 +137,21 @@ def counts_for(
             cert_e += v[K.E_RESULT]
         dig_ok += v[K.DIG_ERES] if attr(pid, "paper_result_required") else v[K.DIGITIZED]
 
-    # Procedure criteria: the agency subtree's own, current (not repealed) procedures.
-    own = [e for e in procs.values()
-           if _active(e) and agencies.intersection(e.get("implementing_agency_ids", ()))]
-    fee_procs = {e["procedure_id"] for e in own if e.get("fee_bearing")}
-    ind_procs = {e["procedure_id"] for e in own if e.get("individual_applicants")}
-    fee_any = sum(1 for p in fee_procs if per_proc.get(p, [0] * K.SLOTS)[K.FEE] > 0)
-    fee_paid = sum(1 for p in fee_procs if per_proc.get(p, [0] * K.SLOTS)[K.FEE_PAID] > 0)
-    pop_any = sum(1 for p in ind_procs if per_proc.get(p, [0] * K.SLOTS)[K.POP] > 0)
-
-    catalog = catalog_counts(counters, ruleset, tree.root(agency_id), period, view_end)
+    sets = procedure_sets(counters, agencies, per_proc)
+    catalog = catalog_sets(counters, ruleset, tree.root(agency_id), period, view_end)
     n = d[K.N]
     counts: dict[str, tuple[int, int]] = {
-        **catalog,
+        **{code: (len(num), len(den)) for code, (num, den) in catalog.items()},
         "DOSSIER_SYNC": (d[K.SYNCED], n),
         "ON_TIME": (d[K.ON_TIME] + open_ok, n),
         "AVG_PROCESSING_TIME": (d[K.PDAYS], d[K.FINISHED]),
         "ONLINE_FULL_PROCESS": (eligible_full, eligible_n),
         "PAYMENT_DOSSIER_ONLINE": (d[K.FEE_PAID], d[K.FEE]),
-        "PAYMENT_FORMALITY_FEE_DOSSIER": (fee_any, len(fee_procs)),
-        "PAYMENT_FORMALITY_TRANSACTION": (fee_paid, len(fee_procs)),
+        **{code: (len(num), len(den)) for code, (num, den) in sets.items()},
         "ORIGINAL_RESULT_AVAILABLE": (d[K.E_RESULT], n),
         "DOSSIER_DIGITIZED": (dig_ok, n),
         "REUSED_DIGITIZED_DATA": (d[K.REUSED], n),
         "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": (d[K.REPO], n),
-        "CITIZEN_DATA_CONNECTED_FORMALITY": (pop_any, len(ind_procs)),
         "CITIZEN_DATA_CONNECTED_DOSSIER": (d[K.POP], n),
         "ELECTRONIC_CERTIFIED_COPY": (cert_e, cert_n),
         "PETITION_CLASSIFICATION_TTHC": (fb[K.FB_PROCEDURE], fb[K.FB_N]),
@@ -173,43 +163,119 @@ def counts_for(
     return counts, view_end
 
 
-def catalog_counts(
+def procedure_sets(
+    counters: Counters, agencies: set[str], per_proc: dict[str, list[int]],
+) -> dict[str, tuple[set[str], set[str]]]:
+    """3.5, 3.5b and 4.5a as (numerator, denominator) sets of procedure ids: the subtree's own
+    current (not repealed) procedures, and those with a qualifying dossier in the period."""
+    own = [e for e in counters.procedures.values()
+           if _active(e) and agencies.intersection(e.get("implementing_agency_ids", ()))]
+    fee = {e["procedure_id"] for e in own if e.get("fee_bearing")}
+    ind = {e["procedure_id"] for e in own if e.get("individual_applicants")}
+
+    def having(ids: set[str], slot: int) -> set[str]:
+        return {p for p in ids if p in per_proc and per_proc[p][slot] > 0}
+
+    return {
+        "PAYMENT_FORMALITY_FEE_DOSSIER": (having(fee, K.FEE), fee),
+        "PAYMENT_FORMALITY_TRANSACTION": (having(fee, K.FEE_PAID), fee),
+        "CITIZEN_DATA_CONNECTED_FORMALITY": (having(ind, K.POP), ind),
+    }
+
+
+def catalog_sets(
     counters: Counters, ruleset: Ruleset, authority: str, period: Period, view_end: datetime,
-) -> dict[str, tuple[int, int]]:
-    """1.1, 1.2 and 1.3 for a publishing authority (spec §3, catalog criteria)."""
+) -> dict[str, tuple[set[str], set[str]]]:
+    """1.1, 1.2 and 1.3 for a publishing authority (spec §3) as (numerator, denominator) sets."""
     cal = ruleset.calendar
-    e_day = local_date(view_end)
-    last = min(period.end, e_day)
-    published = on_time = public_on_time = 0
-    current = complete = 0
+    last = min(period.end, local_date(view_end))
+    published: set[str] = set()
+    on_time: set[str] = set()
+    public_on_time: set[str] = set()
+    current: set[str] = set()
+    complete: set[str] = set()
     for e in counters.procedures.values():
         if e.get("authority_id") != authority:
             continue
+        pid = e["procedure_id"]
         publicized = [local_date(datetime.fromisoformat(t)) for t in e.get("publicized", ())]
         in_period = [dec for dec in e.get("decisions", ())
                      if period.start <= date.fromisoformat(dec["decision_date"]) <= last]
         if in_period:
-            published += 1
+            published.add(pid)
             ok_publish = ok_public = True
             for dec in in_period:
                 level = dec.get("authority_level", "province")
                 dd = date.fromisoformat(dec["decision_date"])
                 n = ruleset.publish_on_time_working_days.get(level, 5)
                 mm = ruleset.public_update_working_days.get(level, 5)
-                if cal.add_working_days(dd, n) > date.fromisoformat(dec["legal_basis_effective_date"]):
+                effective = date.fromisoformat(dec["legal_basis_effective_date"])
+                if cal.add_working_days(dd, n) > effective:
                     ok_publish = False
                 deadline = cal.add_working_days(dd, mm)
                 if not any(dd <= p <= deadline for p in publicized):
                     ok_public = False
-            on_time += ok_publish
-            public_on_time += ok_public
+            if ok_publish:
+                on_time.add(pid)
+            if ok_public:
+                public_on_time.add(pid)
         if publicized and _active(e):
-            current += 1
-            complete += bool(e.get("parts_complete"))
+            current.add(pid)
+            if e.get("parts_complete"):
+                complete.add(pid)
     return {
         "PUBLISH_ON_TIME": (on_time, published),
         "PUBLIC_UPDATE_ON_TIME": (public_on_time, published),
         "PUBLIC_CONTENT_FULL": (complete, current),
+    }
+
+
+def dossier_membership(f: list[Any], procedures: dict[str, dict[str, Any]],
+                       view_end_day: int) -> dict[str, tuple[bool, bool]]:
+    """How one dossier counts in each dossier criterion: (in numerator, in denominator).
+
+    The same rules as the counters (the fold's masks and the open-dossier rule at E), per
+    dossier, for explaining a figure."""
+    from engine.facts import on_time_at
+
+    m = K.dossier_mask(f)
+    e = procedures.get(f[2]) or {}
+
+    def bit(slot: int) -> bool:
+        return bool(m >> slot & 1)
+
+    on_time = on_time_at(f[4], f[5], date.fromordinal(view_end_day))
+    eligible = bool(e.get("full_online_eligible"))
+    certified = bool(e.get("certified_copy"))
+    digitized = bit(K.DIG_ERES) if e.get("paper_result_required") else bit(K.DIGITIZED)
+    return {
+        "DOSSIER_SYNC": (bit(K.SYNCED), True),
+        "ON_TIME": (on_time, True),
+        "AVG_PROCESSING_TIME": (bit(K.FINISHED), bit(K.FINISHED)),
+        "ONLINE_FULL_PROCESS": (eligible and bit(K.FULL_ONLINE), eligible),
+        "PAYMENT_DOSSIER_ONLINE": (bit(K.FEE_PAID), bit(K.FEE)),
+        "ORIGINAL_RESULT_AVAILABLE": (bit(K.E_RESULT), True),
+        "DOSSIER_DIGITIZED": (digitized, True),
+        "REUSED_DIGITIZED_DATA": (bit(K.REUSED), True),
+        "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": (bit(K.REPO), True),
+        "CITIZEN_DATA_CONNECTED_DOSSIER": (bit(K.POP), True),
+        "ELECTRONIC_CERTIFIED_COPY": (certified and bit(K.E_RESULT), certified),
+        "DOSSIER_RECEIVING_SATISFACTION": (on_time and bit(K.CLEAN), True),
+    }
+
+
+def feedback_membership(f: list[Any], view_end_day: int) -> dict[str, tuple[bool, bool]]:
+    """How one feedback counts in each feedback criterion: (in numerator, in denominator)."""
+    from engine.facts import on_time_at
+
+    m = K.feedback_mask(f)
+    on_time = on_time_at(f[4], f[5], date.fromordinal(view_end_day))
+    clean = bool(m >> K.FB_CLEAN & 1)
+    return {
+        "PETITION_CLASSIFICATION_TTHC": (f[2] == "procedure", True),
+        "PETITION_CLASSIFICATION_STAFF": (f[2] == "staff_conduct", True),
+        "PETITION_PROCESSING_ON_TIME": (on_time, True),
+        "PETITION_HANDLING_SATISFACTION": (on_time and clean, True),
     }
 
 

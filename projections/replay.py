@@ -1,0 +1,229 @@
+"""Replay: rebuild the views from the event store's notification log (not from Kafka).
+
+- ``rebuild()`` folds the log into a shadow table set, page by page, resumable (the shadow keeps
+  its own position), while the live projection keeps running;
+- ``swap()`` makes the shadow the live views in one transaction and bumps the views'
+  generation, which fences a running projection: it reloads instead of flushing stale counters;
+- ``verify()`` rebuilds exactly what the live views have applied (per events partition, by store
+  position) and compares counter by counter;
+- ``as_recorded()`` folds only the facts recorded by an instant, for an audit of a figure
+  published then.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from engine.relay import Relay, kind_and_type, partition_for
+from projections.fold import FB_SLOTS, SLOTS, Counters
+from projections.store import GENERATION, ViewStore
+
+REPLAY_POS = "replay|pos"
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Page:
+    """One page of the notification log: (pos, kind, sid, prev, facts, recorded_at)."""
+
+    rows: list[tuple[int, str, str, Any, Any, str]]
+
+
+def read_log(recorder: Any, start: int, page: int, stop: int | None = None) -> Iterator[Page]:
+    """The notification log from ``start`` (inclusive) in pages, decoded for folding."""
+    pos = start
+    while True:
+        notes = recorder.select_notifications(pos, page, stop=stop)
+        if not notes:
+            return
+        rows = []
+        for n in notes:
+            s = orjson.loads(n.state)
+            rows.append((n.id, kind_and_type(n.topic)[0], s["sid"], s["prev"], s["facts"],
+                         s["timestamp"]))
+        yield Page(rows)
+        pos = notes[-1].id + 1
+        if len(notes) < page:
+            return
+
+
+def fold_row(c: Counters, kind: str, sid: str, prev: Any, facts: Any) -> None:
+    if kind == "dossier":
+        c.fold_dossier(sid, prev, facts)
+    elif kind == "feedback":
+        c.fold_feedback(sid, prev, facts)
+    elif kind == "procedure":
+        c.put_procedure(facts)
+    elif kind == "agency":
+        c.put_agency(facts)
+
+
+@dataclass
+class Replayer:
+    """Rebuilds views from an engine's event store into a view store's table sets."""
+
+    recorder: Any  # the engine's process recorder (select_notifications, max_notification_id)
+    engine_store: Any  # the engine's IntakeMixin (relay positions)
+    views: ViewStore
+    page: int = 20_000
+    stats: dict[str, float] = field(default_factory=dict)
+
+    def last_position(self) -> int:
+        return int(self.recorder.max_notification_id() or 0)
+
+    def partitions(self) -> int:
+        return max(1, self.engine_store.get_position(Relay.PARTITIONS))
+
+    # ----- rebuild and swap ----------------------------------------------------------------
+
+    def rebuild(self, prefix: str = "shadow", *, progress: Progress | None = None,
+                resume: bool = True, until: int | None = None) -> tuple[ViewStore, Counters, int]:
+        """Fold the log into table set ``prefix``; returns (store, counters, last position)."""
+        shadow = ViewStore(self.views.url, prefix=prefix)
+        if not resume:
+            shadow.drop(prefix)
+            shadow.create_tables()
+        counters = shadow.load()
+        done = shadow.positions().get(REPLAY_POS, 0)
+        target = until if until is not None else self.last_position()
+        t0 = time.perf_counter()
+        n = 0
+        for page in read_log(self.recorder, done + 1, self.page, stop=target):
+            for pos, kind, sid, prev, facts, _ in page.rows:
+                fold_row(counters, kind, sid, prev, facts)
+            done = page.rows[-1][0]
+            n += len(page.rows)
+            shadow.flush(counters, {REPLAY_POS: done})
+            if progress is not None:
+                progress(done, target)
+        self.stats = {"events": n, "seconds": time.perf_counter() - t0}
+        return shadow, counters, done
+
+    def swap(self, shadow: ViewStore, counters: Counters, done: int) -> int:
+        """Make the shadow the live views, atomically; returns the new generation.
+
+        The live projection may be ahead in some events partitions: the tail it has applied
+        is folded in first, and each partition's position becomes the larger of the two, so
+        that no event is applied twice or lost when the projection goes on from its offsets.
+        """
+        live = self.views
+        n_parts = self.partitions()
+        with live.tx() as c:  # holds the write lock: the live projection waits
+            c.execute(f"SELECT name, value FROM {live._t('positions')}")
+            live_pos = {r[0]: int(r[1]) for r in c.fetchall()}
+            tail_pos = max((v for k, v in live_pos.items() if k.startswith("pos|")), default=0)
+            if tail_pos > done:
+                for page in read_log(self.recorder, done + 1, self.page, stop=tail_pos):
+                    for pos, kind, sid, prev, facts, _ in page.rows:
+                        p = partition_for(sid.encode(), n_parts)
+                        if pos <= live_pos.get(f"pos|{p}", 0):
+                            fold_row(counters, kind, sid, prev, facts)
+            # Every event up to ``done`` is in the shadow, and so is every event the live views
+            # applied: a partition goes on after the larger of the two.
+            positions = {k: v for k, v in live_pos.items() if k.startswith("off|")}
+            for p in range(n_parts):
+                positions[f"pos|{p}"] = max(live_pos.get(f"pos|{p}", 0), done)
+            generation = live_pos.get(GENERATION, 0) + 1
+            positions[GENERATION] = generation
+            shadow._write(c, counters, positions)
+            counters.clear_dirty()
+            for t in ("cells", "catalog", "dossiers", "feedback", "positions"):
+                c.execute(f"DROP TABLE IF EXISTS {live.prefix}_{t}")
+                c.execute(f"ALTER TABLE {shadow.prefix}_{t} RENAME TO {live.prefix}_{t}")
+            c.execute(f"DELETE FROM {live.prefix}_positions WHERE name = '{REPLAY_POS}'")
+        for kind in ("dossiers", "feedback"):
+            with live.tx() as c:  # index names travel with their tables; recreate ours
+                c.execute(f"CREATE INDEX IF NOT EXISTS {live.prefix}_{kind}_am2 ON "
+                          f"{live.prefix}_{kind} (agency, month)")
+        return generation
+
+    # ----- verify --------------------------------------------------------------------------
+
+    def verify(self, progress: Progress | None = None) -> list[dict[str, Any]]:
+        """Rebuild what the live views applied and list every counter that differs."""
+        n_parts = self.partitions()
+        mine = Counters()
+        live_pos = self.views.positions()
+        floor = min((live_pos.get(f"pos|{p}", 0) for p in range(n_parts)), default=0)
+        # Phase 1: the common prefix every partition has applied.
+        done = 0
+        for page in read_log(self.recorder, 1, self.page, stop=floor):
+            for pos, kind, sid, prev, facts, _ in page.rows:
+                fold_row(mine, kind, sid, prev, facts)
+            done = page.rows[-1][0]
+            if progress:
+                progress(done, self.last_position())
+        # Phase 2: a consistent snapshot of the live views, then the events it covers.
+        live, live_pos = self.views.snapshot()
+        top = max((v for k, v in live_pos.items() if k.startswith("pos|")), default=0)
+        for page in read_log(self.recorder, done + 1, self.page, stop=top):
+            for pos, kind, sid, prev, facts, _ in page.rows:
+                if pos <= live_pos.get(f"pos|{partition_for(sid.encode(), n_parts)}", 0):
+                    fold_row(mine, kind, sid, prev, facts)
+        return compare(live, mine)
+
+    # ----- as recorded ---------------------------------------------------------------------
+
+    def as_recorded(self, instant: datetime, progress: Progress | None = None) -> Counters:
+        """The counters from only the facts recorded by ``instant``."""
+        c = Counters()
+        last = self.last_position()
+        for page in read_log(self.recorder, 1, self.page):
+            for pos, kind, sid, prev, facts, recorded in page.rows:
+                if datetime.fromisoformat(recorded) <= instant:
+                    fold_row(c, kind, sid, prev, facts)
+            if progress:
+                progress(page.rows[-1][0], last)
+        c.clear_dirty()
+        return c
+
+
+_SLOT_NAMES = ("dossiers", "synced", "on_time_fixed", "late_fixed", "open", "reused",
+               "personal_repository", "population_data", "fee_required", "fee_paid_online",
+               "e_result", "satisfied_on_time", "finished", "clean", "digitized",
+               "digitized_with_e_result", "full_online", "processing_days")
+_FB_NAMES = ("feedback", "about_procedure", "about_staff", "answered_on_time", "answered_late",
+             "unanswered", "satisfied_on_time", "clean")
+assert len(_SLOT_NAMES) == SLOTS and len(_FB_NAMES) == FB_SLOTS
+
+
+def compare(live: Counters, rebuilt: Counters) -> list[dict[str, Any]]:
+    """Every difference between two sets of counters, named by agency, month and counter."""
+    out: list[dict[str, Any]] = []
+    for what, a, b, names in (("dossier", live.cells, rebuilt.cells, _SLOT_NAMES),
+                              ("feedback", live.fb_cells, rebuilt.fb_cells, _FB_NAMES)):
+        for key in sorted(set(a) | set(b)):
+            va = a.get(key, [0] * len(names))
+            vb = b.get(key, [0] * len(names))
+            for i, (x, y) in enumerate(zip(va, vb, strict=True)):
+                if x != y:
+                    out.append({"agency_id": key[0], "month": key[1], "kind": what,
+                                "counter": names[i], "live": x, "replayed": y})
+    for what, a2, b2 in (("open_due", live.open_due, rebuilt.open_due),
+                         ("feedback_open_due", live.fb_open_due, rebuilt.fb_open_due)):
+        for key in sorted(set(a2) | set(b2)):
+            ha = {k: v for k, v in a2.get(key, {}).items() if v[0]}
+            hb = {k: v for k, v in b2.get(key, {}).items() if v[0]}
+            if ha != hb:
+                out.append({"agency_id": key[0], "month": key[1], "kind": what,
+                            "counter": "due_day_histogram", "live": ha, "replayed": hb})
+    for key in sorted(set(live.procs) | set(rebuilt.procs)):
+        pa = {k: v for k, v in live.procs.get(key, {}).items() if any(v)}
+        pb = {k: v for k, v in rebuilt.procs.get(key, {}).items() if any(v)}
+        for pid in sorted(set(pa) | set(pb)):
+            if pa.get(pid) != pb.get(pid):
+                out.append({"agency_id": key[0], "month": key[1], "kind": "procedure",
+                            "counter": pid, "live": pa.get(pid), "replayed": pb.get(pid)})
+    for what, ca, cb in (("procedure_catalog", live.procedures, rebuilt.procedures),
+                         ("agency_catalog", live.agencies, rebuilt.agencies)):
+        for k in sorted(set(ca) | set(cb)):
+            if ca.get(k) != cb.get(k):
+                out.append({"agency_id": None, "month": None, "kind": what, "counter": k,
+                            "live": ca.get(k), "replayed": cb.get(k)})
+    return out
