@@ -273,6 +273,26 @@ class IntakeMixin:
                       (prefix + "%",))
             return {r["name"]: int(r["value"]) for r in c.fetchall()}
 
+    def read_log(self, start: int, limit: int,
+                 stop: int | None = None) -> list[tuple[int, str, bytes]]:
+        """(position, topic, state) from ``start`` (inclusive), for replays: plain rows, no
+        Notification objects, since a replay reads the whole log."""
+        col = "rowid" if self.ph == "?" else "notification_id"
+        table = self.events_table_name  # type: ignore[attr-defined]
+        sql = f"SELECT {col}, topic, state FROM {table} WHERE {col} >= ?"
+        params: list[Any] = [start]
+        if stop is not None:
+            sql += f" AND {col} <= ?"
+            params.append(stop)
+        sql += f" ORDER BY {col} LIMIT ?"
+        params.append(limit)
+        with self._tx(commit=False) as c:
+            c.execute(self._sql(sql), params)
+            rows = c.fetchall()
+        if self.ph == "?":
+            return rows  # type: ignore[no-any-return]  # already (int, str, bytes)
+        return [(int(r[0]), r[1], bytes(r[2])) for r in rows]
+
     def find_intake(self, akeys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The accepted intake row of each key (for history: which offset caused a fact)."""
         with self._tx(commit=False) as c:

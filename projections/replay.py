@@ -35,21 +35,25 @@ class Page:
     rows: list[tuple[int, str, str, Any, Any, str]]
 
 
-def read_log(recorder: Any, start: int, page: int, stop: int | None = None) -> Iterator[Page]:
+def read_log(store: Any, start: int, page: int, stop: int | None = None) -> Iterator[Page]:
     """The notification log from ``start`` (inclusive) in pages, decoded for folding."""
     pos = start
+    kinds: dict[str, str] = {}
+    loads = orjson.loads
     while True:
-        notes = recorder.select_notifications(pos, page, stop=stop)
-        if not notes:
+        raw = store.read_log(pos, page, stop)
+        if not raw:
             return
         rows = []
-        for n in notes:
-            s = orjson.loads(n.state)
-            rows.append((n.id, kind_and_type(n.topic)[0], s["sid"], s["prev"], s["facts"],
-                         s["timestamp"]))
+        for n_id, topic, state in raw:
+            kind = kinds.get(topic)
+            if kind is None:
+                kind = kinds[topic] = kind_and_type(topic)[0]
+            s = loads(state)
+            rows.append((n_id, kind, s["sid"], s["prev"], s["facts"], s["timestamp"]))
         yield Page(rows)
-        pos = notes[-1].id + 1
-        if len(notes) < page:
+        pos = raw[-1][0] + 1
+        if len(raw) < page:
             return
 
 
@@ -71,7 +75,7 @@ class Replayer:
     recorder: Any  # the engine's process recorder (select_notifications, max_notification_id)
     engine_store: Any  # the engine's IntakeMixin (relay positions)
     views: ViewStore
-    page: int = 20_000
+    page: int = 50_000
     stats: dict[str, float] = field(default_factory=dict)
 
     def last_position(self) -> int:
@@ -94,14 +98,29 @@ class Replayer:
         target = until if until is not None else self.last_position()
         t0 = time.perf_counter()
         n = 0
-        for page in read_log(self.recorder, done + 1, self.page, stop=target):
-            for pos, kind, sid, prev, facts, _ in page.rows:
-                fold_row(counters, kind, sid, prev, facts)
-            done = page.rows[-1][0]
-            n += len(page.rows)
+        kinds: dict[str, str] = {}
+        loads = orjson.loads
+        fold_dossier = counters.fold_dossier
+        while True:  # the hot loop of a replay: decode and fold, nothing else
+            raw = self.engine_store.read_log(done + 1, self.page, target)
+            if not raw:
+                break
+            for _, topic, state in raw:
+                kind = kinds.get(topic)
+                if kind is None:
+                    kind = kinds[topic] = kind_and_type(topic)[0]
+                st = loads(state)
+                if kind == "dossier":
+                    fold_dossier(st["sid"], st["prev"], st["facts"])
+                else:
+                    fold_row(counters, kind, st["sid"], st["prev"], st["facts"])
+            done = raw[-1][0]
+            n += len(raw)
             shadow.flush(counters, {REPLAY_POS: done})
             if progress is not None:
                 progress(done, target)
+            if len(raw) < self.page:
+                break
         self.stats = {"events": n, "seconds": time.perf_counter() - t0}
         return shadow, counters, done
 
@@ -119,7 +138,7 @@ class Replayer:
             live_pos = {r[0]: int(r[1]) for r in c.fetchall()}
             tail_pos = max((v for k, v in live_pos.items() if k.startswith("pos|")), default=0)
             if tail_pos > done:
-                for page in read_log(self.recorder, done + 1, self.page, stop=tail_pos):
+                for page in read_log(self.engine_store, done + 1, self.page, stop=tail_pos):
                     for pos, kind, sid, prev, facts, _ in page.rows:
                         p = partition_for(sid.encode(), n_parts)
                         if pos <= live_pos.get(f"pos|{p}", 0):
@@ -153,7 +172,7 @@ class Replayer:
         floor = min((live_pos.get(f"pos|{p}", 0) for p in range(n_parts)), default=0)
         # Phase 1: the common prefix every partition has applied.
         done = 0
-        for page in read_log(self.recorder, 1, self.page, stop=floor):
+        for page in read_log(self.engine_store, 1, self.page, stop=floor):
             for pos, kind, sid, prev, facts, _ in page.rows:
                 fold_row(mine, kind, sid, prev, facts)
             done = page.rows[-1][0]
@@ -162,7 +181,7 @@ class Replayer:
         # Phase 2: a consistent snapshot of the live views, then the events it covers.
         live, live_pos = self.views.snapshot()
         top = max((v for k, v in live_pos.items() if k.startswith("pos|")), default=0)
-        for page in read_log(self.recorder, done + 1, self.page, stop=top):
+        for page in read_log(self.engine_store, done + 1, self.page, stop=top):
             for pos, kind, sid, prev, facts, _ in page.rows:
                 if pos <= live_pos.get(f"pos|{partition_for(sid.encode(), n_parts)}", 0):
                     fold_row(mine, kind, sid, prev, facts)
@@ -174,7 +193,7 @@ class Replayer:
         """The counters from only the facts recorded by ``instant``."""
         c = Counters()
         last = self.last_position()
-        for page in read_log(self.recorder, 1, self.page):
+        for page in read_log(self.engine_store, 1, self.page):
             for pos, kind, sid, prev, facts, recorded in page.rows:
                 if datetime.fromisoformat(recorded) <= instant:
                     fold_row(c, kind, sid, prev, facts)
