@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -60,10 +60,18 @@ class Subject(Aggregate):
 
     def _emit(self, event_class: type[Any], at: datetime, cause: Cause | None,
               **payload: Any) -> None:
-        prev = self.facts
-        self.trigger_event(event_class, sid=self.sid, at=at.isoformat(), cause=cause, prev=prev,
-                           facts=None, **payload)
-        object.__setattr__(self.pending_events[-1], "facts", self.facts)
+        """``trigger_event()`` without its generic checks: this is the ingest hot path, and
+        the id and version are ours to set right."""
+        event = event_class(
+            originator_id=self.id, originator_version=self.version + 1,
+            timestamp=datetime.now(UTC), sid=self.sid, at=at.isoformat(), cause=cause,
+            prev=self.facts, facts=None, **payload,
+        )
+        event.apply(self)
+        self.version = event.originator_version
+        self.modified_on = event.timestamp
+        object.__setattr__(event, "facts", self.facts)
+        self.pending_events.append(event)
 
 
 def iso(t: datetime) -> str:

@@ -79,8 +79,20 @@ def _add_months(d: date, n: int) -> date:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+# What a v1 ``Received`` (or snapshot) becomes: v1 did not record where its due time came
+# from, and the recorded due_at is what the index uses either way (docs/schema-evolution.md).
+DUE_SOURCE_V1 = "action"
+
+
 class Dossier(Subject):
     """One dossier's authoritative history."""
+
+    # v2 keeps ``due_source`` (see ``Received``); a v1 snapshot lacks it.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["due_source"] = DUE_SOURCE_V1
 
     def __init__(self) -> None:
         """State is set by the events' ``evolve()``."""
@@ -102,12 +114,18 @@ class Dossier(Subject):
     apology_new_due: datetime | None
     processing_days: int
     returned: bool
+    due_source: str
     facts: list[Any]
 
     class Event(Subject.Event):
         pass
 
     class Received(Event, Subject.Created):
+        """v2 adds ``due_source``: ``"action"`` when the action gave ``due_at``, ``"catalog"``
+        when it was computed from the procedure's processing time."""
+
+        class_version = 2
+
         dossier_id: str
         agency_id: str
         procedure_id: str
@@ -115,8 +133,14 @@ class Dossier(Subject):
         due_at: str
         flags: int
         apology_moves_due: bool
+        due_source: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["due_source"] = DUE_SOURCE_V1
 
         def evolve(self, d: Dossier) -> None:
+            d.due_source = self.due_source
             d.dossier_id = self.dossier_id
             d.agency_id = self.agency_id
             d.procedure_id = self.procedure_id
@@ -266,6 +290,13 @@ class Dossier(Subject):
             return int(self.end_at <= due)
         return F.OPEN
 
+    def _due_day(self) -> int:
+        due = self.due()
+        memo = self.__dict__.get("_due_memo")
+        if memo is None or memo[0] != due:
+            memo = self.__dict__["_due_memo"] = (due, local_date(due).toordinal())
+        return int(memo[1])
+
     def compute_facts(self) -> list[Any]:
         return [
             self.agency_id,
@@ -273,7 +304,7 @@ class Dossier(Subject):
             self.procedure_id,
             self.flags,
             self.judged(),
-            local_date(self.due()).toordinal(),
+            self._due_day(),
             self.processing_days,
             local_date(self.end_at).toordinal() if self.end_at is not None else -1,
         ]
@@ -319,6 +350,7 @@ class Dossier(Subject):
             due_at=due_at.isoformat(),
             flags=flags,
             apology_moves_due=apology_moves_due,
+            due_source="catalog" if data.get("due_at") is None else "action",
         )
         return dossier
 
