@@ -202,13 +202,19 @@ class Engine:
 
     # ----- the batch -----------------------------------------------------------------------
 
-    def process(self, log_id: str, messages: Sequence[Message]) -> dict[str, int]:
-        """Record one partition's batch in one transaction; returns outcome counts."""
+    def process(self, log_id: str, messages: Sequence[Message],
+                epoch: int | None = None) -> dict[str, int]:
+        """Record one partition's batch in one transaction; returns outcome counts.
+
+        With ``epoch`` (consumer-group mode), the transaction commits only while this process
+        still owns the partition at that epoch (``FencedError`` otherwise)."""
         if not messages:
             return {}
         topic, partition = messages[0].topic, messages[0].partition
         self._held = self.store.held_count()  # other processes may hold or release too
         batch = _Batch(self, log_id)
+        if epoch is not None:
+            batch.fx.fence = (topic, partition, epoch)
         parsed: list[tuple[Message, Action]] = []
         for m in messages:
             try:

@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import StoredEvent, Transcoder
+from eventsourcing.persistence import IntegrityError, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 from psycopg.sql import SQL
@@ -40,6 +40,14 @@ class OrjsonTranscoder(Transcoder):
         if isinstance(ts, str):
             d["timestamp"] = datetime.fromisoformat(ts)
         return d
+
+
+class HoldRaceError(IntegrityError):
+    """Another process settled a held action first; the batch is redone."""
+
+
+class FencedError(IntegrityError):
+    """A process that lost a partition tried to commit for it (a zombie); nothing is written."""
 
 
 @dataclass
@@ -69,6 +77,8 @@ class SideEffects:
     # (row id, new outcome, reason, message) for held rows that were released or expired.
     resolved_holds: list[tuple[int, str, str | None, str | None]] = field(default_factory=list)
     dead_letters: list[IntakeRow] = field(default_factory=list)
+    # (topic, partition, epoch): commit only while this process still owns the partition.
+    fence: tuple[str, int, int] | None = None
     # (row id, new subject) for held rows that now wait for something else.
     rehold: list[tuple[int, str]] = field(default_factory=list)
     # originator id hex -> epoch seconds of the due time, or None to drop it from the index.
@@ -76,7 +86,7 @@ class SideEffects:
 
     def __bool__(self) -> bool:
         return bool(self.intake or self.resolved_holds or self.dead_letters or self.deadlines
-                    or self.rehold)
+                    or self.rehold or self.fence)
 
 
 def akey(source: str, action_id: str) -> str:
@@ -109,6 +119,11 @@ def _schema(serial: str, blob: str) -> list[str]:
         "due DOUBLE PRECISION NOT NULL)",
         "CREATE INDEX IF NOT EXISTS motcua_deadlines_due ON motcua_deadlines (due)",
         "CREATE TABLE IF NOT EXISTS motcua_positions (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        # Partition ownership for many engine processes: a new owner bumps the epoch, and a
+        # commit succeeds only with the current epoch (zombie fencing).
+        "CREATE TABLE IF NOT EXISTS motcua_owners (topic TEXT NOT NULL, part INTEGER NOT NULL, "
+        "owner TEXT NOT NULL, epoch BIGINT NOT NULL, beat DOUBLE PRECISION NOT NULL, "
+        "PRIMARY KEY (topic, part))",
     ]
 
 
@@ -135,15 +150,26 @@ class IntakeMixin:
                   r.subject, r.occurred_at, r.reason, r.field, r.message,
                   r.raw if r.outcome in (HELD, REJECTED) else None, now) for r in fx.intake],
             )
-        if fx.resolved_holds:
-            c.executemany(
-                self._sql("UPDATE motcua_intake SET outcome=?, reason=?, message=?, raw=NULL "
-                          "WHERE id=? AND outcome='held'"),
-                [(o, r, m, i) for i, o, r, m in fx.resolved_holds],
-            )
-        if fx.rehold:
-            c.executemany(self._sql("UPDATE motcua_intake SET subject=? WHERE id=? AND "
-                                    "outcome='held'"), [(s, i) for i, s in fx.rehold])
+        # A held row may be settled by another engine process at the same moment (its subject
+        # arrived there, or its hold expired there): each update must find the row still held,
+        # or the whole transaction is undone and the batch redone (HoldRaceError).
+        for i, o, r, m in fx.resolved_holds:
+            c.execute(self._sql("UPDATE motcua_intake SET outcome=?, reason=?, message=?, "
+                                "raw=NULL WHERE id=? AND outcome='held' RETURNING id"),
+                      (o, r, m, i))
+            if c.fetchone() is None:
+                raise HoldRaceError(f"Held action {i} was settled elsewhere meanwhile.")
+        for i, subject in fx.rehold:
+            c.execute(self._sql("UPDATE motcua_intake SET subject=? WHERE id=? AND "
+                                "outcome='held' RETURNING id"), (subject, i))
+            if c.fetchone() is None:
+                raise HoldRaceError(f"Held action {i} was settled elsewhere meanwhile.")
+        if fx.fence is not None:
+            topic, part, epoch = fx.fence
+            c.execute(self._sql("UPDATE motcua_owners SET beat=? WHERE topic=? AND part=? AND "
+                                "epoch=? RETURNING epoch"), (now, topic, part, epoch))
+            if c.fetchone() is None:
+                raise FencedError(f"This process no longer owns {topic}[{part}] (epoch {epoch}).")
         if fx.dead_letters:
             c.executemany(
                 self._sql("INSERT INTO motcua_dead_letters (log, topic, part, off, akey, reason, "
@@ -292,6 +318,22 @@ class IntakeMixin:
         if self.ph == "?":
             return rows  # type: ignore[no-any-return]  # already (int, str, bytes)
         return [(int(r[0]), r[1], bytes(r[2])) for r in rows]
+
+    def claim(self, topic: str, part: int, owner: str) -> int:
+        """Take a partition: bump its epoch (fencing the previous owner); returns my epoch."""
+        with self._tx(commit=True) as c:
+            c.execute(self._sql(
+                "INSERT INTO motcua_owners (topic, part, owner, epoch, beat) VALUES (?,?,?,1,?) "
+                "ON CONFLICT (topic, part) DO UPDATE SET owner=excluded.owner, "
+                "epoch=motcua_owners.epoch+1, beat=excluded.beat RETURNING epoch"),
+                (topic, part, owner, time.time()))
+            return int(c.fetchone()["epoch"])
+
+    def owners(self) -> list[dict[str, Any]]:
+        with self._tx(commit=False) as c:
+            c.execute("SELECT topic, part, owner, epoch, beat FROM motcua_owners ORDER BY "
+                      "topic, part")
+            return [dict(r) for r in c.fetchall()]
 
     def find_intake(self, akeys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The accepted intake row of each key (for history: which offset caused a fact)."""
