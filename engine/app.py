@@ -426,9 +426,8 @@ class _Batch:
         sid = self.e.uuid("dossier", dossier_id)
         d = self.touched.get(sid) or self.e._get(sid)
         if isinstance(d, Dossier):
-            if not d.is_withdrawn:
-                d.link_feedback(feedback_id, at, cause)
-                self.touched[sid] = d
+            d.link_feedback(feedback_id, at, cause)
+            self.touched[sid] = d
             return
         internal = {"internal": "feedback_linked", "dossier_id": dossier_id,
                     "feedback_id": feedback_id, "at": at.isoformat(), "cause": cause}

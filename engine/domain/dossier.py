@@ -472,10 +472,8 @@ class Dossier(Subject):
         self._emit(self.Rated, at, cause, satisfied=satisfied, scores=scores)
 
     def link_feedback(self, feedback_id: str, at: datetime, cause: Cause | None) -> None:
-        if self.is_withdrawn:
-            raise DossierWithdrawnError(
-                f"Dossier {self.dossier_id} was withdrawn; feedback cannot be linked to it."
-            )
+        """Feedback about this dossier (5.4). Also after a withdrawal: the spec subtracts every
+        dossier with feedback linked to it, and the score must not depend on arrival order."""
         self._emit(self.FeedbackLinked, at, cause, feedback_id=feedback_id)
 
     def record_overdue(self, now: datetime) -> bool:

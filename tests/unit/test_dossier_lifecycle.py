@@ -327,7 +327,6 @@ COMMANDS: dict[str, Callable[[Dossier], None]] = {
     "apology_issued": lambda d: d.issue_apology(AFTER, "sorry", AFTER, None),
     "synced": lambda d: d.sync(AFTER, None),
     "rated": lambda d: d.rate(True, None, AFTER, None),
-    "feedback_linked": lambda d: d.link_feedback("F1", AFTER, None),
 }
 
 
@@ -379,6 +378,13 @@ def test_every_refusal_is_a_lifecycle_error_with_a_reason() -> None:
 
 
 # ----- feedback link --------------------------------------------------------------------------
+
+
+def test_feedback_links_also_to_a_withdrawn_dossier() -> None:
+    """Feedback about a withdrawn dossier still links (5.4 must not depend on arrival order)."""
+    d = withdrawn()
+    d.link_feedback("F1", AFTER, None)
+    assert d.facts[3] & F.FEEDBACK_LINKED
 
 
 def test_linking_feedback_sets_the_feedback_linked_flag() -> None:

@@ -1,0 +1,166 @@
+"""The whole scoring pipeline in one process, for tests: actions → engine → events → counters.
+
+No broker: actions go to ``Engine.process`` as messages of one partition, the recorded events are
+read back from the store's notification log and turned into ``motcua.events`` messages exactly as
+the relay does, and the projection's fold takes them. Tests then ask the real views for counts,
+scorecards and late lists.
+
+    p = Pipeline(tmp_path / "m.db")
+    p.send([action, ...])
+    p.counts("H15", parse_period("2026-10"), now)["ON_TIME"]   # (numerator, denominator)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.app import Engine, Message
+from engine.relay import event_message
+from engine.ruleset import Ruleset, load_ruleset
+from projections.fold import Counters
+from projections.periods import Period
+from projections.views import Tree, counts_for, overdue_list, ranking, scorecard
+
+TOPIC = "motcua.actions"
+LOG_ID = "test-log"
+
+
+class Pipeline:
+    """One engine (SQLite file) and one in-memory projection fed from its notification log."""
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        ruleset: Ruleset | str = "portal-2026",
+        *,
+        hold_seconds: float = 3600.0,
+        clock: datetime | None = None,
+    ) -> None:
+        self.ruleset = load_ruleset(ruleset) if isinstance(ruleset, str) else ruleset
+        self.now = clock or datetime.now(UTC)
+        self.engine = Engine(f"sqlite:///{db_path}", self.ruleset, hold_seconds=hold_seconds,
+                             clock=lambda: self.now)
+        self.counters = Counters()
+        # Last facts of every dossier, by dossier id (the view store keeps only the late ones).
+        self.dossier_facts: dict[str, list[Any]] = {}
+        self.outcomes: dict[str, int] = {}
+        self._offset = 0
+        self._pos = 0
+        self._sent: dict[tuple[str, str], dict[str, Any]] = {}
+        self._applied: dict[tuple[str, str], int] = {}
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----- in ------------------------------------------------------------------------------
+
+    def send(self, actions: Iterable[dict[str, Any] | bytes], batch: int = 1000) -> dict[str, int]:
+        """Process actions in batches of one partition, then fold what was recorded."""
+        messages: list[Message] = []
+        totals: dict[str, int] = {}
+        for a in actions:
+            raw = a if isinstance(a, bytes) else orjson.dumps(a)
+            if isinstance(a, dict):
+                self._sent.setdefault((str(a.get("source")), str(a.get("action_id"))), a)
+            messages.append(Message(TOPIC, 0, self._offset, raw))
+            self._offset += 1
+            if len(messages) >= batch:
+                _add(totals, self.engine.process(LOG_ID, messages))
+                messages = []
+        if messages:
+            _add(totals, self.engine.process(LOG_ID, messages))
+        _add(self.outcomes, totals)
+        self.sync()
+        return totals
+
+    def record_overdue(self, now: datetime) -> int:
+        """Run the engine's deadline watcher as of ``now`` and fold its ``BecameOverdue`` facts."""
+        self.now = now
+        n = 0
+        while True:
+            k = self.engine.record_overdue()
+            n += k
+            if k == 0:
+                break
+        self.sync()
+        return n
+
+    def sync(self) -> int:
+        """Fold every event recorded since the last sync, as the projection would."""
+        recorder = self.engine.app.recorder
+        n = 0
+        while True:
+            notes = recorder.select_notifications(self._pos + 1, 10_000)
+            if not notes:
+                return n
+            for note in notes:
+                _, msg = event_message(note.id, note.topic, note.state)
+                self.counters.fold(msg)
+                if msg["kind"] == "dossier":
+                    self.dossier_facts[msg["sid"]] = msg["facts"]
+                cause = orjson.loads(note.state).get("cause") or {}
+                key = (str(cause.get("source")), str(cause.get("action_id")))
+                if cause.get("source") not in (None, "motcua"):
+                    self._applied.setdefault(key, note.id)
+                n += 1
+            self._pos = notes[-1].id
+
+    # ----- out -----------------------------------------------------------------------------
+
+    def accepted(self) -> list[dict[str, Any]]:
+        """The sent actions the engine applied, each once, in the order it recorded them."""
+        keys = sorted(self._applied, key=self._applied.__getitem__)
+        return [self._sent[k] for k in keys if k in self._sent]
+
+    def rejected(self) -> list[dict[str, Any]]:
+        """The dead letters: ``reason``, ``akey``, ``message`` and the original bytes."""
+        return self.engine.store.dead_letters_after(0, 10**9)
+
+    def counts(self, agency_id: str, period: Period,
+               now: datetime) -> dict[str, tuple[int, int]]:
+        """Every criterion's (numerator, denominator) from the real views."""
+        tree = Tree.build(self.counters)
+        counts, _ = counts_for(self.counters, self.ruleset, tree, agency_id, period, now)
+        return counts
+
+    def scorecard(self, agency_id: str, period: Period, now: datetime) -> dict[str, Any]:
+        return scorecard(self.counters, self.ruleset, agency_id, period, now)
+
+    def ranking(self, period: Period, now: datetime, level: str | None = None) -> dict[str, Any]:
+        return ranking(self.counters, self.ruleset, period, now, level=level)
+
+    def overdue(self, agency_id: str, period: Period, now: datetime) -> dict[str, Any]:
+        """The late list over this projection's own per-dossier facts (subtree, period months)."""
+        tree = Tree.build(self.counters)
+        agencies = tree.subtree(agency_id)
+        months = set(period.months)
+        rows = [(sid, f) for sid, f in sorted(self.dossier_facts.items())
+                if f[0] in agencies and f[1] in months]
+        return overdue_list(rows, self.counters, self.ruleset, agency_id, period, now)
+
+
+def _add(into: dict[str, int], more: dict[str, int]) -> None:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + v
+
+
+def points(card: dict[str, Any]) -> dict[str, float]:
+    """Criterion code → points of a scorecard."""
+    return {c["code"]: c["points"] for g in card["groups"] for c in g["criteria"]}
+
+
+def ratio(card: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Criterion code → (numerator, denominator) of a scorecard."""
+    return {c["code"]: (c["numerator"], c["denominator"])
+            for g in card["groups"] for c in g["criteria"]}
