@@ -1,0 +1,147 @@
+"""Suite 1, ingest: consumed bytes → ONE committed store transaction per batch, with tracking.
+
+Target (issue): >= 20,000 actions/s on SQLite, end to end through ``Engine.process`` in batches
+of 5,000 on a fresh store each round. PostgreSQL is reported beside it. The domain step alone
+(parse + validate + apply to in-memory aggregates, no I/O) is reported in µs per action, so the
+store's share of the time can be read off the difference.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from support import Timer, batches, check, province_lines, record
+
+from engine.actions import parse_action
+from engine.app import KIND_OF_FIELD, Engine, Message
+from engine.ruleset import Ruleset
+from producers.simulator import SimConfig
+
+SUITE = "ingest"
+TARGET = 20_000.0  # actions/s on SQLite
+BATCH = 5000
+TOPIC = "motcua.actions"
+# 20 agencies, 5,000 dossiers over 300 days: ~29,500 actions (catalog first, then lifecycles).
+CFG = SimConfig(agencies=20, dossiers=5000, seed=1)
+
+
+@pytest.fixture(scope="module")
+def messages() -> list[Message]:
+    """The province's actions as one partition's consumed records (built outside the timing)."""
+    return [Message(TOPIC, 0, i, raw) for i, raw in enumerate(province_lines(CFG))]
+
+
+def _ingest(benchmark: Any, ruleset: Ruleset, new_url: Callable[[], str],
+            messages: list[Message], rounds: int) -> tuple[float, float, dict[str, int]]:
+    """Process every message in batches of 5,000 on a fresh store per round; (best, median) s."""
+    timer = Timer()
+    outcomes: dict[str, int] = {}
+
+    def setup() -> tuple[tuple[Engine], dict[str, Any]]:
+        return (Engine(new_url(), ruleset, hold_seconds=3600.0),), {}
+
+    def run(engine: Engine) -> None:
+        with timer:
+            totals: dict[str, int] = {}
+            for batch in batches(messages, BATCH):
+                for k, v in engine.process("bench", batch).items():
+                    totals[k] = totals.get(k, 0) + v
+        engine.close()
+        outcomes.clear()
+        outcomes.update(totals)
+
+    benchmark.pedantic(run, setup=setup, rounds=rounds, warmup_rounds=0, iterations=1)
+    return min(timer.times), statistics.median(timer.times), outcomes
+
+
+def test_ingest_sqlite(benchmark: Any, ruleset: Ruleset, fresh_sqlite_url: Callable[[], str],
+                       messages: list[Message]) -> None:
+    benchmark.group = "ingest"
+    best, median, outcomes = _ingest(benchmark, ruleset, fresh_sqlite_url, messages, rounds=3)
+    n = len(messages)
+    assert outcomes.get("accepted") == n, outcomes  # every action recorded, none held/rejected
+    ok = n / best >= TARGET
+    record(benchmark, SUITE, "sqlite_actions_per_s", n / best, "actions/s",
+           target=f">= {TARGET:,.0f}", passed=ok,
+           note=f"best of 3 rounds, {n:,} actions, batches of {BATCH}")
+    record(benchmark, SUITE, "sqlite_actions_per_s_median", n / median, "actions/s",
+           target=f">= {TARGET:,.0f}", passed=n / median >= TARGET, note="median round")
+    record(benchmark, SUITE, "sqlite_ms_per_batch", best / (n / BATCH) * 1000, "ms")
+    check(ok, f"SQLite ingest {n / best:,.0f} actions/s < {TARGET:,.0f}")
+
+
+@pytest.mark.postgres
+def test_ingest_postgres(benchmark: Any, ruleset: Ruleset, fresh_pg_url: Callable[[], str],
+                         messages: list[Message]) -> None:
+    benchmark.group = "ingest"
+    best, median, outcomes = _ingest(benchmark, ruleset, fresh_pg_url, messages, rounds=3)
+    n = len(messages)
+    assert outcomes.get("accepted") == n, outcomes
+    record(benchmark, SUITE, "postgres_actions_per_s", n / best, "actions/s",
+           note="best of 3 rounds (reported; the target is for SQLite); server fsync=off")
+    record(benchmark, SUITE, "postgres_actions_per_s_median", n / median, "actions/s")
+
+
+def test_parse_action(benchmark: Any, messages: list[Message]) -> None:
+    """Decode + validate + fingerprint alone."""
+    benchmark.group = "domain step"
+    raws = [m.value for m in messages]
+
+    def run() -> None:
+        for raw in raws:
+            parse_action(raw)
+
+    benchmark.pedantic(run, rounds=5, warmup_rounds=1, iterations=1)
+    record(benchmark, SUITE, "parse_action_us_per_action",
+           benchmark.stats.stats.min / len(raws) * 1e6, "µs/action", note="best of 5")
+
+
+def test_domain_step(benchmark: Any, ruleset: Ruleset, fresh_sqlite_url: Callable[[], str],
+                     messages: list[Message]) -> None:
+    """parse_action + the engine's own apply() on in-memory aggregates: no read, no save.
+
+    A fresh engine each round is told, as ``Engine._prefetch`` would learn from an empty store,
+    that no subject exists yet; every aggregate is then created and kept in the engine's cache,
+    and the events stay pending (no collect, no transcoding, no SQL).
+    """
+    benchmark.group = "domain step"
+    try:
+        from engine.app import _Batch, _cause
+    except ImportError:  # pragma: no cover - the engine's internals moved
+        pytest.skip("engine.app._Batch/_cause are gone: update the domain-step benchmark")
+    parsed = [(m, parse_action(m.value)) for m in messages]
+
+    def setup() -> tuple[tuple[Engine], dict[str, Any]]:
+        engine = Engine(fresh_sqlite_url(), ruleset, hold_seconds=3600.0)
+        absent = set()
+        for _, a in parsed:
+            absent.add(engine.uuid(KIND_OF_FIELD[a.subject_field], a.subject_id))
+            if a.type == "received":
+                absent.add(engine.uuid("procedure", a.data["procedure_id"]))
+            elif a.type == "feedback_received" and a.data.get("dossier_id"):
+                absent.add(engine.uuid("dossier", a.data["dossier_id"]))
+        engine._absent = absent
+        engine._held = 0
+        return (engine,), {}
+
+    timer = Timer()
+    held: list[int] = []
+
+    def run(engine: Engine) -> None:
+        with timer:
+            batch = _Batch(engine, "bench")
+            for m in messages:
+                a = parse_action(m.value)
+                batch.apply(a, _cause(a, m), m)
+        held.append(sum(len(v) for v in batch.held.values()))
+        engine.close()
+
+    benchmark.pedantic(run, setup=setup, rounds=3, warmup_rounds=0, iterations=1)
+    assert held and held[-1] == 0, "no action may wait in the domain step"
+    n = len(messages)
+    record(benchmark, SUITE, "domain_step_us_per_action", min(timer.times) / n * 1e6,
+           "µs/action", note="parse + validate + apply on cached aggregates, best of 3")
+    record(benchmark, SUITE, "domain_step_actions_per_s", n / min(timer.times), "actions/s")

@@ -1,0 +1,119 @@
+"""cProfile of a benchmarked path, to see where the time goes when a target is missed.
+
+    python benchmarks/where_time_goes.py ingest|domain|fold|scorecard [--top N] [--sort KEY]
+
+Same data as the benchmarks (``support``): ``ingest`` = ``Engine.process`` in batches of 5,000 on
+a fresh SQLite store; ``domain`` = parse + apply without I/O; ``fold`` = decode + fold of the
+scoring province's events; ``scorecard`` = the province's scorecard over 2026, 50 times.
+The end-to-end pipeline is profiled per thread with ``MOTCUA_BENCH_PROFILE=DIR`` on
+``benchmarks/test_end_to_end.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from support import SCORING_CFG, batches, province_lines  # noqa: E402
+
+from engine.actions import parse_action  # noqa: E402
+from engine.app import KIND_OF_FIELD, Engine, Message  # noqa: E402
+from engine.ruleset import load_ruleset  # noqa: E402
+from producers.simulator import SimConfig  # noqa: E402
+
+INGEST_CFG = SimConfig(agencies=20, dossiers=5000, seed=1)
+
+
+def scoring_events(tmp: Path) -> list[bytes]:
+    from engine.relay import event_message
+
+    engine = Engine(f"sqlite:///{tmp / 'scoring.db'}", load_ruleset("portal-2026"),
+                    hold_seconds=3600.0)
+    lines = province_lines(SCORING_CFG)
+    for b in batches([Message("a", 0, i, r) for i, r in enumerate(lines)], 5000):
+        engine.process("bench", b)
+    out, pos = [], 0
+    while notes := engine.app.recorder.select_notifications(pos + 1, 10_000):
+        out += [orjson.dumps(event_message(n.id, n.topic, n.state)[1]) for n in notes]
+        pos = notes[-1].id
+    engine.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["ingest", "domain", "fold", "scorecard"])
+    ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--sort", default="tottime")
+    args = ap.parse_args()
+    rs = load_ruleset("portal-2026")
+    tmp = Path(tempfile.mkdtemp(prefix="motcua-profile-"))
+    prof = cProfile.Profile()
+    if args.what in ("ingest", "domain"):
+        msgs = [Message("motcua.actions", 0, i, r)
+                for i, r in enumerate(province_lines(INGEST_CFG))]
+        engine = Engine(f"sqlite:///{tmp / 'ingest.db'}", rs, hold_seconds=3600.0)
+        if args.what == "ingest":
+            prof.enable()
+            for b in batches(msgs, 5000):
+                engine.process("bench", b)
+            prof.disable()
+        else:
+            from engine.app import _Batch, _cause
+
+            parsed = [parse_action(m.value) for m in msgs]
+            absent = {engine.uuid(KIND_OF_FIELD[a.subject_field], a.subject_id) for a in parsed}
+            absent |= {engine.uuid("procedure", a.data["procedure_id"])
+                       for a in parsed if a.type == "received"}
+            engine._absent = absent
+            batch = _Batch(engine, "bench")
+            prof.enable()
+            for m in msgs:
+                a = parse_action(m.value)
+                batch.apply(a, _cause(a, m), m)
+            prof.disable()
+        n = len(msgs)
+        engine.close()
+    else:
+        from projections.fold import Counters
+
+        events = scoring_events(tmp)
+        if args.what == "fold":
+            counters = Counters()
+            loads = orjson.loads
+            prof.enable()
+            for raw in events:
+                counters.fold(loads(raw))
+            prof.disable()
+            n = len(events)
+        else:
+            from projections.periods import parse_period
+            from projections.views import scorecard
+
+            counters = Counters()
+            for raw in events:
+                counters.fold(orjson.loads(raw))
+            now = datetime.fromisoformat("2026-12-31T23:59:59+07:00")
+            period = parse_period("2026")
+            n = 50
+            prof.enable()
+            for _ in range(n):
+                scorecard(counters, rs, SCORING_CFG.province_id, period, now)
+            prof.disable()
+    st = pstats.Stats(prof)
+    print(f"# {args.what}: {n:,} operations, sorted by {args.sort}")
+    st.sort_stats(args.sort).print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()

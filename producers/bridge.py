@@ -1,0 +1,369 @@
+"""The HTTP bridge: ``POST /api/v1/actions`` for one-stop-shop systems that do not speak Kafka.
+
+A request carries one action or a JSON array of them and a per-source bearer token
+(:mod:`producers.tokens`). It is taken or refused as a whole, in this order:
+
+1. no token, or not a valid one → 401;
+2. more requests than the source's token bucket allows → 429 with ``Retry-After``;
+3. a body over the size limit → 413;
+4. an action the schema refuses (:func:`engine.actions.validate_action`) → 400 with its
+   ``index``, ``reason`` and ``field``;
+5. an action of another ``source``, or for an agency outside the token's scope → 403;
+6. otherwise every action is produced to ``motcua.actions`` keyed by its subject id and
+   confirmed (:class:`producers.client.ReliableSender`), then 202 ``{"accepted": [ids]}``.
+   A broker that stays away past the retries → 503 with ``Retry-After``; some actions may have
+   landed, and sending the request again is safe (the engine keeps one fact per action id).
+
+Nothing of a refused request is sent. Every refusal is logged with the source and counted in
+``motcua_bridge_refusals_total{status}``.
+
+Scope is checked where an action names an agency: ``received`` and ``feedback_received``
+(``data.agency_id``), ``agency_registered`` (the agency and its ``data.parent_id``: registering
+a unit under another agency's tree would pool its dossiers into that agency's scores) and
+``procedure_published`` (``data.authority_id``). Follow-up actions (a dossier's ``resolved``,
+``feedback_answered``, ``procedure_repealed`` …) name no agency and are allowed for the token's
+source: the bridge is stateless and does not know which agency a dossier belongs to (only the
+engine does), and a follow-up cannot open a subject — one whose subject was never opened is held
+and then rejected as ``unknown_dossier`` — so it cannot bring an agency into a score it is not
+already in. What remains (a trusted system touching a known subject of an agency outside its
+scope) is traceable: every recorded fact names the source and action that caused it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from engine.actions import Action, InvalidActionError, validate_action
+from engine.metrics import METRICS
+from engine.settings import Settings
+from producers.client import Record, ReliableSender
+from producers.errors import DeliveryError, RefusedRequestError
+from producers.tokens import Grant, TokenStore
+
+log = structlog.get_logger("motcua.bridge")
+
+PATH = "/api/v1/actions"
+
+
+@dataclass(frozen=True)
+class BridgeLimits:
+    """Request size and per-source rate limits of the bridge."""
+
+    max_body_bytes: int = 1 << 20
+    rate: float = 50.0  # requests per second, per source
+    burst: int = 100
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BridgeLimits:
+        """The limits ``settings`` carries (``bridge_max_body_bytes``, ``bridge_rate``,
+        ``bridge_burst``), else the defaults."""
+        return cls(
+            max_body_bytes=int(getattr(settings, "bridge_max_body_bytes", cls.max_body_bytes)),
+            rate=float(getattr(settings, "bridge_rate", cls.rate)),
+            burst=int(getattr(settings, "bridge_burst", cls.burst)),
+        )
+
+
+class RateLimiter:
+    """One token bucket per key: ``rate`` tokens a second, at most ``burst`` saved up."""
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, at)
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """0 if a request of ``key`` may go now (and count it), else the seconds to wait."""
+        with self._lock:
+            now = self.clock()
+            tokens, at = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+
+class Bridge:
+    """The bridge's state: the token store, the rate limiter and one shared Kafka sender."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        limits: BridgeLimits | None = None,
+        *,
+        tokens: TokenStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.limits = limits or BridgeLimits.from_settings(settings)
+        self.tokens = tokens or TokenStore(settings.database_url)
+        self.limiter = RateLimiter(self.limits.rate, self.limits.burst)
+        self._sender: ReliableSender | None = None
+        self._lock = threading.Lock()
+
+    # -- the steps, each raising RefusedRequestError --------------------------------------
+
+    def authenticate(self, authorization: str | None) -> Grant:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _refusal(
+                401,
+                "An Authorization: Bearer <token> header is required.",
+                "missing_token",
+                headers=_CHALLENGE,
+            )
+        grant = self.tokens.verify(token.strip())
+        if grant is None:
+            raise _refusal(
+                401,
+                "The bearer token is not valid (unknown, rotated or revoked).",
+                "invalid_token",
+                headers=_CHALLENGE,
+            )
+        return grant
+
+    def admit(self, grant: Grant) -> None:
+        wait = self.limiter.take(grant.source)
+        if wait > 0:
+            raise _refusal(
+                429,
+                f"Too many requests from {grant.source!r}; retry later.",
+                "rate_limited",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+
+    def check_size(self, size: int) -> None:
+        if size > self.limits.max_body_bytes:
+            raise _refusal(
+                413,
+                f"The body exceeds {self.limits.max_body_bytes} bytes; "
+                "send fewer actions per request.",
+                "body_too_large",
+            )
+
+    def forward(self, grant: Grant, body: bytes) -> list[str]:
+        """Validate and authorize every action, then produce them all; returns their ids."""
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise _refusal(400, f"The body is not valid UTF-8 JSON: {e}.", "malformed_json") from e
+        items = payload if isinstance(payload, list) else [payload]
+        records: list[Record] = []
+        for i, obj in enumerate(items):
+            try:
+                action = validate_action(obj)
+            except InvalidActionError as e:
+                raise _refusal(400, e.message, e.reason, index=i, field=e.field) from e
+            authorize(grant, action, i)
+            records.append(Record.of(action, obj))
+        try:
+            self.sender().deliver(records)
+        except DeliveryError as e:
+            raise _refusal(
+                503,
+                "Kafka did not acknowledge the actions in time; sending the request again is safe.",
+                "broker_unavailable",
+                headers={"Retry-After": "5"},
+            ) from e
+        return [r.action_id for r in records]
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def sender(self) -> ReliableSender:
+        """The shared sender, created on first use (no client exists before a request)."""
+        with self._lock:
+            if self._sender is None:
+                self._sender = ReliableSender(
+                    self.bootstrap, self.settings.kafka_security,
+                    partitions=self.settings.partitions, linger_ms=2, retries=4,
+                    ack_timeout=5.0, connect_timeout=2.0,  # a 503 within ~30 s, not minutes
+                )  # fmt: skip
+            return self._sender
+
+    def close(self) -> None:
+        with self._lock:
+            sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.close()
+        self.tokens.close()
+
+    def refuse(self, e: RefusedRequestError, grant: Grant | None) -> JSONResponse:
+        METRICS.http_refusals.labels(status=str(e.status)).inc()
+        log.warning(
+            "bridge_refused",
+            status=e.status,
+            reason=e.reason,
+            source=grant.source if grant else None,
+            index=e.index,
+            field=e.field,
+            error=e.message,
+        )
+        return JSONResponse(
+            {"error": e.message, "reason": e.reason, "index": e.index, "field": e.field},
+            status_code=e.status, headers=e.headers,
+        )  # fmt: skip
+
+    def router(self) -> APIRouter:
+        """``POST /api/v1/actions``; the bridge is closed when the app shuts down."""
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            try:
+                yield
+            finally:
+                self.close()
+
+        router = APIRouter(tags=["producers"], lifespan=lifespan)
+
+        @router.post(
+            PATH,
+            status_code=202,
+            openapi_extra=_OPENAPI,
+            summary="Send one action or an array of actions (bearer token)",
+        )
+        async def post_actions(request: Request) -> JSONResponse:
+            grant: Grant | None = None
+            try:
+                grant = await run_in_threadpool(
+                    self.authenticate, request.headers.get("authorization")
+                )
+                self.admit(grant)
+                body = await _read_limited(request, self.check_size)
+                ids = await run_in_threadpool(self.forward, grant, body)
+            except RefusedRequestError as e:
+                return self.refuse(e, grant)
+            log.info("bridge_accepted", source=grant.source, actions=len(ids))
+            return JSONResponse({"accepted": ids}, status_code=202)
+
+        return router
+
+
+def make_bridge(
+    settings: Settings, bootstrap: str, limits: BridgeLimits | None = None
+) -> APIRouter:
+    """The bridge's router, for ``projections.api.create_app(..., bridge=router)``."""
+    return Bridge(settings, bootstrap, limits).router()
+
+
+# ----- scope ---------------------------------------------------------------------------------
+
+
+def agencies_named(action: Action) -> Iterator[tuple[str, str]]:
+    """(dotted field, agency id) of every agency the action reports for; none for follow-ups."""
+    data = action.data
+    if action.type in ("received", "feedback_received"):
+        yield "data.agency_id", data["agency_id"]
+    elif action.type == "agency_registered":
+        yield "agency_id", action.subject_id
+        if data.get("parent_id") is not None:
+            yield "data.parent_id", data["parent_id"]
+    elif action.type == "procedure_published":
+        yield "data.authority_id", data["authority_id"]
+
+
+def authorize(grant: Grant, action: Action, index: int) -> None:
+    """Refuse (403) an action of another source or for an agency outside the grant's scope."""
+    if action.source != grant.source:
+        raise _refusal(
+            403,
+            f"Action source {action.source!r} is not this token's source {grant.source!r}.",
+            "wrong_source",
+            index=index,
+            field="source",
+        )
+    for field, agency in agencies_named(action):
+        if not grant.covers(agency):
+            raise _refusal(
+                403,
+                f"{field} {agency!r} is outside the agencies of "
+                f"{grant.source!r} ({', '.join(grant.agencies)}).",
+                "agency_out_of_scope",
+                index=index,
+                field=field,
+            )
+
+
+# ----- helpers -------------------------------------------------------------------------------
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="motcua"'}
+
+
+def _refusal(
+    status: int,
+    message: str,
+    reason: str,
+    *,
+    index: int | None = None,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> RefusedRequestError:
+    return RefusedRequestError(
+        status, message, reason=reason, index=index, field=field, headers=headers
+    )
+
+
+async def _read_limited(request: Request, check_size: Callable[[int], None]) -> bytes:
+    """The body, refused (413) as soon as its declared or streamed size passes the limit."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit():
+        check_size(int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        check_size(size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_REFUSAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string"},
+        "reason": {"type": "string"},
+        "index": {"type": ["integer", "null"]},
+        "field": {"type": ["string", "null"]},
+    },
+}
+_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {
+            "description": "One motcua.action/1 object or an array of them (contract: "
+                           "actions.md).",
+            "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+        }}},
+    },
+    "responses": {
+        "202": {"description": "Forwarded to motcua.actions", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {
+                "accepted": {"type": "array", "items": {"type": "string"}}}}}}},
+        **{str(code): {"description": text,
+                       "content": {"application/json": {"schema": _REFUSAL_SCHEMA}}}
+           for code, text in ((400, "An action fails the schema (index, reason, field)"),
+                              (401, "Missing or invalid bearer token"),
+                              (403, "Another source, or an agency outside the token's scope"),
+                              (413, "Body too large"),
+                              (429, "Rate limited (Retry-After)"),
+                              (503, "Kafka unavailable (Retry-After)"))},
+    },
+}  # fmt: skip
