@@ -9,6 +9,8 @@ absorbing any repeat (DESIGN, "things that bite").
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -16,13 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from kafka import KafkaConsumer, TopicPartition
+from eventsourcing.persistence import IntegrityError
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from engine import kafka as K
 from engine.app import Engine, Message
 from engine.metrics import METRICS
 from engine.relay import Relay
+from engine.store import FencedError
 from engine.settings import ACTIONS_TOPIC, EVENTS_TOPIC, REJECTED_TOPIC, KafkaSecurity
 
 log = structlog.get_logger("motcua.engine")
@@ -61,6 +65,30 @@ def ensure_all_topics(bootstrap: str, security: KafkaSecurity | None, partitions
                                           REJECTED_TOPIC: 1})
 
 
+def close_consumer(consumer: KafkaConsumer, session_timeout_ms: int) -> None:
+    """Close a consumer that is being replaced (a new log, or after an error).
+
+    A group member is first let finish any rejoin it has in flight (what it polls meanwhile is
+    dropped: its replacement seeks to the stored positions): tansu completes a JoinGroup that
+    crossed the member's LeaveGroup with the departed member as the group's leader, and then
+    never gives any partition to a new member. A member that cannot settle in a session timeout
+    is closed anyway.
+    """
+    # kafka-python has no public word for "not in the middle of a rebalance".
+    coordinator = getattr(consumer, "_coordinator", None)
+    if consumer.config.get("group_id") and callable(getattr(coordinator, "stable", None)):
+        deadline = time.monotonic() + session_timeout_ms / 1000
+        try:
+            while not coordinator.stable() and time.monotonic() < deadline:
+                consumer.poll(timeout_ms=200)
+        except Exception as e:  # the broker may be gone for good: close all the same
+            log.info("consumer_not_settled", error=repr(e))
+    try:
+        consumer.close()
+    except Exception as e:
+        log.info("consumer_close_failed", error=repr(e))
+
+
 class EngineLoop:
     """Consume, record, tick the timers and relay; until ``stop`` is set."""
 
@@ -74,6 +102,8 @@ class EngineLoop:
         max_records: int = 5000,
         timer_every: float = 0.5,
         on_batch: Callable[[], None] | None = None,
+        group: str | None = None,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.engine = engine
         self.bootstrap = bootstrap
@@ -87,6 +117,14 @@ class EngineLoop:
         self.relay: Relay | None = None
         self.log_id = ""
         self.next_offset: dict[int, int] = {}
+        self.epochs: dict[int, int] = {}
+        self.group = group
+        self.session_timeout_ms = session_timeout_ms
+        self.owner = f"engine@{socket.gethostname()}:{os.getpid()}"
+        # Partitions the group gave us that take() has not claimed and seeked yet: the
+        # rebalance listener runs on kafka-python's IO thread, where blocking consumer calls
+        # (end_offsets) are refused, so the loop's own thread takes them after poll().
+        self._assigned: list[TopicPartition] = []
         self.ready = threading.Event()
 
     # ----- setup ---------------------------------------------------------------------------
@@ -97,38 +135,66 @@ class EngineLoop:
     def setup(self) -> None:
         """(Re)join the actions log: topics, log identity, positions, seeks, relay."""
         ensure_all_topics(self.bootstrap, self.security, self.partitions)
-        base = self.identity.of(ACTIONS_TOPIC)
-        self.log_id = f"{base}#{self._epoch()}"
-        if self.consumer is None:
+        self.log_id = f"{self.identity.of(ACTIONS_TOPIC)}#{self._epoch()}"
+        if self.consumer is not None:
+            close_consumer(self.consumer, self.session_timeout_ms)
+        self.next_offset, self.epochs, self._assigned = {}, {}, []
+        if self.group:
+            self.consumer = K.consumer(
+                self.bootstrap, self.security, max_poll_records=self.max_records,
+                group_id=self.group, session_timeout_ms=self.session_timeout_ms,
+                heartbeat_interval_ms=max(500, self.session_timeout_ms // 5))
+            self.consumer.subscribe([ACTIONS_TOPIC], listener=_Listener(self))
+        else:
             self.consumer = K.consumer(self.bootstrap, self.security,
                                        max_poll_records=self.max_records)
-        parts = K.partitions_for(self.consumer, ACTIONS_TOPIC)
-        tps = [TopicPartition(ACTIONS_TOPIC, p) for p in parts]
-        self.consumer.assign(tps)
-        ends = K.end_offsets(self.consumer, ACTIONS_TOPIC)
-        stale = False
-        for tp in tps:
-            stored = self.engine.position(self.log_id, ACTIONS_TOPIC, tp.partition)
-            start = 0 if stored is None else stored + 1
-            if start > ends.get(tp.partition, 0):
-                stale = True
-            self.next_offset[tp.partition] = start
-        if stale:
-            # The log is shorter than what we recorded: a new log under the same ids.
-            epoch = self._epoch() + 1
-            self.engine.store.set_position(f"epoch:{ACTIONS_TOPIC}", epoch)
-            self.log_id = f"{base}#{epoch}"
-            self.next_offset = {tp.partition: 0 for tp in tps}
-            log.warning("actions_log_reset", log_id=self.log_id)
-        for tp in tps:
-            self.consumer.seek(tp, self.next_offset[tp.partition])
+            tps = [TopicPartition(ACTIONS_TOPIC, p)
+                   for p in K.partitions_for(self.consumer, ACTIONS_TOPIC)]
+            self.consumer.assign(tps)
+            self.take(tps)
         if self.relay is not None:  # after an error its producer may be unusable: renew it
             self.relay.producer.close(timeout=1)
         self.relay = Relay(self.engine.store, self.engine.app.recorder,
                            K.producer(self.bootstrap, self.security))
         self.relay.new_log(self.identity.of(EVENTS_TOPIC))
-        log.info("engine_ready", log_id=self.log_id, positions=self.next_offset)
+        log.info("engine_ready", log_id=self.log_id, group=self.group)
         self.ready.set()
+
+    def take(self, tps: list[TopicPartition]) -> None:
+        """Own these partitions: claim them (fencing any previous owner), then resume each
+        after its stored position."""
+        assert self.consumer is not None
+        for tp in tps:
+            self.epochs[tp.partition] = self.engine.store.claim(ACTIONS_TOPIC, tp.partition,
+                                                                self.owner)
+        ends = K.end_offsets(self.consumer, ACTIONS_TOPIC)
+        starts = {}
+        for tp in tps:
+            stored = self.engine.position(self.log_id, ACTIONS_TOPIC, tp.partition)
+            starts[tp.partition] = 0 if stored is None else stored + 1
+        if any(start > ends.get(p, 0) for p, start in starts.items()):
+            # The log is shorter than what we recorded: a new log under the same ids.
+            epoch = self._epoch() + 1
+            self.engine.store.set_position(f"epoch:{ACTIONS_TOPIC}", epoch)
+            self.log_id = f"{self.log_id.rpartition('#')[0]}#{epoch}"
+            starts = {p: 0 for p in starts}
+            log.warning("actions_log_reset", log_id=self.log_id)
+        for tp in tps:
+            self.next_offset[tp.partition] = starts[tp.partition]
+            self.consumer.seek(tp, starts[tp.partition])
+        log.info("partitions_assigned", role="engine", positions=starts)
+
+    def drop(self, tps: list[TopicPartition]) -> None:
+        for tp in tps:
+            self.epochs.pop(tp.partition, None)
+            self.next_offset.pop(tp.partition, None)
+        log.info("partitions_revoked", role="engine",
+                 partitions=sorted(tp.partition for tp in tps))
+
+    @property
+    def relays(self) -> bool:
+        """One relay for the whole store: the owner of actions partition 0 runs it."""
+        return 0 in self.epochs
 
     # ----- loop ----------------------------------------------------------------------------
 
@@ -144,18 +210,19 @@ class EngineLoop:
                 for tp, records in polled.items():
                     self._process(tp.partition, [
                         Message(tp.topic, tp.partition, r.offset, r.value) for r in records])
+                if self._assigned:
+                    assigned, self._assigned = self._assigned, []
+                    self.take(assigned)
                 now = time.monotonic()
                 if now - last_timer >= self.timer_every:
                     last_timer = now
-                    expired = self.engine.expire_holds()
-                    overdue = self.engine.record_overdue()
-                    if expired or overdue:
-                        log.info("timers", holds_expired=expired, overdue_recorded=overdue)
+                    self._timers()
                 if now - last_identity >= 2.0:
                     last_identity = now
                     self._check_identity()
-                while self.relay.run_once():
-                    pass
+                if self.relays:
+                    while self.relay.run_once():
+                        pass
                 if self.on_batch is not None:
                     self.on_batch()
             except KafkaError as e:
@@ -168,10 +235,24 @@ class EngineLoop:
                 time.sleep(0.5)
         self.close()
 
+    def _timers(self) -> None:
+        """Hold expiry and the deadline watcher. With several engines, another one may settle
+        the same row or dossier first: then this round is simply undone and tried again."""
+        if not self.epochs:
+            return
+        try:
+            expired = self.engine.expire_holds()
+            overdue = self.engine.record_overdue()
+        except IntegrityError as e:
+            log.info("timer_race", error=str(e))
+            return
+        if expired or overdue:
+            log.info("timers", holds_expired=expired, overdue_recorded=overdue)
+
     def _check_identity(self) -> None:
-        base = self.identity.of(ACTIONS_TOPIC)
-        if not self.log_id.startswith(base + "#"):
-            log.warning("actions_log_changed", old=self.log_id, new=base)
+        current = f"{self.identity.of(ACTIONS_TOPIC)}#{self._epoch()}"
+        if current != self.log_id:
+            log.warning("actions_log_changed", old=self.log_id, new=current)
             self.ready.clear()
 
     def _process(self, partition: int, msgs: list[Message]) -> None:
@@ -184,8 +265,26 @@ class EngineLoop:
             msgs = [m for m in msgs if m.offset >= expected]
         if not msgs:
             return
+        epoch = self.epochs.get(partition)
+        if epoch is None:  # revoked meanwhile
+            return
         t0 = time.perf_counter()
-        counts = self.engine.process(self.log_id, msgs)
+        try:
+            with structlog.contextvars.bound_contextvars(
+                    partition=partition, offsets=f"{msgs[0].offset}-{msgs[-1].offset}"):
+                counts = self.engine.process(self.log_id, msgs, epoch=epoch)
+        except FencedError as e:
+            log.warning("engine_fenced", partition=partition, error=str(e))
+            self.drop([TopicPartition(ACTIONS_TOPIC, partition)])
+            return
+        except IntegrityError as e:  # a race with another engine: redo from the stored position
+            log.info("batch_redone", partition=partition, error=str(e))
+            stored = self.engine.position(self.log_id, ACTIONS_TOPIC, partition)
+            self.next_offset[partition] = 0 if stored is None else stored + 1
+            assert self.consumer is not None
+            self.consumer.seek(TopicPartition(ACTIONS_TOPIC, partition),
+                               self.next_offset[partition])
+            return
         METRICS.batch_seconds.observe(time.perf_counter() - t0)
         for outcome, n in counts.items():
             if outcome.startswith("rejected:"):
@@ -203,3 +302,21 @@ class EngineLoop:
             self.relay.producer.close()
             self.relay = None
         self.identity.close()
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Consumer-group callbacks, run by kafka-python on its IO thread while the loop's thread
+    waits in ``poll()``: every batch is committed before the next poll, so a revocation has
+    nothing left to finish; an assignment is taken by the loop once ``poll()`` returns (records
+    of a partition not yet taken are dropped, and it is then seeked to its stored position)."""
+
+    def __init__(self, loop: EngineLoop) -> None:
+        self.loop = loop
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        gone = set(revoked)
+        self.loop._assigned = [tp for tp in self.loop._assigned if tp not in gone]
+        self.loop.drop(list(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.loop._assigned = [*self.loop._assigned, *assigned]

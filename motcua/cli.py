@@ -117,7 +117,9 @@ def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
 
     settings = _settings()
     _setup_logs(settings)
-    p = Pipeline(settings, roles=roles).start()
+    # The one-role commands join consumer groups, so several processes share the partitions.
+    group = len(roles) == 1 and roles != frozenset({"serve"})
+    p = Pipeline(settings, roles=roles, group=group).start()
     server = None
     try:
         if "serve" in roles:
@@ -582,6 +584,43 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- tokens --------------------------------------------------------------------------------
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    from producers.tokens import TokenStore
+
+    store = TokenStore(_settings().database_url)
+    try:
+        if args.tokens_command == "list":
+            grants = store.grants()
+            if args.json:
+                _print_json([{"source": g.source, "agencies": list(g.agencies),
+                              "token_id": g.token_id, "created_at": g.created_at,
+                              "rotated_at": g.rotated_at} for g in grants])
+            elif not grants:
+                print("no source has a token; add one with `motcua tokens add SOURCE "
+                      "--agencies H15`", file=sys.stderr)
+            for g in [] if args.json else grants:
+                print(f"{g.source:<24} {','.join(g.agencies):<24} {g.token_id}  "
+                      f"created {g.created_at}" + (f", rotated {g.rotated_at}"
+                                                   if g.rotated_at else ""))
+            return 0
+        if args.tokens_command == "revoke":
+            store.revoke(args.source)
+            print(f"revoked the token of {args.source}", file=sys.stderr)
+            return 0
+        if args.tokens_command == "add":
+            token = store.add(args.source, args.agencies)
+        else:
+            token = store.rotate(args.source)
+    finally:
+        store.close()
+    print(token)
+    print(f"the token of {args.source} is shown once: store it now", file=sys.stderr)
+    return 0
+
+
 # ----- parser --------------------------------------------------------------------------------
 
 
@@ -703,6 +742,22 @@ def build_parser() -> argparse.ArgumentParser:
                     "2026-01-01)")
     sp.add_argument("--days", type=int, default=300, help="days of receptions (default 300)")
     sp.add_argument("--out", required=True, help="output NDJSON file")
+
+    sp = add("tokens", "Bearer tokens of the sources that POST actions to the HTTP bridge.",
+             cmd_tokens)
+    tokens = sp.add_subparsers(dest="tokens_command", metavar="ACTION", required=True,
+                               parser_class=_Parser)
+    tp = tokens.add_parser("add", help="issue a source's token (printed once)")
+    tp.add_argument("source", help="the source name its actions carry, e.g. daklak-igate")
+    tp.add_argument("--agencies", required=True, help="agencies it may report for, comma "
+                    "separated; H15 also covers H15.*")
+    tp = tokens.add_parser("rotate", help="replace a source's token (the old one stops "
+                           "working; the new one is printed once)")
+    tp.add_argument("source")
+    tp = tokens.add_parser("revoke", help="delete a source's token")
+    tp.add_argument("source")
+    tp = tokens.add_parser("list", help="the sources with a token and their agencies")
+    tp.add_argument("--json", action="store_true", help="print JSON")
     return p
 
 

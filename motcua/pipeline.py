@@ -63,6 +63,9 @@ class Pipeline:
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     owns_broker_file: bool = False
+    # Consumer-group mode (many processes share the partitions) for the one-role commands;
+    # an all-in-one process assigns itself every partition.
+    group: bool = False
 
     def start(self) -> Pipeline:
         s = self.settings
@@ -92,16 +95,20 @@ class Pipeline:
                                  hold_limit=s.hold_limit, **kwargs)
         if "engine" in self.roles:
             assert self.engine is not None
-            self.engine_loop = EngineLoop(self.engine, self.bootstrap, sec,
-                                          partitions=s.partitions,
-                                          on_batch=self._heartbeat)
+            self.engine_loop = EngineLoop(
+                self.engine, self.bootstrap, sec, partitions=s.partitions,
+                on_batch=self._heartbeat,
+                group=f"{s.consumer_group}-engine" if self.group else None,
+                session_timeout_ms=s.session_timeout_ms)
             self._spawn("engine", self.engine_loop.run)
         if "project" in self.roles or "serve" in self.roles:
             self.views = ViewStore(views_url(s.database_url))
         if "project" in self.roles:
             assert self.views is not None
-            self.projection = ProjectionLoop(self.views, self.bootstrap, sec,
-                                             partitions=s.partitions)
+            self.projection = ProjectionLoop(
+                self.views, self.bootstrap, sec, partitions=s.partitions,
+                group=f"{s.consumer_group}-projection" if self.group else None,
+                session_timeout_ms=s.session_timeout_ms)
             self._spawn("projection", self.projection.run)
         return self
 

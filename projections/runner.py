@@ -4,70 +4,144 @@ Each message carries its event-store position ``pos``. Per partition the project
 highest ``pos`` it applied, in the view store, written in the same transaction as the counters:
 a message at or below it is a redelivery and a no-op. The Kafka offset is kept too, but only as
 a place to resume reading; ``pos`` survives any broker reset, the offset does not.
+
+Each events partition has its own table set of counters, written only by the process that owns
+the partition (claimed with an epoch that fences a zombie); queries sum the table sets. So
+several projection processes in one consumer group never write the same row.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from typing import Any
 
 import orjson
 import structlog
-from kafka import KafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from engine import kafka as K
 from engine.metrics import METRICS
-from engine.runner import LogIdentity, ensure_all_topics
+from engine.runner import LogIdentity, close_consumer, ensure_all_topics
 from engine.settings import EVENTS_TOPIC, KafkaSecurity
-from projections.fold import Counters
-from projections.store import GENERATION, StaleViewsError, ViewStore
+from projections.fold import Counters, merged
+from projections.store import (
+    BASE,
+    GENERATION,
+    StaleViewsError,
+    ViewsFencedError,
+    ViewStore,
+)
 
 log = structlog.get_logger("motcua.projection")
 
 
+def owner_name(role: str) -> str:
+    return f"{role}@{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10_000}"
+
+
 class ProjectionLoop:
-    """Owns the counters; readers take ``lock`` while they look at them."""
+    """Owns its partitions' counters; readers take ``lock`` while they look at them."""
 
     def __init__(self, store: ViewStore, bootstrap: str, security: KafkaSecurity | None,
-                 *, partitions: int = 3, max_records: int = 5000) -> None:
+                 *, partitions: int = 3, max_records: int = 5000, group: str | None = None,
+                 session_timeout_ms: int = 10_000) -> None:
         self.store = store
         self.bootstrap = bootstrap
         self.security = security
         self.partitions = partitions
         self.max_records = max_records
+        self.group = group
+        self.session_timeout_ms = session_timeout_ms
+        self.owner = owner_name("projection")
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.version = 0
-        self.counters: Counters = store.load()
-        self.positions: dict[str, int] = store.positions()
-        self.generation = self.positions.get(GENERATION, 0)
+        self.parts: dict[int, Counters] = {}
+        self.epochs: dict[int, int] = {}
+        self.base: Counters = Counters()
+        self.positions: dict[str, int] = {}
+        self.generation = 0
+        self._merged: tuple[int, Counters] | None = None
         self.identity = LogIdentity(bootstrap, security)
         self.consumer: KafkaConsumer | None = None
         self.log_id = ""
         self.ready = threading.Event()
+        self.reload()
+
+    # ----- state ---------------------------------------------------------------------------
+
+    @property
+    def counters(self) -> Counters:
+        """Everything this process knows, summed (the replay's base and its partitions);
+        computed again only when something changed."""
+        with self.lock:
+            if self._merged is None or self._merged[0] != self.version:
+                self._merged = (self.version, merged([self.base, *self.parts.values()]))
+            return self._merged[1]
 
     def applied(self, partition: int) -> int:
         return self.positions.get(f"pos|{partition}", 0)
 
-    def applied_max(self) -> int:
-        return max((v for k, v in self.positions.items() if k.startswith("pos|")), default=0)
+    def reload(self) -> None:
+        """Take what the store says is applied (after an error, or after a replay's swap)."""
+        with self.lock:
+            self.positions = self.store.positions()
+            self.generation = self.positions.get(GENERATION, 0)
+            self.base = self.store.load(BASE)
+            self.parts = {p: self.store.load(p) for p in self.parts}
+            self.version += 1
+            self.changed.notify_all()
+
+    def _take(self, partitions: list[int]) -> None:
+        with self.lock:
+            for p in partitions:
+                self.epochs[p] = self.store.claim(p, self.owner)
+                self.parts[p] = self.store.load(p)
+            self.positions = self.store.positions()
+            self.version += 1
+
+    def _drop(self, partitions: list[int]) -> None:
+        with self.lock:
+            for p in partitions:
+                self.parts.pop(p, None)
+                self.epochs.pop(p, None)
+            self.version += 1
+
+    # ----- Kafka ---------------------------------------------------------------------------
 
     def setup(self) -> None:
         ensure_all_topics(self.bootstrap, self.security, self.partitions)
         self.log_id = self.identity.of(EVENTS_TOPIC)
-        if self.consumer is None:
+        if self.consumer is not None:
+            close_consumer(self.consumer, self.session_timeout_ms)
+        with self.lock:
+            self.parts, self.epochs = {}, {}
+        self.reload()
+        if self.group:
+            self.consumer = K.consumer(
+                self.bootstrap, self.security, max_poll_records=self.max_records,
+                group_id=self.group, session_timeout_ms=self.session_timeout_ms,
+                heartbeat_interval_ms=max(500, self.session_timeout_ms // 5))
+            self.consumer.subscribe([EVENTS_TOPIC], listener=_Listener(self))
+        else:
             self.consumer = K.consumer(self.bootstrap, self.security,
                                        max_poll_records=self.max_records)
-        tps = [TopicPartition(EVENTS_TOPIC, p)
-               for p in K.partitions_for(self.consumer, EVENTS_TOPIC)]
-        self.consumer.assign(tps)
-        for tp in tps:
-            off = self.positions.get(f"off|{self.log_id}|{tp.partition}", 0)
-            self.consumer.seek(tp, off)
-        log.info("projection_ready", log_id=self.log_id)
+            tps = [TopicPartition(EVENTS_TOPIC, p)
+                   for p in K.partitions_for(self.consumer, EVENTS_TOPIC)]
+            self.consumer.assign(tps)
+            self._take([tp.partition for tp in tps])
+            for tp in tps:
+                self._seek(tp)
+        log.info("projection_ready", log_id=self.log_id, group=self.group)
         self.ready.set()
+
+    def _seek(self, tp: TopicPartition) -> None:
+        assert self.consumer is not None
+        self.consumer.seek(tp, self.positions.get(f"off|{self.log_id}|{tp.partition}", 0))
 
     def run(self, stop: threading.Event) -> None:
         last_identity = time.monotonic()
@@ -85,38 +159,37 @@ class ProjectionLoop:
                     if self.identity.of(EVENTS_TOPIC) != self.log_id:
                         log.warning("events_log_changed", old=self.log_id)
                         self.ready.clear()
+                    elif self.store.generation() != self.generation:
+                        raise StaleViewsError("the views were replaced by a replay")
                     self._lag()
+            except StaleViewsError:
+                log.info("views_replaced_by_replay_reloading")
+                self.ready.clear()
+            except ViewsFencedError as e:
+                log.warning("projection_fenced", error=str(e))
+                self.ready.clear()
             except KafkaError as e:
                 log.warning("kafka_error", error=repr(e))
                 self.ready.clear()
                 time.sleep(0.5)
-            except StaleViewsError:
-                log.info("views_replaced_by_replay_reloading")
-                self.ready.clear()
-                self.reload()
             except Exception:
                 log.exception("projection_loop_error")
                 self.ready.clear()
-                self.reload()
                 time.sleep(0.5)
         self.close()
-
-    def reload(self) -> None:
-        """Forget unflushed state: take what the store says is applied (and its generation)."""
-        with self.lock:
-            self.counters = self.store.load()
-            self.positions = self.store.positions()
-            self.generation = self.positions.get(GENERATION, 0)
-            self.version += 1
-            self.changed.notify_all()
 
     def apply(self, polled: dict[Any, list[Any]]) -> int:
         """Fold one poll's records and flush them with the positions, in one transaction."""
         folded = skipped = 0
         with self.lock:
             updates: dict[str, int] = {}
+            touched: dict[int, Counters] = {}
             for tp, records in polled.items():
                 p = tp.partition
+                counters = self.parts.get(p)
+                if counters is None:  # not ours (any more): the rebalance will tell
+                    continue
+                touched[p] = counters
                 applied = self.applied(p)
                 for r in records:
                     ev = orjson.loads(r.value)
@@ -124,12 +197,19 @@ class ProjectionLoop:
                     if pos <= applied:
                         skipped += 1
                         continue
-                    self.counters.fold(ev)
+                    counters.fold(ev)
                     applied = pos
                     folded += 1
                 updates[f"pos|{p}"] = applied
                 updates[f"off|{self.log_id}|{p}"] = records[-1].offset + 1
-            self.store.flush(self.counters, updates, self.generation)
+            try:
+                self.store.flush_parts(touched, updates, self.generation,
+                                       {p: self.epochs[p] for p in touched})
+            except BaseException:
+                # What was folded is not in the store: forget it (the loop reloads and seeks).
+                for p in touched:
+                    self.parts[p] = self.store.load(p)
+                raise
             self.positions.update(updates)
             self.version += 1
             self.changed.notify_all()
@@ -154,3 +234,23 @@ class ProjectionLoop:
             self.consumer.close()
             self.consumer = None
         self.identity.close()
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Consumer-group callbacks, called inside ``poll()`` on the loop's own thread."""
+
+    def __init__(self, loop: ProjectionLoop) -> None:
+        self.loop = loop
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        # Every batch is flushed before the next poll, so there is nothing to finish here.
+        self.loop._drop([tp.partition for tp in revoked])
+        log.info("partitions_revoked", role="projection", partitions=sorted(
+            tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        parts = [tp.partition for tp in assigned]
+        self.loop._take(parts)
+        for tp in assigned:
+            self.loop._seek(tp)
+        log.info("partitions_assigned", role="projection", partitions=sorted(parts))

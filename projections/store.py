@@ -8,6 +8,8 @@ of the same database. ``prefix`` names a table set, so a replay can build a shad
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,10 +17,15 @@ from typing import Any
 
 import orjson
 
-from projections.fold import Counters
+from projections.fold import Counters, merged
 
 
 GENERATION = "generation"
+BASE = -1  # the table set a replay writes; live partitions add to it
+
+
+class ViewsFencedError(RuntimeError):
+    """A projection that lost a partition tried to write for it (a zombie)."""
 
 
 class StaleViewsError(RuntimeError):
@@ -40,6 +47,8 @@ class ViewStore:
         self.url = url
         self.prefix = prefix
         self.is_pg = not url.startswith("sqlite:///")
+        self._lock = threading.RLock()
+        self._cursor: Any = None
         if self.is_pg:
             import psycopg
 
@@ -66,30 +75,47 @@ class ViewStore:
 
     @contextmanager
     def tx(self) -> Iterator[Any]:
-        if self.is_pg:
-            with self._conn.transaction():
-                with self._conn.cursor() as cur:
-                    yield cur
-        else:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+        """One transaction on this store's connection. Threads take turns (the projection
+        thread and readers share the connection); a nested call joins the open transaction."""
+        with self._lock:
+            if self._cursor is not None:
+                yield self._cursor
+                return
             try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            else:
-                cur.execute("COMMIT")
+                if self.is_pg:
+                    with self._conn.transaction(), self._conn.cursor() as cur:
+                        self._cursor = cur
+                        yield cur
+                else:
+                    cur = self._conn.cursor()
+                    cur.execute("BEGIN IMMEDIATE")
+                    self._cursor = cur
+                    try:
+                        yield cur
+                    except BaseException:
+                        cur.execute("ROLLBACK")
+                        raise
+                    else:
+                        cur.execute("COMMIT")
+            finally:
+                self._cursor = None
 
     def create_tables(self, prefix: str | None = None) -> None:
         p = prefix or self.prefix
         blob = "BYTEA" if self.is_pg else "BLOB"
         with self.tx() as c:
-            c.execute(f"CREATE TABLE IF NOT EXISTS {p}_cells (agency TEXT NOT NULL, month TEXT "
-                      f"NOT NULL, kind TEXT NOT NULL, body {blob} NOT NULL, "
-                      "PRIMARY KEY (agency, month, kind))")
-            c.execute(f"CREATE TABLE IF NOT EXISTS {p}_catalog (kind TEXT NOT NULL, id TEXT NOT "
-                      f"NULL, body {blob} NOT NULL, PRIMARY KEY (kind, id))")
+            # ``part``: the events partition whose owner writes the row, or BASE (a replay's
+            # rebuild, written once). Queries sum over parts, so no two processes ever write
+            # the same row.
+            c.execute(f"CREATE TABLE IF NOT EXISTS {p}_cells (part INTEGER NOT NULL, agency "
+                      f"TEXT NOT NULL, month TEXT NOT NULL, kind TEXT NOT NULL, body {blob} "
+                      "NOT NULL, PRIMARY KEY (part, agency, month, kind))")
+            c.execute(f"CREATE TABLE IF NOT EXISTS {p}_catalog (part INTEGER NOT NULL, kind TEXT "
+                      f"NOT NULL, id TEXT NOT NULL, body {blob} NOT NULL, "
+                      "PRIMARY KEY (part, kind, id))")
+            c.execute("CREATE TABLE IF NOT EXISTS view_owners (part INTEGER PRIMARY KEY, "
+                      "owner TEXT NOT NULL, epoch BIGINT NOT NULL, beat DOUBLE PRECISION "
+                      "NOT NULL)")
             for kind in ("dossiers", "feedback"):
                 c.execute(f"CREATE TABLE IF NOT EXISTS {p}_{kind} (id TEXT PRIMARY KEY, "
                           "agency TEXT NOT NULL, month TEXT NOT NULL, judged INTEGER NOT NULL, "
@@ -102,11 +128,19 @@ class ViewStore:
     # ----- write ---------------------------------------------------------------------------
 
     def flush(self, counters: Counters, positions: dict[str, int],
-              generation: int | None = None) -> None:
-        """Write what changed and the new positions together, then forget what changed.
+              generation: int | None = None, *, part: int = BASE) -> None:
+        """Write what changed of one table set and the new positions together."""
+        self.flush_parts({part: counters}, positions, generation)
+
+    def flush_parts(self, parts: dict[int, Counters], positions: dict[str, int],
+                    generation: int | None = None, epochs: dict[int, int] | None = None,
+                    ) -> None:
+        """Write what changed of each partition's counters and the positions, in ONE
+        transaction; then forget what changed.
 
         With ``generation``, refuse (``StaleViewsError``) if a replay swapped the tables since
-        the caller loaded them: its counters no longer describe these tables.
+        the caller loaded them; with ``epochs``, refuse (``ViewsFencedError``) unless this
+        process still owns each partition at that epoch (a zombie writes nothing).
         """
         with self.tx() as c:
             if generation is not None:
@@ -114,8 +148,32 @@ class ViewStore:
                 if current != generation:
                     raise StaleViewsError(
                         f"The views were replaced (generation {current}, not {generation}).")
-            self._write(c, counters, positions)
-        counters.clear_dirty()
+            for p, epoch in (epochs or {}).items():
+                c.execute(self._q("UPDATE view_owners SET beat=? WHERE part=? AND epoch=? "
+                                  "RETURNING epoch"), (time.time(), p, epoch))
+                if c.fetchone() is None:
+                    raise ViewsFencedError(f"This process no longer owns events partition {p}.")
+            for p, counters in parts.items():
+                self._write(c, counters, {}, p)
+            if positions:
+                self._write_positions(c, positions)
+        for counters in parts.values():
+            counters.clear_dirty()
+
+    def claim(self, part: int, owner: str) -> int:
+        """Take an events partition: bump its epoch (fencing the previous owner)."""
+        with self.tx() as c:
+            c.execute(self._q(
+                "INSERT INTO view_owners (part, owner, epoch, beat) VALUES (?,?,1,?) "
+                "ON CONFLICT (part) DO UPDATE SET owner=excluded.owner, "
+                "epoch=view_owners.epoch+1, beat=excluded.beat RETURNING epoch"),
+                (part, owner, time.time()))
+            return int(c.fetchone()[0])
+
+    def owners(self) -> list[tuple[int, str, int, float]]:
+        with self.tx() as c:
+            c.execute("SELECT part, owner, epoch, beat FROM view_owners ORDER BY part")
+            return [(int(r[0]), r[1], int(r[2]), float(r[3])) for r in c.fetchall()]
 
     def _generation(self, c: Any) -> int:
         c.execute(self._q(f"SELECT value FROM {self._t('positions')} WHERE name=?"),
@@ -127,15 +185,16 @@ class ViewStore:
         with self.tx() as c:
             return self._generation(c)
 
-    def _write(self, c: Any, counters: Counters, positions: dict[str, int]) -> None:
-        up_cell = self._q(f"INSERT INTO {self._t('cells')} (agency, month, kind, body) VALUES "
-                          "(?,?,?,?) ON CONFLICT (agency, month, kind) DO UPDATE SET "
-                          "body=excluded.body")
-        rows = [(a, m, "d", orjson.dumps({"c": counters.cells[(a, m)],
+    def _write(self, c: Any, counters: Counters, positions: dict[str, int],
+               part: int = -1) -> None:
+        up_cell = self._q(f"INSERT INTO {self._t('cells')} (part, agency, month, kind, body) "
+                          "VALUES (?,?,?,?,?) ON CONFLICT (part, agency, month, kind) DO UPDATE "
+                          "SET body=excluded.body")
+        rows = [(part, a, m, "d", orjson.dumps({"c": counters.cells[(a, m)],
                                             "open": _hist(counters.open_due[(a, m)]),
                                             "procs": counters.procs[(a, m)]}))
                 for a, m in counters.dirty_cells]
-        rows += [(a, m, "f", orjson.dumps({"c": counters.fb_cells[(a, m)],
+        rows += [(part, a, m, "f", orjson.dumps({"c": counters.fb_cells[(a, m)],
                                              "open": _hist(counters.fb_open_due[(a, m)])}))
                  for a, m in counters.dirty_fb]
         if rows:
@@ -143,10 +202,10 @@ class ViewStore:
         cat = []
         for kind, key in counters.dirty_catalog:
             src = counters.procedures if kind == "procedure" else counters.agencies
-            cat.append((kind, key, orjson.dumps(src[key])))
+            cat.append((part, kind, key, orjson.dumps(src[key])))
         if cat:
-            c.executemany(self._q(f"INSERT INTO {self._t('catalog')} (kind, id, body) VALUES "
-                                  "(?,?,?) ON CONFLICT (kind, id) DO UPDATE SET "
+            c.executemany(self._q(f"INSERT INTO {self._t('catalog')} (part, kind, id, body) "
+                                  "VALUES (?,?,?,?) ON CONFLICT (part, kind, id) DO UPDATE SET "
                                   "body=excluded.body"), cat)
         for kind, facts in (("dossiers", counters.dossiers), ("feedback", counters.feedback)):
             if facts:
@@ -157,9 +216,12 @@ class ViewStore:
                     "facts=excluded.facts"),
                     [(sid, f[0], f[1], f[4], f[5], orjson.dumps(f)) for sid, f in facts.items()])
         if positions:
-            c.executemany(self._q(f"INSERT INTO {self._t('positions')} (name, value) VALUES "
-                                  "(?,?) ON CONFLICT (name) DO UPDATE SET value=excluded.value"),
-                          list(positions.items()))
+            self._write_positions(c, positions)
+
+    def _write_positions(self, c: Any, positions: dict[str, int]) -> None:
+        c.executemany(self._q(f"INSERT INTO {self._t('positions')} (name, value) VALUES "
+                              "(?,?) ON CONFLICT (name) DO UPDATE SET value=excluded.value"),
+                      list(positions.items()))
 
     # ----- read ----------------------------------------------------------------------------
 
@@ -176,14 +238,23 @@ class ViewStore:
         with self.tx() as c:
             return self._load(c), self._positions(c)
 
-    def load(self) -> Counters:
-        """The whole projection state (agencies × months; small by design)."""
+    def load(self, part: int | None = None) -> Counters:
+        """The projection state (agencies × months; small by design): summed over every
+        table set, or one partition's own (``part``)."""
         with self.tx() as c:
-            return self._load(c)
+            return self._load(c, part)
 
-    def _load(self, c: Any) -> Counters:
+    def _load(self, c: Any, part: int | None = None) -> Counters:
+        if part is None:
+            c.execute(f"SELECT DISTINCT part FROM {self._t('cells')} UNION SELECT DISTINCT "
+                      f"part FROM {self._t('catalog')}")
+            parts = sorted(int(r[0]) for r in c.fetchall())
+            if len(parts) > 1:
+                return merged([self._load(c, p) for p in parts])
+            part = parts[0] if parts else BASE
         k = Counters()
-        c.execute(f"SELECT agency, month, kind, body FROM {self._t('cells')}")
+        c.execute(self._q(f"SELECT agency, month, kind, body FROM {self._t('cells')} "
+                          "WHERE part=?"), (part,))
         for agency, month, kind, body in c.fetchall():
             doc = orjson.loads(bytes(body))
             key = (agency, month)
@@ -195,7 +266,8 @@ class ViewStore:
             else:
                 k.fb_cells[key] = doc["c"]
                 k.fb_open_due[key] = hist
-        c.execute(f"SELECT kind, id, body FROM {self._t('catalog')}")
+        c.execute(self._q(f"SELECT kind, id, body FROM {self._t('catalog')} WHERE part=?"),
+                  (part,))
         for kind, key, body in c.fetchall():
             (k.procedures if kind == "procedure" else k.agencies)[key] = orjson.loads(
                 bytes(body))
