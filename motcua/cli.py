@@ -436,6 +436,29 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from engine.app import Engine
+    from engine.ruleset import load_ruleset
+    from motcua.pipeline import running_embedded_broker
+    from motcua.status import format_status, status
+
+    settings = _settings()
+    _setup_logs(settings, quiet=True)
+    bootstrap = settings.kafka_bootstrap or running_embedded_broker(settings)
+    engine = Engine(settings.database_url, load_ruleset(settings.ruleset))
+    views = _load_views(settings)
+    try:
+        result = status(engine, views, bootstrap, settings.kafka_security)
+    finally:
+        views.close()
+        engine.close()
+    if args.json:
+        _print_json(result)
+    else:
+        print("\n".join(format_status(result)))
+    return 0
+
+
 def _print_scorecard(card: dict[str, Any]) -> None:
     print(f"{card.get('agency_name', card['agency_id'])} ({card['agency_id']})  "
           f"period {card['period']}  view end {card['view_end']}  ruleset {card['ruleset']}")
@@ -710,6 +733,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--restart", action="store_true", help="start the rebuild over instead of "
                     "resuming a stopped one")
     sp.add_argument("--json", action="store_true", help="print the --verify result as JSON")
+
+    sp = add("status", "Per role and partition: position, lag behind the topic end, owner and "
+             "the age of its last commit (spot a stuck partition).", cmd_status)
+    sp.add_argument("--json", action="store_true", help="print JSON")
 
     sp = add("ranking", "Agencies ranked by total score.", cmd_ranking)
     time_args(sp)
