@@ -22,12 +22,15 @@ import orjson
 from engine.errors import RefusedActionError
 
 SCHEMA: Final = "motcua.action/1"
+# Also accepted: upcast to SCHEMA by engine.upcasting before the v1 rules
+# (docs/schema-evolution.md).
+SCHEMA_V2: Final = "motcua.action/2"
 
 REASON_CODES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "malformed_json": "the message is not UTF-8 JSON (or the dict cannot be encoded as JSON)",
         "not_an_object": "the JSON value is not an object",
-        "unsupported_schema": f"`schema` is missing or is not {SCHEMA!r}",
+        "unsupported_schema": f"`schema` is missing or is not {SCHEMA!r} or {SCHEMA_V2!r}",
         "unknown_type": "`type` is missing or is not one of the action types",
         "missing_field": "a required field (or `data` itself) is absent",
         "invalid_field": "a field has the wrong type, an out-of-range value, a bad enum value "
@@ -376,18 +379,21 @@ def parse_action(raw: bytes) -> Action:
 
 
 def validate_action(obj: object) -> Action:
-    """Validate an already-decoded JSON object as ``motcua.action/1`` and normalize its data."""
+    """Validate an already-decoded JSON object as ``motcua.action/1`` (or ``/2``, upcast to
+    ``/1`` first) and normalize its data."""
     if not isinstance(obj, dict):
         raise InvalidActionError(
             f"The action must be a JSON object, got {type(obj).__name__} {_show(obj)}.",
             reason="not_an_object",
         )
     schema = obj.get("schema")
-    if schema != SCHEMA:
+    if schema == SCHEMA_V2:
+        obj = _upcast_v2(obj)
+    elif schema != SCHEMA:
         if schema is None and "schema" not in obj:
-            message = f"schema is required and must be {SCHEMA!r}."
+            message = f"schema is required and must be {SCHEMA!r} or {SCHEMA_V2!r}."
         else:
-            message = f"schema must be {SCHEMA!r}, got {_show(schema)}."
+            message = f"schema must be {SCHEMA!r} or {SCHEMA_V2!r}, got {_show(schema)}."
         raise InvalidActionError(message, reason="unsupported_schema", field="schema")
 
     action_id = _envelope_string(obj, "action_id", _ACTION_ID_MAX)
@@ -427,6 +433,13 @@ def validate_action(obj: object) -> Action:
         data=data,
         fingerprint=hashlib.sha256(canonical).hexdigest(),
     )
+
+
+def _upcast_v2(obj: dict[str, Any]) -> dict[str, Any]:
+    """``motcua.action/2`` → the canonical ``motcua.action/1`` object (engine.upcasting)."""
+    from engine.upcasting import upcast_action_v2  # imported here: upcasting imports this module
+
+    return upcast_action_v2(obj)
 
 
 def _envelope_string(obj: dict[str, Any], key: str, maximum: int) -> str:

@@ -317,7 +317,7 @@ class IntakeMixin:
             rows = c.fetchall()
         if self.ph == "?":
             return rows  # type: ignore[no-any-return]  # already (int, str, bytes)
-        return [(int(r[0]), r[1], bytes(r[2])) for r in rows]
+        return [(int(r["notification_id"]), r["topic"], bytes(r["state"])) for r in rows]
 
     def claim(self, topic: str, part: int, owner: str) -> int:
         """Take a partition: bump its epoch (fencing the previous owner); returns my epoch."""

@@ -16,13 +16,13 @@ from typing import Any
 import orjson
 
 from engine import kafka as K
-from engine.actions import SUBJECT_FIELD
 from engine.app import Engine
 from engine.errors import UserError
 from engine.relay import Relay
 from engine.runner import LogIdentity, ensure_all_topics
 from engine.settings import ACTIONS_TOPIC, KafkaSecurity
 from engine.store import ACCEPTED, DUPLICATE, HELD, REJECTED
+from engine.upcasting import subject_of
 from projections.store import ViewStore
 
 
@@ -44,11 +44,10 @@ def read_lines(path: Path) -> list[bytes]:
 
 
 def subject_key(line: bytes) -> bytes | None:
-    """The Kafka key of an action: its subject id, so one subject's actions stay in order."""
+    """The Kafka key of an action (v1 or v2): its subject id, so one subject's actions stay in
+    order on one partition."""
     try:
-        obj = orjson.loads(line)
-        field_name = SUBJECT_FIELD.get(obj.get("type", ""))
-        value = obj.get(field_name) if field_name else None
+        value = subject_of(orjson.loads(line))
     except (orjson.JSONDecodeError, AttributeError, TypeError):
         return None
     return value.encode() if isinstance(value, str) else None

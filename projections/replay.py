@@ -22,7 +22,7 @@ import orjson
 
 from engine.relay import Relay, kind_and_type, partition_for
 from projections.fold import FB_SLOTS, SLOTS, Counters
-from projections.store import GENERATION, ViewStore
+from projections.store import BASE, GENERATION, ViewStore
 
 REPLAY_POS = "replay|pos"
 Progress = Callable[[int, int], None]
@@ -131,9 +131,20 @@ class Replayer:
         is folded in first, and each partition's position becomes the larger of the two, so
         that no event is applied twice or lost when the projection goes on from its offsets.
         """
+        for attempt in range(5):
+            try:
+                return self._swap(shadow, counters, done)
+            except Exception as e:  # PostgreSQL may pick the swap as a deadlock's victim
+                if not _is_lock_conflict(e) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+                counters = shadow.load(BASE)  # the attempt's tail folds were rolled back
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _swap(self, shadow: ViewStore, counters: Counters, done: int) -> int:
         live = self.views
         n_parts = self.partitions()
-        with live.tx() as c:  # holds the write lock: the live projection waits
+        with live.tx() as c:  # on SQLite this holds the write lock: the projection waits
             c.execute(f"SELECT name, value FROM {live._t('positions')}")
             live_pos = {r[0]: int(r[1]) for r in c.fetchall()}
             tail_pos = max((v for k, v in live_pos.items() if k.startswith("pos|")), default=0)
@@ -246,3 +257,9 @@ def compare(live: Counters, rebuilt: Counters) -> list[dict[str, Any]]:
                 out.append({"agency_id": None, "month": None, "kind": what, "counter": k,
                             "live": ca.get(k), "replayed": cb.get(k)})
     return out
+
+
+def _is_lock_conflict(e: Exception) -> bool:
+    name = type(e).__name__
+    return name in {"DeadlockDetected", "LockNotAvailable", "SerializationFailure"} or (
+        "deadlock" in str(e).lower())

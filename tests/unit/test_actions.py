@@ -202,10 +202,10 @@ def test_missing_schema_is_unsupported_schema() -> None:
 
 
 def test_another_schema_version_is_unsupported_and_named() -> None:
-    """An action of motcua.action/2 is refused and the message names the version it got."""
-    err = refused({**action(), "schema": "motcua.action/2"})
+    """An action of an unknown schema version is refused and the message names it."""
+    err = refused({**action(), "schema": "motcua.action/3"})
     assert (err.reason, err.field) == ("unsupported_schema", "schema")
-    assert "motcua.action/2" in err.message
+    assert "motcua.action/3" in err.message
 
 
 def test_unknown_type_is_refused() -> None:
