@@ -601,6 +601,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.exists():
         raise UserError(f"Directory {str(out.parent)!r} does not exist.")
+    if args.provinces:
+        from producers.national import write_national
+
+        try:
+            n = write_national(cfg, args.provinces, out)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        print(f"wrote {n:,} actions for {args.provinces} provinces of {args.agencies} agencies "
+              f"and {args.dossiers:,} dossiers each to {out}", file=sys.stderr)
+        return 0
     n = write_ndjson(cfg, out)
     print(f"wrote {n:,} actions for {args.agencies} agencies and {args.dossiers:,} dossiers "
           f"to {out}", file=sys.stderr)
@@ -768,6 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--start", default="2026-01-01", help="first reception day (default "
                     "2026-01-01)")
     sp.add_argument("--days", type=int, default=300, help="days of receptions (default 300)")
+    sp.add_argument("--provinces", type=int, default=0, help="simulate this many of the 34 "
+                    "provinces (national scale), each with --agencies and --dossiers")
     sp.add_argument("--out", required=True, help="output NDJSON file")
 
     sp = add("tokens", "Bearer tokens of the sources that POST actions to the HTTP bridge.",

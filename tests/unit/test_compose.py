@@ -48,3 +48,11 @@ def test_each_role_environment_is_valid_settings(service):
     assert s.is_postgres
     assert s.kafka_bootstrap == "kafka:9092"
     assert "***" in s.public_view()["database"]
+
+
+def test_engine_and_projection_are_replicated_over_six_partitions():
+    """Several engine and projection processes share the topics' partitions (consumer groups)."""
+    services = _compose()["services"]
+    for role in ("engine", "projection"):
+        assert services[role]["deploy"]["replicas"] >= 2
+        assert int(services[role]["environment"]["MOTCUA_PARTITIONS"]) >= 6
