@@ -128,7 +128,8 @@ class ProjectionLoop:
         if self.group:
             self.consumer = K.consumer(
                 self.bootstrap, self.security, max_poll_records=self.max_records,
-                fetch_max_wait_ms=FETCH_WAIT_MS, group_id=self.group, session_timeout_ms=self.session_timeout_ms,
+                fetch_max_wait_ms=FETCH_WAIT_MS, group_id=self.group,
+                session_timeout_ms=self.session_timeout_ms,
                 heartbeat_interval_ms=max(500, self.session_timeout_ms // 5))
             self.consumer.subscribe([EVENTS_TOPIC], listener=_Listener(self))
         else:
