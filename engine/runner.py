@@ -75,11 +75,11 @@ def close_consumer(consumer: KafkaConsumer, session_timeout_ms: int) -> None:
     is closed anyway.
     """
     # kafka-python has no public word for "not in the middle of a rebalance".
-    coordinator = getattr(consumer, "_coordinator", None)
-    if consumer.config.get("group_id") and callable(getattr(coordinator, "stable", None)):
+    stable = getattr(getattr(consumer, "_coordinator", None), "stable", None)
+    if consumer.config.get("group_id") and callable(stable):
         deadline = time.monotonic() + session_timeout_ms / 1000
         try:
-            while not coordinator.stable() and time.monotonic() < deadline:
+            while not stable() and time.monotonic() < deadline:
                 consumer.poll(timeout_ms=200)
         except Exception as e:  # the broker may be gone for good: close all the same
             log.info("consumer_not_settled", error=repr(e))
@@ -241,13 +241,26 @@ class EngineLoop:
         if not self.epochs:
             return
         try:
-            expired = self.engine.expire_holds()
+            expired = self.engine.expire_holds() if self._caught_up() else 0
             overdue = self.engine.record_overdue()
         except IntegrityError as e:
             log.info("timer_race", error=str(e))
             return
         if expired or overdue:
             log.info("timers", holds_expired=expired, overdue_recorded=overdue)
+
+    def _caught_up(self) -> bool:
+        """Every partition this engine owns is read to the end the broker last reported.
+
+        Only then may a held action's subject be taken for missing: after an outage longer
+        than the hold, the subject may still be waiting in the unread backlog.
+        """
+        assert self.consumer is not None
+        for p in self.epochs:
+            end = self.consumer.highwater(TopicPartition(ACTIONS_TOPIC, p))
+            if end is None or self.next_offset.get(p, 0) < end:
+                return False
+        return True
 
     def _check_identity(self) -> None:
         current = f"{self.identity.of(ACTIONS_TOPIC)}#{self._epoch()}"

@@ -1,0 +1,164 @@
+"""The ``motcua`` command end to end, as a user runs it: real processes, real broker, real files.
+
+``ingest --wait`` on an empty home starts the bundled broker and the pipeline itself; the counts
+it prints are worked out from how the file was built. A user mistake is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from faults import ROOT, future_start, simulate
+
+SCORECARD_KEYS = {"agency_id", "period", "view_end", "ruleset", "total", "classification",
+                  "groups"}
+GROUP_KEYS = {"key", "max", "score", "criteria"}
+CRITERION_KEYS = {"id", "code", "numerator", "denominator", "ratio", "target", "max", "points"}
+
+
+def motcua(home: Path, *args: str, timeout: float = 120,
+           **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``motcua ARGS`` with only this test's ``MOTCUA_*`` settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
+    clean.update({"MOTCUA_HOME": str(home), **env})
+    return subprocess.run([sys.executable, "-m", "motcua", *args], cwd=ROOT, env=clean,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def one_line_error(done: subprocess.CompletedProcess[str], names: str) -> None:
+    """A user mistake: non-zero exit, one stderr line naming the bad input, no traceback."""
+    assert done.returncode != 0, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert names in lines[0], lines[0]
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+@dataclass
+class Built:
+    """An NDJSON file and what ``ingest`` must say about it."""
+
+    path: Path
+    accepted: int
+    duplicates: int
+    rejected: dict[str, int]
+    dossier: str  # a dossier whose actions came before its ``received``
+    dossier_actions: set[str]
+
+
+def build_file(path: Path) -> Built:
+    """A small province with exact repeats, a dossier out of order, and bad lines of every
+    kind the schema knows, plus a changed repeat and an action of a dossier that never comes."""
+    rng = random.Random(5)
+    actions = simulate(2, 60)
+    by_dossier: dict[str, list[int]] = {}
+    for i, a in enumerate(actions):
+        if "dossier_id" in a:
+            by_dossier.setdefault(a["dossier_id"], []).append(i)
+    # A dossier whose later actions arrive before its ``received`` (same key, so held first).
+    dossier, idx = next((d, ix) for d, ix in by_dossier.items() if len(ix) >= 4)
+    received = actions[idx[0]]
+    lines = [orjson.dumps(a) for a in actions if a is not received]
+    lines.insert(lines.index(orjson.dumps(actions[idx[-1]])) + 1, orjson.dumps(received))
+    repeats = rng.sample(lines, 10)
+    lines += repeats
+    # Same (source, action_id), other content.
+    changed = dict(actions[idx[1]], data={**actions[idx[1]]["data"], "note": "sent again"})
+    orphan = dict(actions[idx[1]], action_id="orphan-1", dossier_id="H15.1-000000-9999")
+    schema = dict(actions[0], action_id="bad-schema", schema="motcua.action/0")
+    kind = dict(actions[0], action_id="bad-type", type="stamped")
+    missing = {k: v for k, v in actions[0].items() if k != "occurred_at"}
+    missing["action_id"] = "bad-missing"
+    lines += [b"this is not json", b"[1, 2, 3]", orjson.dumps(schema), orjson.dumps(kind),
+              orjson.dumps(missing), orjson.dumps(changed), orjson.dumps(orphan)]
+    path.write_bytes(b"\n".join(lines) + b"\n\n")  # a trailing blank line is not an action
+    return Built(
+        path, accepted=len(actions), duplicates=10,
+        rejected={"conflicting_duplicate": 1, "malformed_json": 1, "missing_field": 1,
+                  "not_an_object": 1, "unknown_dossier": 1, "unknown_type": 1,
+                  "unsupported_schema": 1},
+        dossier=dossier, dossier_actions={actions[i]["action_id"] for i in idx})
+
+
+def test_ingest_wait_on_an_empty_home_processes_the_file_and_prints_exact_counts(
+    tmp_path: Path, motcua_home: Path,
+) -> None:
+    """``ingest --wait --json`` with nothing running starts the bundled broker and pipeline,
+    and reports every line once: accepted, duplicate, or rejected by reason."""
+    built = build_file(tmp_path / "actions.ndjson")
+    done = motcua(motcua_home, "ingest", str(built.path), "--wait", "--json",
+                  MOTCUA_HOLD_SECONDS="2")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    summary = orjson.loads(done.stdout)
+    assert summary == {"accepted": built.accepted, "duplicates": built.duplicates,
+                       "rejected": built.rejected}
+    assert not (motcua_home / "broker.json").exists(), "the embedded broker was left behind"
+
+    history = motcua(motcua_home, "history", built.dossier, "--json")
+    assert history.returncode == 0, history.stderr
+    causes = Counter(e["cause"]["action_id"] for e in orjson.loads(history.stdout)["events"])
+    assert causes == Counter(built.dossier_actions), "an accepted action is not there once"
+
+    year = future_start().year
+    scores = motcua(motcua_home, "scores", "H15", "--period", str(year),
+                    "--now", f"{year}-12-31T23:59:59+07:00", "--json")
+    assert scores.returncode == 0, scores.stderr
+    card = orjson.loads(scores.stdout)
+    assert card.keys() >= SCORECARD_KEYS
+    assert card["agency_id"] == "H15" and card["period"] == str(year)
+    assert card["ruleset"] == "portal-2026"
+    assert isinstance(card["total"], int | float) and card["groups"]
+    for group in card["groups"]:
+        assert group.keys() >= GROUP_KEYS
+        for c in group["criteria"]:
+            assert c.keys() >= CRITERION_KEYS
+            assert (c["ratio"] is None) == (c["denominator"] == 0)
+    on_time = next(c for g in card["groups"] for c in g["criteria"] if c["code"] == "ON_TIME")
+    assert on_time["denominator"] > 0, "the ingested dossiers are not in the scores"
+
+
+def test_ingest_of_a_missing_file_is_one_sentence_and_exit_2(
+    tmp_path: Path, motcua_home: Path,
+) -> None:
+    """A file that does not exist: exit 2, one sentence naming it, no traceback."""
+    missing = tmp_path / "nowhere.ndjson"
+    done = motcua(motcua_home, "ingest", str(missing), "--wait", "--json")
+    assert done.returncode == 2
+    one_line_error(done, str(missing))
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["scores", "H15", "--period", "2026-13"], "2026-13"),
+        (["scores", "H15", "--now", "yesterday"], "yesterday"),
+        (["scores", "NO.SUCH.AGENCY", "--period", "2026"], "NO.SUCH.AGENCY"),
+    ],
+    ids=["bad-period", "bad-now", "unknown-agency"],
+)
+def test_scores_with_bad_input_names_it_in_one_line(
+    motcua_home: Path, args: list[str], names: str,
+) -> None:
+    """A bad period, time or agency for ``scores``: non-zero exit, one line naming it."""
+    one_line_error(motcua(motcua_home, *args), names)
+
+
+def test_ingest_to_an_unreachable_broker_names_it_in_one_line(
+    tmp_path: Path, motcua_home: Path,
+) -> None:
+    """``ingest`` with MOTCUA_KAFKA_BOOTSTRAP pointing at nothing: one line naming the address."""
+    path = tmp_path / "one.ndjson"
+    path.write_bytes(orjson.dumps(simulate(1, 1)[0]) + b"\n")
+    done = motcua(motcua_home, "ingest", str(path), MOTCUA_KAFKA_BOOTSTRAP="127.0.0.1:1",
+                  timeout=60)
+    one_line_error(done, "127.0.0.1:1")
