@@ -26,8 +26,8 @@ from engine import kafka as K
 from engine.app import Engine, Message
 from engine.metrics import METRICS
 from engine.relay import Relay
-from engine.store import FencedError
 from engine.settings import ACTIONS_TOPIC, EVENTS_TOPIC, REJECTED_TOPIC, KafkaSecurity
+from engine.store import FencedError
 
 log = structlog.get_logger("motcua.engine")
 

@@ -11,18 +11,18 @@ import structlog
 def configure(level: str = "info", fmt: str = "json") -> None:
     """Logs go to stderr; ``fmt`` is ``json`` or ``console``."""
     lvl = getattr(logging, level.upper(), logging.INFO)
-    renderer: structlog.typing.Processor
+    tail: list[structlog.typing.Processor]
     if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # The console renderer formats exceptions itself (dict tracebacks would break it).
+        tail = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     else:
-        renderer = structlog.processors.JSONRenderer()
+        tail = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.dict_tracebacks,
-            renderer,
+            *tail,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),

@@ -100,7 +100,9 @@ class ProjectionLoop:
             self.version += 1
             self.changed.notify_all()
 
-    def _take(self, partitions: list[int]) -> None:
+    def take(self, partitions: list[int]) -> None:
+        """Own these events partitions: claim them (fencing a previous owner), load their
+        counters."""
         with self.lock:
             for p in partitions:
                 self.epochs[p] = self.store.claim(p, self.owner)
@@ -139,7 +141,7 @@ class ProjectionLoop:
             tps = [TopicPartition(EVENTS_TOPIC, p)
                    for p in K.partitions_for(self.consumer, EVENTS_TOPIC)]
             self.consumer.assign(tps)
-            self._take([tp.partition for tp in tps])
+            self.take([tp.partition for tp in tps])
             for tp in tps:
                 self._seek(tp)
         log.info("projection_ready", log_id=self.log_id, group=self.group)
@@ -256,7 +258,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         parts = [tp.partition for tp in assigned]
-        self.loop._take(parts)
+        self.loop.take(parts)
         for tp in assigned:
             self.loop._seek(tp)
         log.info("partitions_assigned", role="projection", partitions=sorted(parts))

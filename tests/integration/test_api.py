@@ -341,6 +341,7 @@ def test_live_source_wakes_on_the_projection_loops_apply(
     """In one process the API reads the loop's counters and wakes when ``apply`` folds more."""
     pipeline = Pipeline(tmp_path, ruleset)
     loop = ProjectionLoop(pipeline.store, "127.0.0.1:9", None)  # never connects: apply only
+    loop.take([0])
 
     def apply(events: list[dict[str, Any]]) -> None:
         records = [Record(orjson.dumps(e), i) for i, e in enumerate(events)]

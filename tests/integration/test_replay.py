@@ -143,7 +143,7 @@ class Feed:
         self.pos = 0
         self.loop = ProjectionLoop(o.views, "127.0.0.1:9", None, partitions=partitions)
         # No broker here: a loop that claims its partitions is handed them as an assignment.
-        take = getattr(self.loop, "_take", None)
+        take = getattr(self.loop, "take", None)
         if take is not None:
             take(list(range(partitions)))
 
