@@ -26,7 +26,7 @@ from uuid import UUID
 import orjson
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import Tracking
 from eventsourcing.utils import get_topic
 
 from engine import facts as F

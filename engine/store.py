@@ -118,7 +118,8 @@ def _schema(serial: str, blob: str) -> list[str]:
         "CREATE TABLE IF NOT EXISTS motcua_deadlines (originator_id TEXT PRIMARY KEY, "
         "due DOUBLE PRECISION NOT NULL)",
         "CREATE INDEX IF NOT EXISTS motcua_deadlines_due ON motcua_deadlines (due)",
-        "CREATE TABLE IF NOT EXISTS motcua_positions (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS motcua_positions (name TEXT PRIMARY KEY, "
+        "value BIGINT NOT NULL)",
         # Partition ownership for many engine processes: a new owner bumps the epoch, and a
         # commit succeeds only with the current epoch (zombie fencing).
         "CREATE TABLE IF NOT EXISTS motcua_owners (topic TEXT NOT NULL, part INTEGER NOT NULL, "

@@ -4,6 +4,7 @@ one sentence on stderr and a non-zero exit, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -125,7 +126,8 @@ def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
         if "serve" in roles:
             host = args.host or settings.http_host
             port = args.port or settings.http_port
-            server, _ = _serve_http(settings, _api(p, settings, live="project" in roles), host, port)
+            app = _api(p, settings, live="project" in roles)
+            server, _ = _serve_http(settings, app, host, port)
             print(f"motcua API on http://{host}:{port}/", file=sys.stderr)
         _run_until_signal(p.stop if server is None else lambda: (_stop_http(server), p.stop()))
     except BaseException:
@@ -303,8 +305,14 @@ class _progress:
     """A rich progress bar on stderr (events/s and time left) when stderr is a terminal."""
 
     def __init__(self, what: str) -> None:
-        from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn,
-                                   TimeRemainingColumn, TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         self.p = Progress(TextColumn(f"{what:<10}"), BarColumn(), TaskProgressColumn(),
                           TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
@@ -815,8 +823,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("motcua: interrupted.", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. `motcua ranking | head`
-        try:
-            sys.stdout = None  # type: ignore[assignment]
-        finally:
-            return 0
+    except BrokenPipeError:  # e.g. `motcua ranking | head`: the reader left; so do we, quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from engine import kafka as K
-from engine.app import Engine, tracking_name
+from engine.app import Engine
 from engine.errors import UserError
 from engine.runner import LogIdentity
 from engine.settings import ACTIONS_TOPIC, EVENTS_TOPIC, KafkaSecurity

@@ -184,7 +184,7 @@ class Replayer:
         # Phase 1: the common prefix every partition has applied.
         done = 0
         for page in read_log(self.engine_store, 1, self.page, stop=floor):
-            for pos, kind, sid, prev, facts, _ in page.rows:
+            for _pos, kind, sid, prev, facts, _ in page.rows:
                 fold_row(mine, kind, sid, prev, facts)
             done = page.rows[-1][0]
             if progress:
@@ -205,7 +205,7 @@ class Replayer:
         c = Counters()
         last = self.last_position()
         for page in read_log(self.engine_store, 1, self.page):
-            for pos, kind, sid, prev, facts, recorded in page.rows:
+            for _pos, kind, sid, prev, facts, recorded in page.rows:
                 if datetime.fromisoformat(recorded) <= instant:
                     fold_row(c, kind, sid, prev, facts)
             if progress:

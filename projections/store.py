@@ -19,7 +19,6 @@ import orjson
 
 from projections.fold import Counters, merged
 
-
 GENERATION = "generation"
 BASE = -1  # the table set a replay writes; live partitions add to it
 

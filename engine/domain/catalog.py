@@ -40,8 +40,12 @@ class Procedure(Subject):
 
         def evolve(self, p: Procedure) -> None:
             p.procedure_id = self.procedure_id
-            p.entry = {"procedure_id": self.procedure_id, "decisions": [], "publicized": [],
-                       "repealed": None}
+            p.entry = {
+                "procedure_id": self.procedure_id,
+                "decisions": [],
+                "publicized": [],
+                "repealed": None,
+            }
             _apply_decision(p.entry, self.decision)
 
     class Republished(Event):
@@ -69,10 +73,24 @@ class Procedure(Subject):
         return pt if isinstance(pt, dict) else None
 
     @classmethod
-    def publish(cls, *, id: Any, procedure_id: str, data: dict[str, Any],  # noqa: A002
-                at: datetime, cause: Cause | None) -> Procedure:
-        p: Procedure = cls._open(cls.Published, id=id, sid=procedure_id, at=at, cause=cause,
-                                 procedure_id=procedure_id, decision=_decision(data))
+    def publish(
+        cls,
+        *,
+        id: Any,
+        procedure_id: str,
+        data: dict[str, Any],  # noqa: A002
+        at: datetime,
+        cause: Cause | None,
+    ) -> Procedure:
+        p: Procedure = cls._open(
+            cls.Published,
+            id=id,
+            sid=procedure_id,
+            at=at,
+            cause=cause,
+            procedure_id=procedure_id,
+            decision=_decision(data),
+        )
         return p
 
     def publish_again(self, data: dict[str, Any], at: datetime, cause: Cause | None) -> None:
@@ -105,7 +123,10 @@ def _decision(data: dict[str, Any]) -> dict[str, Any]:
 def _apply_decision(entry: dict[str, Any], decision: dict[str, Any]) -> None:
     entry["decisions"] = [
         *entry["decisions"],
-        {k: decision[k] for k in ("decision_date", "legal_basis_effective_date", "authority_level")},
+        {
+            k: decision[k]
+            for k in ("decision_date", "legal_basis_effective_date", "authority_level")
+        },
     ]
     for key, value in decision.items():
         if key not in ("decision_date", "legal_basis_effective_date"):
@@ -132,8 +153,12 @@ class Agency(Subject):
 
         def evolve(self, a: Agency) -> None:
             a.agency_id = self.agency_id
-            a.entry = {"agency_id": self.agency_id, "name": self.name,
-                       "parent_id": self.parent_id, "level": self.level}
+            a.entry = {
+                "agency_id": self.agency_id,
+                "name": self.name,
+                "parent_id": self.parent_id,
+                "level": self.level,
+            }
 
     class Updated(Event):
         name: str
@@ -141,21 +166,46 @@ class Agency(Subject):
         level: str
 
         def evolve(self, a: Agency) -> None:
-            a.entry = {"agency_id": a.agency_id, "name": self.name,
-                       "parent_id": self.parent_id, "level": self.level}
+            a.entry = {
+                "agency_id": a.agency_id,
+                "name": self.name,
+                "parent_id": self.parent_id,
+                "level": self.level,
+            }
 
     def compute_facts(self) -> dict[str, Any]:
         return dict(self.entry)
 
     @classmethod
-    def register(cls, *, id: Any, agency_id: str, data: dict[str, Any],  # noqa: A002
-                 at: datetime, cause: Cause | None) -> Agency:
-        a: Agency = cls._open(cls.Registered, id=id, sid=agency_id, at=at, cause=cause, agency_id=agency_id,
-                              name=data["name"], parent_id=data.get("parent_id"),
-                              level=data["level"])
+    def register(
+        cls,
+        *,
+        id: Any,
+        agency_id: str,
+        data: dict[str, Any],  # noqa: A002
+        at: datetime,
+        cause: Cause | None,
+    ) -> Agency:
+        a: Agency = cls._open(
+            cls.Registered,
+            id=id,
+            sid=agency_id,
+            at=at,
+            cause=cause,
+            agency_id=agency_id,
+            name=data["name"],
+            parent_id=data.get("parent_id"),
+            level=data["level"],
+        )
         return a
 
     def register_again(self, data: dict[str, Any], at: datetime, cause: Cause | None) -> None:
         """A later registration renames or moves the agency in the tree."""
-        self._emit(self.Updated, at, cause, name=data["name"], parent_id=data.get("parent_id"),
-                   level=data["level"])
+        self._emit(
+            self.Updated,
+            at,
+            cause,
+            name=data["name"],
+            parent_id=data.get("parent_id"),
+            level=data["level"],
+        )

@@ -49,7 +49,9 @@ def compute_due(
         if due_at < received_at:
             raise InvalidDueTimeError(
                 f"due_at {due_at.isoformat()} is before the reception time "
-                f"{received_at.isoformat()}.", field="data.due_at")
+                f"{received_at.isoformat()}.",
+                field="data.due_at",
+            )
         return due_at
     if not processing_time:
         raise NoDueTimeError(
@@ -272,7 +274,8 @@ class Dossier(Subject):
     # ----- derived -------------------------------------------------------------------------
 
     def due(self) -> datetime:
-        """The effective due time: base (or apology date, if the ruleset says so) + supplement shift."""
+        """The effective due time: the base (or the apology's date, if the ruleset says so)
+        plus the supplement shift."""
         base = self.base_due
         if self.apology_moves_due and self.apology_new_due is not None:
             base = self.apology_new_due
@@ -406,29 +409,39 @@ class Dossier(Subject):
             )
         if self.is_finished:
             raise DossierFinishedError(
-                f"Dossier {self.dossier_id} has finished processing; supplement_completed is not allowed."
+                f"Dossier {self.dossier_id} has finished processing; "
+                "supplement_completed is not allowed."
             )
         self._emit(self.SupplementCompleted, at, cause)
 
     def _processing_days(self, at: datetime, calendar: WorkCalendar) -> int:
         return calendar.working_days_between(local_date(self.received_at), local_date(at))
 
-    def resolve(self, outcome: str, at: datetime, cause: Cause | None, calendar: WorkCalendar) -> None:
+    def resolve(
+        self, outcome: str, at: datetime, cause: Cause | None, calendar: WorkCalendar
+    ) -> None:
         self._guard(at, "resolved")
         if self.flags & F.RESOLVED:
             raise AlreadyResolvedError(f"Dossier {self.dossier_id} was already resolved.")
         self._emit(
-            self.Resolved, at, cause, outcome=outcome,
+            self.Resolved,
+            at,
+            cause,
+            outcome=outcome,
             processing_days=self._processing_days(at, calendar),
         )
 
     def return_result(self, at: datetime, cause: Cause | None, calendar: WorkCalendar) -> None:
         self._guard(at, "result_returned")
         if not self.flags & F.RESOLVED:
-            raise NotResolvedError(f"Dossier {self.dossier_id} is not resolved; no result to return.")
+            raise NotResolvedError(
+                f"Dossier {self.dossier_id} is not resolved; no result to return."
+            )
         if self.returned:
             raise AlreadyReturnedError(f"Dossier {self.dossier_id}'s result was already returned.")
-        self._emit(self.ResultReturned, at, cause, processing_days=self._processing_days(at, calendar))
+        self._emit(
+            self.ResultReturned, at, cause, processing_days=self._processing_days(at, calendar)
+        )
 
     def withdraw(self, at: datetime, cause: Cause | None, calendar: WorkCalendar) -> None:
         self._guard_unfinished(at, "withdrawn")
@@ -440,11 +453,14 @@ class Dossier(Subject):
         self._guard(at, "e_result_issued")
         if not self.flags & F.RESOLVED:
             raise NotResolvedError(
-                f"Dossier {self.dossier_id} is not resolved; an e-result comes only after resolution."
+                f"Dossier {self.dossier_id} is not resolved; an e-result comes only after "
+                "resolution."
             )
         if self.flags & F.E_RESULT:
             raise EResultAlreadyIssuedError(f"Dossier {self.dossier_id} already has an e-result.")
-        self._emit(self.EResultIssued, at, cause, result_ref=result_ref, pushed_to_repository=pushed)
+        self._emit(
+            self.EResultIssued, at, cause, result_ref=result_ref, pushed_to_repository=pushed
+        )
 
     def mark_late(self, reason: str | None, at: datetime, cause: Cause | None) -> None:
         self._guard(at, "late")
@@ -457,8 +473,12 @@ class Dossier(Subject):
         original_due = self.base_due + self.shift
         in_time = at <= original_due - timedelta(days=1)
         self._emit(
-            self.ApologyIssued, at, cause,
-            new_due_at=new_due_at.isoformat(), reason=reason, in_time=in_time,
+            self.ApologyIssued,
+            at,
+            cause,
+            new_due_at=new_due_at.isoformat(),
+            reason=reason,
+            in_time=in_time,
         )
 
     def sync(self, at: datetime, cause: Cause | None) -> None:

@@ -42,7 +42,7 @@ def test_each_role_command_parses_with_the_real_cli(service, command):
 
 @pytest.mark.parametrize("service", ["engine", "projection", "api"])
 def test_each_role_environment_is_valid_settings(service):
-    """The environment each role gets reads into valid settings: PostgreSQL and an external Kafka."""
+    """Each role's environment reads into valid settings: PostgreSQL and an external Kafka."""
     env = {k: _expand(str(v)) for k, v in _compose()["services"][service]["environment"].items()}
     s = Settings.from_env(env)
     assert s.is_postgres
