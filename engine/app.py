@@ -85,7 +85,7 @@ class MotcuaApplication(Application[UUID]):
 
     name = "motcua"
 
-    def construct_transcoder(self) -> OrjsonTranscoder:  # type: ignore[override]
+    def construct_transcoder(self) -> OrjsonTranscoder:
         return OrjsonTranscoder()
 
 
@@ -445,9 +445,9 @@ class _Batch:
         db_rows = self.e.store.held_for([subject]) if self.e._held > len(pending) else []
         for row in db_rows:
             raw = bytes(row["raw"])
-            a = None if raw.startswith(b'{"internal"') else parse_action(raw)
-            at = a.occurred_at.isoformat() if a else orjson.loads(raw)["at"]
-            pending.append((at, row["off"], ("db", row), a))
+            held: Action | None = None if raw.startswith(b'{"internal"') else parse_action(raw)
+            at = held.occurred_at.isoformat() if held else orjson.loads(raw)["at"]
+            pending.append((at, row["off"], ("db", row), held))
         pending.sort(key=lambda p: (datetime.fromisoformat(p[0]), p[1]))
         for _, _, (where, r), a in pending:
             self.e._held -= 1

@@ -42,7 +42,7 @@ def kind_and_type(topic: str) -> tuple[str, str]:
 def partition_for(key: bytes, partitions: int) -> int:
     """The events partition of a subject: Kafka's own murmur2 rule, stated here so that a
     replay knows which partition position covers an event."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
 def event_message(pos: int, topic: str, state: bytes) -> tuple[str, dict[str, Any]]:

@@ -84,7 +84,6 @@ def _serve_http(settings: Settings, app: Any, host: str, port: int) -> tuple[Any
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             lifespan="off")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     t = threading.Thread(target=server.run, name="http", daemon=True)
     t.start()
     deadline = time.monotonic() + 15
@@ -99,6 +98,7 @@ def _api(pipeline: Any, settings: Settings, live: bool) -> Any:
     from projections.api import create_app
     from projections.source import LiveSource, StoreSource
 
+    source: LiveSource | StoreSource
     if live and pipeline.projection is not None:
         source = LiveSource(pipeline.projection, pipeline.views, pipeline.engine)
     else:
@@ -129,11 +129,20 @@ def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
             app = _api(p, settings, live="project" in roles)
             server, _ = _serve_http(settings, app, host, port)
             print(f"motcua API on http://{host}:{port}/", file=sys.stderr)
-        _run_until_signal(p.stop if server is None else lambda: (_stop_http(server), p.stop()))
+        def stop() -> None:
+            if server is not None:
+                _stop_http(server)
+            p.stop()
+
+        _run_until_signal(stop)
     except BaseException:
         p.stop()
         raise
     return 0
+
+
+def _role_command(roles: frozenset[str]) -> Callable[[argparse.Namespace], int]:
+    return lambda a: cmd_roles(a, roles)
 
 
 def _stop_http(server: Any) -> None:
@@ -713,7 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("project", {"project"}, "Run the projection role: motcua.events → views."),
         ("serve", {"serve"}, "Serve the HTTP API and the scoreboard from the views."),
     ):
-        sp = add(name, text, lambda a, r=frozenset(roles): cmd_roles(a, r))
+        sp = add(name, text, _role_command(frozenset(roles)))
         if "serve" in roles:
             sp.add_argument("--host", default=None, help="HTTP host (default 127.0.0.1)")
             sp.add_argument("--port", type=int, default=None, help="HTTP port (default 8766)")

@@ -68,15 +68,15 @@ def status(engine: Engine, views: ViewStore, bootstrap: str | None,
     for p in v_parts:
         off = positions.get(f"off|{events_log}|{p}") if events_log else None
         end = (ev_ends or {}).get(p)
-        o = v_owners.get(p)
+        vo = v_owners.get(p)
         applied = positions.get(f"pos|{p}", 0)
         projection_rows.append({
             "partition": p, "store_position": applied,
             "relayed_position": relayed.get(f"relay:events|{p}"),
             "offset": off, "end": end,
             "lag": None if end is None or off is None else max(0, end - off),
-            "owner": o[0] if o else None, "epoch": o[1] if o else None,
-            "last_commit_age_s": round(now - o[2], 1) if o else None,
+            "owner": vo[0] if vo else None, "epoch": vo[1] if vo else None,
+            "last_commit_age_s": round(now - vo[2], 1) if vo else None,
         })
     return {
         "broker": bootstrap, "actions_log": log_id, "events_log": events_log,

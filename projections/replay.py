@@ -82,7 +82,7 @@ class Replayer:
         return int(self.recorder.max_notification_id() or 0)
 
     def partitions(self) -> int:
-        return max(1, self.engine_store.get_position(Relay.PARTITIONS))
+        return max(1, int(self.engine_store.get_position(Relay.PARTITIONS)))
 
     # ----- rebuild and swap ----------------------------------------------------------------
 
