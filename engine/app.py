@@ -376,7 +376,7 @@ class _Batch:
         opening = OPENING.get(a.type)
         if agg is None and opening is None:
             return HELD, subject
-        data: dict[str, Any] = dict(a.data)
+        data: dict[str, Any] = a.data  # type: ignore[assignment]  # a fresh dict per action
         at = a.occurred_at
         if agg is None:
             if a.type == "received" and data.get("due_at") is None:

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://motcua.example/subjects")
 
@@ -53,9 +54,18 @@ class Subject(Aggregate):
     @classmethod
     def _open(cls, event_class: type[Any], *, id: UUID, sid: str,  # noqa: A002
               at: datetime, cause: Cause | None, **payload: Any) -> Any:
-        subject = cls._create(event_class, id=id, sid=sid, at=at.isoformat(), cause=cause,
-                              prev=None, facts=None, **payload)
-        object.__setattr__(subject.pending_events[-1], "facts", subject.facts)
+        # ``_create()`` without its generic keyword filtering (the ingest hot path): the
+        # aggregate's __init__ takes nothing and the event's apply() sets the state. Reading an
+        # aggregate back from the store goes through the library's own mutate(), unchanged.
+        event = event_class(originator_id=id, originator_version=cls.INITIAL_VERSION,
+                            timestamp=datetime.now(UTC), originator_topic=get_topic(cls),
+                            sid=sid, at=at.isoformat(), cause=cause, prev=None, facts=None,
+                            **payload)
+        subject = cls.__new__(cls)
+        subject.__base_init__(id, cls.INITIAL_VERSION, event.timestamp)
+        event.apply(subject)
+        object.__setattr__(event, "facts", subject.facts)
+        subject.pending_events.append(event)
         return subject
 
     def _emit(self, event_class: type[Any], at: datetime, cause: Cause | None,
