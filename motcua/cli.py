@@ -257,15 +257,28 @@ def _agency_known(counters: Any, agency_id: str) -> None:
                         "has been recorded.")
 
 
-def cmd_scores(args: argparse.Namespace) -> int:
+def _query(args: argparse.Namespace) -> tuple[Settings, Any, datetime, Any]:
+    """What every query command starts with: settings, ruleset, the view's now and period."""
     from engine.ruleset import load_ruleset
-    from projections.views import scorecard
 
     settings = _settings()
     _setup_logs(settings, quiet=True)
     now = _now(args)
-    period = _period(args, now)
-    ruleset = load_ruleset(settings.ruleset)
+    return settings, load_ruleset(settings.ruleset), now, _period(args, now)
+
+
+def _views_counters(settings: Settings) -> Any:
+    store = _load_views(settings)
+    try:
+        return store.load()
+    finally:
+        store.close()
+
+
+def cmd_scores(args: argparse.Namespace) -> int:
+    from projections.views import scorecard
+
+    settings, ruleset, now, period = _query(args)
     if args.as_recorded:
         from projections.periods import parse_instant
 
@@ -276,11 +289,7 @@ def cmd_scores(args: argparse.Namespace) -> int:
             period = _period(args, now)
         counters = _as_recorded(settings, at)
     else:
-        store = _load_views(settings)
-        try:
-            counters = store.load()
-        finally:
-            store.close()
+        counters = _views_counters(settings)
     _agency_known(counters, args.agency)
     card = scorecard(counters, ruleset, args.agency, period, now)
     if args.json:
@@ -417,14 +426,9 @@ def _print_dossiers_of(replayer: Any, diffs: list[dict[str, Any]]) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from engine.ruleset import load_ruleset
     from projections.explain import explain
 
-    settings = _settings()
-    _setup_logs(settings, quiet=True)
-    now = _now(args)
-    period = _period(args, now)
-    ruleset = load_ruleset(settings.ruleset)
+    settings, ruleset, now, period = _query(args)
     ruleset.criterion(args.criterion)
     store = _load_views(settings)
     try:
@@ -494,19 +498,10 @@ def _print_scorecard(card: dict[str, Any]) -> None:
 
 
 def cmd_ranking(args: argparse.Namespace) -> int:
-    from engine.ruleset import load_ruleset
     from projections.views import ranking
 
-    settings = _settings()
-    _setup_logs(settings, quiet=True)
-    now = _now(args)
-    period = _period(args, now)
-    store = _load_views(settings)
-    try:
-        counters = store.load()
-    finally:
-        store.close()
-    result = ranking(counters, load_ruleset(settings.ruleset), period, now, level=args.level)
+    settings, ruleset, now, period = _query(args)
+    result = ranking(_views_counters(settings), ruleset, period, now, level=args.level)
     if args.json:
         _print_json(result)
         return 0
@@ -518,13 +513,9 @@ def cmd_ranking(args: argparse.Namespace) -> int:
 
 
 def cmd_overdue(args: argparse.Namespace) -> int:
-    from engine.ruleset import load_ruleset
     from projections.views import Tree, overdue_list
 
-    settings = _settings()
-    _setup_logs(settings, quiet=True)
-    now = _now(args)
-    period = _period(args, now)
+    settings, ruleset, now, period = _query(args)
     store = _load_views(settings)
     try:
         counters = store.load()
@@ -532,8 +523,7 @@ def cmd_overdue(args: argparse.Namespace) -> int:
         rows = store.late_rows(Tree.build(counters).subtree(args.agency), period.months)
     finally:
         store.close()
-    result = overdue_list(rows, counters, load_ruleset(settings.ruleset), args.agency, period,
-                          now)
+    result = overdue_list(rows, counters, ruleset, args.agency, period, now)
     if args.json:
         _print_json(result)
         return 0
