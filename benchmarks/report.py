@@ -13,6 +13,7 @@ import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -51,14 +52,16 @@ def _git() -> str:
 
 
 def _fmt(v: float, unit: str) -> str:
-    if unit in ("ms", "µs/action", "µs/event"):
+    if unit in ("ms", "µs/action", "µs/event", "s"):
         return f"{v:,.2f} {unit}"
-    if unit == "x bare":
-        return f"{v:.3f} × bare"
+    if unit == "MiB":
+        return f"{v:,.1f} {unit}"
+    if unit.startswith("x "):
+        return f"{v:.3f} × {unit[2:]}"
     return f"{v:,.0f} {unit}"
 
 
-def render(measures: list[dict], args: argparse.Namespace) -> str:
+def render(measures: list[dict[str, Any]], args: argparse.Namespace) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     load_end = " ".join(f"{x:.2f}" for x in os.getloadavg())
     rows = [

@@ -1,10 +1,12 @@
 """cProfile of a benchmarked path, to see where the time goes when a target is missed.
 
-    python benchmarks/where_time_goes.py ingest|domain|fold|scorecard [--top N] [--sort KEY]
+    python benchmarks/where_time_goes.py ingest|domain|fold|scorecard|replay [--top N] [--sort KEY]
 
 Same data as the benchmarks (``support``): ``ingest`` = ``Engine.process`` in batches of 5,000 on
 a fresh SQLite store; ``domain`` = parse + apply without I/O; ``fold`` = decode + fold of the
-scoring province's events; ``scorecard`` = the province's scorecard over 2026, 50 times.
+scoring province's events; ``scorecard`` = the province's scorecard over 2026, 50 times;
+``replay`` = ``Replayer.rebuild(resume=False)`` of the cached 500,000-event store
+(``replay_store.py medium``; ``--size`` for another).
 The end-to-end pipeline is profiled per thread with ``MOTCUA_BENCH_PROFILE=DIR`` on
 ``benchmarks/test_end_to_end.py``.
 """
@@ -52,7 +54,8 @@ def scoring_events(tmp: Path) -> list[bytes]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["ingest", "domain", "fold", "scorecard"])
+    ap.add_argument("what", choices=["ingest", "domain", "fold", "scorecard", "replay"])
+    ap.add_argument("--size", default="medium", help="replay: small, medium or province-year")
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--sort", default="tottime")
     args = ap.parse_args()
@@ -84,6 +87,20 @@ def main() -> None:
             prof.disable()
         n = len(msgs)
         engine.close()
+    elif args.what == "replay":
+        import replay_store as RS
+
+        from projections.replay import Replayer
+        from projections.store import ViewStore
+
+        engine = Engine(f"sqlite:///{RS.build(RS.SIZES[args.size], log=sys.stderr)}", rs)
+        replayer = Replayer(engine.app.recorder, engine.store,
+                            ViewStore(f"sqlite:///{tmp / 'views.db'}"))
+        prof.enable()
+        replayer.rebuild(resume=False)
+        prof.disable()
+        n = int(replayer.stats["events"])
+        engine.close()
     else:
         from projections.fold import Counters
 
@@ -110,6 +127,9 @@ def main() -> None:
             for _ in range(n):
                 scorecard(counters, rs, SCORING_CFG.province_id, period, now)
             prof.disable()
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
     st = pstats.Stats(prof)
     print(f"# {args.what}: {n:,} operations, sorted by {args.sort}")
     st.sort_stats(args.sort).print_stats(args.top)

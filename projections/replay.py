@@ -75,7 +75,8 @@ class Replayer:
     recorder: Any  # the engine's process recorder (select_notifications, max_notification_id)
     engine_store: Any  # the engine's IntakeMixin (relay positions)
     views: ViewStore
-    page: int = 50_000
+    page: int = 20_000
+    flush_every: int = 5  # pages between writes of the shadow (and of its resume position)
     stats: dict[str, float] = field(default_factory=dict)
 
     def last_position(self) -> int:
@@ -101,6 +102,7 @@ class Replayer:
         kinds: dict[str, str] = {}
         loads = orjson.loads
         fold_dossier = counters.fold_dossier
+        pages = 0
         while True:  # the hot loop of a replay: decode and fold, nothing else
             raw = self.engine_store.read_log(done + 1, self.page, target)
             if not raw:
@@ -116,11 +118,16 @@ class Replayer:
                     fold_row(counters, kind, st["sid"], st["prev"], st["facts"])
             done = raw[-1][0]
             n += len(raw)
-            shadow.flush(counters, {REPLAY_POS: done})
+            pages += 1
+            last_page = len(raw) < self.page
+            if pages % self.flush_every == 0 or last_page:
+                shadow.flush(counters, {REPLAY_POS: done})  # resumable from here
             if progress is not None:
                 progress(done, target)
-            if len(raw) < self.page:
+            if last_page:
                 break
+        if pages % self.flush_every:
+            shadow.flush(counters, {REPLAY_POS: done})
         self.stats = {"events": n, "seconds": time.perf_counter() - t0}
         return shadow, counters, done
 
