@@ -8,6 +8,7 @@ dossiers. One schema, two dialects (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,9 @@ ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
 HELD = "held"
+# The advisory lock under which a process creates the tables (PostgreSQL).
+SCHEMA_LOCK = 7660001
+_CREATED = re.compile(r'CREATE (?:UNIQUE )?(?:TABLE|INDEX) IF NOT EXISTS (?:"?\w+"?\.)?"?(\w+)"?')
 
 
 class OrjsonTranscoder(Transcoder):
@@ -155,21 +159,18 @@ class IntakeMixin:
         # arrived there, or its hold expired there): each update must find the row still held,
         # or the whole transaction is undone and the batch redone (HoldRaceError).
         for i, o, r, m in fx.resolved_holds:
-            c.execute(self._sql("UPDATE motcua_intake SET outcome=?, reason=?, message=?, "
-                                "raw=NULL WHERE id=? AND outcome='held' RETURNING id"),
-                      (o, r, m, i))
-            if c.fetchone() is None:
+            if self._returning(c, "UPDATE motcua_intake SET outcome=?, reason=?, message=?, "
+                               "raw=NULL WHERE id=? AND outcome='held' RETURNING id",
+                               (o, r, m, i)) is None:
                 raise HoldRaceError(f"Held action {i} was settled elsewhere meanwhile.")
         for i, subject in fx.rehold:
-            c.execute(self._sql("UPDATE motcua_intake SET subject=? WHERE id=? AND "
-                                "outcome='held' RETURNING id"), (subject, i))
-            if c.fetchone() is None:
+            if self._returning(c, "UPDATE motcua_intake SET subject=? WHERE id=? AND "
+                               "outcome='held' RETURNING id", (subject, i)) is None:
                 raise HoldRaceError(f"Held action {i} was settled elsewhere meanwhile.")
         if fx.fence is not None:
             topic, part, epoch = fx.fence
-            c.execute(self._sql("UPDATE motcua_owners SET beat=? WHERE topic=? AND part=? AND "
-                                "epoch=? RETURNING epoch"), (now, topic, part, epoch))
-            if c.fetchone() is None:
+            if self._returning(c, "UPDATE motcua_owners SET beat=? WHERE topic=? AND part=? "
+                               "AND epoch=? RETURNING epoch", (now, topic, part, epoch)) is None:
                 raise FencedError(f"This process no longer owns {topic}[{part}] (epoch {epoch}).")
         if fx.dead_letters:
             c.executemany(
@@ -188,6 +189,22 @@ class IntakeMixin:
                           "ON CONFLICT (originator_id) DO UPDATE SET due=excluded.due"),
                 sets,
             )
+
+    def _returning(self, c: Any, statement: str, params: Sequence[Any]) -> Any:
+        """One ``… RETURNING`` statement's first row, read on a cursor of its own.
+
+        On PostgreSQL the recorder's cursor runs in pipeline mode, where a fetch on the cursor
+        that also ran the tracking INSERT may see that INSERT's result instead of this one's
+        (psycopg: "the last operation didn't produce records")."""
+        if self.ph == "?":  # SQLite: no pipeline, the recorder's cursor will do
+            c.execute(statement, params)
+            return c.fetchone()
+        cur = c.connection.cursor()
+        try:
+            cur.execute(self._sql(statement), params)
+            return cur.fetchone()
+        finally:
+            cur.close()
 
     def record_side_effects(self, fx: SideEffects) -> None:
         """Write side effects alone (hold expiry), in their own transaction."""
@@ -239,6 +256,17 @@ class IntakeMixin:
                 (recorded_before, limit),
             )
             return [dict(r) for r in c.fetchall()]
+
+    def held_subjects(self, recorded_before: float,
+                      limit: int = 1000) -> list[tuple[str, int]]:
+        """(subject, actions partition) of held rows recorded before a time (-1: internal)."""
+        with self._tx(commit=False) as c:
+            c.execute(
+                self._sql("SELECT subject, part FROM motcua_intake WHERE outcome='held' AND "
+                          "recorded_at < ? GROUP BY subject, part LIMIT ?"),
+                (recorded_before, limit),
+            )
+            return [(str(r["subject"]), int(r["part"])) for r in c.fetchall()]
 
     def held_count(self) -> int:
         with self._tx(commit=False) as c:
@@ -398,6 +426,29 @@ class PostgresStore(IntakeMixin, PostgresProcessRecorder):
                          tracking_table_name=tracking_table_name)
         for statement in _schema("BIGSERIAL", "BYTEA"):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
+
+    def create_table(self) -> None:
+        """Create what is missing, one process at a time.
+
+        With several engine processes: PostgreSQL's ``CREATE … IF NOT EXISTS`` fails (unique
+        violation on ``pg_type``) when two processes create the same table at once, so they take
+        turns; and even on existing tables it takes table locks (``CREATE INDEX`` a SHARE lock)
+        that deadlock with a running engine's commit, so a process that finds every table and
+        index in place creates nothing."""
+        names = {m.group(1) for s in self.sql_create_statements
+                 if (m := _CREATED.search(s.as_string()))}
+        with self.datastore.get_connection() as conn:
+            row = conn.execute("SELECT count(*) AS n FROM pg_class WHERE relname = ANY(%s) AND "
+                               "relnamespace = %s::regnamespace",
+                               (list(names), self.datastore.schema)).fetchone()
+            if row is not None and int(row["n"]) == len(names):
+                self.datastore.register_type_adapters()
+                return
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
     def existing(self, ids: Sequence[UUID]) -> set[UUID]:
         """Which of these aggregates have any recorded event (one query)."""

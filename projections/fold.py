@@ -80,7 +80,9 @@ def cached_mask(f: list[Any]) -> int:
     return m
 
 
-_TRANS: dict[tuple[int, int, int, int], tuple[tuple[int, int], ...]] = {}
+# Keyed by one int, (prev flags, prev judged, new flags, new judged) packed: hashing an int is
+# cheaper than building and hashing a tuple per event.
+_TRANS: dict[int, tuple[tuple[int, int], ...]] = {}
 
 
 def _transition(pf: int, pj: int, nf: int, nj: int) -> tuple[tuple[int, int], ...]:
@@ -91,7 +93,7 @@ def _transition(pf: int, pj: int, nf: int, nj: int) -> tuple[tuple[int, int], ..
     t = tuple((b, -1) for b in bits(om & ~nm)) + tuple((b, 1) for b in bits(nm & ~om))
     if len(_TRANS) > 65536:
         _TRANS.clear()
-    _TRANS[(pf, pj, nf, nj)] = t
+    _TRANS[(((pf << 2) | (pj + 1)) << 32) | (nf << 2) | (nj + 1)] = t
     return t
 
 
@@ -181,7 +183,7 @@ class Counters:
         else:
             # The common case, inlined: same cell, a few counters move by one.
             pf, pj, nf, nj = prev[3], prev[4], facts[3], facts[4]
-            t = _TRANS.get((pf, pj, nf, nj))
+            t = _TRANS.get((((pf << 2) | (pj + 1)) << 32) | (nf << 2) | (nj + 1))
             if t is None:
                 t = _transition(pf, pj, nf, nj)
             if t:
