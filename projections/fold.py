@@ -26,6 +26,11 @@ FB_SLOTS = 8
 _CLEAN_MASK = F.RATED_UNSATISFIED | F.FEEDBACK_LINKED
 
 
+def _clean(flags: int) -> int:
+    """1 when a dossier is clean for 5.4: not rated unsatisfied, no feedback about it."""
+    return 0 if flags & _CLEAN_MASK else 1
+
+
 def dossier_mask(f: list[Any]) -> int:
     """The counters (as bits of slot numbers) that one dossier's facts contribute 1 to."""
     fl = f[3]
@@ -186,21 +191,21 @@ class Counters:
             t = _TRANS.get((((pf << 2) | (pj + 1)) << 32) | (nf << 2) | (nj + 1))
             if t is None:
                 t = _transition(pf, pj, nf, nj)
+            cv = None
             if t:
-                cv = self._cv.get((key, facts[2]))
-                if cv is None:
-                    cv = self._cell_and_vec(key, facts[2])
+                cv = self._cv.get((key, facts[2])) or self._cell_and_vec(key, facts[2])
                 cell, vec = cv
                 for b, d in t:
                     cell[b] += d
                     vec[b] += d
             if prev[6] != facts[6]:
-                self._cell_and_vec(key, facts[2])[0][PDAYS] += (max(facts[6], 0)
-                                                               - max(prev[6], 0))
+                cv = cv or self._cell_and_vec(key, facts[2])
+                cv[0][PDAYS] += max(facts[6], 0) - max(prev[6], 0)
             if (pj == -1 or nj == -1) and (
                     pj != nj or prev[5] != facts[5] or (pf ^ nf) & _CLEAN_MASK):
-                self._cell_and_vec(key, facts[2])
-                self._move_open(key, prev, cached_mask(prev), facts, cached_mask(facts))
+                if cv is None:
+                    self._cell_and_vec(key, facts[2])
+                self._move_open(key, prev, _clean(pf), facts, _clean(nf))
         self.dossiers[sid] = facts
         self.dirty_cells.add(key)
 
@@ -238,10 +243,10 @@ class Counters:
         nd = new[6] if new is not None and new[6] >= 0 else 0
         if od != nd:
             cell[PDAYS] += nd - od
-        self._move_open(key, old, om, new, nm)
+        self._move_open(key, old, om >> CLEAN & 1, new, nm >> CLEAN & 1)
 
-    def _move_open(self, key: Cell, old: list[Any] | None, om: int, new: list[Any] | None,
-                   nm: int) -> None:
+    def _move_open(self, key: Cell, old: list[Any] | None, oc: int, new: list[Any] | None,
+                   nc: int) -> None:
         """Move an open dossier between due-day buckets (spec §4: judged at the view's end)."""
         # Buckets may go negative in one partition's counters (the dossier was added in
         # another table set, e.g. a replay's base); only the sum over table sets is meaningful.
@@ -249,13 +254,13 @@ class Counters:
         if old is not None and old[4] == -1:
             h = hist.setdefault(old[5], [0, 0])
             h[0] -= 1
-            h[1] -= om >> CLEAN & 1
+            h[1] -= oc
             if h[0] == 0 and h[1] == 0:
                 del hist[old[5]]
         if new is not None and new[4] == -1:
             h = hist.setdefault(new[5], [0, 0])
             h[0] += 1
-            h[1] += nm >> CLEAN & 1
+            h[1] += nc
             if h[0] == 0 and h[1] == 0:
                 del hist[new[5]]
 
