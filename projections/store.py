@@ -103,6 +103,19 @@ class ViewStore:
         p = prefix or self.prefix
         blob = "BYTEA" if self.is_pg else "BLOB"
         with self.tx() as c:
+            if self.is_pg:
+                # Several processes: CREATE … IF NOT EXISTS fails when another process creates
+                # the same table at once, so take turns; and it takes table locks even when the
+                # tables exist (CREATE INDEX: SHARE) that can deadlock with a running
+                # projection's flush, so create nothing when every table is there.
+                tables = [f"{p}_{t}" for t in ("cells", "catalog", "dossiers", "feedback",
+                                                "positions")] + ["view_owners"]
+                c.execute("SELECT count(*) FROM pg_class WHERE relname = ANY(%s) AND "
+                          "relkind = 'r' AND relnamespace = current_schema()::regnamespace",
+                          (tables,))
+                if int(c.fetchone()[0]) == len(tables):
+                    return
+                c.execute("SELECT pg_advisory_xact_lock(7660002)")
             # ``part``: the events partition whose owner writes the row, or BASE (a replay's
             # rebuild, written once). Queries sum over parts, so no two processes ever write
             # the same row.
@@ -189,13 +202,16 @@ class ViewStore:
         up_cell = self._q(f"INSERT INTO {self._t('cells')} (part, agency, month, kind, body) "
                           "VALUES (?,?,?,?,?) ON CONFLICT (part, agency, month, kind) DO UPDATE "
                           "SET body=excluded.body")
+        # A fold that moved no counter marks its cell dirty without creating it; in a table set
+        # that holds only deltas (a partition's, after a replay's swap put the history in the
+        # base set) that cell may not exist here: nothing of it changed, so nothing is written.
         rows = [(part, a, m, "d", orjson.dumps({"c": counters.cells[(a, m)],
                                             "open": _hist(counters.open_due[(a, m)]),
                                             "procs": counters.procs[(a, m)]}))
-                for a, m in counters.dirty_cells]
+                for a, m in counters.dirty_cells if (a, m) in counters.cells]
         rows += [(part, a, m, "f", orjson.dumps({"c": counters.fb_cells[(a, m)],
                                              "open": _hist(counters.fb_open_due[(a, m)])}))
-                 for a, m in counters.dirty_fb]
+                 for a, m in counters.dirty_fb if (a, m) in counters.fb_cells]
         if rows:
             c.executemany(up_cell, rows)
         cat = []
