@@ -58,7 +58,7 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8766
     consumer_group: str = "motcua"
-    session_timeout_ms: int = 10_000
+    session_timeout_ms: int = 3_000
 
     @property
     def embedded_broker(self) -> bool:
@@ -130,7 +130,7 @@ class Settings:
             http_host=env.get("MOTCUA_HTTP_HOST") or "127.0.0.1",
             http_port=_int(env, "MOTCUA_HTTP_PORT", 8766),
             consumer_group=env.get("MOTCUA_CONSUMER_GROUP") or "motcua",
-            session_timeout_ms=_int(env, "MOTCUA_SESSION_TIMEOUT_MS", 10_000),
+            session_timeout_ms=_int(env, "MOTCUA_SESSION_TIMEOUT_MS", 3_000),
         )
 
 
