@@ -85,6 +85,8 @@ def cached_mask(f: list[Any]) -> int:
     return m
 
 
+# The counters a new dossier enters, by its (flags, judged) packed in one int.
+_ENTER: dict[int, tuple[int, ...]] = {}
 # Keyed by one int, (prev flags, prev judged, new flags, new judged) packed: hashing an int is
 # cheaper than building and hashing a tuple per event.
 _TRANS: dict[int, tuple[tuple[int, int], ...]] = {}
@@ -179,35 +181,47 @@ class Counters:
 
     def fold_dossier(self, sid: str, prev: list[Any] | None, facts: list[Any]) -> None:
         """Move one dossier's contribution from ``prev`` to ``facts``."""
-        key = (facts[0], facts[1])
-        if prev is None or prev[0] != facts[0] or prev[1] != facts[1] or prev[2] != facts[2]:
-            if prev is not None:
-                self._dossier_delta(prev, None)
-                prev = None
-            self._dossier_delta(None, facts)
-        else:
-            # The common case, inlined: same cell, a few counters move by one.
-            pf, pj, nf, nj = prev[3], prev[4], facts[3], facts[4]
-            t = _TRANS.get((((pf << 2) | (pj + 1)) << 32) | (nf << 2) | (nj + 1))
-            if t is None:
-                t = _transition(pf, pj, nf, nj)
-            cv = None
-            if t:
-                cv = self._cv.get((key, facts[2])) or self._cell_and_vec(key, facts[2])
-                cell, vec = cv
-                for b, d in t:
-                    cell[b] += d
-                    vec[b] += d
-            if prev[6] != facts[6]:
-                cv = cv or self._cell_and_vec(key, facts[2])
-                cv[0][PDAYS] += max(facts[6], 0) - max(prev[6], 0)
-            if (pj == -1 or nj == -1) and (
-                    pj != nj or prev[5] != facts[5] or (pf ^ nf) & _CLEAN_MASK):
-                if cv is None:
-                    self._cell_and_vec(key, facts[2])
-                self._move_open(key, prev, _clean(pf), facts, _clean(nf))
+        a, m, p, nf, nj, nd, npd, _end = facts
+        key = (a, m)
         self.dossiers[sid] = facts
         self.dirty_cells.add(key)
+        if prev is None:
+            # A new dossier (one event in six): enter its counters, memoized by its facts.
+            t_in = _ENTER.get((nf << 2) | (nj + 1))
+            if t_in is None:
+                t_in = _ENTER[(nf << 2) | (nj + 1)] = tuple(bits(cached_mask(facts)))
+            cell, vec = self._cv.get((key, p)) or self._cell_and_vec(key, p)
+            for b in t_in:
+                cell[b] += 1
+                vec[b] += 1
+            if npd > 0:
+                cell[PDAYS] += npd
+            if nj == -1:
+                self._move_open(key, None, 0, facts, _clean(nf))
+            return
+        if prev[0] != a or prev[1] != m or prev[2] != p:
+            self._dossier_delta(prev, None)
+            self._dossier_delta(None, facts)
+            return
+        # The common case, inlined: same cell, a few counters move by one.
+        _, _, _, pf, pj, pd, ppd, _ = prev
+        t = _TRANS.get((((pf << 2) | (pj + 1)) << 32) | (nf << 2) | (nj + 1))
+        if t is None:
+            t = _transition(pf, pj, nf, nj)
+        cv = None
+        if t:
+            cv = self._cv.get((key, p)) or self._cell_and_vec(key, p)
+            cell, vec = cv
+            for b, d in t:
+                cell[b] += d
+                vec[b] += d
+        if ppd != npd:
+            cv = cv or self._cell_and_vec(key, p)
+            cv[0][PDAYS] += max(npd, 0) - max(ppd, 0)
+        if (pj == -1 or nj == -1) and (pj != nj or pd != nd or (pf ^ nf) & _CLEAN_MASK):
+            if cv is None:
+                self._cell_and_vec(key, p)
+            self._move_open(key, prev, _clean(pf), facts, _clean(nf))
 
     def _cell_and_vec(self, key: Cell, pid: str) -> tuple[list[int], list[int]]:
         """The cell of (agency, month) and its vector for one procedure, created if needed."""
