@@ -313,38 +313,27 @@ class _Province:
         n = 0
         heap = self.heap
         pop = heapq.heappop
+
+        def action(item: tuple[Any, ...]) -> tuple[int, dict[str, Any]]:
+            nonlocal n
+            t, _, type_, subject_field, subject, data = item
+            n += 1
+            return t, {
+                "schema": SCHEMA,
+                "action_id": f"{prefix}{n}",
+                "source": cfg.source,
+                "type": type_,
+                "occurred_at": _format(t),
+                subject_field: subject,
+                "data": data,
+            }
+
         for t0, channel in self._receptions():
             self._dossier(t0, channel, self._pick(procedures, active_from, weights, t0))
             while heap and heap[0][0] <= t0:
-                t, _, type_, subject_field, subject, data = pop(heap)
-                n += 1
-                yield (
-                    t,
-                    {
-                        "schema": SCHEMA,
-                        "action_id": f"{prefix}{n}",
-                        "source": cfg.source,
-                        "type": type_,
-                        "occurred_at": _format(t),
-                        subject_field: subject,
-                        "data": data,
-                    },
-                )
+                yield action(pop(heap))
         while heap:
-            t, _, type_, subject_field, subject, data = pop(heap)
-            n += 1
-            yield (
-                t,
-                {
-                    "schema": SCHEMA,
-                    "action_id": f"{prefix}{n}",
-                    "source": cfg.source,
-                    "type": type_,
-                    "occurred_at": _format(t),
-                    subject_field: subject,
-                    "data": data,
-                },
-            )
+            yield action(pop(heap))
 
     # --- catalog ------------------------------------------------------------------------------
 
