@@ -664,6 +664,32 @@ def cmd_tokens(args: argparse.Namespace) -> int:
 # ----- parser --------------------------------------------------------------------------------
 
 
+def _database_problem(e: Exception) -> str | None:
+    """A database that cannot be opened or reached, as one sentence (a setting, not a bug)."""
+    import sqlite3
+
+    from eventsourcing.persistence import InterfaceError, OperationalError
+
+    kinds: tuple[type[BaseException], ...] = (InterfaceError, OperationalError,
+                                              sqlite3.OperationalError)
+    try:
+        import psycopg
+
+        kinds = (*kinds, psycopg.OperationalError)
+    except ImportError:  # pragma: no cover
+        pass
+    if not isinstance(e, kinds):
+        return None
+    from engine.settings import redact_url
+
+    try:
+        url = redact_url(Settings.from_env().database_url)
+    except UserError:
+        url = "the configured database"
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return f"The database {url} cannot be used: {first.rstrip('.')}."
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one sentence, exit 2
         self.exit(EXIT_USER, f"motcua: {message[0].upper() + message[1:]}.\n"
@@ -822,6 +848,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("motcua: interrupted.", file=sys.stderr)
         return 130
+    except Exception as e:
+        where = _database_problem(e)
+        if where is None:
+            raise
+        print(f"motcua: {where}", file=sys.stderr)
+        return EXIT_USER
     except BrokenPipeError:  # e.g. `motcua ranking | head`: the reader left; so do we, quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

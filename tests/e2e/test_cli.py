@@ -162,3 +162,21 @@ def test_ingest_to_an_unreachable_broker_names_it_in_one_line(
     done = motcua(motcua_home, "ingest", str(path), MOTCUA_KAFKA_BOOTSTRAP="127.0.0.1:1",
                   timeout=60)
     one_line_error(done, "127.0.0.1:1")
+
+
+@pytest.mark.parametrize("command", [["replay"], ["history", "D1"], ["status"]])
+def test_a_database_that_cannot_be_opened_is_one_line_naming_it(
+    tmp_path: Path, command: list[str],
+) -> None:
+    """A MOTCUA_HOME that cannot hold the database: one line naming the database, exit 2."""
+    done = motcua(tmp_path / "no" / "such" / "home", *command)
+    one_line_error(done, "motcua.db")
+    assert done.returncode == 2
+
+
+def test_an_unreachable_postgresql_is_one_line_without_its_password(motcua_home: Path) -> None:
+    """A PostgreSQL URL nobody answers: one line naming the server, the password redacted."""
+    done = motcua(motcua_home, "scores", "H15",
+                  MOTCUA_DATABASE_URL="postgresql://u:hunter2@127.0.0.1:1/motcua")
+    one_line_error(done, "127.0.0.1:1")
+    assert "hunter2" not in done.stderr
