@@ -259,6 +259,58 @@ class Engine:
         batch.commit(None)
         return len(rows)
 
+    def forget_due(self) -> None:
+        """What this engine remembers of subjects it does not own may be stale: another engine
+        may have created or changed them since. The watcher drops a deadline when the dossier
+        looks absent, finished or already overdue, without writing an event that a version
+        check could refuse, so it must read the due dossiers afresh (and "absent" is only
+        ever true of the last batch)."""
+        e = self
+        e._absent.clear()
+        due = e.store.due_deadlines(e.clock().timestamp())
+        if due:
+            e._forget(UUID(oid) for oid, _ in due)
+
+    def release_arrived(self, owned: set[int], min_age: float = 1.0) -> int:
+        """Apply held actions whose subject exists by now.
+
+        With several engines, an action may be held on one partition while its subject (a
+        procedure, or the dossier a feedback names) is recorded on another engine's partition
+        at the same moment: each transaction reads before the other commits, so the subject's
+        batch finds no held row to release and the hold outlives its subject's arrival (it
+        would expire as unknown). Held rows are looked at again by the timers, and before
+        each batch: a later action of the same subject must not be applied before them.
+        """
+        e = self
+        if not e.store.held_count():
+            return 0
+        parts: dict[str, set[int]] = {}
+        for subject, part in e.store.held_subjects(time.time() - min_age):
+            parts.setdefault(subject, set()).add(part)
+        # A subject's own actions are released by the owner of their partition (``owned``: this
+        # engine's actions partitions), which keeps the subject in its cache (a release
+        # elsewhere would leave that copy stale); actions waiting for a catalog entry (a
+        # dossier's received) may be released by anyone.
+        mine = owned | {-1}
+        ids = {}
+        for subject, where in parts.items():
+            kind, _, sid = subject.partition(":")
+            if where <= mine or (kind in ("procedure", "agency") and min_age > 0):
+                ids[subject] = e.uuid(kind, sid)
+        if not ids:
+            return 0
+        found = e.store.existing(list(set(ids.values())))  # type: ignore[attr-defined]
+        arrived = [s for s, u in ids.items() if u in found]
+        if not arrived:
+            return 0
+        e._held = e.store.held_count()
+        e._prefetch(found)
+        batch = _Batch(e, "")
+        for subject in arrived:
+            batch.release(subject)
+        batch.commit(None)
+        return len(arrived)
+
     def record_overdue(self, limit: int = 1000) -> int:
         """The deadline watcher: record ``BecameOverdue`` at the due time, once per dossier."""
         now = self.clock()

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
 
 import structlog
 from eventsourcing.persistence import IntegrityError
@@ -24,7 +23,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from engine import kafka as K
-from engine.app import Engine, Message, _Batch
+from engine.app import Engine, Message
 from engine.metrics import METRICS
 from engine.relay import Relay
 from engine.settings import ACTIONS_TOPIC, EVENTS_TOPIC, REJECTED_TOPIC, KafkaSecurity
@@ -248,8 +247,8 @@ class EngineLoop:
         try:
             released = 0
             if self.group:
-                self._forget_stale()
-                released = self._release_arrived()
+                self.engine.forget_due()
+                released = self.engine.release_arrived(set(self.epochs))
             expired = self.engine.expire_holds() if self._caught_up() else 0
             overdue = self.engine.record_overdue()
         except IntegrityError as e:
@@ -258,57 +257,6 @@ class EngineLoop:
         if released or expired or overdue:
             log.info("timers", holds_released=released, holds_expired=expired,
                      overdue_recorded=overdue)
-
-    def _forget_stale(self) -> None:
-        """What this engine remembers of subjects it does not own may be stale: another engine
-        may have created or changed them since. The watcher drops a deadline when the dossier
-        looks absent, finished or already overdue, without writing an event that a version
-        check could refuse, so it must read the due dossiers afresh (and "absent" is only
-        ever true of the last batch)."""
-        e = self.engine
-        e._absent.clear()
-        due = e.store.due_deadlines(e.clock().timestamp())
-        if due:
-            e._forget(UUID(oid) for oid, _ in due)
-
-    def _release_arrived(self, min_age: float = 1.0) -> int:
-        """Apply held actions whose subject exists by now.
-
-        With several engines, an action may be held on one partition while its subject (a
-        procedure, or the dossier a feedback names) is recorded on another engine's partition
-        at the same moment: each transaction reads before the other commits, so the subject's
-        batch finds no held row to release and the hold outlives its subject's arrival (it
-        would expire as unknown). Held rows are looked at again by the timers, and before
-        each batch: a later action of the same subject must not be applied before them.
-        """
-        e = self.engine
-        if not e.store.held_count():
-            return 0
-        parts: dict[str, set[int]] = {}
-        for subject, part in e.store.held_subjects(time.time() - min_age):
-            parts.setdefault(subject, set()).add(part)
-        # A subject's own actions are released by the owner of their partition, which keeps
-        # the subject in its cache (a release elsewhere would leave that copy stale); actions
-        # waiting for a catalog entry (a dossier's received) may be released by anyone.
-        mine = set(self.epochs) | {-1}
-        ids = {}
-        for subject, where in parts.items():
-            kind, _, sid = subject.partition(":")
-            if where <= mine or (kind in ("procedure", "agency") and min_age > 0):
-                ids[subject] = e.uuid(kind, sid)
-        if not ids:
-            return 0
-        found = e.store.existing(list(set(ids.values())))  # type: ignore[attr-defined]
-        arrived = [s for s, u in ids.items() if u in found]
-        if not arrived:
-            return 0
-        e._held = e.store.held_count()
-        e._prefetch(found)
-        batch = _Batch(e, "")
-        for subject in arrived:
-            batch.release(subject)
-        batch.commit(None)
-        return len(arrived)
 
     def _caught_up(self) -> bool:
         """Every partition this engine owns is read to the end the broker last reported.
@@ -344,7 +292,7 @@ class EngineLoop:
             return
         if self.group:
             try:
-                self._release_arrived(min_age=0.0)
+                self.engine.release_arrived(set(self.epochs), min_age=0.0)
             except IntegrityError as e:  # another engine settled them first: fine
                 log.info("release_race", error=str(e))
         t0 = time.perf_counter()
