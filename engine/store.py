@@ -297,9 +297,6 @@ class IntakeMixin:
                 out.extend((r["outcome"], r["reason"], int(r["n"])) for r in c.fetchall())
         return out
 
-    def intake_count(self, log: str, topic: str, ranges: dict[int, tuple[int, int]]) -> int:
-        return sum(n for _, _, n in self.intake_summary(log, topic, ranges))
-
     def dead_letters_after(self, after_id: int, limit: int) -> list[dict[str, Any]]:
         with self._tx(commit=False) as c:
             c.execute(
@@ -363,16 +360,6 @@ class IntakeMixin:
             c.execute("SELECT topic, part, owner, epoch, beat FROM motcua_owners ORDER BY "
                       "topic, part")
             return [dict(r) for r in c.fetchall()]
-
-    def find_intake(self, akeys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The accepted intake row of each key (for history: which offset caused a fact)."""
-        with self._tx(commit=False) as c:
-            c.execute(
-                self._sql("SELECT akey, log, topic, part, off FROM motcua_intake WHERE outcome="
-                          f"'accepted' AND akey IN ({','.join('?' * len(akeys))})"),
-                list(akeys),
-            )
-            return {r["akey"]: dict(r) for r in c.fetchall()}
 
 
 class SQLiteStore(IntakeMixin, SQLiteProcessRecorder):

@@ -351,11 +351,11 @@ class Counters:
                 self.procs[key] = {p: list(v) for p, v in other.procs[key].items()}
                 self.open_due[key] = {d: list(v) for d, v in other.open_due[key].items()}
                 continue
-            _add(mine, vec)
+            add_into(mine, vec)
             procs = self.procs[key]
             for pid, v in other.procs[key].items():
                 if pid in procs:
-                    _add(procs[pid], v)
+                    add_into(procs[pid], v)
                 else:
                     procs[pid] = list(v)
             _add_hist(self.open_due[key], other.open_due[key])
@@ -365,7 +365,7 @@ class Counters:
                 self.fb_cells[key] = list(vec)
                 self.fb_open_due[key] = {d: list(v) for d, v in other.fb_open_due[key].items()}
                 continue
-            _add(mine, vec)
+            add_into(mine, vec)
             _add_hist(self.fb_open_due[key], other.fb_open_due[key])
         self.procedures.update(other.procedures)
         self.agencies.update(other.agencies)
@@ -378,7 +378,8 @@ class Counters:
         self.feedback.clear()
 
 
-def _add(acc: list[int], vec: list[int]) -> None:
+def add_into(acc: list[int], vec: list[int]) -> None:
+    """Add a counter vector into another, in place."""
     for i, v in enumerate(vec):
         if v:
             acc[i] += v

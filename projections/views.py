@@ -16,7 +16,7 @@ from typing import Any
 from engine.calendar import VN_TZ, local_date
 from engine.ruleset import Ruleset
 from projections import fold as K
-from projections.fold import Counters
+from projections.fold import Counters, add_into
 from projections.periods import Period
 from projections.scoring import build_scorecard
 
@@ -74,12 +74,6 @@ class Tree:
         return a
 
 
-def _sum_into(acc: list[int], vec: list[int]) -> None:
-    for i, v in enumerate(vec):
-        if v:
-            acc[i] += v
-
-
 def _active(entry: dict[str, Any]) -> bool:
     return entry.get("repealed") is None
 
@@ -103,7 +97,7 @@ def counts_for(
             key = (a, m)
             cell = cells.get(key)
             if cell is not None:
-                _sum_into(d, cell)
+                add_into(d, cell)
                 for day, (n, clean) in counters.open_due[key].items():
                     if day >= e_day:
                         open_ok += n
@@ -113,10 +107,10 @@ def counts_for(
                     if acc is None:
                         per_proc[pid] = list(vec)
                     else:
-                        _sum_into(acc, vec)
+                        add_into(acc, vec)
             fcell = counters.fb_cells.get(key)
             if fcell is not None:
-                _sum_into(fb, fcell)
+                add_into(fb, fcell)
                 for day, (n, clean) in counters.fb_open_due[key].items():
                     if day >= e_day:
                         fb_open_ok += n

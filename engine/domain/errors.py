@@ -54,10 +54,6 @@ class NoFeeObligationError(LifecycleError):
     reason = "no_fee_obligation"
 
 
-class AlreadyPaidError(LifecycleError):
-    reason = "already_paid"
-
-
 class FeedbackAlreadyAnsweredError(LifecycleError):
     reason = "feedback_already_answered"
 
