@@ -17,8 +17,8 @@ import time
 
 import orjson
 
-from engine import kafka as K
-from engine.settings import ACTIONS_TOPIC
+from kernel import kafka as K
+from kernel.settings import ACTIONS_TOPIC
 from motcua.ingest import subject_key
 
 

@@ -35,7 +35,7 @@ CACHE = Path(os.environ.get("MOTCUA_BENCH_CACHE", "/tmp/motcua-bench-cache"))
 # What the stored events are depends on these (the domain and its facts, the calendar and
 # deadlines of the rulesets, the simulation): a change rebuilds the stores. (Not engine/store.py:
 # the events table is eventsourcing's, and the store module is edited often for other reasons.)
-FORMAT_SOURCES = ("engine/domain", "engine/facts.py", "engine/upcasting.py", "engine/rulesets",
+FORMAT_SOURCES = ("engine/domain", "engine/facts.py", "kernel/contract", "engine/rulesets",
                   "producers/simulator.py")
 
 

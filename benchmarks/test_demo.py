@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from support import check, record
 
-from engine.broker import free_port
+from kernel.broker import free_port
 
 TARGET_S = 30.0
 AGENCIES = 20  # the demo's default units; the ranking adds the province

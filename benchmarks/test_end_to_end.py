@@ -32,10 +32,10 @@ import pytest
 from support import check, province_lines, record
 
 from engine.app import Engine
-from engine.broker import BundledBroker
 from engine.relay import Relay
 from engine.runner import EngineLoop
-from engine.settings import ACTIONS_TOPIC
+from kernel.broker import BundledBroker
+from kernel.settings import ACTIONS_TOPIC
 from motcua.pipeline import Pipeline
 from producers.simulator import SimConfig
 from projections.runner import ProjectionLoop

@@ -32,7 +32,7 @@ import pytest
 import replay_store as RS
 from support import record
 
-from engine.broker import free_port
+from kernel.broker import free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT_ID = "H15"

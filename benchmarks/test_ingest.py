@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from support import Timer, batches, check, province_lines, record
 
-from engine.actions import parse_action
 from engine.app import KIND_OF_FIELD, Engine, Message
 from engine.ruleset import Ruleset
+from kernel.contract.actions import parse_action
 from producers.simulator import SimConfig
 
 SUITE = "ingest"

@@ -35,10 +35,10 @@ import pytest
 from support import check, province_lines, record
 
 from engine.app import Engine
-from engine.broker import BundledBroker
 from engine.relay import event_message, partition_for
 from engine.ruleset import Ruleset
-from engine.settings import ACTIONS_TOPIC
+from kernel.broker import BundledBroker
+from kernel.settings import ACTIONS_TOPIC
 from motcua.ingest import publish
 from producers.simulator import SimConfig
 from tests.faults import Role, role_env
@@ -242,9 +242,9 @@ def test_projection_processes(benchmark: Any, tmp_path: Path,
                               fresh_pg_url: Callable[[], str], ruleset: Ruleset) -> None:
     """Events/s of 1, 2 and 4 projection processes over 8 events partitions (PostgreSQL views;
     the events are published to ``motcua.events`` exactly as the relay would)."""
-    from engine import kafka as K
-    from engine.runner import ensure_all_topics
-    from engine.settings import EVENTS_TOPIC
+    from kernel import kafka as K
+    from kernel.kafka import ensure_all_topics
+    from kernel.settings import EVENTS_TOPIC
 
     events, _ = relayed_events(ruleset, tmp_path)
     positions: dict[int, list[int]] = {p: [] for p in range(PARTITIONS)}

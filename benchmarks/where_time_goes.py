@@ -28,9 +28,9 @@ sys.path.insert(0, str(HERE))
 
 from support import SCORING_CFG, batches, province_lines  # noqa: E402
 
-from engine.actions import parse_action  # noqa: E402
 from engine.app import KIND_OF_FIELD, Engine, Message  # noqa: E402
 from engine.ruleset import load_ruleset  # noqa: E402
+from kernel.contract.actions import parse_action  # noqa: E402
 from producers.simulator import SimConfig  # noqa: E402
 
 INGEST_CFG = SimConfig(agencies=20, dossiers=5000, seed=1)

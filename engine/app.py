@@ -30,14 +30,11 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.utils import get_topic
 
 from engine import facts as F
-from engine.actions import Action, InvalidActionError, parse_action
-from engine.calendar import local_date
 from engine.domain.base import Subject, subject_uuid
 from engine.domain.catalog import Agency, Procedure
 from engine.domain.dossier import Dossier, compute_due
 from engine.domain.errors import UnknownSubjectError
 from engine.domain.feedback import Feedback
-from engine.errors import RefusedActionError
 from engine.ruleset import Ruleset
 from engine.store import (
     ACCEPTED,
@@ -52,6 +49,9 @@ from engine.store import (
     SQLiteStore,
     akey,
 )
+from kernel.calendar import local_date
+from kernel.contract.actions import Action, InvalidActionError, parse_action
+from kernel.errors import RefusedActionError
 
 log = structlog.get_logger("motcua.engine")
 

@@ -19,8 +19,8 @@ import structlog
 from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
-from engine.settings import EVENTS_TOPIC, REJECTED_TOPIC
 from engine.store import IntakeMixin
+from kernel.settings import EVENTS_TOPIC, REJECTED_TOPIC
 
 log = structlog.get_logger("motcua.relay")
 

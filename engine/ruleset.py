@@ -16,8 +16,8 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
-from engine.calendar import WorkCalendar
-from engine.errors import ConfigurationError, UserError
+from kernel.calendar import WorkCalendar
+from kernel.errors import ConfigurationError, UserError
 
 ZeroRule = Literal["zero", "full"]
 _RULESET_PACKAGE = "engine.rulesets"

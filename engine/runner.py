@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -22,71 +21,15 @@ from eventsourcing.persistence import IntegrityError
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from engine import kafka as K
 from engine.app import Engine, Message
-from engine.metrics import METRICS
 from engine.relay import Relay
-from engine.settings import ACTIONS_TOPIC, EVENTS_TOPIC, REJECTED_TOPIC, KafkaSecurity
 from engine.store import FencedError
+from kernel import kafka as K
+from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
+from kernel.metrics import METRICS
+from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC, KafkaSecurity
 
 log = structlog.get_logger("motcua.engine")
-
-
-@dataclass
-class LogIdentity:
-    """Which Kafka log a topic currently is: cluster id + topic id (+ our epoch)."""
-
-    bootstrap: str
-    security: KafkaSecurity | None
-    _admin: Any = field(default=None, repr=False)
-
-    def of(self, topic: str) -> str:
-        try:
-            if self._admin is None:
-                self._admin = K.admin(self.bootstrap, self.security)
-            cluster = self._admin.describe_cluster()["cluster_id"]
-            topics = self._admin.describe_topics([topic])
-        except Exception:
-            self.close()
-            raise
-        topic_id = topics[0].get("topic_id") if topics else None
-        return f"{cluster}/{topic_id}"
-
-    def close(self) -> None:
-        if self._admin is not None:
-            try:
-                self._admin.close()
-            finally:
-                self._admin = None
-
-
-def ensure_all_topics(bootstrap: str, security: KafkaSecurity | None, partitions: int) -> None:
-    K.ensure_topics(bootstrap, security, {ACTIONS_TOPIC: partitions, EVENTS_TOPIC: partitions,
-                                          REJECTED_TOPIC: 1})
-
-
-def close_consumer(consumer: KafkaConsumer, session_timeout_ms: int) -> None:
-    """Close a consumer that is being replaced (a new log, or after an error).
-
-    A group member is first let finish any rejoin it has in flight (what it polls meanwhile is
-    dropped: its replacement seeks to the stored positions): tansu completes a JoinGroup that
-    crossed the member's LeaveGroup with the departed member as the group's leader, and then
-    never gives any partition to a new member. A member that cannot settle in a session timeout
-    is closed anyway.
-    """
-    # kafka-python has no public word for "not in the middle of a rebalance".
-    stable = getattr(getattr(consumer, "_coordinator", None), "stable", None)
-    if consumer.config.get("group_id") and callable(stable):
-        deadline = time.monotonic() + session_timeout_ms / 1000
-        try:
-            while not stable() and time.monotonic() < deadline:
-                consumer.poll(timeout_ms=200)
-        except Exception as e:  # the broker may be gone for good: close all the same
-            log.info("consumer_not_settled", error=repr(e))
-    try:
-        consumer.close()
-    except Exception as e:
-        log.info("consumer_close_failed", error=repr(e))
 
 
 class EngineLoop:

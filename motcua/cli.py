@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from engine.errors import UserError
-from engine.settings import Settings
+from kernel.errors import UserError
+from kernel.settings import Settings
 
 EXIT_USER = 2
 
@@ -680,7 +680,7 @@ def _database_problem(e: Exception) -> str | None:
         pass
     if not isinstance(e, kinds):
         return None
-    from engine.settings import redact_url
+    from kernel.settings import redact_url
 
     try:
         url = redact_url(Settings.from_env().database_url)

@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from engine import kafka as K
-from engine.settings import ACTIONS_TOPIC, Settings
+from kernel import kafka as K
+from kernel.settings import ACTIONS_TOPIC, Settings
 from motcua.ingest import subject_key
 
 

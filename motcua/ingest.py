@@ -15,14 +15,14 @@ from typing import Any
 
 import orjson
 
-from engine import kafka as K
 from engine.app import Engine
-from engine.errors import UserError
 from engine.relay import Relay
-from engine.runner import LogIdentity, ensure_all_topics
-from engine.settings import ACTIONS_TOPIC, KafkaSecurity
 from engine.store import ACCEPTED, DUPLICATE, HELD, REJECTED
-from engine.upcasting import subject_of
+from kernel import kafka as K
+from kernel.contract.upcasting import subject_of
+from kernel.errors import UserError
+from kernel.kafka import LogIdentity, ensure_all_topics
+from kernel.settings import ACTIONS_TOPIC, KafkaSecurity
 from projections.store import ViewStore
 
 

@@ -18,11 +18,11 @@ import orjson
 import structlog
 
 from engine.app import Engine
-from engine.broker import BundledBroker
-from engine.kafka import wait_until_reachable
 from engine.ruleset import Ruleset, load_ruleset
 from engine.runner import EngineLoop
-from engine.settings import Settings
+from kernel.broker import BundledBroker
+from kernel.kafka import wait_until_reachable
+from kernel.settings import Settings
 from projections.runner import ProjectionLoop
 from projections.store import ViewStore, views_url
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from engine import kafka as K
 from engine.app import Engine
-from engine.errors import UserError
-from engine.runner import LogIdentity
-from engine.settings import ACTIONS_TOPIC, EVENTS_TOPIC, KafkaSecurity
+from kernel import kafka as K
+from kernel.errors import UserError
+from kernel.kafka import LogIdentity
+from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC, KafkaSecurity
 from projections.store import ViewStore
 
 

@@ -6,7 +6,7 @@ A request carries one action or a JSON array of them and a per-source bearer tok
 1. no token, or not a valid one → 401;
 2. more requests than the source's token bucket allows → 429 with ``Retry-After``;
 3. a body over the size limit → 413;
-4. an action the schema refuses (:func:`engine.actions.validate_action`) → 400 with its
+4. an action the schema refuses (:func:`kernel.contract.actions.validate_action`) → 400 with its
    ``index``, ``reason`` and ``field``;
 5. an action of another ``source``, or for an agency outside the token's scope → 403;
 6. otherwise every action is produced to ``motcua.actions`` keyed by its subject id and
@@ -45,9 +45,9 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from engine.actions import Action, InvalidActionError, validate_action
-from engine.metrics import METRICS
-from engine.settings import Settings
+from kernel.contract.actions import Action, InvalidActionError, validate_action
+from kernel.metrics import METRICS
+from kernel.settings import Settings
 from producers.client import Record, ReliableSender
 from producers.errors import DeliveryError, RefusedRequestError
 from producers.tokens import Grant, TokenStore

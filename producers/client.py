@@ -5,7 +5,7 @@
                {"agency_id": "H15.15", "procedure_id": "1.001612", "channel": "online"})
         p.flush()      # returns once every emitted action is acknowledged
 
-Every action is validated by the schema's one home (:func:`engine.actions.validate_action`)
+Every action is validated by the schema's one home (:func:`kernel.contract.actions.validate_action`)
 before it is sent, so nothing invalid leaves the process. Records are keyed by subject id, so one
 dossier's actions stay in order on one partition.
 
@@ -31,11 +31,11 @@ import orjson
 import structlog
 from kafka.errors import KafkaError
 
-from engine import kafka as K
-from engine.actions import SCHEMA, SUBJECT_FIELD, Action, validate_action
-from engine.errors import UserError
-from engine.runner import LogIdentity
-from engine.settings import ACTIONS_TOPIC, KafkaSecurity
+from kernel import kafka as K
+from kernel.contract.actions import SCHEMA, SUBJECT_FIELD, Action, validate_action
+from kernel.errors import UserError
+from kernel.kafka import LogIdentity
+from kernel.settings import ACTIONS_TOPIC, KafkaSecurity
 from producers.errors import DeliveryError, LogChangedError, ProducerError
 
 __all__ = [

@@ -1,12 +1,13 @@
 """Errors of the producer side: the Kafka client, the token store and the HTTP bridge.
 
-An invalid action is not one of these: it is :class:`engine.actions.InvalidActionError`, raised by
-the schema's one home before anything is sent.
+An invalid action is not one of these: it is
+:class:`kernel.contract.actions.InvalidActionError`, raised by the schema's one home before
+anything is sent.
 """
 
 from __future__ import annotations
 
-from engine.errors import MotcuaError, UserError
+from kernel.errors import MotcuaError, UserError
 
 
 class ProducerError(MotcuaError):

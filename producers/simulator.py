@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from engine.calendar import WorkCalendar
 from engine.domain.dossier import compute_due
+from kernel.calendar import WorkCalendar
 
 SCHEMA = "motcua.action/1"
 TZ = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh has had no offset change since 1975

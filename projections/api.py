@@ -25,10 +25,10 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.calendar import VN_TZ
-from engine.errors import UserError
-from engine.metrics import METRICS, render
 from engine.ruleset import Ruleset
+from kernel.calendar import VN_TZ
+from kernel.errors import UserError
+from kernel.metrics import METRICS, render
 from projections.fold import Counters
 from projections.periods import Period, current_year, parse_instant, parse_period
 from projections.source import HistoryUnavailableError, ViewSource

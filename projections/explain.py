@@ -11,8 +11,8 @@ from datetime import date, datetime
 from typing import Any
 
 from engine import facts as F
-from engine.calendar import VN_TZ, local_date
 from engine.ruleset import Ruleset
+from kernel.calendar import VN_TZ, local_date
 from projections import fold as K
 from projections.fold import Counters
 from projections.periods import Period

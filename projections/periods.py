@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from engine.calendar import VN_TZ, end_of_local_day
-from engine.errors import UserError
+from kernel.calendar import VN_TZ, end_of_local_day
+from kernel.errors import UserError
 
 _PATTERN = re.compile(r"^(\d{4})(?:-(?:(0[1-9]|1[0-2])|Q([1-4])|H([12])))?$")
 

@@ -23,10 +23,10 @@ import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from engine import kafka as K
-from engine.metrics import METRICS
-from engine.runner import LogIdentity, close_consumer, ensure_all_topics
-from engine.settings import EVENTS_TOPIC, KafkaSecurity
+from kernel import kafka as K
+from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
+from kernel.metrics import METRICS
+from kernel.settings import EVENTS_TOPIC, KafkaSecurity
 from projections.fold import Counters, merged
 from projections.store import (
     BASE,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from engine.calendar import VN_TZ, local_date
 from engine.ruleset import Ruleset
+from kernel.calendar import VN_TZ, local_date
 from projections import fold as K
 from projections.fold import Counters, add_into
 from projections.periods import Period

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.broker import BundledBroker, free_port
-from engine.settings import Settings
+from kernel.broker import BundledBroker, free_port
+from kernel.settings import Settings
 
 # --------------------------------------------------------------------------- broker
 

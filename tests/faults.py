@@ -24,12 +24,12 @@ from typing import Any
 
 import orjson
 
-from engine import kafka as K
 from engine.app import Engine, Message
 from engine.relay import Relay, event_message
 from engine.ruleset import load_ruleset
-from engine.runner import ensure_all_topics
-from engine.settings import ACTIONS_TOPIC
+from kernel import kafka as K
+from kernel.kafka import ensure_all_topics
+from kernel.settings import ACTIONS_TOPIC
 from motcua.ingest import Published, publish, subject_key
 from producers.simulator import SimConfig, generate
 from projections.fold import Counters

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from engine.calendar import VN_TZ, local_date
 from engine.ruleset import Ruleset
+from kernel.calendar import VN_TZ, local_date
 from projections.scoring import build_scorecard
 
 # ----- working days, the slow way -----------------------------------------------------------

@@ -11,7 +11,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from engine import facts as F
-from engine.calendar import WorkCalendar, end_of_local_day, local_date
 from engine.domain.base import Cause, Subject, parse_iso
 from engine.domain.errors import (
     AlreadyReceivedError,
@@ -28,6 +27,7 @@ from engine.domain.errors import (
     SupplementPendingError,
     TimeBeforeReceptionError,
 )
+from kernel.calendar import WorkCalendar, end_of_local_day, local_date
 
 RECEIVED_FLAGS = {
     "full_online": F.FULL_ONLINE,

@@ -5,7 +5,7 @@ The table of rules lives in docs/lifecycle.md; each row names one of these reaso
 
 from __future__ import annotations
 
-from engine.errors import RefusedActionError
+from kernel.errors import RefusedActionError
 
 
 class LifecycleError(RefusedActionError):

@@ -6,13 +6,13 @@ from datetime import date, datetime
 from typing import Any
 
 from engine import facts as F
-from engine.calendar import local_date
 from engine.domain.base import Cause, Subject, parse_iso
 from engine.domain.errors import (
     AlreadyReceivedError,
     FeedbackAlreadyAnsweredError,
     TimeBeforeReceptionError,
 )
+from kernel.calendar import local_date
 
 
 class Feedback(Subject):

@@ -17,9 +17,9 @@ import pytest
 import uvicorn
 
 from engine.app import Engine, Message
-from engine.broker import free_port
 from engine.relay import event_message
 from engine.ruleset import Ruleset, load_ruleset
+from kernel.broker import free_port
 from producers.simulator import SimConfig, generate
 from projections.api import create_app
 from projections.fold import Counters

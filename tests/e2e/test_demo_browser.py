@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from engine.broker import free_port
+from kernel.broker import free_port
 
 pytestmark = pytest.mark.browser
 

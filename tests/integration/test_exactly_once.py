@@ -34,8 +34,8 @@ from faults import (
     wait_for,
 )
 
-from engine.broker import BundledBroker
-from engine.settings import ACTIONS_TOPIC, REJECTED_TOPIC
+from kernel.broker import BundledBroker
+from kernel.settings import ACTIONS_TOPIC, REJECTED_TOPIC
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ import orjson
 import pytest
 from faults import lines_of, recorded_by, reference_engine, simulate
 
-from engine import kafka as K
-from engine.actions import SUBJECT_FIELD, InvalidActionError, validate_action
 from engine.app import Engine, Message
-from engine.broker import BundledBroker
 from engine.ruleset import load_ruleset
-from engine.settings import ACTIONS_TOPIC
+from kernel import kafka as K
+from kernel.broker import BundledBroker
+from kernel.contract.actions import SUBJECT_FIELD, InvalidActionError, validate_action
+from kernel.settings import ACTIONS_TOPIC
 from producers.client import ActionProducer, derive_action_id
 from producers.errors import DeliveryError
 

@@ -32,10 +32,10 @@ from faults import (
     wait_for,
 )
 
-from engine import kafka as K
-from engine.broker import BundledBroker
 from engine.ruleset import load_ruleset
-from engine.settings import EVENTS_TOPIC
+from kernel import kafka as K
+from kernel.broker import BundledBroker
+from kernel.settings import EVENTS_TOPIC
 from projections.periods import parse_instant, parse_period
 from projections.views import scorecard
 

@@ -29,12 +29,12 @@ from faults import ROOT, Probe, Role, consume, role_env, wait_for
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from engine import kafka as K
 from engine.app import Engine, Message
-from engine.broker import BundledBroker
 from engine.relay import Relay, event_message, partition_for
 from engine.ruleset import load_ruleset
-from engine.settings import ACTIONS_TOPIC, EVENTS_TOPIC
+from kernel import kafka as K
+from kernel.broker import BundledBroker
+from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC
 from motcua.ingest import Published, actions_log_id, publish, wait_done
 from motcua.pipeline import Pipeline
 from producers.simulator import SimConfig, generate

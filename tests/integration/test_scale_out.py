@@ -49,9 +49,9 @@ from faults import (
 )
 from oracle import Oracle
 
-from engine.broker import BundledBroker
 from engine.ruleset import load_ruleset
-from engine.settings import ACTIONS_TOPIC
+from kernel.broker import BundledBroker
+from kernel.settings import ACTIONS_TOPIC
 from motcua.ingest import publish
 from producers.national import generate_national
 from producers.simulator import SimConfig, generate

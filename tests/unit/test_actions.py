@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.actions import (
+from kernel.contract.actions import (
     CATALOG_TYPES,
     DOSSIER_TYPES,
     FEEDBACK_TYPES,
@@ -20,7 +20,7 @@ from engine.actions import (
     parse_action,
     validate_action,
 )
-from engine.errors import RefusedActionError
+from kernel.errors import RefusedActionError
 
 ICT = timezone(timedelta(hours=7))
 

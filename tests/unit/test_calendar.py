@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from engine.calendar import VN_TZ, WorkCalendar, end_of_local_day, local_date
-from engine.errors import ConfigurationError
+from kernel.calendar import VN_TZ, WorkCalendar, end_of_local_day, local_date
+from kernel.errors import ConfigurationError
 
 CAL = WorkCalendar()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.settings import Settings
+from kernel.settings import Settings
 from motcua.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]

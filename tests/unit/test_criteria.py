@@ -19,7 +19,7 @@ import pytest
 from oracle import Oracle
 from pipeline import Pipeline, points
 
-from engine.calendar import VN_TZ
+from kernel.calendar import VN_TZ
 from projections.periods import parse_period
 
 PROVINCE, DEPT, COMMUNE = "H15", "H15.1", "H15.2"

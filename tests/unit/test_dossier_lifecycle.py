@@ -14,7 +14,6 @@ from uuid import uuid4
 import pytest
 
 from engine import facts as F
-from engine.calendar import WorkCalendar
 from engine.domain.dossier import Dossier
 from engine.domain.errors import (
     AlreadyReceivedError,
@@ -30,6 +29,7 @@ from engine.domain.errors import (
     SupplementPendingError,
     TimeBeforeReceptionError,
 )
+from kernel.calendar import WorkCalendar
 
 CAL = WorkCalendar()
 RECEIVED_AT = "2026-10-05T08:00:00+07:00"

@@ -13,9 +13,9 @@ from uuid import uuid4
 import pytest
 
 from engine import facts as F
-from engine.calendar import WorkCalendar
 from engine.domain.dossier import Dossier, compute_due
 from engine.domain.errors import NoDueTimeError
+from kernel.calendar import WorkCalendar
 
 CAL = WorkCalendar()
 RECEIVED_AT = "2026-10-05T08:00:00+07:00"  # Mon 5 Oct 2026

@@ -16,9 +16,9 @@ import orjson
 import pytest
 
 from engine.app import Engine, Message
-from engine.calendar import VN_TZ
 from engine.relay import event_message
 from engine.ruleset import load_ruleset
+from kernel.calendar import VN_TZ
 from producers.simulator import SimConfig, generate
 from projections.explain import explain
 from projections.fold import Counters

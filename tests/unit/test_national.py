@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from engine.actions import validate_action
+from kernel.contract.actions import validate_action
 from producers.national import PROVINCES, generate_national
 from producers.simulator import SimConfig
 

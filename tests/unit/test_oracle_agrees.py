@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from oracle import Oracle
 from pipeline import Pipeline
 
-from engine.calendar import VN_TZ, local_date
 from engine.ruleset import load_ruleset
+from kernel.calendar import VN_TZ, local_date
 from producers.simulator import SimConfig, generate
 from projections.periods import Period, parse_period
 

@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from engine.errors import UserError
 from engine.ruleset import (
     UnknownCriterionError,
     UnknownRulesetError,
     available_rulesets,
     load_ruleset,
 )
+from kernel.errors import UserError
 
 RULES = load_ruleset("portal-2026")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import ConfigurationError
-from engine.settings import Settings
+from kernel.errors import ConfigurationError
+from kernel.settings import Settings
 
 
 def test_defaults_are_the_embedded_default(tmp_path):

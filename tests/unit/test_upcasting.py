@@ -18,15 +18,15 @@ from uuid import UUID
 import orjson
 import pytest
 
-from engine.actions import SCHEMA_V2, SUBJECT_FIELD, InvalidActionError, validate_action
 from engine.app import Engine, Message, MotcuaApplication, store_env
-from engine.calendar import VN_TZ
 from engine.domain.base import subject_uuid
 from engine.domain.dossier import Dossier
 from engine.relay import event_message
 from engine.ruleset import load_ruleset
 from engine.store import OrjsonTranscoder
-from engine.upcasting import subject_of, upcast_action_v2
+from kernel.calendar import VN_TZ
+from kernel.contract.actions import SCHEMA_V2, SUBJECT_FIELD, InvalidActionError, validate_action
+from kernel.contract.upcasting import subject_of, upcast_action_v2
 from producers.simulator import SimConfig, generate
 from projections.fold import Counters
 from projections.periods import parse_period

@@ -18,15 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from engine.actions import (
-    SCHEMA,
-    SCHEMA_V2,
-    SUBJECT_FIELD,
-    InvalidActionError,
-    _invalid,
-    _missing,
-    _show,
-)
+from kernel.contract.errors import InvalidActionError
+from kernel.contract.errors import invalid as _invalid
+from kernel.contract.errors import missing as _missing
+from kernel.contract.errors import show as _show
+from kernel.contract.types import SCHEMA, SCHEMA_V2, SUBJECT_FIELD
 
 # The subject kinds of motcua.action/2 and the v1 field each one renames.
 SUBJECT_KINDS: Final[Mapping[str, str]] = {

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from engine.errors import ConfigurationError
+from kernel.errors import ConfigurationError
 
 ACTIONS_TOPIC = "motcua.actions"
 EVENTS_TOPIC = "motcua.events"

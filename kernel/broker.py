@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from engine.errors import UserError
+from kernel.errors import UserError
 
 PR_SET_PDEATHSIG = 1
 
@@ -140,7 +140,7 @@ class BundledBroker:
         return self
 
     def _wait_ready(self) -> None:
-        from engine.kafka import BrokerUnreachableError, wait_until_reachable
+        from kernel.kafka import BrokerUnreachableError, wait_until_reachable
 
         deadline = time.monotonic() + self.start_timeout
         while True:

@@ -19,40 +19,24 @@ from typing import Any, Final
 
 import orjson
 
-from engine.errors import RefusedActionError
-
-SCHEMA: Final = "motcua.action/1"
-# Also accepted: upcast to SCHEMA by engine.upcasting before the v1 rules
-# (docs/schema-evolution.md).
-SCHEMA_V2: Final = "motcua.action/2"
-
-REASON_CODES: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "malformed_json": "the message is not UTF-8 JSON (or the dict cannot be encoded as JSON)",
-        "not_an_object": "the JSON value is not an object",
-        "unsupported_schema": f"`schema` is missing or is not {SCHEMA!r} or {SCHEMA_V2!r}",
-        "unknown_type": "`type` is missing or is not one of the action types",
-        "missing_field": "a required field (or `data` itself) is absent",
-        "invalid_field": "a field has the wrong type, an out-of-range value, a bad enum value "
-        "or a bad length",
-        "invalid_time": "a timestamp is not RFC 3339 with an offset, or a date is not a real "
-        "YYYY-MM-DD date",
-    }
+from kernel.contract.errors import REASON_CODES, InvalidActionError
+from kernel.contract.errors import bad_time as _bad_time
+from kernel.contract.errors import invalid as _invalid
+from kernel.contract.errors import missing as _missing
+from kernel.contract.errors import show as _show
+from kernel.contract.types import (
+    CATALOG_TYPES,
+    DOSSIER_TYPES,
+    FEEDBACK_TYPES,
+    SCHEMA,
+    SCHEMA_V2,
+    SUBJECT_FIELD,
 )
+from kernel.contract.upcasting import upcast_action_v2
 
 _ID_MAX = 64
 _ACTION_ID_MAX = 128
 _SOURCE_MAX = 64
-_SHOW_MAX = 40
-
-
-class InvalidActionError(RefusedActionError):
-    """An action that fails the schema; ``field`` is the dotted path of the offending field."""
-
-    reason = "invalid_field"
-
-    def __init__(self, message: str, *, reason: str, field: str | None = None):
-        super().__init__(message, reason=reason, field=field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,37 +58,6 @@ class Action:
         """The idempotency key (``source``, ``action_id``)."""
         return (self.source, self.action_id)
 
-
-# --- messages ---------------------------------------------------------------------------------
-
-
-def _show(value: object) -> str:
-    """A short, safe rendering of a bad value for a one-sentence message."""
-    if value is None or value is True or value is False:
-        return orjson.dumps(value).decode()  # as the sender wrote it: null, true, false
-    text = repr(value)
-    if len(text) > _SHOW_MAX:
-        size = f" ({len(value)} characters)" if isinstance(value, str) else ""
-        text = text[: _SHOW_MAX - 1] + "…" + size
-    return text
-
-
-def _missing(path: str) -> InvalidActionError:
-    return InvalidActionError(
-        f"{path} is required but missing.", reason="missing_field", field=path
-    )
-
-
-def _invalid(path: str, expected: str, value: object) -> InvalidActionError:
-    return InvalidActionError(
-        f"{path} must be {expected}, got {_show(value)}.", reason="invalid_field", field=path
-    )
-
-
-def _bad_time(path: str, expected: str, value: object) -> InvalidActionError:
-    return InvalidActionError(
-        f"{path} must be {expected}, got {_show(value)}.", reason="invalid_time", field=path
-    )
 
 
 # --- field checks: each takes (value, dotted path) and returns the normalized value ------------
@@ -326,40 +279,6 @@ _DATA_REQUIRED: Final = frozenset(
     t for t, rules in _DATA_RULES.items() if any(r[3] == _REQUIRED for r in rules)
 )
 
-DOSSIER_TYPES: Final = frozenset(
-    {
-        "received",
-        "digitized",
-        "paid_online",
-        "supplement_requested",
-        "supplement_completed",
-        "resolved",
-        "result_returned",
-        "e_result_issued",
-        "withdrawn",
-        "late",
-        "apology_issued",
-        "synced",
-        "rated",
-    }
-)
-FEEDBACK_TYPES: Final = frozenset(
-    {"feedback_received", "feedback_answered", "feedback_rated", "feedback_recomplained"}
-)
-CATALOG_TYPES: Final = frozenset(
-    {"agency_registered", "procedure_published", "procedure_publicized", "procedure_repealed"}
-)
-
-SUBJECT_FIELD: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        **{t: "dossier_id" for t in sorted(DOSSIER_TYPES)},
-        **{t: "feedback_id" for t in sorted(FEEDBACK_TYPES)},
-        "agency_registered": "agency_id",
-        "procedure_published": "procedure_id",
-        "procedure_publicized": "procedure_id",
-        "procedure_repealed": "procedure_id",
-    }
-)
 
 _TYPES_EXPECTED: Final = "one of the motcua.action/1 types, e.g. 'received'"
 
@@ -388,7 +307,7 @@ def validate_action(obj: object) -> Action:
         )
     schema = obj.get("schema")
     if schema == SCHEMA_V2:
-        obj = _upcast_v2(obj)
+        obj = upcast_action_v2(obj)
     elif schema != SCHEMA:
         if schema is None and "schema" not in obj:
             message = f"schema is required and must be {SCHEMA!r} or {SCHEMA_V2!r}."
@@ -435,13 +354,6 @@ def validate_action(obj: object) -> Action:
     )
 
 
-def _upcast_v2(obj: dict[str, Any]) -> dict[str, Any]:
-    """``motcua.action/2`` → the canonical ``motcua.action/1`` object (engine.upcasting)."""
-    from engine.upcasting import upcast_action_v2  # imported here: upcasting imports this module
-
-    return upcast_action_v2(obj)
-
-
 def _envelope_string(obj: dict[str, Any], key: str, maximum: int) -> str:
     if key not in obj:
         raise _missing(key)
@@ -474,3 +386,9 @@ def _validate_data(type_: str, obj: dict[str, Any]) -> dict[str, Any]:
         elif presence == _FALSE:
             out[key] = False
     return out
+
+
+__all__ = [
+    "CATALOG_TYPES", "DOSSIER_TYPES", "FEEDBACK_TYPES", "REASON_CODES", "SCHEMA", "SCHEMA_V2",
+    "SUBJECT_FIELD", "Action", "InvalidActionError", "parse_action", "validate_action",
+]

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from engine.errors import ConfigurationError
+from kernel.errors import ConfigurationError
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
