@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -115,3 +115,31 @@ class WorkCalendar:
 
     def _year_offset(self, first: int, last: int) -> int:
         return sum(len(self._year(y)) for y in range(first, last))
+
+
+def add_processing_time(received_at: datetime, value: int, unit: str,
+                        calendar: WorkCalendar) -> datetime:
+    """The due instant of a processing time counted from a reception (spec §4): ``hours`` from
+    the instant; else the end of the local day that is ``value`` working days, days or months
+    (the same day of the month, or the month's last day) after the reception date."""
+    if unit == "hours":
+        return received_at + timedelta(hours=value)
+    day = local_date(received_at)
+    if unit == "working_days":
+        return end_of_local_day(calendar.add_working_days(day, value))
+    if unit == "days":
+        return end_of_local_day(day + timedelta(days=value))
+    if unit == "months":
+        return end_of_local_day(_add_months(day, value))
+    raise ValueError(f"unknown processing time unit {unit!r}")
+
+
+def _add_months(d: date, n: int) -> date:
+    month0 = d.month - 1 + n
+    year, month = d.year + month0 // 12, month0 % 12 + 1
+    for day in (d.day, 30, 29, 28):
+        try:
+            return date(year, month, day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")  # pragma: no cover

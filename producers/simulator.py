@@ -24,8 +24,7 @@ from typing import Any
 
 import orjson
 
-from engine.domain.dossier import compute_due
-from kernel.calendar import WorkCalendar
+from kernel.calendar import WorkCalendar, add_processing_time
 
 SCHEMA = "motcua.action/1"
 TZ = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh has had no offset change since 1975
@@ -545,9 +544,7 @@ class _Province:
             due = sent_due
         else:
             due = _from_datetime(
-                compute_due(
-                    _to_datetime(t0), None, {"value": p.value, "unit": p.unit}, self.calendar
-                )
+                add_processing_time(_to_datetime(t0), p.value, p.unit, self.calendar)
             )
         online = channel == "online"
         data["full_online"] = online and p.eligible and r() < cfg.full_online_rate

@@ -7,7 +7,7 @@ Commands are verbs (``digitize()``, ``resolve()``); events are facts (``Digitize
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine import facts as F
@@ -27,7 +27,7 @@ from engine.domain.errors import (
     SupplementPendingError,
     TimeBeforeReceptionError,
 )
-from kernel.calendar import WorkCalendar, end_of_local_day, local_date
+from kernel.calendar import WorkCalendar, add_processing_time, local_date
 
 RECEIVED_FLAGS = {
     "full_online": F.FULL_ONLINE,
@@ -58,27 +58,8 @@ def compute_due(
             "The received action has no due_at and its procedure has no known processing time.",
             field="data.due_at",
         )
-    n = int(processing_time["value"])
-    unit = processing_time["unit"]
-    if unit == "hours":
-        return received_at + timedelta(hours=n)
-    day = local_date(received_at)
-    if unit == "working_days":
-        return end_of_local_day(calendar.add_working_days(day, n))
-    if unit == "days":
-        return end_of_local_day(day + timedelta(days=n))
-    return end_of_local_day(_add_months(day, n))
-
-
-def _add_months(d: date, n: int) -> date:
-    month0 = d.month - 1 + n
-    year, month = d.year + month0 // 12, month0 % 12 + 1
-    for day in (d.day, 30, 29, 28):
-        try:
-            return date(year, month, day)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")  # pragma: no cover
+    return add_processing_time(received_at, int(processing_time["value"]),
+                               str(processing_time["unit"]), calendar)
 
 
 # What a v1 ``Received`` (or snapshot) becomes: v1 did not record where its due time came
