@@ -26,6 +26,8 @@ from typing import Any
 import orjson
 import pytest
 
+from motcua.pipeline import engine_at
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `tests` is a plain directory (no __init__), found from the root
     sys.path.insert(0, str(ROOT))
@@ -33,7 +35,7 @@ if str(ROOT) not in sys.path:  # `tests` is a plain directory (no __init__), fou
 # The session fixtures of the test suite: the bundled broker and the real PostgreSQL server.
 from support import RESULTS  # noqa: E402
 
-from engine.ruleset import Ruleset, load_ruleset  # noqa: E402
+from projections.ruleset import Ruleset, load_ruleset  # noqa: E402
 from tests.conftest import PgServer, broker, pg_server  # noqa: E402, F401
 
 
@@ -118,26 +120,25 @@ def scoring_province(ruleset: Ruleset, fresh_sqlite_url: Callable[[], str]) -> l
     """
     from support import SCORING_CFG, batches, province_lines
 
-    from engine.app import Engine, Message
+    from engine.app import Message
     from engine.relay import event_message
 
     lines = province_lines(SCORING_CFG)
-    engine = Engine(fresh_sqlite_url(), ruleset, hold_seconds=3600.0)
+    engine = engine_at(fresh_sqlite_url(), hold_seconds=3600.0)
     try:
         msgs = [Message("motcua.actions", 0, i, raw) for i, raw in enumerate(lines)]
         for batch in batches(msgs, 5000):
             engine.process("bench", batch)
-        recorder = engine.app.recorder
         out: list[bytes] = []
         pos = 0
         while True:
-            notes = recorder.select_notifications(pos + 1, 10_000)
-            if not notes:
+            rows = engine.store.read_facts(pos + 1, 10_000)
+            if not rows:
                 break
-            for note in notes:
-                _, value = event_message(note.id, note.topic, note.state)
+            for row in rows:
+                _, value = event_message(row)
                 out.append(orjson.dumps(value))
-            pos = notes[-1].id
+            pos = rows[-1][0]
     finally:
         engine.close()
     return out

@@ -32,8 +32,8 @@ if str(ROOT) not in sys.path:
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from engine.ruleset import load_ruleset
     from projections.api import create_app
+    from projections.ruleset import load_ruleset
     from projections.source import StoreSource
     from projections.store import ViewStore
 

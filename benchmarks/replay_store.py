@@ -35,8 +35,8 @@ CACHE = Path(os.environ.get("MOTCUA_BENCH_CACHE", "/tmp/motcua-bench-cache"))
 # What the stored events are depends on these (the domain and its facts, the calendar and
 # deadlines of the rulesets, the simulation): a change rebuilds the stores. (Not engine/store.py:
 # the events table is eventsourcing's, and the store module is edited often for other reasons.)
-FORMAT_SOURCES = ("engine/domain", "engine/facts.py", "kernel/contract", "engine/rulesets",
-                  "producers/simulator.py")
+FORMAT_SOURCES = ("engine/domain", "engine/intake.py", "engine/store.py", "projections/facts.py",
+                  "kernel/contract", "kernel/rules", "producers/simulator")
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,8 @@ def build(size: Size, log: Any = None) -> Path:
     """The SQLite event store of ``size`` (built through the real engine unless cached)."""
     import orjson
 
-    from engine.app import Engine, Message
-    from engine.ruleset import load_ruleset
+    from engine.app import Message
+    from motcua.pipeline import engine_at
     from producers.simulator import generate
 
     path = store_path(size)
@@ -100,7 +100,7 @@ def build(size: Size, log: Any = None) -> Path:
     tmp = path.with_suffix(f".building-{os.getpid()}")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{tmp}{suffix}").unlink(missing_ok=True)
-    engine = Engine(f"sqlite:///{tmp}", load_ruleset("portal-2026"), hold_seconds=3600.0)
+    engine = engine_at(f"sqlite:///{tmp}", hold_seconds=3600.0)
     t0 = time.perf_counter()
     n = 0
     batch: list[Any] = []
@@ -140,14 +140,12 @@ def copy_to_postgres(sqlite_path: Path, pg_url: str) -> int:
 
     import psycopg
 
-    from engine.app import Engine
-    from engine.ruleset import load_ruleset
+    from motcua.pipeline import engine_at
 
-    rs = load_ruleset("portal-2026")
-    engine = Engine(pg_url, rs)  # the schema, as the engine makes it
+    engine = engine_at(pg_url)  # the schema, as the engine makes it
     table = engine.app.recorder.events_table_name  # type: ignore[attr-defined]
     engine.close()
-    engine = Engine(f"sqlite:///{sqlite_path}", rs)
+    engine = engine_at(f"sqlite:///{sqlite_path}")
     src_table = engine.app.recorder.events_table_name  # type: ignore[attr-defined]
     engine.close()
     src = sqlite3.connect(sqlite_path)
@@ -181,14 +179,13 @@ def child(url: str, views_at: str | None, trace: bool, swap: bool = False) -> di
     import gc
     import tracemalloc
 
-    from engine.app import Engine
-    from engine.ruleset import load_ruleset
+    from motcua.pipeline import engine_at
     from projections.replay import Replayer
     from projections.store import ViewStore, views_url
 
-    engine = Engine(url, load_ruleset("portal-2026"))
+    engine = engine_at(url)
     views = ViewStore(views_at or views_url(url))
-    replayer = Replayer(engine.app.recorder, engine.store, views)
+    replayer = Replayer(engine.store, views)
     gc.collect()
     rss_before = _status_kib("VmRSS")
     if trace:

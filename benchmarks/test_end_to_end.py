@@ -36,7 +36,7 @@ from engine.relay import Relay
 from engine.runner import EngineLoop
 from kernel.broker import BundledBroker
 from kernel.settings import ACTIONS_TOPIC
-from motcua.pipeline import Pipeline
+from motcua.pipeline import Pipeline, engine_at
 from producers.simulator import SimConfig
 from projections.runner import ProjectionLoop
 from tests.conftest import make_settings
@@ -182,7 +182,7 @@ def rig(broker: BundledBroker, bench_dir: Path) -> Iterator[Rig]:
         try:
             pipeline.wait_ready(60)
             assert pipeline.ruleset is not None
-            probe = Engine(db, pipeline.ruleset)  # a second connection, for reads only
+            probe = engine_at(db)  # a second connection, for reads only
             if sampler is not None:
                 sampler.thread.start()
             try:

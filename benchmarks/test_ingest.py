@@ -16,9 +16,10 @@ import pytest
 from support import Timer, batches, check, province_lines, record
 
 from engine.app import KIND_OF_FIELD, Engine, Message
-from engine.ruleset import Ruleset
 from kernel.contract.actions import parse_action
+from motcua.pipeline import engine_at
 from producers.simulator import SimConfig
+from projections.ruleset import Ruleset
 
 SUITE = "ingest"
 TARGET = 20_000.0  # actions/s on SQLite
@@ -41,7 +42,7 @@ def _ingest(benchmark: Any, ruleset: Ruleset, new_url: Callable[[], str],
     outcomes: dict[str, int] = {}
 
     def setup() -> tuple[tuple[Engine], dict[str, Any]]:
-        return (Engine(new_url(), ruleset, hold_seconds=3600.0),), {}
+        return (engine_at(new_url(), hold_seconds=3600.0),), {}
 
     def run(engine: Engine) -> None:
         with timer:
@@ -115,7 +116,7 @@ def test_domain_step(benchmark: Any, ruleset: Ruleset, fresh_sqlite_url: Callabl
     parsed = [(m, parse_action(m.value)) for m in messages]
 
     def setup() -> tuple[tuple[Engine], dict[str, Any]]:
-        engine = Engine(fresh_sqlite_url(), ruleset, hold_seconds=3600.0)
+        engine = engine_at(fresh_sqlite_url(), hold_seconds=3600.0)
         absent = set()
         for _, a in parsed:
             absent.add(engine.uuid(KIND_OF_FIELD[a.subject_field], a.subject_id))

@@ -34,13 +34,13 @@ import psycopg
 import pytest
 from support import check, province_lines, record
 
-from engine.app import Engine
 from engine.relay import event_message, partition_for
-from engine.ruleset import Ruleset
 from kernel.broker import BundledBroker
 from kernel.settings import ACTIONS_TOPIC
 from motcua.ingest import publish
+from motcua.pipeline import engine_at
 from producers.simulator import SimConfig
+from projections.ruleset import Ruleset
 from tests.faults import Role, role_env
 
 SUITE = "scaling"
@@ -210,7 +210,7 @@ def relayed_events(ruleset: Ruleset, tmp: Path) -> tuple[list[tuple[bytes, bytes
 
     from engine.app import Message
 
-    engine = Engine(f"sqlite:///{tmp / 'events.db'}", ruleset, hold_seconds=3600)
+    engine = engine_at(f"sqlite:///{tmp / 'events.db'}", hold_seconds=3600)
     out: list[tuple[bytes, bytes]] = []
     try:
         lines = province_lines(PROJECTION_CFG)

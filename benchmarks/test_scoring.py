@@ -19,9 +19,9 @@ import orjson
 import pytest
 from support import SCORING_CFG, check, record
 
-from engine.ruleset import Ruleset
 from projections.fold import Counters
 from projections.periods import parse_period
+from projections.ruleset import Ruleset
 from projections.views import Tree, scorecard
 
 FOLD_RATIO_TARGET = 1 / 3

@@ -28,10 +28,11 @@ sys.path.insert(0, str(HERE))
 
 from support import SCORING_CFG, batches, province_lines  # noqa: E402
 
-from engine.app import KIND_OF_FIELD, Engine, Message  # noqa: E402
-from engine.ruleset import load_ruleset  # noqa: E402
+from engine.app import KIND_OF_FIELD, Message  # noqa: E402
 from kernel.contract.actions import parse_action  # noqa: E402
+from motcua.pipeline import engine_at  # noqa: E402
 from producers.simulator import SimConfig  # noqa: E402
+from projections.ruleset import load_ruleset  # noqa: E402
 
 INGEST_CFG = SimConfig(agencies=20, dossiers=5000, seed=1)
 
@@ -39,15 +40,15 @@ INGEST_CFG = SimConfig(agencies=20, dossiers=5000, seed=1)
 def scoring_events(tmp: Path) -> list[bytes]:
     from engine.relay import event_message
 
-    engine = Engine(f"sqlite:///{tmp / 'scoring.db'}", load_ruleset("portal-2026"),
+    engine = engine_at(f"sqlite:///{tmp / 'scoring.db'}",
                     hold_seconds=3600.0)
     lines = province_lines(SCORING_CFG)
     for b in batches([Message("a", 0, i, r) for i, r in enumerate(lines)], 5000):
         engine.process("bench", b)
     out, pos = [], 0
-    while notes := engine.app.recorder.select_notifications(pos + 1, 10_000):
-        out += [orjson.dumps(event_message(n.id, n.topic, n.state)[1]) for n in notes]
-        pos = notes[-1].id
+    while notes := engine.store.read_facts(pos + 1, 10_000):
+        out += [orjson.dumps(event_message(n)[1]) for n in notes]
+        pos = notes[-1][0]
     engine.close()
     return out
 
@@ -65,7 +66,7 @@ def main() -> None:
     if args.what in ("ingest", "domain"):
         msgs = [Message("motcua.actions", 0, i, r)
                 for i, r in enumerate(province_lines(INGEST_CFG))]
-        engine = Engine(f"sqlite:///{tmp / 'ingest.db'}", rs, hold_seconds=3600.0)
+        engine = engine_at(f"sqlite:///{tmp / 'ingest.db'}", hold_seconds=3600.0)
         if args.what == "ingest":
             prof.enable()
             for b in batches(msgs, 5000):
@@ -93,8 +94,8 @@ def main() -> None:
         from projections.replay import Replayer
         from projections.store import ViewStore
 
-        engine = Engine(f"sqlite:///{RS.build(RS.SIZES[args.size], log=sys.stderr)}", rs)
-        replayer = Replayer(engine.app.recorder, engine.store,
+        engine = engine_at(f"sqlite:///{RS.build(RS.SIZES[args.size], log=sys.stderr)}")
+        replayer = Replayer(engine.store,
                             ViewStore(f"sqlite:///{tmp / 'views.db'}"))
         prof.enable()
         replayer.rebuild(resume=False)

@@ -1,83 +1,64 @@
 """The engine application: consumed messages in, exactly-once facts out.
 
 ``Engine.process()`` takes one partition's batch of messages and, in ONE event-store
-transaction, records the new domain events, the Kafka position, what became of every message
-(accepted, duplicate, held, rejected) and the dead letters. The commit protocol:
+transaction, records the new domain events, the facts cache row of each, the Kafka position,
+what became of every message (accepted, duplicate, held, rejected) and the dead letters. The
+commit protocol:
 
 1. parse and validate every message (a bad one becomes a dead letter, the batch goes on);
 2. look the idempotency keys up in one query: a repeat is a duplicate, a changed repeat is
    ``conflicting_duplicate``;
-3. apply each action to its cached aggregate; an action before its subject is held;
-4. write events + tracking + intake ledger + dead letters + deadline index together;
+3. apply each action to its cached aggregate (``engine.intake.Batch``); an action before its
+   subject is held;
+4. write events + facts + tracking + intake ledger + dead letters + deadline index together;
 5. only then may the caller consider the offsets consumed. If the write fails, every aggregate
    the batch touched is evicted from the cache, and the batch is redone from the stored position.
+
+The engine knows the lifecycle (``engine.domain``) and a working-day calendar, not the index:
+what each event is worth to a score comes from an ``annotate`` function that the composition
+root passes in (``projections.facts.Annotator``), and is stored beside the event with its
+version, so that ``motcua replay --rederive`` can recompute it for all of history.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
-import structlog
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import Application
 from eventsourcing.persistence import Tracking
 from eventsourcing.utils import get_topic
 
-from engine import facts as F
-from engine.domain.base import Subject, subject_uuid
-from engine.domain.catalog import Agency, Procedure
-from engine.domain.dossier import Dossier, compute_due
-from engine.domain.errors import UnknownSubjectError
-from engine.domain.feedback import Feedback
-from engine.ruleset import Ruleset
-from engine.store import (
-    ACCEPTED,
-    DUPLICATE,
-    HELD,
-    REJECTED,
-    IntakeMixin,
-    IntakeRow,
-    OrjsonTranscoder,
-    PostgresStore,
-    SideEffects,
-    SQLiteStore,
-    akey,
+from engine.cache import SubjectCache
+from engine.domain.base import subject_uuid
+from engine.domain.dossier import Dossier
+from engine.intake import (
+    KIND_OF_FIELD,
+    Annotate,
+    Batch,
+    HoldBook,
+    Message,
+    StoredHold,
 )
-from kernel.calendar import local_date
+from engine.store import IntakeMixin, OrjsonTranscoder, PostgresStore, SQLiteStore, akey
+from kernel.calendar import WorkCalendar
 from kernel.contract.actions import Action, InvalidActionError, parse_action
-from kernel.errors import RefusedActionError
+from kernel.errors import ConfigurationError
 
-log = structlog.get_logger("motcua.engine")
+__all__ = ["Engine", "FactsVersionError", "Message", "MotcuaApplication", "store_env",
+           "tracking_name"]
 
-KIND_OF_FIELD = {
-    "dossier_id": "dossier",
-    "feedback_id": "feedback",
-    "procedure_id": "procedure",
-    "agency_id": "agency",
-}
-OPENING = {
-    "received": Dossier,
-    "feedback_received": Feedback,
-    "procedure_published": Procedure,
-    "agency_registered": Agency,
-}
-INTERNAL = "motcua"
+FACTS_VERSION = "facts_version"
+# Written by a running engine role every second: how other commands tell one is running.
+HEARTBEAT = "heartbeat:engine"
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One consumed Kafka record."""
-
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
+class FactsVersionError(ConfigurationError):
+    """The store's facts were derived by other rules than this build's."""
 
 
 class MotcuaApplication(Application[UUID]):
@@ -124,29 +105,46 @@ class Engine:
     def __init__(
         self,
         database_url: str,
-        ruleset: Ruleset,
         *,
+        annotate: Annotate | None = None,
+        facts_version: str | None = None,
+        calendar: WorkCalendar | None = None,
         hold_seconds: float = 10.0,
         hold_limit: int = 100_000,
         cache_size: int = 200_000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        wall: Callable[[], float] = time.time,
+        check_facts: bool = True,
     ) -> None:
         self.app = MotcuaApplication(env=store_env(database_url))
         self.store: IntakeMixin = self.app.recorder  # type: ignore[assignment]
-        self.ruleset = ruleset
-        self.calendar = ruleset.calendar
+        self.annotate = annotate
+        self.calendar = calendar or WorkCalendar()
         self.hold_seconds = hold_seconds
-        self.hold_limit = hold_limit
         self.clock = clock
-        self._cache: OrderedDict[UUID, Subject] = OrderedDict()
-        self._cache_size = cache_size
-        self._ids: dict[str, UUID] = {}
-        # Aggregates known not to exist yet (filled per batch by one query).
-        self._absent: set[UUID] = set()
-        self._held = self.store.held_count()
+        # Hold ages are wall-clock seconds (ledger rows record time.time()); tests inject it.
+        self.wall = wall
+        self.cache = SubjectCache(self.app.repository, self.store, cache_size)
+        self.holds = HoldBook(self.store, hold_limit)
+        self.facts_version = facts_version or str(getattr(annotate, "version", ""))
+        if annotate is not None and check_facts:
+            self._check_facts_version(self.facts_version)
 
     def close(self) -> None:
         self.app.close()
+
+    def _check_facts_version(self, version: str) -> None:
+        stored = self.store.get_meta(FACTS_VERSION)
+        if stored is None:
+            if self.store.has_events():
+                raise FactsVersionError(
+                    "The event store holds events without derived facts; run `motcua replay "
+                    "--rederive` to derive them.")
+            self.store.set_meta(FACTS_VERSION, version)
+        elif stored != version:
+            raise FactsVersionError(
+                f"The event store's facts were derived by rules {stored}, and this build "
+                f"derives them by rules {version}: run `motcua replay --rederive` first.")
 
     # ----- positions -----------------------------------------------------------------------
 
@@ -156,49 +154,12 @@ class Engine:
             tracking_name(log_id, topic, partition)
         )
 
-    # ----- aggregates ----------------------------------------------------------------------
-
     def uuid(self, kind: str, subject_id: str) -> UUID:
-        key = f"{kind}:{subject_id}"
-        u = self._ids.get(key)
-        if u is None:
-            if len(self._ids) > self._cache_size:
-                self._ids.clear()
-            u = self._ids[key] = subject_uuid(kind, subject_id)
-        return u
+        return self.cache.uuid(kind, subject_id)
 
-    def _prefetch(self, ids: Iterable[UUID]) -> None:
-        """One query tells which uncached subjects of a batch exist; the rest need no read."""
-        unknown = list({i for i in ids if i not in self._cache})
-        self._absent.clear()
-        if unknown:
-            found = self.store.existing(unknown)  # type: ignore[attr-defined]
-            self._absent.update(i for i in unknown if i not in found)
-
-    def _get(self, sid: UUID) -> Subject | None:
-        agg = self._cache.get(sid)
-        if agg is not None:
-            self._cache.move_to_end(sid)
-            return agg
-        if sid in self._absent:
-            return None
-        try:
-            agg = self.app.repository.get(sid)
-        except AggregateNotFoundError:
-            return None
-        self._remember(agg)
-        return agg
-
-    def _remember(self, agg: Subject) -> None:
-        self._absent.discard(agg.id)
-        self._cache[agg.id] = agg
-        self._cache.move_to_end(agg.id)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-
-    def _forget(self, ids: Iterable[UUID]) -> None:
-        for i in ids:
-            self._cache.pop(i, None)
+    def batch(self, log_id: str = "") -> Batch:
+        """A new unit of work on this engine's cache, holds and rules."""
+        return Batch(self.cache, self.holds, self.calendar, self.annotate, log_id)
 
     # ----- the batch -----------------------------------------------------------------------
 
@@ -211,8 +172,8 @@ class Engine:
         if not messages:
             return {}
         topic, partition = messages[0].topic, messages[0].partition
-        self._held = self.store.held_count()  # other processes may hold or release too
-        batch = _Batch(self, log_id)
+        self.holds.refresh()  # other processes may hold or release too
+        batch = self.batch(log_id)
         if epoch is not None:
             batch.fx.fence = (topic, partition, epoch)
         parsed: list[tuple[Message, Action]] = []
@@ -222,41 +183,52 @@ class Engine:
             except InvalidActionError as e:
                 batch.reject(m, None, e)
         taken = self.store.lookup_keys([akey(a.source, a.action_id) for _, a in parsed])
+        self.cache.prefetch(self._subjects_of(a for _, a in parsed))
+        for m, a in parsed:
+            k = akey(a.source, a.action_id)
+            prior = batch.keys.get(k) or taken.get(k)
+            if prior is not None:
+                batch.duplicate_or_conflict(m, a, prior)
+                continue
+            batch.handle(m, a)
+        self.commit(batch, Tracking(tracking_name(log_id, topic, partition), messages[-1].offset))
+        return batch.counts
+
+    def _subjects_of(self, actions: Any) -> list[UUID]:
+        """Every aggregate a batch of actions may read."""
         wanted = []
-        for _, a in parsed:
+        for a in actions:
             wanted.append(self.uuid(KIND_OF_FIELD[a.subject_field], a.subject_id))
             if a.type == "received":
                 wanted.append(self.uuid("procedure", a.data["procedure_id"]))
             elif a.type == "feedback_received" and a.data.get("dossier_id"):
                 wanted.append(self.uuid("dossier", a.data["dossier_id"]))
-        self._prefetch(wanted)
-        for m, a in parsed:
-            k = akey(a.source, a.action_id)
-            prior = batch.keys.get(k) or taken.get(k)
-            if prior is not None:
-                if prior[0] == a.fingerprint:
-                    batch.row(m, a, DUPLICATE)
-                else:
-                    batch.reject(m, a, RefusedActionError(
-                        f"Action {a.action_id} from {a.source} was already received with "
-                        "different content.", reason="conflicting_duplicate", field="action_id"))
-                continue
-            batch.handle(m, a)
-        tracking = Tracking(tracking_name(log_id, topic, partition), messages[-1].offset)
-        batch.commit(tracking)
-        return batch.counts
+        return wanted
+
+    def commit(self, batch: Batch, tracking: Tracking | None) -> None:
+        """Write one batch's events, facts and side effects in one transaction."""
+        try:
+            # Straight to the recorder: the library's Application.save() would also build
+            # Recording objects and check every aggregate against a Protocol, which costs more
+            # than the insert; this cache is ours.
+            stored = batch.collect()
+            self.app.recorder.insert_events(stored, tracking=tracking, side_effects=batch.fx)
+        except BaseException:
+            self.cache.forget(batch.touched)
+            self.holds.refresh()
+            raise
 
     # ----- timers --------------------------------------------------------------------------
 
     def expire_holds(self) -> int:
         """Reject held actions whose subject did not arrive in time (``unknown_dossier``)."""
-        rows = self.store.held_older_than(time.time() - self.hold_seconds)
+        rows = self.store.held_older_than(self.wall() - self.hold_seconds)
         if not rows:
             return 0
-        batch = _Batch(self, "")
+        batch = self.batch()
         for r in rows:
-            batch.expire(r)
-        batch.commit(None)
+            batch.expire(StoredHold.of(r), self.hold_seconds)
+        self.commit(batch, None)
         return len(rows)
 
     def forget_due(self) -> None:
@@ -265,11 +237,10 @@ class Engine:
         looks absent, finished or already overdue, without writing an event that a version
         check could refuse, so it must read the due dossiers afresh (and "absent" is only
         ever true of the last batch)."""
-        e = self
-        e._absent.clear()
-        due = e.store.due_deadlines(e.clock().timestamp())
+        self.cache.forget_absent()
+        due = self.store.due_deadlines(self.clock().timestamp())
         if due:
-            e._forget(UUID(oid) for oid, _ in due)
+            self.cache.forget(UUID(oid) for oid, _ in due)
 
     def release_arrived(self, owned: set[int], min_age: float = 1.0) -> int:
         """Apply held actions whose subject exists by now.
@@ -281,11 +252,10 @@ class Engine:
         would expire as unknown). Held rows are looked at again by the timers, and before
         each batch: a later action of the same subject must not be applied before them.
         """
-        e = self
-        if not e.store.held_count():
+        if not self.store.held_count():
             return 0
         parts: dict[str, set[int]] = {}
-        for subject, part in e.store.held_subjects(time.time() - min_age):
+        for subject, part in self.store.held_subjects(self.wall() - min_age):
             parts.setdefault(subject, set()).add(part)
         # A subject's own actions are released by the owner of their partition (``owned``: this
         # engine's actions partitions), which keeps the subject in its cache (a release
@@ -296,19 +266,19 @@ class Engine:
         for subject, where in parts.items():
             kind, _, sid = subject.partition(":")
             if where <= mine or (kind in ("procedure", "agency") and min_age > 0):
-                ids[subject] = e.uuid(kind, sid)
+                ids[subject] = self.uuid(kind, sid)
         if not ids:
             return 0
-        found = e.store.existing(list(set(ids.values())))  # type: ignore[attr-defined]
+        found = self.store.existing(list(set(ids.values())))  # type: ignore[attr-defined]
         arrived = [s for s, u in ids.items() if u in found]
         if not arrived:
             return 0
-        e._held = e.store.held_count()
-        e._prefetch(found)
-        batch = _Batch(e, "")
+        self.holds.refresh()
+        self.cache.prefetch(found)
+        batch = self.batch()
         for subject in arrived:
             batch.release(subject)
-        batch.commit(None)
+        self.commit(batch, None)
         return len(arrived)
 
     def record_overdue(self, limit: int = 1000) -> int:
@@ -317,28 +287,35 @@ class Engine:
         due = self.store.due_deadlines(now.timestamp(), limit)
         if not due:
             return 0
-        batch = _Batch(self, "")
+        batch = self.batch()
         n = 0
         for oid, _ in due:
-            d = self._get(UUID(oid))
+            d = batch.subject(UUID(oid))
             if isinstance(d, Dossier) and d.record_overdue(now):
                 n += 1
             if d is not None:
-                batch.touched[d.id] = d
+                batch.touch(d)
             batch.fx.deadlines[oid] = None
-        batch.commit(None)
+        self.commit(batch, None)
         return n
 
     # ----- reads ---------------------------------------------------------------------------
 
     def history(self, kind: str, subject_id: str) -> list[dict[str, Any]] | None:
-        """Every recorded event of a subject, oldest first, or ``None`` if it is unknown."""
+        """Every recorded event of a subject, oldest first, or ``None`` if it is unknown.
+
+        Each event carries the subject's facts after it, derived again by ``annotate`` from
+        the state the events build up (so a history always shows the current rules' facts)."""
         sid = subject_uuid(kind, subject_id)
         stored = self.app.recorder.select_events(sid)
         if not stored:
             return None
+        mapper = self.app.mapper
+        agg: Any = None
         out = []
         for s in stored:
+            event: Any = mapper.to_domain_event(s)
+            agg = event.mutate(agg)
             state = orjson.loads(s.state)
             out.append({
                 "version": s.originator_version,
@@ -346,281 +323,9 @@ class Engine:
                 "at": state.pop("at"),
                 "recorded_at": state.pop("timestamp"),
                 "cause": state.pop("cause"),
-                "facts": state.pop("facts"),
+                "facts": self.annotate(agg) if self.annotate is not None else None,
                 "data": {k: v for k, v in state.items()
-                         if k not in ("prev", "originator_topic", "class_version", "sid",
-                                      "flags", "apology_moves_due")},
+                         if k not in ("prev", "facts", "originator_topic", "class_version",
+                                      "sid", "flags", "apology_moves_due")},
             })
         return out
-
-
-class _Batch:
-    """One transaction's worth of work."""
-
-    def __init__(self, engine: Engine, log_id: str) -> None:
-        self.e = engine
-        self.log_id = log_id
-        self.fx = SideEffects()
-        self.touched: dict[UUID, Subject] = {}
-        self.keys: dict[str, tuple[str, str]] = {}
-        self.counts: dict[str, int] = {}
-        # Subject key -> held rows of this batch (not yet written).
-        self.held: dict[str, list[tuple[IntakeRow, Action]]] = {}
-
-    def _count(self, outcome: str) -> None:
-        self.counts[outcome] = self.counts.get(outcome, 0) + 1
-
-    def row(self, m: Message, a: Action | None, outcome: str, **kw: Any) -> IntakeRow:
-        keep = outcome == HELD  # the subject and time matter only while an action is held
-        r = IntakeRow(
-            self.log_id, m.topic, m.partition, m.offset, outcome,
-            akey=akey(a.source, a.action_id) if a else None,
-            fingerprint=a.fingerprint if a else None,
-            subject=f"{KIND_OF_FIELD[a.subject_field]}:{a.subject_id}" if a and keep else None,
-            occurred_at=a.occurred_at.isoformat() if a and keep else None,
-            raw=m.value, **kw,
-        )
-        self.fx.intake.append(r)
-        self._count(outcome)
-        return r
-
-    def reject(self, m: Message, a: Action | None, e: RefusedActionError) -> None:
-        r = self.row(m, a, REJECTED, reason=e.reason, field=e.field, message=e.message)
-        self.fx.dead_letters.append(r)
-        self._count(f"{REJECTED}:{e.reason}")
-        log.info("action_rejected", reason=e.reason, field=e.field, message=e.message,
-                 topic=m.topic, partition=m.partition, offset=m.offset)
-
-    def handle(self, m: Message, a: Action) -> None:
-        k = akey(a.source, a.action_id)
-        try:
-            outcome, waits_for = self.apply(a, _cause(a, m), m)
-        except RefusedActionError as e:
-            self.reject(m, a, e)
-            return
-        except Exception as e:  # a bug must not stall the partition: dead-letter it, loudly
-            log.exception("action_failed", topic=m.topic, partition=m.partition, offset=m.offset)
-            self.reject(m, a, RefusedActionError(
-                f"The engine failed on this action: {type(e).__name__}: {e}.",
-                reason="internal_error"))
-            return
-        if outcome == HELD:
-            if self.e._held >= self.e.hold_limit:
-                self.reject(m, a, UnknownSubjectError(
-                    f"{a.subject_field} {a.subject_id} is unknown and the hold is full "
-                    f"({self.e.hold_limit} actions).", reason="hold_full"))
-                return
-            r = self.row(m, a, HELD)
-            r.subject = waits_for
-            self.held.setdefault(waits_for, []).append((r, a))
-            self.e._held += 1
-        else:
-            self.row(m, a, ACCEPTED)
-        self.keys[k] = (a.fingerprint, outcome)
-
-    def apply(self, a: Action, cause: dict[str, Any] | None,
-              m: Message | None) -> tuple[str, str]:
-        """Apply one action to its subject; (``HELD``, what it waits for) if it cannot yet."""
-        kind = KIND_OF_FIELD[a.subject_field]
-        subject = f"{kind}:{a.subject_id}"
-        sid = self.e.uuid(kind, a.subject_id)
-        agg = self.touched.get(sid) or self.e._get(sid)
-        opening = OPENING.get(a.type)
-        if agg is None and opening is None:
-            return HELD, subject
-        data: dict[str, Any] = a.data  # type: ignore[assignment]  # a fresh dict per action
-        at = a.occurred_at
-        if agg is None:
-            if a.type == "received" and data.get("due_at") is None:
-                pid = data["procedure_id"]
-                if self._procedure(pid) is None:
-                    # Its due time comes from a procedure the catalog has not sent yet.
-                    return HELD, f"procedure:{pid}"
-            agg = self.create(a, sid, data, at, cause)
-            self.touched[sid] = agg
-            self.e._remember(agg)
-            self.release(subject)
-            return ACCEPTED, subject
-        _COMMANDS[a.type](self, agg, data, at, cause)
-        self.touched[sid] = agg
-        return ACCEPTED, subject
-
-    def _procedure(self, pid: str) -> Procedure | None:
-        psid = self.e.uuid("procedure", pid)
-        p = self.touched.get(psid) or self.e._get(psid)
-        return p if isinstance(p, Procedure) else None
-
-    def create(self, a: Action, sid: UUID, data: dict[str, Any], at: datetime,
-               cause: dict[str, Any] | None) -> Subject:
-        e = self.e
-        if a.type == "received":
-            proc = self._procedure(data["procedure_id"])
-            due = compute_due(at, data.get("due_at"),
-                              proc.processing_time if proc is not None else None, e.calendar)
-            return Dossier.receive(id=sid, dossier_id=a.subject_id, data=data, at=at, due_at=due,
-                                   cause=cause, apology_moves_due=e.ruleset.apology_moves_due)
-        if a.type == "feedback_received":
-            answer_due = e.calendar.add_working_days(
-                local_date(at), e.ruleset.petition_answer_working_days)
-            fb = Feedback.receive(id=sid, feedback_id=a.subject_id, data=data, at=at,
-                                  answer_due=answer_due, cause=cause)
-            if data.get("dossier_id"):
-                self.link(str(data["dossier_id"]), a.subject_id, at, cause)
-            return fb
-        if a.type == "procedure_published":
-            return Procedure.publish(id=sid, procedure_id=a.subject_id, data=data, at=at,
-                                     cause=cause)
-        return Agency.register(id=sid, agency_id=a.subject_id, data=data, at=at, cause=cause)
-
-    def link(self, dossier_id: str, feedback_id: str, at: datetime,
-             cause: dict[str, Any] | None) -> None:
-        """Mark a dossier as having feedback about it (5.4), now or when it arrives."""
-        sid = self.e.uuid("dossier", dossier_id)
-        d = self.touched.get(sid) or self.e._get(sid)
-        if isinstance(d, Dossier):
-            d.link_feedback(feedback_id, at, cause)
-            self.touched[sid] = d
-            return
-        internal = {"internal": "feedback_linked", "dossier_id": dossier_id,
-                    "feedback_id": feedback_id, "at": at.isoformat(), "cause": cause}
-        r = IntakeRow(self.log_id, "", -1, -1, HELD, subject=f"dossier:{dossier_id}",
-                      occurred_at=at.isoformat(), raw=orjson.dumps(internal))
-        self.fx.intake.append(r)
-        self.e._held += 1
-        self.held.setdefault(r.subject or "", []).append((r, None))  # type: ignore[arg-type]
-
-    def release(self, subject: str) -> None:
-        """Apply the actions held for a subject that has just arrived, oldest first."""
-        pending: list[tuple[str, Any, Any, Any]] = []
-        for r, a in self.held.pop(subject, []):
-            pending.append((r.occurred_at or "", r.offset, ("batch", r), a))
-        db_rows = self.e.store.held_for([subject]) if self.e._held > len(pending) else []
-        for row in db_rows:
-            raw = bytes(row["raw"])
-            held: Action | None = None if raw.startswith(b'{"internal"') else parse_action(raw)
-            at = held.occurred_at.isoformat() if held else orjson.loads(raw)["at"]
-            pending.append((at, row["off"], ("db", row), held))
-        pending.sort(key=lambda p: (datetime.fromisoformat(p[0]), p[1]))
-        for _, _, (where, r), a in pending:
-            self.e._held -= 1
-            try:
-                if a is None:
-                    raw = r.raw if where == "batch" else bytes(r["raw"])
-                    internal = orjson.loads(raw)
-                    self.link(internal["dossier_id"], internal["feedback_id"],
-                              datetime.fromisoformat(internal["at"]), internal["cause"])
-                    outcome, reason, message = ACCEPTED, None, None
-                else:
-                    cause = _cause(a, None, r if where == "db" else None,
-                                   r if where == "batch" else None)
-                    outcome, waits_for = self.apply(a, cause, None)
-                    if outcome == HELD:  # now waits for something else: keep holding
-                        self._rehold(where, r, a, waits_for)
-                        continue
-                    reason, message = None, None
-            except RefusedActionError as e:
-                outcome, reason, message = REJECTED, e.reason, e.message
-            except Exception as e:  # as in handle(): a bug dead-letters this action only
-                log.exception("held_action_failed", subject=subject)
-                outcome, reason = REJECTED, "internal_error"
-                message = f"The engine failed on this action: {type(e).__name__}: {e}."
-            self._settle(where, r, outcome, reason, message)
-
-    def _rehold(self, where: str, r: Any, a: Action, waits_for: str) -> None:
-        self.e._held += 1
-        if where == "batch":
-            r.subject = waits_for
-            self.held.setdefault(waits_for, []).append((r, a))
-        else:
-            self.fx.rehold.append((r["id"], waits_for))
-
-    def _settle(self, where: str, r: Any, outcome: str, reason: str | None,
-                message: str | None) -> None:
-        if where == "batch":
-            if r.offset >= 0:  # an internal link row was never counted as a consumed message
-                self.counts[HELD] = self.counts.get(HELD, 0) - 1
-                self._count(outcome)
-                if outcome == REJECTED:
-                    self._count(f"{REJECTED}:{reason}")
-            r.outcome, r.reason, r.message = outcome, reason, message
-            if outcome == REJECTED and r.offset >= 0:
-                self.fx.dead_letters.append(r)
-            return
-        self.fx.resolved_holds.append((r["id"], outcome, reason, message))
-        if outcome == REJECTED and r["off"] >= 0:
-            self.fx.dead_letters.append(IntakeRow(
-                r["log"], r["topic"], r["part"], r["off"], REJECTED, akey=r["akey"],
-                reason=reason, message=message, raw=bytes(r["raw"])))
-
-    def expire(self, r: dict[str, Any]) -> None:
-        self.e._held -= 1
-        kind, _, sid = str(r["subject"]).partition(":")
-        if kind == "procedure":
-            reason = "no_due_time"
-            msg = (f"The received action has no due_at and its procedure {sid} did not arrive "
-                   f"within {self.e.hold_seconds:g} s, so no due time is known.")
-        else:
-            reason = "unknown_dossier"
-            msg = (f"No {kind} {sid} arrived within {self.e.hold_seconds:g} s of this action; "
-                   f"it refers to an unknown {kind}.")
-        self._settle("db", r, REJECTED, reason, msg)
-
-    def commit(self, tracking: Tracking | None) -> None:
-        e = self.e
-        for sid, agg in self.touched.items():
-            if isinstance(agg, Dossier):
-                open_ = (not agg.is_finished and agg.pending_since is None
-                         and not agg.flags & F.OVERDUE_RECORDED)
-                self.fx.deadlines[sid.hex] = agg.due().timestamp() if open_ else None
-        try:
-            # Straight to the recorder: the library's Application.save() would also build
-            # Recording objects and check every aggregate against a Protocol, which costs more
-            # than the insert; this cache is ours.
-            to_stored = e.app.mapper.to_stored_event
-            stored = [to_stored(ev) for agg in self.touched.values()
-                      for ev in agg.collect_events()]
-            e.app.recorder.insert_events(stored, tracking=tracking, side_effects=self.fx)
-        except BaseException:
-            e._forget(self.touched)
-            e._held = e.store.held_count()
-            raise
-
-
-def _cause(a: Action, m: Message | None, db_row: dict[str, Any] | None = None,
-           batch_row: IntakeRow | None = None) -> dict[str, Any]:
-    if m is not None:
-        pos = (m.topic, m.partition, m.offset)
-    elif db_row is not None:
-        pos = (db_row["topic"], db_row["part"], db_row["off"])
-    elif batch_row is not None:
-        pos = (batch_row.topic, batch_row.partition, batch_row.offset)
-    else:  # pragma: no cover
-        pos = ("", -1, -1)
-    return {"source": a.source, "action_id": a.action_id, "topic": pos[0],
-            "partition": pos[1], "offset": pos[2]}
-
-
-_COMMANDS: dict[str, Callable[[_Batch, Any, dict[str, Any], datetime, Any], None]] = {
-    "received": lambda b, d, x, at, c: d.receive_again(),
-    "digitized": lambda b, d, x, at, c: d.digitize(x["components"], at, c),
-    "paid_online": lambda b, d, x, at, c: d.pay_online(x["gateway"], x["amount_vnd"], at, c),
-    "supplement_requested": lambda b, d, x, at, c: d.request_supplement(x.get("reason"), at, c),
-    "supplement_completed": lambda b, d, x, at, c: d.complete_supplement(at, c),
-    "resolved": lambda b, d, x, at, c: d.resolve(x["outcome"], at, c, b.e.calendar),
-    "result_returned": lambda b, d, x, at, c: d.return_result(at, c, b.e.calendar),
-    "e_result_issued": lambda b, d, x, at, c: d.issue_e_result(
-        x["result_ref"], bool(x.get("pushed_to_repository")), at, c),
-    "withdrawn": lambda b, d, x, at, c: d.withdraw(at, c, b.e.calendar),
-    "late": lambda b, d, x, at, c: d.mark_late(x.get("reason"), at, c),
-    "apology_issued": lambda b, d, x, at, c: d.issue_apology(x["new_due_at"], x["reason"], at, c),
-    "synced": lambda b, d, x, at, c: d.sync(at, c),
-    "rated": lambda b, d, x, at, c: d.rate(x["satisfied"], x.get("scores"), at, c),
-    "feedback_received": lambda b, f, x, at, c: f.receive_again(),
-    "feedback_answered": lambda b, f, x, at, c: f.answer(at, c),
-    "feedback_rated": lambda b, f, x, at, c: f.rate(x["satisfied"], at, c),
-    "feedback_recomplained": lambda b, f, x, at, c: f.recomplain(at, c),
-    "agency_registered": lambda b, ag, x, at, c: ag.register_again(x, at, c),
-    "procedure_published": lambda b, p, x, at, c: p.publish_again(x, at, c),
-    "procedure_publicized": lambda b, p, x, at, c: p.publicize(at, c),
-    "procedure_repealed": lambda b, p, x, at, c: p.repeal(str(x["decision_date"]), at, c),
-}

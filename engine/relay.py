@@ -1,8 +1,9 @@
-"""The relay (outbox): from the event store's notification log to Kafka.
+"""The relay (outbox): from the event store's facts cache to Kafka.
 
-Domain events go to ``motcua.events`` (key: subject id; value: orjson carrying the store position
-``pos`` and the subject's facts before and after); dead letters go to ``motcua.rejected`` (value:
-the action's original bytes; headers: reason, field, message and the source position).
+Every recorded event goes to ``motcua.events`` (key: subject id; value: orjson carrying the store
+position ``pos`` and the subject's facts before and after, read from ``motcua_facts``); dead
+letters go to ``motcua.rejected`` (value: the action's original bytes; headers: reason, field,
+message and the source position).
 
 At-least-once by design: the relay records how far it got only after the broker acknowledged
 everything up to there, so a crash repeats a tail, and consumers drop what they already applied
@@ -12,6 +13,8 @@ everything on restart), the relay starts again from the beginning of the store.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -24,34 +27,28 @@ from kernel.settings import EVENTS_TOPIC, REJECTED_TOPIC
 
 log = structlog.get_logger("motcua.relay")
 
-_KINDS = {"Dossier": "dossier", "Feedback": "feedback", "Procedure": "procedure",
-          "Agency": "agency"}
-_TOPIC_CACHE: dict[str, tuple[str, str]] = {}
-
-
-def kind_and_type(topic: str) -> tuple[str, str]:
-    """``engine.domain.dossier:Dossier.Resolved`` → (``dossier``, ``Resolved``)."""
-    kt = _TOPIC_CACHE.get(topic)
-    if kt is None:
-        qual = topic.rsplit(":", 1)[-1]
-        cls, _, event = qual.partition(".")
-        kt = _TOPIC_CACHE[topic] = (_KINDS.get(cls, cls.lower()), event)
-    return kt
-
-
 def partition_for(key: bytes, partitions: int) -> int:
     """The events partition of a subject: Kafka's own murmur2 rule, stated here so that a
     replay knows which partition position covers an event."""
     return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
-def event_message(pos: int, topic: str, state: bytes) -> tuple[str, dict[str, Any]]:
-    """The ``motcua.events`` message of one stored event: (key, value)."""
-    s = orjson.loads(state)
-    kind, etype = kind_and_type(topic)
-    return s["sid"], {
-        "pos": pos, "kind": kind, "type": etype, "sid": s["sid"], "at": s["at"],
-        "recorded_at": s["timestamp"], "prev": s["prev"], "facts": s["facts"],
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def recorded_at(recorded_us: int) -> str:
+    """The ISO instant (UTC) of a recording time in microseconds since the epoch."""
+    return (_EPOCH + timedelta(microseconds=recorded_us)).isoformat()
+
+
+def event_message(row: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    """The ``motcua.events`` message of one facts cache row: (key, value)."""
+    pos, kind, etype, sid, at, rec, prev, facts = row
+    return sid, {
+        "pos": pos, "kind": kind, "type": etype, "sid": sid, "at": at,
+        "recorded_at": recorded_at(rec),
+        "prev": None if prev is None else orjson.loads(prev),
+        "facts": None if facts is None else orjson.loads(facts),
     }
 
 
@@ -63,10 +60,8 @@ class Relay:
     LOG = "relay:log"
     PARTITIONS = "relay:partitions"
 
-    def __init__(self, store: IntakeMixin, recorder: Any, producer: KafkaProducer,
-                 page: int = 5000) -> None:
+    def __init__(self, store: IntakeMixin, producer: KafkaProducer, page: int = 5000) -> None:
         self.store = store
-        self.recorder = recorder
         self.producer = producer
         self.page = page
         self._events_pos = store.get_position(self.EVENTS)
@@ -91,7 +86,7 @@ class Relay:
         return n
 
     def _events(self) -> int:
-        notes = self.recorder.select_notifications(self._events_pos + 1, self.page)
+        notes = self.store.read_facts(self._events_pos + 1, self.page)
         if not notes:
             return 0
         n = len(self.producer.partitions_for(EVENTS_TOPIC) or ()) or 1
@@ -100,9 +95,9 @@ class Relay:
             self._partitions = n
         futures = []
         for note in notes:
-            key, value = event_message(note.id, note.topic, note.state)
+            key, value = event_message(note)
             k = key.encode()
-            futures.append((note.id, self.producer.send(
+            futures.append((note[0], self.producer.send(
                 EVENTS_TOPIC, key=k, value=orjson.dumps(value), partition=partition_for(k, n))))
         self.producer.flush()
         last_in: dict[int, int] = {}
@@ -112,7 +107,7 @@ class Relay:
         for part, pos in last_in.items():
             # What a waiting reader compares with the projection's position per partition.
             self.store.set_position(f"{self.EVENTS}|{part}", pos)
-        self._events_pos = notes[-1].id
+        self._events_pos = notes[-1][0]
         self.store.set_position(self.EVENTS, self._events_pos)
         return len(notes)
 

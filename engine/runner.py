@@ -97,8 +97,7 @@ class EngineLoop:
             self.take(tps)
         if self.relay is not None:  # after an error its producer may be unusable: renew it
             self.relay.producer.close(timeout=1)
-        self.relay = Relay(self.engine.store, self.engine.app.recorder,
-                           K.producer(self.bootstrap, self.security))
+        self.relay = Relay(self.engine.store, K.producer(self.bootstrap, self.security))
         self.relay.new_log(self.identity.of(EVENTS_TOPIC))
         log.info("engine_ready", log_id=self.log_id, group=self.group)
         self.ready.set()
@@ -110,7 +109,7 @@ class EngineLoop:
         if self.group and tps:
             # Another engine may have changed these partitions' subjects since this one last
             # owned them: what the cache remembers of them is stale.
-            self.engine._cache.clear()
+            self.engine.cache.clear()
         for tp in tps:
             self.epochs[tp.partition] = self.engine.store.claim(ACTIONS_TOPIC, tp.partition,
                                                                 self.owner)

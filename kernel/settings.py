@@ -48,7 +48,8 @@ class Settings:
     home: Path
     database_url: str = field(repr=False)
     kafka_bootstrap: str | None
-    ruleset: str
+    # None: score each view under the ruleset in force at its end; a name pins one.
+    ruleset: str | None
     kafka_security: KafkaSecurity
     partitions: int = 3
     hold_seconds: float = 10.0
@@ -59,6 +60,10 @@ class Settings:
     http_port: int = 8766
     consumer_group: str = "motcua"
     session_timeout_ms: int = 3_000
+    # Extra directory of ruleset JSON files (drafts for what-if, or a province's own).
+    ruleset_dir: str | None = None
+    # Another lifecycle rules file than the shipped kernel/rules/lifecycle.json.
+    lifecycle_rules: str | None = None
 
     @property
     def embedded_broker(self) -> bool:
@@ -79,7 +84,7 @@ class Settings:
             "database": redact_url(self.database_url),
             "kafka_bootstrap": self.kafka_bootstrap or "embedded",
             "kafka_security_protocol": self.kafka_security.security_protocol,
-            "ruleset": self.ruleset,
+            "ruleset": self.ruleset or "in force by date",
             "partitions": self.partitions,
         }
 
@@ -120,7 +125,7 @@ class Settings:
             home=home,
             database_url=database_url,
             kafka_bootstrap=bootstrap,
-            ruleset=env.get("MOTCUA_RULESET") or "portal-2026",
+            ruleset=(env.get("MOTCUA_RULESET") or "").strip() or None,
             kafka_security=security,
             partitions=_int(env, "MOTCUA_PARTITIONS", 3),
             hold_seconds=float(_int(env, "MOTCUA_HOLD_SECONDS", 10)),
@@ -131,6 +136,8 @@ class Settings:
             http_port=_int(env, "MOTCUA_HTTP_PORT", 8766),
             consumer_group=env.get("MOTCUA_CONSUMER_GROUP") or "motcua",
             session_timeout_ms=_int(env, "MOTCUA_SESSION_TIMEOUT_MS", 3_000),
+            ruleset_dir=env.get("MOTCUA_RULESET_DIR") or None,
+            lifecycle_rules=env.get("MOTCUA_LIFECYCLE_RULES") or None,
         )
 
 

@@ -110,7 +110,7 @@ def _api(pipeline: Any, settings: Settings, live: bool) -> Any:
         bridge = make_bridge(settings, pipeline.bootstrap)
     except ImportError:
         pass
-    return create_app(source, pipeline.ruleset, bridge=bridge)
+    return create_app(source, pipeline.rulesets, pinned=settings.ruleset, bridge=bridge)
 
 
 def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
@@ -196,12 +196,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 return 0
             if own is None and settings.kafka_bootstrap is not None:
                 own = _start_engine_if_none(settings, HEARTBEAT)
-            from engine.app import Engine
-            from engine.ruleset import load_ruleset
+            from motcua.pipeline import make_engine
             from projections.store import ViewStore, views_url
 
-            engine = own.engine if own and own.engine else Engine(
-                settings.database_url, load_ruleset(settings.ruleset))
+            engine = own.engine if own and own.engine else make_engine(settings)
             views = own.views if own and own.views else ViewStore(views_url(settings.database_url))
             log_id = I.actions_log_id(engine, bootstrap, settings.kafka_security)
             t_eng = progress.add_task("recording", total=pub.count)
@@ -230,11 +228,9 @@ def _stderr_console() -> Any:
 
 
 def _start_engine_if_none(settings: Settings, heartbeat: str) -> Any:
-    from engine.app import Engine
-    from engine.ruleset import load_ruleset
-    from motcua.pipeline import Pipeline
+    from motcua.pipeline import Pipeline, make_engine
 
-    probe = Engine(settings.database_url, load_ruleset(settings.ruleset))
+    probe = make_engine(settings)
     try:
         beat = probe.store.get_position(heartbeat)
     finally:
@@ -258,13 +254,23 @@ def _agency_known(counters: Any, agency_id: str) -> None:
 
 
 def _query(args: argparse.Namespace) -> tuple[Settings, Any, datetime, Any]:
-    """What every query command starts with: settings, ruleset, the view's now and period."""
-    from engine.ruleset import load_ruleset
-
+    """What every query command starts with: settings, the ruleset (the one named with
+    --ruleset, else the pinned one, else the one in force at the view's end), the view's now
+    and its period."""
     settings = _settings()
     _setup_logs(settings, quiet=True)
     now = _now(args)
-    return settings, load_ruleset(settings.ruleset), now, _period(args, now)
+    period = _period(args, now)
+    return settings, _ruleset_for(settings, args, period, now), now, period
+
+
+def _ruleset_for(settings: Settings, args: argparse.Namespace, period: Any,
+                 now: datetime) -> Any:
+    from kernel.calendar import local_date
+    from motcua.pipeline import make_rulesets
+
+    name = getattr(args, "ruleset", None) or settings.ruleset
+    return make_rulesets(settings).choose(name, local_date(period.view_end(now)))
 
 
 def _views_counters(settings: Settings) -> Any:
@@ -287,6 +293,7 @@ def cmd_scores(args: argparse.Namespace) -> int:
             now = at
         if not args.period:
             period = _period(args, now)
+        ruleset = _ruleset_for(settings, args, period, now)
         counters = _as_recorded(settings, at)
     else:
         counters = _views_counters(settings)
@@ -299,13 +306,12 @@ def cmd_scores(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replayer(settings: Settings) -> Any:
-    from engine.app import Engine
-    from engine.ruleset import load_ruleset
+def _replayer(settings: Settings, check_facts: bool = True) -> Any:
+    from motcua.pipeline import make_engine
     from projections.replay import Replayer
 
-    engine = Engine(settings.database_url, load_ruleset(settings.ruleset))
-    return engine, Replayer(engine.app.recorder, engine.store, _load_views(settings))
+    engine = make_engine(settings, check_facts=check_facts)
+    return engine, Replayer(engine.store, _load_views(settings))
 
 
 def _as_recorded(settings: Settings, at: datetime) -> Any:
@@ -359,10 +365,22 @@ class _progress:
 def cmd_replay(args: argparse.Namespace) -> int:
     from projections.periods import parse_instant
 
+    if args.rederive and (args.verify or args.until):
+        raise UserError("--rederive rebuilds the views from facts derived again; run "
+                        "--verify or --until after it, not with it.")
     settings = _settings()
     _setup_logs(settings, quiet=True)
-    engine, replayer = _replayer(settings)
+    engine, replayer = _replayer(settings, check_facts=not args.rederive)
     try:
+        if args.rederive:
+            from projections.rederive import rederive
+
+            t0 = time.monotonic()
+            with _progress("rederiving") as bar:
+                n = rederive(engine, progress=bar)
+            print(f"replay --rederive: derived the facts of {n:,} recorded events again under "
+                  f"rules {engine.facts_version} in {time.monotonic() - t0:.1f} s.")
+            args.restart = True
         if args.verify:
             with _progress("verifying") as bar:
                 diffs = replayer.verify(progress=bar)
@@ -458,15 +476,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from engine.app import Engine
-    from engine.ruleset import load_ruleset
-    from motcua.pipeline import running_embedded_broker
+    from motcua.pipeline import make_engine, running_embedded_broker
     from motcua.status import format_status, status
 
     settings = _settings()
     _setup_logs(settings, quiet=True)
     bootstrap = settings.kafka_bootstrap or running_embedded_broker(settings)
-    engine = Engine(settings.database_url, load_ruleset(settings.ruleset))
+    engine = make_engine(settings)
     views = _load_views(settings)
     try:
         result = status(engine, views, bootstrap, settings.kafka_security)
@@ -538,12 +554,11 @@ def cmd_overdue(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from engine.app import Engine
-    from engine.ruleset import load_ruleset
+    from motcua.pipeline import make_engine
 
     settings = _settings()
     _setup_logs(settings, quiet=True)
-    engine = Engine(settings.database_url, load_ruleset(settings.ruleset))
+    engine = make_engine(settings)
     try:
         events = engine.history("dossier", args.dossier_id)
     finally:
@@ -553,7 +568,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"dossier_id": args.dossier_id, "events": events})
         return 0
-    from engine.facts import flag_names
+    from projections.facts import flag_names
 
     for e in events:
         c = e["cause"] or {}
@@ -581,7 +596,13 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise UserError(f"File {str(path)!r} does not exist.") from None
     except orjson.JSONDecodeError as e:
         raise UserError(f"File {str(path)!r} is not JSON: {e}.") from None
-    ruleset, counts = parse_counts(doc, default_ruleset=settings.ruleset)
+    from datetime import date
+
+    from motcua.pipeline import make_rulesets
+
+    rulesets = make_rulesets(settings)
+    default = settings.ruleset or rulesets.in_force(date.today()).name
+    ruleset, counts = parse_counts(doc, rulesets.get, default_ruleset=default)
     card = build_scorecard(ruleset, counts, agency_id=str(doc.get("agency_id", "what-if")),
                            period=str(doc.get("period", "what-if")), view_end=None)
     if args.json:
@@ -711,6 +732,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
         return sp
 
+    def ruleset_arg(sp: Any) -> None:
+        sp.add_argument("--ruleset", help="score under this ruleset (what-if) instead of the "
+                        "one in force at the view's end")
+
     def time_args(sp: Any, period: bool = True) -> None:
         if period:
             sp.add_argument("--period", help="2026, 2026-H2, 2026-Q4 or 2026-10 "
@@ -755,6 +780,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("scores", "The scorecard of an agency (pooled over its subtree).", cmd_scores)
     sp.add_argument("agency", help="agency id, e.g. H15 or H15.3")
     time_args(sp)
+    ruleset_arg(sp)
     sp.add_argument("--as-recorded", help="only the facts recorded by this RFC 3339 time")
     sp.add_argument("--json", action="store_true", help="print the scorecard JSON")
 
@@ -763,6 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("agency", help="agency id")
     time_args(sp)
     sp.add_argument("--criterion", required=True, help="criterion code, e.g. ON_TIME")
+    ruleset_arg(sp)
     sp.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
     sp.add_argument("--json", action="store_true", help="print JSON with every subject")
 
@@ -775,6 +802,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "(into the 'asof' table set)")
     sp.add_argument("--restart", action="store_true", help="start the rebuild over instead of "
                     "resuming a stopped one")
+    sp.add_argument("--rederive", action="store_true", help="first derive every event's "
+                    "facts again from the domain events (after a change of the fact rules; "
+                    "stop the engine first), then rebuild")
     sp.add_argument("--json", action="store_true", help="print the --verify result as JSON")
 
     sp = add("status", "Per role and partition: position, lag behind the topic end, owner and "
@@ -783,6 +813,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("ranking", "Agencies ranked by total score.", cmd_ranking)
     time_args(sp)
+    ruleset_arg(sp)
     sp.add_argument("--level", help="only agencies of this level (province, department, "
                     "commune, …)")
     sp.add_argument("--json", action="store_true", help="print JSON")

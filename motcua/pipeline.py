@@ -17,18 +17,42 @@ from typing import Any
 import orjson
 import structlog
 
-from engine.app import Engine
-from engine.ruleset import Ruleset, load_ruleset
+from engine.app import HEARTBEAT, Engine
 from engine.runner import EngineLoop
 from kernel.broker import BundledBroker
 from kernel.kafka import wait_until_reachable
+from kernel.lifecycle import LifecycleRules, load_lifecycle
 from kernel.settings import Settings
+from projections.facts import Annotator
+from projections.ruleset import Rulesets, default_rulesets
 from projections.runner import ProjectionLoop
 from projections.store import ViewStore, views_url
 
 log = structlog.get_logger("motcua")
 
-HEARTBEAT = "heartbeat:engine"
+
+
+def engine_at(database_url: str, *, rules: LifecycleRules | None = None, **kw: Any) -> Engine:
+    """An engine on a store, wired to the projections' facts: the one place that tells the
+    engine how its events are annotated (and with which lifecycle rules)."""
+    rules = rules or load_lifecycle()
+    annotator = Annotator(rules)
+    return Engine(database_url, annotate=annotator, facts_version=annotator.version,
+                  calendar=rules.calendar, **kw)
+
+
+def make_engine(settings: Settings, **kw: Any) -> Engine:
+    """The engine of these settings."""
+    return engine_at(settings.database_url, rules=load_lifecycle(settings.lifecycle_rules),
+                     hold_seconds=settings.hold_seconds, hold_limit=settings.hold_limit, **kw)
+
+
+def make_rulesets(settings: Settings) -> Rulesets:
+    """The rulesets this process scores with: shipped ones plus ``MOTCUA_RULESET_DIR``."""
+    rulesets = default_rulesets((settings.ruleset_dir,) if settings.ruleset_dir else ())
+    if settings.ruleset:
+        rulesets.get(settings.ruleset)  # a pinned name must exist: fail at start, not later
+    return rulesets
 
 
 def broker_file(settings: Settings) -> Path:
@@ -55,7 +79,7 @@ class Pipeline:
     clock: Any = None
     broker: BundledBroker | None = None
     bootstrap: str = ""
-    ruleset: Ruleset | None = None
+    rulesets: Rulesets | None = None
     engine: Engine | None = None
     engine_loop: EngineLoop | None = None
     views: ViewStore | None = None
@@ -70,7 +94,7 @@ class Pipeline:
     def start(self) -> Pipeline:
         s = self.settings
         s.home.mkdir(parents=True, exist_ok=True)
-        self.ruleset = load_ruleset(s.ruleset)
+        self.rulesets = make_rulesets(s)
         if s.kafka_bootstrap is None:
             existing = running_embedded_broker(s)
             if existing is not None and "engine" not in self.roles:
@@ -91,8 +115,7 @@ class Pipeline:
             kwargs: dict[str, Any] = {}
             if self.clock is not None:
                 kwargs["clock"] = self.clock
-            self.engine = Engine(s.database_url, self.ruleset, hold_seconds=s.hold_seconds,
-                                 hold_limit=s.hold_limit, **kwargs)
+            self.engine = make_engine(s, **kwargs)
         if "engine" in self.roles:
             assert self.engine is not None
             self.engine_loop = EngineLoop(

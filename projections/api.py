@@ -1,6 +1,6 @@
 """The HTTP API and the public scoreboard page (contract/interface.md, "HTTP").
 
-``create_app(source, ruleset)`` builds a FastAPI app over any ``ViewSource``: the live projection
+``create_app(source, rulesets)`` builds a FastAPI app over any ``ViewSource``: the live projection
 of this process or the view store of another one. Queries read one consistent snapshot of the
 counters; their JSON is written by orjson. Mistakes in the query string are 400 with one sentence
 naming the bad input, an unknown agency or dossier is 404.
@@ -25,12 +25,13 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.ruleset import Ruleset
-from kernel.calendar import VN_TZ
+from kernel.calendar import VN_TZ, local_date
 from kernel.errors import UserError
 from kernel.metrics import METRICS, render
+from projections.criteria import REGISTRY, Registry, SubjectCriterion
 from projections.fold import Counters
 from projections.periods import Period, current_year, parse_instant, parse_period
+from projections.ruleset import Ruleset, Rulesets, pick
 from projections.source import HistoryUnavailableError, ViewSource
 from projections.views import Tree, UnknownAgencyError, overdue_list, ranking, scorecard
 
@@ -79,12 +80,17 @@ class _Cache:
 
 def create_app(
     source: ViewSource,
-    ruleset: Ruleset,
+    rulesets: Ruleset | Rulesets,
     *,
+    pinned: str | None = None,
+    registry: Registry = REGISTRY,
     clock: Clock = lambda: datetime.now(UTC),
     bridge: APIRouter | None = None,
 ) -> FastAPI:
-    """The API, the scoreboard page and, when given, the action bridge's router."""
+    """The API, the scoreboard page and, when given, the action bridge's router.
+
+    Each view is scored under the ruleset in force at its end, or ``ruleset`` when one is
+    ``pinned`` (``MOTCUA_RULESET``), or the one a request names (``?ruleset=``, what-if)."""
     app = FastAPI(
         title="motcua",
         version="1",
@@ -105,6 +111,14 @@ def create_app(
         with METRICS.query_seconds.labels(query=name).time(), source.snapshot() as counters:
             return cache.get((name, source.version(), *key), lambda: compute(counters))
 
+    def rules(name: str | None, p: Period, t: datetime) -> Ruleset:
+        return pick(rulesets, name or pinned, local_date(p.view_end(t)))
+
+    def at(p: Period, t: datetime) -> datetime:
+        """What an answer depends on of ``now``: the view's end, to the second (a scorecard
+        is judged per day, and shows E to the second)."""
+        return p.view_end(t).replace(microsecond=0)
+
     def tree_with(counters: Counters, agency_id: str) -> Tree:
         tree = Tree.build(counters)
         if agency_id not in tree.parent:
@@ -112,27 +126,31 @@ def create_app(
         return tree
 
     @app.get("/api/v1/agencies/{agency_id}/scorecard", tags=["index"])
-    def get_scorecard(agency_id: str, period: str | None = None,
-                      now: str | None = None) -> OrjsonResponse:
-        """The scorecard of an agency's subtree for a period (default: the current year)."""
+    def get_scorecard(agency_id: str, period: str | None = None, now: str | None = None,
+                      ruleset: str | None = None) -> OrjsonResponse:
+        """The scorecard of an agency's subtree for a period (default: the current year),
+        under the ruleset in force at the view's end (or the one named)."""
         t = now_of(now)
         p = period_of(period, t)
+        r = rules(ruleset, p, t)
 
         def compute(c: Counters) -> Any:
-            return scorecard(c, ruleset, agency_id, p, t, tree_with(c, agency_id))
+            return scorecard(c, r, agency_id, p, t, tree_with(c, agency_id))
 
-        return OrjsonResponse(query("scorecard", (agency_id, p.label, t), compute))
+        return OrjsonResponse(query("scorecard", (agency_id, p.label, at(p, t), r.name),
+                                    compute))
 
     @app.get("/api/v1/ranking", tags=["index"])
     def get_ranking(period: str | None = None, level: str | None = None,
-                    now: str | None = None) -> OrjsonResponse:
+                    now: str | None = None, ruleset: str | None = None) -> OrjsonResponse:
         """Agencies ranked by total, ties broken by agency id; ``level`` keeps one level."""
         t = now_of(now)
         p = period_of(period, t)
         if level is not None and level not in LEVELS:
             raise ApiError(400, f"Level {level!r} is not one of {', '.join(LEVELS)}.")
-        doc = query("ranking", (p.label, level, t),
-                    lambda c: ranking(c, ruleset, p, t, level=level or None))
+        r = rules(ruleset, p, t)
+        doc = query("ranking", (p.label, level, at(p, t), r.name),
+                    lambda c: ranking(c, r, p, t, level=level or None))
         return OrjsonResponse(doc)
 
     @app.get("/api/v1/agencies/{agency_id}/overdue", tags=["index"])
@@ -145,14 +163,14 @@ def create_app(
         def compute(c: Counters) -> Any:
             tree = tree_with(c, agency_id)
             rows = source.late_rows(sorted(tree.subtree(agency_id)), p.months)
-            doc = overdue_list(rows, c, ruleset, agency_id, p, t)
+            doc = overdue_list(rows, c, rules(None, p, t), agency_id, p, t)
             for d in doc["dossiers"]:
                 name = c.procedures.get(d["procedure_id"], {}).get("name")
                 if name:
                     d["procedure_name"] = name
             return doc
 
-        return OrjsonResponse(query("overdue", (agency_id, p.label, t), compute))
+        return OrjsonResponse(query("overdue", (agency_id, p.label, at(p, t)), compute))
 
     @app.get("/api/v1/dossiers/{dossier_id}/history", tags=["index"])
     def get_history(dossier_id: str) -> OrjsonResponse:
@@ -192,7 +210,8 @@ def create_app(
             tree = tree_with(c, agency_id)
             months = []
             for m in range(1, last + 1):
-                card = scorecard(c, ruleset, agency_id, parse_period(f"{y:04d}-{m:02d}"), t, tree)
+                pm = parse_period(f"{y:04d}-{m:02d}")
+                card = scorecard(c, rules(None, pm, t), agency_id, pm, t, tree)
                 received = next((c["denominator"] for g in card["groups"]
                                  for c in g["criteria"] if c["code"] == "ON_TIME"), None)
                 months.append({"period": card["period"], "view_end": card["view_end"],
@@ -201,12 +220,15 @@ def create_app(
                                "groups": {g["key"]: g["score"] for g in card["groups"]}})
             return {"agency_id": agency_id, "year": y, "months": months}
 
-        return OrjsonResponse(query("trend", (agency_id, y, t), compute))
+        key_end = min(t, parse_period(f"{y:04d}").view_end(t)).replace(microsecond=0)
+        return OrjsonResponse(query("trend", (agency_id, y, key_end), compute))
 
     @app.get("/api/v1/ruleset", tags=["page"])
-    def get_ruleset() -> OrjsonResponse:
-        """The groups, criteria (names, maxima, targets) and classification bands in use."""
-        return OrjsonResponse(_ruleset_doc(ruleset))
+    def get_ruleset(name: str | None = None, now: str | None = None) -> OrjsonResponse:
+        """A ruleset's groups, criteria (names, maxima, targets, what each counts) and
+        classification bands: the one named, else the one in force now."""
+        t = now_of(now)
+        return OrjsonResponse(_ruleset_doc(rules(name, current_year(t), t), registry))
 
     @app.get("/api/v1/stream", tags=["page"])
     async def stream(request: Request, max_events: int | None = Query(None, ge=1),
@@ -226,7 +248,9 @@ def create_app(
     def healthz() -> OrjsonResponse:
         """Liveness, with the projection's version and folded event-store position."""
         return OrjsonResponse({"status": "ok", "version": source.version(),
-                               "position": source.position(), "ruleset": ruleset.name})
+                               "position": source.position(),
+                               "ruleset": pinned or (rulesets.name if isinstance(
+                                   rulesets, Ruleset) else "in force")})
 
     @app.get("/metrics", tags=["operations"])
     def metrics() -> Response:
@@ -269,19 +293,28 @@ def _sse(version: int) -> bytes:
     return b"data: " + orjson.dumps({"version": version}) + b"\n\n"
 
 
-def _ruleset_doc(ruleset: Ruleset) -> dict[str, Any]:
+def _ruleset_doc(ruleset: Ruleset, registry: Registry) -> dict[str, Any]:
     return {
         "name": ruleset.name,
+        "effective_from": ruleset.effective_from.isoformat(),
+        "draft": ruleset.draft,
         "bands": [{"min": float(t), "label": label} for t, label in ruleset.bands],
         "groups": [
             {"key": g.key, "name_vi": g.name_vi, "name_en": g.name_en, "max": float(g.max),
-             "criteria": [{"id": c.id, "code": c.code, "name_vi": c.name_vi,
-                           "name_en": c.name_en, "max": float(c.max),
-                           "target": None if c.target is None else float(c.target),
-                           "zero_denominator": c.zero_denominator,
-                           "shown_only": c.shown_only} for c in g.criteria]}
+             "criteria": [_criterion_doc(c, registry) for c in g.criteria]}
             for g in ruleset.groups],
     }
+
+
+def _criterion_doc(c: Any, registry: Registry) -> dict[str, Any]:
+    declared = registry.by_code[c.code]
+    counts_vi, counts_en = declared.label
+    mean = isinstance(declared, SubjectCriterion) and declared.sum_of is not None
+    return {"id": c.id, "code": c.code, "name_vi": c.name_vi, "name_en": c.name_en,
+            "max": float(c.max), "target": None if c.target is None else float(c.target),
+            "zero_denominator": c.zero_denominator, "shown_only": c.shown_only,
+            "counts_vi": counts_vi, "counts_en": counts_en,
+            "measure": "mean" if mean else "ratio"}
 
 
 def _install_error_handlers(app: FastAPI) -> None:

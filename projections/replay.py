@@ -1,4 +1,4 @@
-"""Replay: rebuild the views from the event store's notification log (not from Kafka).
+"""Replay: rebuild the views from the event store's facts cache (not from Kafka).
 
 - ``rebuild()`` folds the log into a shadow table set, page by page, resumable (the shadow keeps
   its own position), while the live projection keeps running;
@@ -15,72 +15,59 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from engine.relay import Relay, kind_and_type, partition_for
-from projections.fold import FB_SLOTS, SLOTS, Counters
+from engine.relay import Relay, partition_for
+from projections.fold import Counters
 from projections.store import BASE, GENERATION, ViewStore
 
 REPLAY_POS = "replay|pos"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Progress = Callable[[int, int], None]
 
 
 @dataclass
 class Page:
-    """One page of the notification log: (pos, kind, sid, prev, facts, recorded_at)."""
+    """One page of the facts cache: (pos, kind, sid, prev, facts, recorded_us)."""
 
-    rows: list[tuple[int, str, str, Any, Any, str]]
+    rows: list[tuple[int, str, str, Any, Any, int]]
 
 
-def read_log(store: Any, start: int, page: int, stop: int | None = None) -> Iterator[Page]:
-    """The notification log from ``start`` (inclusive) in pages, decoded for folding."""
+def read_log(store: Any, start: int, page: int, stop: int | None = None,
+             recorded_by: int | None = None) -> Iterator[Page]:
+    """The facts cache from ``start`` (inclusive) in pages, decoded for folding."""
     pos = start
-    kinds: dict[str, str] = {}
     loads = orjson.loads
     while True:
-        raw = store.read_log(pos, page, stop)
+        raw = store.read_facts(pos, page, stop, recorded_by)
         if not raw:
             return
-        rows = []
-        for n_id, topic, state in raw:
-            kind = kinds.get(topic)
-            if kind is None:
-                kind = kinds[topic] = kind_and_type(topic)[0]
-            s = loads(state)
-            rows.append((n_id, kind, s["sid"], s["prev"], s["facts"], s["timestamp"]))
-        yield Page(rows)
+        yield Page([(r[0], r[1], r[3], None if r[6] is None else loads(r[6]),
+                     None if r[7] is None else loads(r[7]), r[5]) for r in raw])
         pos = raw[-1][0] + 1
         if len(raw) < page:
             return
 
 
 def fold_row(c: Counters, kind: str, sid: str, prev: Any, facts: Any) -> None:
-    if kind == "dossier":
-        c.fold_dossier(sid, prev, facts)
-    elif kind == "feedback":
-        c.fold_feedback(sid, prev, facts)
-    elif kind == "procedure":
-        c.put_procedure(facts)
-    elif kind == "agency":
-        c.put_agency(facts)
+    c.fold_row(kind, sid, prev, facts)
 
 
 @dataclass
 class Replayer:
     """Rebuilds views from an engine's event store into a view store's table sets."""
 
-    recorder: Any  # the engine's process recorder (select_notifications, max_notification_id)
-    engine_store: Any  # the engine's IntakeMixin (relay positions)
+    engine_store: Any  # the engine's IntakeMixin (facts cache, relay positions)
     views: ViewStore
     page: int = 20_000
     flush_every: int = 5  # pages between writes of the shadow (and of its resume position)
     stats: dict[str, float] = field(default_factory=dict)
 
     def last_position(self) -> int:
-        return int(self.recorder.max_notification_id() or 0)
+        return int(self.engine_store.last_fact())
 
     def partitions(self) -> int:
         return max(1, int(self.engine_store.get_position(Relay.PARTITIONS)))
@@ -90,7 +77,7 @@ class Replayer:
     def rebuild(self, prefix: str = "shadow", *, progress: Progress | None = None,
                 resume: bool = True, until: int | None = None) -> tuple[ViewStore, Counters, int]:
         """Fold the log into table set ``prefix``; returns (store, counters, last position)."""
-        shadow = ViewStore(self.views.url, prefix=prefix)
+        shadow = ViewStore(self.views.url, prefix=prefix, layout=self.views.layout)
         if not resume:
             shadow.drop(prefix)
             shadow.create_tables()
@@ -99,23 +86,21 @@ class Replayer:
         target = until if until is not None else self.last_position()
         t0 = time.perf_counter()
         n = 0
-        kinds: dict[str, str] = {}
         loads = orjson.loads
         fold_dossier = counters.fold_dossier
+        fold = counters.fold_row
         pages = 0
         while True:  # the hot loop of a replay: decode and fold, nothing else
-            raw = self.engine_store.read_log(done + 1, self.page, target)
+            raw = self.engine_store.read_facts(done + 1, self.page, target)
             if not raw:
                 break
-            for _, topic, state in raw:
-                kind = kinds.get(topic)
-                if kind is None:
-                    kind = kinds[topic] = kind_and_type(topic)[0]
-                st = loads(state)
-                if kind == "dossier":
-                    fold_dossier(st["sid"], st["prev"], st["facts"])
+            for row in raw:
+                prev, facts = row[6], row[7]
+                if row[1] == "dossier" and facts is not None:
+                    fold_dossier(row[3], None if prev is None else loads(prev), loads(facts))
                 else:
-                    fold_row(counters, kind, st["sid"], st["prev"], st["facts"])
+                    fold(row[1], row[3], None if prev is None else loads(prev),
+                         None if facts is None else loads(facts))
             done = raw[-1][0]
             n += len(raw)
             pages += 1
@@ -185,7 +170,7 @@ class Replayer:
     def verify(self, progress: Progress | None = None) -> list[dict[str, Any]]:
         """Rebuild what the live views applied and list every counter that differs."""
         n_parts = self.partitions()
-        mine = Counters()
+        mine = Counters(self.views.layout)
         live_pos = self.views.positions()
         floor = min((live_pos.get(f"pos|{p}", 0) for p in range(n_parts)), default=0)
         # Phase 1: the common prefix every partition has applied.
@@ -209,32 +194,24 @@ class Replayer:
 
     def as_recorded(self, instant: datetime, progress: Progress | None = None) -> Counters:
         """The counters from only the facts recorded by ``instant``."""
-        c = Counters()
+        c = Counters(self.views.layout)
         last = self.last_position()
-        for page in read_log(self.engine_store, 1, self.page):
-            for _pos, kind, sid, prev, facts, recorded in page.rows:
-                if datetime.fromisoformat(recorded) <= instant:
-                    fold_row(c, kind, sid, prev, facts)
+        by = (instant - _EPOCH) // timedelta(microseconds=1)
+        for page in read_log(self.engine_store, 1, self.page, recorded_by=by):
+            for _pos, kind, sid, prev, facts, _rec in page.rows:
+                fold_row(c, kind, sid, prev, facts)
             if progress:
                 progress(page.rows[-1][0], last)
         c.clear_dirty()
         return c
 
 
-_SLOT_NAMES = ("dossiers", "synced", "on_time_fixed", "late_fixed", "open", "reused",
-               "personal_repository", "population_data", "fee_required", "fee_paid_online",
-               "e_result", "satisfied_on_time", "finished", "clean", "digitized",
-               "digitized_with_e_result", "full_online", "processing_days")
-_FB_NAMES = ("feedback", "about_procedure", "about_staff", "answered_on_time", "answered_late",
-             "unanswered", "satisfied_on_time", "clean")
-assert len(_SLOT_NAMES) == SLOTS and len(_FB_NAMES) == FB_SLOTS
-
-
 def compare(live: Counters, rebuilt: Counters) -> list[dict[str, Any]]:
     """Every difference between two sets of counters, named by agency, month and counter."""
     out: list[dict[str, Any]] = []
-    for what, a, b, names in (("dossier", live.cells, rebuilt.cells, _SLOT_NAMES),
-                              ("feedback", live.fb_cells, rebuilt.fb_cells, _FB_NAMES)):
+    for what, a, b, names in (("dossier", live.cells, rebuilt.cells, live.dl.slot_names()),
+                              ("feedback", live.fb_cells, rebuilt.fb_cells,
+                               live.fl.slot_names())):
         for key in sorted(set(a) | set(b)):
             va = a.get(key, [0] * len(names))
             vb = b.get(key, [0] * len(names))
@@ -245,8 +222,8 @@ def compare(live: Counters, rebuilt: Counters) -> list[dict[str, Any]]:
     for what, a2, b2 in (("open_due", live.open_due, rebuilt.open_due),
                          ("feedback_open_due", live.fb_open_due, rebuilt.fb_open_due)):
         for key in sorted(set(a2) | set(b2)):
-            ha = {k: v for k, v in a2.get(key, {}).items() if v[0]}
-            hb = {k: v for k, v in b2.get(key, {}).items() if v[0]}
+            ha = {k: v for k, v in a2.get(key, {}).items() if any(v)}
+            hb = {k: v for k, v in b2.get(key, {}).items() if any(v)}
             if ha != hb:
                 out.append({"agency_id": key[0], "month": key[1], "kind": what,
                             "counter": "due_day_histogram", "live": ha, "replayed": hb})

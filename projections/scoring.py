@@ -12,8 +12,8 @@ from fractions import Fraction
 from math import floor
 from typing import Any
 
-from engine.ruleset import Criterion, Ruleset, load_ruleset
 from kernel.errors import UserError
+from projections.ruleset import Criterion, Ruleset, load_ruleset
 
 Counts = Mapping[str, tuple[int, int]]
 

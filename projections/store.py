@@ -17,9 +17,12 @@ from typing import Any
 
 import orjson
 
+from kernel.errors import ConfigurationError
 from projections.fold import Counters, merged
+from projections.layout import DEFAULT_LAYOUT, Layout
 
 GENERATION = "generation"
+LAYOUT = "layout"  # fingerprint of the counter layout the table set was written with
 BASE = -1  # the table set a replay writes; live partitions add to it
 
 
@@ -29,6 +32,10 @@ class ViewsFencedError(RuntimeError):
 
 class StaleViewsError(RuntimeError):
     """The tables were swapped by a replay under a running projection."""
+
+
+class LayoutChangedError(ConfigurationError):
+    """The views were written with another counter layout (another criteria registry)."""
 
 
 def views_url(database_url: str) -> str:
@@ -42,9 +49,10 @@ def views_url(database_url: str) -> str:
 class ViewStore:
     """Persistence of the projection's state; both dialects behind one small API."""
 
-    def __init__(self, url: str, prefix: str = "proj") -> None:
+    def __init__(self, url: str, prefix: str = "proj", layout: Layout = DEFAULT_LAYOUT) -> None:
         self.url = url
         self.prefix = prefix
+        self.layout = layout
         self.is_pg = not url.startswith("sqlite:///")
         self._lock = threading.RLock()
         self._cursor: Any = None
@@ -167,8 +175,7 @@ class ViewStore:
                     raise ViewsFencedError(f"This process no longer owns events partition {p}.")
             for p, counters in parts.items():
                 self._write(c, counters, {}, p)
-            if positions:
-                self._write_positions(c, positions)
+            self._write_positions(c, {**positions, LAYOUT: self.layout.fingerprint})
         for counters in parts.values():
             counters.clear_dirty()
 
@@ -260,6 +267,11 @@ class ViewStore:
             return self._load(c, part)
 
     def _load(self, c: Any, part: int | None = None) -> Counters:
+        stored = self._positions(c).get(LAYOUT)
+        if stored is not None and stored != self.layout.fingerprint:
+            raise LayoutChangedError(
+                f"The views in table set {self.prefix!r} were built for other criteria; run "
+                "`motcua replay --restart` to rebuild them from the event store.")
         if part is None:
             c.execute(f"SELECT DISTINCT part FROM {self._t('cells')} UNION SELECT DISTINCT "
                       f"part FROM {self._t('catalog')}")
@@ -267,7 +279,7 @@ class ViewStore:
             if len(parts) > 1:
                 return merged([self._load(c, p) for p in parts])
             part = parts[0] if parts else BASE
-        k = Counters()
+        k = Counters(self.layout)
         c.execute(self._q(f"SELECT agency, month, kind, body FROM {self._t('cells')} "
                           "WHERE part=?"), (part,))
         for agency, month, kind, body in c.fetchall():

@@ -13,11 +13,21 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from engine.ruleset import Ruleset
 from kernel.calendar import VN_TZ, local_date
-from projections import fold as K
+from projections.criteria import CatalogContext, CatalogCriterion, ProcedureCriterion, active
+from projections.facts import (
+    APOLOGY_IN_TIME,
+    APOLOGY_ISSUED,
+    FINISHED,
+    MULTIPLE_SUPPLEMENTS,
+    OPEN,
+    WAITING_ON_APPLICANT,
+    DossierFacts,
+)
 from projections.fold import Counters, add_into
+from projections.layout import Plan, SubjectLayout
 from projections.periods import Period
+from projections.ruleset import Ruleset
 from projections.scoring import build_scorecard
 
 
@@ -74,8 +84,111 @@ class Tree:
         return a
 
 
-def _active(entry: dict[str, Any]) -> bool:
-    return entry.get("repealed") is None
+@dataclass
+class Sums:
+    """The counters of a view (an agency subtree over a period, judged at E), added up."""
+
+    dossier: list[int]
+    feedback: list[int]
+    open_ok: list[int]  # open dossiers on time at E, per timely feature
+    fb_open_ok: list[int]
+    per_proc: dict[str, list[int]]
+
+
+def gather(counters: Counters, agencies: Iterable[str], months: Iterable[str],
+           e_day: int) -> Sums:
+    """Add up the cells, the open histograms (due day ≥ E's date) and the per-procedure
+    vectors of some agencies and months."""
+    dl, fl = counters.dl, counters.fl
+    s = Sums([0] * dl.slots, [0] * fl.slots, [0] * len(dl.timely), [0] * len(fl.timely), {})
+    cells, fb_cells = counters.cells, counters.fb_cells
+    months = tuple(months)
+    for a in agencies:
+        for m in months:
+            key = (a, m)
+            cell = cells.get(key)
+            if cell is not None:
+                add_into(s.dossier, cell)
+                for day, vec in counters.open_due[key].items():
+                    if day >= e_day:
+                        add_into(s.open_ok, vec)
+                for pid, vec in counters.procs[key].items():
+                    acc = s.per_proc.get(pid)
+                    if acc is None:
+                        s.per_proc[pid] = list(vec)
+                    else:
+                        add_into(acc, vec)
+            fcell = fb_cells.get(key)
+            if fcell is not None:
+                add_into(s.feedback, fcell)
+                for day, vec in counters.fb_open_due[key].items():
+                    if day >= e_day:
+                        add_into(s.fb_open_ok, vec)
+    return s
+
+
+def _attr(procedures: dict[str, dict[str, Any]], pid: str, name: str) -> bool:
+    e = procedures.get(pid)
+    return bool(e and e.get(name))  # unknown procedure: attributes count as false (§4)
+
+
+def subject_counts(plan: Plan, lay: SubjectLayout, cell: list[int], open_ok: list[int],
+                   per_proc: dict[str, list[int]],
+                   procedures: dict[str, dict[str, Any]]) -> tuple[int, int]:
+    """(numerator, denominator) of one dossier or feedback criterion from a view's sums."""
+    pi = lay.proc_index
+    if plan.den_attr is not None:
+        num = den = 0
+        for pid, v in per_proc.items():
+            if _attr(procedures, pid, plan.den_attr):
+                den += v[pi[plan.den]]
+                num += v[pi[plan.num]]
+        return num, den
+    den = cell[plan.den]
+    if plan.alt is not None:
+        assert plan.alt_attr is not None
+        num = sum(v[pi[plan.alt if _attr(procedures, pid, plan.alt_attr) else plan.num]]
+                  for pid, v in per_proc.items())
+        return num, den
+    if plan.sum_slot is not None:
+        return cell[plan.sum_slot], den
+    if plan.timely is not None:
+        return cell[lay.n_features + plan.timely] + open_ok[plan.timely], den
+    return cell[plan.num], den
+
+
+def procedure_members(counters: Counters, agencies: set[str], per_proc: dict[str, list[int]],
+                      c: ProcedureCriterion) -> tuple[set[str], set[str]]:
+    """A procedure criterion as (numerator, denominator) sets of procedure ids: the subtree's
+    own current procedures with the attribute, and those with a qualifying dossier."""
+    den = {e["procedure_id"] for e in counters.procedures.values()
+           if active(e) and e.get(c.proc_attr)
+           and agencies.intersection(e.get("implementing_agency_ids", ()))}
+    slot = counters.layout.procedure_slots[c.code]
+    return {p for p in den if p in per_proc and per_proc[p][slot] > 0}, den
+
+
+def catalog_context(ruleset: Ruleset, period: Period, view_end: datetime) -> CatalogContext:
+    return CatalogContext(period.start, min(period.end, local_date(view_end)), ruleset.calendar,
+                          ruleset.publish_on_time_working_days,
+                          ruleset.public_update_working_days)
+
+
+def catalog_members(counters: Counters, authority: str, ctx: CatalogContext,
+                    c: CatalogCriterion) -> tuple[set[str], set[str]]:
+    """A catalog criterion for a publishing authority (spec §3) as (numerator, denominator)
+    sets of procedure ids."""
+    num: set[str] = set()
+    den: set[str] = set()
+    for e in counters.procedures.values():
+        if e.get("authority_id") != authority:
+            continue
+        in_num, in_den = c.judge(e, ctx)
+        if in_den:
+            den.add(e["procedure_id"])
+            if in_num:
+                num.add(e["procedure_id"])
+    return num, den
 
 
 def counts_for(
@@ -84,193 +197,24 @@ def counts_for(
 ) -> tuple[dict[str, tuple[int, int]], datetime]:
     """Numerator and denominator of every criterion for an agency's subtree over a period."""
     view_end = period.view_end(now)
-    e_day = local_date(view_end).toordinal()
     agencies = tree.subtree(agency_id)
-    months = period.months
-    d = [0] * K.SLOTS
-    fb = [0] * K.FB_SLOTS
-    open_ok = open_clean_ok = fb_open_ok = fb_open_clean_ok = 0
-    per_proc: dict[str, list[int]] = {}
-    cells = counters.cells
-    for a in agencies:
-        for m in months:
-            key = (a, m)
-            cell = cells.get(key)
-            if cell is not None:
-                add_into(d, cell)
-                for day, (n, clean) in counters.open_due[key].items():
-                    if day >= e_day:
-                        open_ok += n
-                        open_clean_ok += clean
-                for pid, vec in counters.procs[key].items():
-                    acc = per_proc.get(pid)
-                    if acc is None:
-                        per_proc[pid] = list(vec)
-                    else:
-                        add_into(acc, vec)
-            fcell = counters.fb_cells.get(key)
-            if fcell is not None:
-                add_into(fb, fcell)
-                for day, (n, clean) in counters.fb_open_due[key].items():
-                    if day >= e_day:
-                        fb_open_ok += n
-                        fb_open_clean_ok += clean
-    procs = counters.procedures
-
-    def attr(pid: str, name: str) -> bool:
-        e = procs.get(pid)
-        return bool(e and e.get(name))  # unknown procedure: attributes count as false (§4)
-
-    eligible_n = eligible_full = cert_n = cert_e = dig_ok = 0
-    for pid, v in per_proc.items():
-        if attr(pid, "full_online_eligible"):
-            eligible_n += v[K.N]
-            eligible_full += v[K.FULL_ONLINE]
-        if attr(pid, "certified_copy"):
-            cert_n += v[K.N]
-            cert_e += v[K.E_RESULT]
-        dig_ok += v[K.DIG_ERES] if attr(pid, "paper_result_required") else v[K.DIGITIZED]
-
-    sets = procedure_sets(counters, agencies, per_proc)
-    catalog = catalog_sets(counters, ruleset, tree.root(agency_id), period, view_end)
-    n = d[K.N]
-    counts: dict[str, tuple[int, int]] = {
-        **{code: (len(num), len(den)) for code, (num, den) in catalog.items()},
-        "DOSSIER_SYNC": (d[K.SYNCED], n),
-        "ON_TIME": (d[K.ON_TIME] + open_ok, n),
-        "AVG_PROCESSING_TIME": (d[K.PDAYS], d[K.FINISHED]),
-        "ONLINE_FULL_PROCESS": (eligible_full, eligible_n),
-        "PAYMENT_DOSSIER_ONLINE": (d[K.FEE_PAID], d[K.FEE]),
-        **{code: (len(num), len(den)) for code, (num, den) in sets.items()},
-        "ORIGINAL_RESULT_AVAILABLE": (d[K.E_RESULT], n),
-        "DOSSIER_DIGITIZED": (dig_ok, n),
-        "REUSED_DIGITIZED_DATA": (d[K.REUSED], n),
-        "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": (d[K.REPO], n),
-        "CITIZEN_DATA_CONNECTED_DOSSIER": (d[K.POP], n),
-        "ELECTRONIC_CERTIFIED_COPY": (cert_e, cert_n),
-        "PETITION_CLASSIFICATION_TTHC": (fb[K.FB_PROCEDURE], fb[K.FB_N]),
-        "PETITION_CLASSIFICATION_STAFF": (fb[K.FB_STAFF], fb[K.FB_N]),
-        "PETITION_PROCESSING_ON_TIME": (fb[K.FB_ON_TIME] + fb_open_ok, fb[K.FB_N]),
-        "PETITION_HANDLING_SATISFACTION": (fb[K.FB_GOOD] + fb_open_clean_ok, fb[K.FB_N]),
-        "DOSSIER_RECEIVING_SATISFACTION": (d[K.GOOD54] + open_clean_ok, n),
-    }
+    s = gather(counters, agencies, period.months, local_date(view_end).toordinal())
+    registry = counters.layout.registry
+    counts: dict[str, tuple[int, int]] = {}
+    for lay, cell, open_ok in ((counters.dl, s.dossier, s.open_ok),
+                               (counters.fl, s.feedback, s.fb_open_ok)):
+        for code, plan in lay.plans.items():
+            counts[code] = subject_counts(plan, lay, cell, open_ok, s.per_proc,
+                                          counters.procedures)
+    for pc in registry.procedure_criteria():
+        num, den = procedure_members(counters, agencies, s.per_proc, pc)
+        counts[pc.code] = (len(num), len(den))
+    ctx = catalog_context(ruleset, period, view_end)
+    authority = tree.root(agency_id)
+    for cc in registry.catalog_criteria():
+        num, den = catalog_members(counters, authority, ctx, cc)
+        counts[cc.code] = (len(num), len(den))
     return counts, view_end
-
-
-def procedure_sets(
-    counters: Counters, agencies: set[str], per_proc: dict[str, list[int]],
-) -> dict[str, tuple[set[str], set[str]]]:
-    """3.5, 3.5b and 4.5a as (numerator, denominator) sets of procedure ids: the subtree's own
-    current (not repealed) procedures, and those with a qualifying dossier in the period."""
-    own = [e for e in counters.procedures.values()
-           if _active(e) and agencies.intersection(e.get("implementing_agency_ids", ()))]
-    fee = {e["procedure_id"] for e in own if e.get("fee_bearing")}
-    ind = {e["procedure_id"] for e in own if e.get("individual_applicants")}
-
-    def having(ids: set[str], slot: int) -> set[str]:
-        return {p for p in ids if p in per_proc and per_proc[p][slot] > 0}
-
-    return {
-        "PAYMENT_FORMALITY_FEE_DOSSIER": (having(fee, K.FEE), fee),
-        "PAYMENT_FORMALITY_TRANSACTION": (having(fee, K.FEE_PAID), fee),
-        "CITIZEN_DATA_CONNECTED_FORMALITY": (having(ind, K.POP), ind),
-    }
-
-
-def catalog_sets(
-    counters: Counters, ruleset: Ruleset, authority: str, period: Period, view_end: datetime,
-) -> dict[str, tuple[set[str], set[str]]]:
-    """1.1, 1.2 and 1.3 for a publishing authority (spec §3) as (numerator, denominator) sets."""
-    cal = ruleset.calendar
-    last = min(period.end, local_date(view_end))
-    published: set[str] = set()
-    on_time: set[str] = set()
-    public_on_time: set[str] = set()
-    current: set[str] = set()
-    complete: set[str] = set()
-    for e in counters.procedures.values():
-        if e.get("authority_id") != authority:
-            continue
-        pid = e["procedure_id"]
-        publicized = [local_date(datetime.fromisoformat(t)) for t in e.get("publicized", ())]
-        in_period = [dec for dec in e.get("decisions", ())
-                     if period.start <= date.fromisoformat(dec["decision_date"]) <= last]
-        if in_period:
-            published.add(pid)
-            ok_publish = ok_public = True
-            for dec in in_period:
-                level = dec.get("authority_level", "province")
-                dd = date.fromisoformat(dec["decision_date"])
-                n = ruleset.publish_on_time_working_days.get(level, 5)
-                mm = ruleset.public_update_working_days.get(level, 5)
-                effective = date.fromisoformat(dec["legal_basis_effective_date"])
-                if cal.add_working_days(dd, n) > effective:
-                    ok_publish = False
-                deadline = cal.add_working_days(dd, mm)
-                if not any(dd <= p <= deadline for p in publicized):
-                    ok_public = False
-            if ok_publish:
-                on_time.add(pid)
-            if ok_public:
-                public_on_time.add(pid)
-        if publicized and _active(e):
-            current.add(pid)
-            if e.get("parts_complete"):
-                complete.add(pid)
-    return {
-        "PUBLISH_ON_TIME": (on_time, published),
-        "PUBLIC_UPDATE_ON_TIME": (public_on_time, published),
-        "PUBLIC_CONTENT_FULL": (complete, current),
-    }
-
-
-def dossier_membership(f: list[Any], procedures: dict[str, dict[str, Any]],
-                       view_end_day: int) -> dict[str, tuple[bool, bool]]:
-    """How one dossier counts in each dossier criterion: (in numerator, in denominator).
-
-    The same rules as the counters (the fold's masks and the open-dossier rule at E), per
-    dossier, for explaining a figure."""
-    from engine.facts import on_time_at
-
-    m = K.dossier_mask(f)
-    e = procedures.get(f[2]) or {}
-
-    def bit(slot: int) -> bool:
-        return bool(m >> slot & 1)
-
-    on_time = on_time_at(f[4], f[5], date.fromordinal(view_end_day))
-    eligible = bool(e.get("full_online_eligible"))
-    certified = bool(e.get("certified_copy"))
-    digitized = bit(K.DIG_ERES) if e.get("paper_result_required") else bit(K.DIGITIZED)
-    return {
-        "DOSSIER_SYNC": (bit(K.SYNCED), True),
-        "ON_TIME": (on_time, True),
-        "AVG_PROCESSING_TIME": (bit(K.FINISHED), bit(K.FINISHED)),
-        "ONLINE_FULL_PROCESS": (eligible and bit(K.FULL_ONLINE), eligible),
-        "PAYMENT_DOSSIER_ONLINE": (bit(K.FEE_PAID), bit(K.FEE)),
-        "ORIGINAL_RESULT_AVAILABLE": (bit(K.E_RESULT), True),
-        "DOSSIER_DIGITIZED": (digitized, True),
-        "REUSED_DIGITIZED_DATA": (bit(K.REUSED), True),
-        "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": (bit(K.REPO), True),
-        "CITIZEN_DATA_CONNECTED_DOSSIER": (bit(K.POP), True),
-        "ELECTRONIC_CERTIFIED_COPY": (certified and bit(K.E_RESULT), certified),
-        "DOSSIER_RECEIVING_SATISFACTION": (on_time and bit(K.CLEAN), True),
-    }
-
-
-def feedback_membership(f: list[Any], view_end_day: int) -> dict[str, tuple[bool, bool]]:
-    """How one feedback counts in each feedback criterion: (in numerator, in denominator)."""
-    from engine.facts import on_time_at
-
-    m = K.feedback_mask(f)
-    on_time = on_time_at(f[4], f[5], date.fromordinal(view_end_day))
-    clean = bool(m >> K.FB_CLEAN & 1)
-    return {
-        "PETITION_CLASSIFICATION_TTHC": (f[2] == "procedure", True),
-        "PETITION_CLASSIFICATION_STAFF": (f[2] == "staff_conduct", True),
-        "PETITION_PROCESSING_ON_TIME": (on_time, True),
-        "PETITION_HANDLING_SATISFACTION": (on_time and clean, True),
-    }
 
 
 def scorecard(
@@ -320,36 +264,34 @@ def overdue_list(
     agency_id: str, period: Period, now: datetime,
 ) -> dict[str, Any]:
     """The late-dossier list provinces publish: finished late, or open past due at E."""
-    from engine import facts as F
-
     view_end = period.view_end(now)
     e_date = local_date(view_end)
     e_day = e_date.toordinal()
     cal = ruleset.calendar
     out = []
-    for dossier_id, f in rows:
-        judged, due_day, flags = f[F.JUDGED], f[F.DUE_DAY], f[F.FLAGS]
-        late = judged == 0 or (judged == F.OPEN and due_day < e_day)
+    for dossier_id, row in rows:
+        f = DossierFacts._make(row[:8])
+        late = f.judged == 0 or (f.judged == OPEN and f.due_day < e_day)
         if not late:
             continue
-        due = date.fromordinal(due_day)
-        finished = bool(flags & F.FINISHED)
-        end = date.fromordinal(f[F.END_DAY]) if finished and f[F.END_DAY] > 0 else None
+        due = date.fromordinal(f.due_day)
+        finished = bool(f.flags & FINISHED)
+        end = date.fromordinal(f.end_day) if finished and f.end_day > 0 else None
         upto = end if end is not None else e_date
         out.append({
             "dossier_id": dossier_id,
-            "agency_id": f[F.AGENCY],
-            "agency_name": counters.agencies.get(f[F.AGENCY], {}).get("name", f[F.AGENCY]),
-            "procedure_id": f[F.PROCEDURE],
-            "reception_month": f[F.MONTH],
+            "agency_id": f.agency,
+            "agency_name": counters.agencies.get(f.agency, {}).get("name", f.agency),
+            "procedure_id": f.procedure,
+            "reception_month": f.month,
             "due_date": due.isoformat(),
             "status": ("finished" if finished else
-                       "waiting_on_applicant" if flags & F.WAITING_ON_APPLICANT else "open"),
+                       "waiting_on_applicant" if f.flags & WAITING_ON_APPLICANT else "open"),
             "end_date": end.isoformat() if end else None,
             "days_late": max(cal.working_days_between(due, upto), 0),
-            "multiple_supplements": bool(flags & F.MULTIPLE_SUPPLEMENTS),
-            "apology_issued": bool(flags & F.APOLOGY_ISSUED),
-            "apology_in_time": bool(flags & F.APOLOGY_IN_TIME),
+            "multiple_supplements": bool(f.flags & MULTIPLE_SUPPLEMENTS),
+            "apology_issued": bool(f.flags & APOLOGY_ISSUED),
+            "apology_in_time": bool(f.flags & APOLOGY_IN_TIME),
         })
     out.sort(key=lambda r: (-r["days_late"], r["dossier_id"]))
     return {"agency_id": agency_id, "period": period.label,

@@ -26,11 +26,11 @@ import orjson
 
 from engine.app import Engine, Message
 from engine.relay import Relay, event_message
-from engine.ruleset import load_ruleset
 from kernel import kafka as K
 from kernel.kafka import ensure_all_topics
 from kernel.settings import ACTIONS_TOPIC
 from motcua.ingest import Published, publish, subject_key
+from motcua.pipeline import engine_at
 from producers.simulator import SimConfig, generate
 from projections.fold import Counters
 from projections.store import views_url
@@ -97,7 +97,7 @@ class Recorded:
     # (source, action_id, originator) → events it caused there: one action may touch two
     # subjects (a feedback linked to its dossier), but each subject at most once.
     causes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    events: list[tuple[int, str, bytes]] = field(default_factory=list)  # (pos, topic, state)
+    events: list[tuple[Any, ...]] = field(default_factory=list)  # facts cache rows
 
     def actions(self) -> set[tuple[str, str]]:
         """The (source, action_id) of every action that caused an event."""
@@ -117,7 +117,7 @@ class Recorded:
 
 def recorded(database_url: str, keep_events: bool = False) -> Recorded:
     """Walk the whole notification log of a store (with the recorder, whose page size is ours)."""
-    engine = Engine(database_url, load_ruleset(RULESET), hold_seconds=3600)
+    engine = engine_at(database_url, hold_seconds=3600)
     try:
         return recorded_by(engine, keep_events)
     finally:
@@ -132,33 +132,35 @@ def recorded_by(engine: Engine, keep_events: bool = False) -> Recorded:
         notes = recorder.select_notifications(pos + 1, 5000)
         if not notes:
             return out
+        facts = {r[0]: r for r in engine.store.read_facts(pos + 1, 5000, notes[-1].id)}
         for n in notes:
             state = orjson.loads(n.state)
             sid = str(n.originator_id)
             out.types.setdefault(sid, []).append(n.topic.rsplit(".", 1)[-1])
-            out.facts[sid] = state.get("facts")
+            row = facts[n.id]
+            out.facts[sid] = None if row[7] is None else orjson.loads(row[7])
             cause = state.get("cause") or {}
             if cause.get("action_id") is not None:
                 out.causes[(str(cause["source"]), str(cause["action_id"]), sid)] += 1
             if keep_events:
-                out.events.append((n.id, n.topic, n.state))
+                out.events.append(row)
         pos = notes[-1].id
 
 
 def reference_engine(db_path: Path, lines: Sequence[bytes], batch: int = 1000) -> Engine:
     """The stream processed once, in order, by an in-process engine (one partition)."""
-    engine = Engine(f"sqlite:///{db_path}", load_ruleset(RULESET), hold_seconds=3600)
+    engine = engine_at(f"sqlite:///{db_path}", hold_seconds=3600)
     for i in range(0, len(lines), batch):
         engine.process("reference", [Message(ACTIONS_TOPIC, 0, off, line)
                                      for off, line in enumerate(lines[i:i + batch], i)])
     return engine
 
 
-def fold_all(events: Iterable[tuple[int, str, bytes]]) -> Counters:
-    """Every recorded event folded once, as the relay would publish it."""
+def fold_all(rows: Iterable[tuple[Any, ...]]) -> Counters:
+    """Every recorded event (facts cache rows) folded once, as the relay would publish it."""
     counters = Counters()
-    for pos, topic, state in events:
-        counters.fold(event_message(pos, topic, state)[1])
+    for row in rows:
+        counters.fold(event_message(row)[1])
     return counters
 
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from engine.ruleset import Ruleset
 from kernel.calendar import VN_TZ, local_date
+from projections.ruleset import Ruleset
 from projections.scoring import build_scorecard
 
 # ----- working days, the slow way -----------------------------------------------------------
@@ -215,7 +215,7 @@ class Oracle:
     def due(self, d: Dossier) -> datetime:
         """The due time after the supplement shift (and the apology, if the ruleset says so)."""
         base = d.base_due
-        if self.ruleset.apology_moves_due and d.apology_due is not None:
+        if self.ruleset.lifecycle.apology_moves_due and d.apology_due is not None:
             base = d.apology_due
         shift = timedelta(0)
         for asked, done in zip(d.requests, d.completions, strict=False):
@@ -294,7 +294,7 @@ class Oracle:
         # Feedback.
         def answered_on_time(f: Feedback) -> bool:
             deadline = self.days.add(local_date(f.received_at),
-                                     self.ruleset.petition_answer_working_days)
+                                     self.ruleset.lifecycle.petition_answer_working_days)
             if f.answered_at is not None:
                 return local_date(f.answered_at) <= deadline
             return local_date(view_end) <= deadline

@@ -19,11 +19,13 @@ from typing import Any
 
 import orjson
 
-from engine.app import Engine, Message
+from engine.app import Message
 from engine.relay import event_message
-from engine.ruleset import Ruleset, load_ruleset
+from motcua.pipeline import engine_at
 from projections.fold import Counters
+from projections.layout import DEFAULT_LAYOUT, Layout
 from projections.periods import Period
+from projections.ruleset import Ruleset, load_ruleset
 from projections.views import Tree, counts_for, overdue_list, ranking, scorecard
 
 TOPIC = "motcua.actions"
@@ -40,12 +42,13 @@ class Pipeline:
         *,
         hold_seconds: float = 3600.0,
         clock: datetime | None = None,
+        layout: Layout = DEFAULT_LAYOUT,
     ) -> None:
         self.ruleset = load_ruleset(ruleset) if isinstance(ruleset, str) else ruleset
         self.now = clock or datetime.now(UTC)
-        self.engine = Engine(f"sqlite:///{db_path}", self.ruleset, hold_seconds=hold_seconds,
+        self.engine = engine_at(f"sqlite:///{db_path}", hold_seconds=hold_seconds,
                              clock=lambda: self.now)
-        self.counters = Counters()
+        self.counters = Counters(layout)
         # Last facts of every dossier, by dossier id (the view store keeps only the late ones).
         self.dossier_facts: dict[str, list[Any]] = {}
         self.outcomes: dict[str, int] = {}
@@ -97,24 +100,27 @@ class Pipeline:
         return n
 
     def sync(self) -> int:
-        """Fold every event recorded since the last sync, as the projection would."""
+        """Fold every event recorded since the last sync, as the projection would (from the
+        facts cache, message by message as the relay publishes it)."""
         recorder = self.engine.app.recorder
         n = 0
         while True:
-            notes = recorder.select_notifications(self._pos + 1, 10_000)
-            if not notes:
+            rows = self.engine.store.read_facts(self._pos + 1, 10_000)
+            if not rows:
                 return n
-            for note in notes:
-                _, msg = event_message(note.id, note.topic, note.state)
+            notes = {note.id: note for note in recorder.select_notifications(
+                self._pos + 1, 10_000, stop=rows[-1][0])}
+            for row in rows:
+                _, msg = event_message(row)
                 self.counters.fold(msg)
                 if msg["kind"] == "dossier":
                     self.dossier_facts[msg["sid"]] = msg["facts"]
-                cause = orjson.loads(note.state).get("cause") or {}
+                cause = orjson.loads(notes[row[0]].state).get("cause") or {}
                 key = (str(cause.get("source")), str(cause.get("action_id")))
                 if cause.get("source") not in (None, "motcua"):
-                    self._applied.setdefault(key, note.id)
+                    self._applied.setdefault(key, row[0])
                 n += 1
-            self._pos = notes[-1].id
+            self._pos = rows[-1][0]
 
     # ----- out -----------------------------------------------------------------------------
 

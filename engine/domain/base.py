@@ -23,33 +23,27 @@ def subject_uuid(kind: str, subject_id: str) -> UUID:
 class Subject(Aggregate):
     """Base of the motcua aggregates.
 
-    Every event has a business time ``at``, a ``cause``, and the subject's derived facts before
-    (``prev``) and after (``facts``) it, so that consumers never need to read the subject.
+    Every event has a business time ``at`` and a ``cause``. Events recorded before the engine
+    stopped deriving index facts also carry ``prev`` and ``facts``: readers ignore them (the
+    facts now live in the store's facts cache, derived by the projections).
     """
 
-    facts: Any
     sid: str
 
     class Event(Aggregate.Event):
         sid: str
         at: str
         cause: Cause | None
-        prev: Any
-        facts: Any
 
         def apply(self, aggregate: Any) -> None:
             aggregate.sid = self.sid
             self.evolve(aggregate)
-            aggregate.facts = aggregate.compute_facts()
 
         def evolve(self, aggregate: Any) -> None:
-            """Move the subject's state; facts are derived after."""
+            """Move the subject's state."""
 
     class Created(Event, Aggregate.Created):
         pass
-
-    def compute_facts(self) -> Any:
-        raise NotImplementedError
 
     @classmethod
     def _open(cls, event_class: type[Any], *, id: UUID, sid: str,  # noqa: A002
@@ -59,12 +53,10 @@ class Subject(Aggregate):
         # aggregate back from the store goes through the library's own mutate(), unchanged.
         event = event_class(originator_id=id, originator_version=cls.INITIAL_VERSION,
                             timestamp=datetime.now(UTC), originator_topic=get_topic(cls),
-                            sid=sid, at=at.isoformat(), cause=cause, prev=None, facts=None,
-                            **payload)
+                            sid=sid, at=at.isoformat(), cause=cause, **payload)
         subject = cls.__new__(cls)
         subject.__base_init__(id, cls.INITIAL_VERSION, event.timestamp)
         event.apply(subject)
-        object.__setattr__(event, "facts", subject.facts)
         subject.pending_events.append(event)
         return subject
 
@@ -75,12 +67,11 @@ class Subject(Aggregate):
         event = event_class(
             originator_id=self.id, originator_version=self.version + 1,
             timestamp=datetime.now(UTC), sid=self.sid, at=at.isoformat(), cause=cause,
-            prev=self.facts, facts=None, **payload,
+            **payload,
         )
         event.apply(self)
         self.version = event.originator_version
         self.modified_on = event.timestamp
-        object.__setattr__(event, "facts", self.facts)
         self.pending_events.append(event)
 
 

@@ -1,7 +1,7 @@
 """The catalog: procedures (thủ tục hành chính) and agencies.
 
-Their facts are their current catalog entries; the index takes the catalog as it stands now
-(spec §3), so consumers simply keep the latest entry of each.
+Each keeps its current catalog ``entry``; the index takes the catalog as it stands now (spec
+§3), so readers simply keep the latest entry of each.
 """
 
 from __future__ import annotations
@@ -63,9 +63,6 @@ class Procedure(Subject):
 
         def evolve(self, p: Procedure) -> None:
             p.entry["repealed"] = self.decision_date
-
-    def compute_facts(self) -> dict[str, Any]:
-        return dict(self.entry)
 
     @property
     def processing_time(self) -> dict[str, Any] | None:
@@ -172,9 +169,6 @@ class Agency(Subject):
                 "parent_id": self.parent_id,
                 "level": self.level,
             }
-
-    def compute_facts(self) -> dict[str, Any]:
-        return dict(self.entry)
 
     @classmethod
     def register(

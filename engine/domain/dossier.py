@@ -1,8 +1,9 @@
-"""The Dossier (hồ sơ): its lifecycle rules, its due time and the facts the index needs.
+"""The Dossier (hồ sơ): its lifecycle rules and its due time.
 
 Commands are verbs (``digitize()``, ``resolve()``); events are facts (``Digitized``,
-``Resolved``). Every event carries the dossier's index facts before (``prev``) and after
-(``facts``) it, in the layout of ``engine.facts``. The rules are tabled in docs/lifecycle.md.
+``Resolved``). The state records what happened (``marks``, times, the supplement waits); what
+it is worth to the index is derived elsewhere (``projections.facts``). The rules are tabled in
+docs/lifecycle.md.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine import facts as F
+from engine.domain import marks as M
 from engine.domain.base import Cause, Subject, parse_iso
 from engine.domain.errors import (
     AlreadyReceivedError,
@@ -27,15 +28,7 @@ from engine.domain.errors import (
     SupplementPendingError,
     TimeBeforeReceptionError,
 )
-from kernel.calendar import WorkCalendar, add_processing_time, local_date
-
-RECEIVED_FLAGS = {
-    "full_online": F.FULL_ONLINE,
-    "fee_required": F.FEE_REQUIRED,
-    "reused_digitized_data": F.REUSED_DIGITIZED_DATA,
-    "from_personal_repository": F.FROM_PERSONAL_REPOSITORY,
-    "population_data_used": F.POPULATION_DATA_USED,
-}
+from kernel.calendar import WorkCalendar, add_processing_time
 
 
 def compute_due(
@@ -67,15 +60,29 @@ def compute_due(
 DUE_SOURCE_V1 = "action"
 
 
+def _drop(state: dict[str, Any], *keys: str) -> None:
+    for k in keys:
+        state.pop(k, None)
+
+
 class Dossier(Subject):
     """One dossier's authoritative history."""
 
-    # v2 keeps ``due_source`` (see ``Received``); a v1 snapshot lacks it.
-    class_version = 2
+    # v2 keeps ``due_source``; v3 keeps no index facts (``month``, ``facts``, processing days,
+    # the ruleset's ``apology_moves_due``) and names its bits ``marks``.
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         state["due_source"] = DUE_SOURCE_V1
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state["marks"] = state.pop("flags", 0) & ~(1 << 16)  # the old "apology in time" bit
+        state.setdefault("apology_at", None)
+        state.setdefault("apology_due_then", None)
+        state.setdefault("official_id", None)
+        _drop(state, "month", "facts", "processing_days", "apology_moves_due", "_due_memo")
 
     def __init__(self) -> None:
         """State is set by the events' ``evolve()``."""
@@ -85,29 +92,30 @@ class Dossier(Subject):
     agency_id: str
     procedure_id: str
     channel: str
+    official_id: str | None
     received_at: datetime
     base_due: datetime
-    month: str
-    flags: int
-    apology_moves_due: bool
+    marks: int
     supplement_requests: int
     pending_since: datetime | None
     shift: timedelta
     end_at: datetime | None
+    apology_at: datetime | None
+    # The due time (with the waits so far) that the latest apology apologised for.
+    apology_due_then: datetime | None
     apology_new_due: datetime | None
-    processing_days: int
     returned: bool
     due_source: str
-    facts: list[Any]
 
     class Event(Subject.Event):
         pass
 
     class Received(Event, Subject.Created):
         """v2 adds ``due_source``: ``"action"`` when the action gave ``due_at``, ``"catalog"``
-        when it was computed from the procedure's processing time."""
+        when it was computed from the procedure's processing time. v3 drops the ruleset's
+        ``apology_moves_due`` (a scoring rule, not a fact) and adds the receiving official."""
 
-        class_version = 2
+        class_version = 3
 
         dossier_id: str
         agency_id: str
@@ -115,12 +123,17 @@ class Dossier(Subject):
         channel: str
         due_at: str
         flags: int
-        apology_moves_due: bool
         due_source: str
+        official_id: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["due_source"] = DUE_SOURCE_V1
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            _drop(state, "apology_moves_due", "prev", "facts")
+            state.setdefault("official_id", None)
 
         def evolve(self, d: Dossier) -> None:
             d.due_source = self.due_source
@@ -128,31 +141,31 @@ class Dossier(Subject):
             d.agency_id = self.agency_id
             d.procedure_id = self.procedure_id
             d.channel = self.channel
+            d.official_id = self.official_id
             d.received_at = parse_iso(self.at)
             d.base_due = parse_iso(self.due_at)
-            d.month = local_date(d.received_at).strftime("%Y-%m")
-            d.flags = self.flags
-            d.apology_moves_due = self.apology_moves_due
+            d.marks = self.flags
             d.supplement_requests = 0
             d.pending_since = None
             d.shift = timedelta(0)
             d.end_at = None
+            d.apology_at = None
+            d.apology_due_then = None
             d.apology_new_due = None
-            d.processing_days = -1
             d.returned = False
 
     class Digitized(Event):
         components: int
 
         def evolve(self, d: Dossier) -> None:
-            d.flags |= F.DIGITIZED
+            d.marks |= M.DIGITIZED
 
     class PaidOnline(Event):
         gateway: str
         amount_vnd: int
 
         def evolve(self, d: Dossier) -> None:
-            d.flags |= F.PAID_ONLINE
+            d.marks |= M.PAID_ONLINE
 
     class SupplementRequested(Event):
         reason: str | None
@@ -160,33 +173,38 @@ class Dossier(Subject):
         def evolve(self, d: Dossier) -> None:
             d.supplement_requests += 1
             d.pending_since = parse_iso(self.at)
-            d.flags |= F.WAITING_ON_APPLICANT
+            d.marks |= M.WAITING_ON_APPLICANT
             if d.supplement_requests > 1:
-                d.flags |= F.MULTIPLE_SUPPLEMENTS
+                d.marks |= M.MULTIPLE_SUPPLEMENTS
 
     class SupplementCompleted(Event):
         def evolve(self, d: Dossier) -> None:
             assert d.pending_since is not None
             d.shift += max(parse_iso(self.at) - d.pending_since, timedelta(0))
             d.pending_since = None
-            d.flags &= ~F.WAITING_ON_APPLICANT
+            d.marks &= ~M.WAITING_ON_APPLICANT
 
     class _Finishing(Event):
-        processing_days: int
+        """v2 no longer records ``processing_days`` (an index fact, derived by readers)."""
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            _drop(state, "processing_days", "prev", "facts")
 
         def finish(self, d: Dossier) -> None:
             at = parse_iso(self.at)
             if d.end_at is None or at < d.end_at:
                 d.end_at = at
-                d.processing_days = self.processing_days
-            d.flags |= F.FINISHED
+            d.marks |= M.FINISHED
 
     class Resolved(_Finishing):
         outcome: str
 
         def evolve(self, d: Dossier) -> None:
             self.finish(d)
-            d.flags |= F.RESOLVED
+            d.marks |= M.RESOLVED
 
     class ResultReturned(_Finishing):
         def evolve(self, d: Dossier) -> None:
@@ -196,39 +214,44 @@ class Dossier(Subject):
     class Withdrawn(_Finishing):
         def evolve(self, d: Dossier) -> None:
             self.finish(d)
-            d.flags |= F.WITHDRAWN
+            d.marks |= M.WITHDRAWN
 
     class EResultIssued(Event):
         result_ref: str
         pushed_to_repository: bool
 
         def evolve(self, d: Dossier) -> None:
-            d.flags |= F.E_RESULT
+            d.marks |= M.E_RESULT
             if self.pushed_to_repository:
-                d.flags |= F.PUSHED_TO_REPOSITORY
+                d.marks |= M.PUSHED_TO_REPOSITORY
 
     class MarkedLate(Event):
         reason: str | None
 
         def evolve(self, d: Dossier) -> None:
-            d.flags |= F.SENDER_MARKED_LATE
+            d.marks |= M.SENDER_MARKED_LATE
 
     class ApologyIssued(Event):
+        """v2 no longer records ``in_time``: readers judge it from the times."""
+
+        class_version = 2
+
         new_due_at: str
         reason: str
-        in_time: bool
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            _drop(state, "in_time", "prev", "facts")
 
         def evolve(self, d: Dossier) -> None:
-            d.flags |= F.APOLOGY_ISSUED
-            if self.in_time:
-                d.flags |= F.APOLOGY_IN_TIME
-            else:
-                d.flags &= ~F.APOLOGY_IN_TIME
+            d.marks |= M.APOLOGY_ISSUED
+            d.apology_at = parse_iso(self.at)
+            d.apology_due_then = d.due()
             d.apology_new_due = parse_iso(self.new_due_at)
 
     class Synced(Event):
         def evolve(self, d: Dossier) -> None:
-            d.flags |= F.SYNCED
+            d.marks |= M.SYNCED
 
     class Rated(Event):
         satisfied: bool
@@ -236,62 +259,27 @@ class Dossier(Subject):
 
         def evolve(self, d: Dossier) -> None:
             if self.satisfied:
-                d.flags &= ~F.RATED_UNSATISFIED
+                d.marks &= ~M.RATED_UNSATISFIED
             else:
-                d.flags |= F.RATED_UNSATISFIED
+                d.marks |= M.RATED_UNSATISFIED
 
     class FeedbackLinked(Event):
         feedback_id: str
 
         def evolve(self, d: Dossier) -> None:
-            d.flags |= F.FEEDBACK_LINKED
+            d.marks |= M.FEEDBACK_LINKED
 
     class BecameOverdue(Event):
         """Recorded by the engine's deadline watcher at the due time (the "late" fact)."""
 
         def evolve(self, d: Dossier) -> None:
-            d.flags |= F.OVERDUE_RECORDED
+            d.marks |= M.OVERDUE_RECORDED
 
     # ----- derived -------------------------------------------------------------------------
 
     def due(self) -> datetime:
-        """The effective due time: the base (or the apology's date, if the ruleset says so)
-        plus the supplement shift."""
-        base = self.base_due
-        if self.apology_moves_due and self.apology_new_due is not None:
-            base = self.apology_new_due
-        return base + self.shift
-
-    def judged(self) -> int:
-        """Spec §4: ``1``/``0`` when on time or late for good, ``facts.OPEN`` when judged at E."""
-        if self.flags & F.MULTIPLE_SUPPLEMENTS:
-            return 0
-        due = self.due()
-        if self.pending_since is not None:
-            # Waiting on the applicant (or finished while waiting): judged at the request time.
-            return int(self.pending_since <= due)
-        if self.end_at is not None:
-            return int(self.end_at <= due)
-        return F.OPEN
-
-    def _due_day(self) -> int:
-        due = self.due()
-        memo = self.__dict__.get("_due_memo")
-        if memo is None or memo[0] != due:
-            memo = self.__dict__["_due_memo"] = (due, local_date(due).toordinal())
-        return int(memo[1])
-
-    def compute_facts(self) -> list[Any]:
-        return [
-            self.agency_id,
-            self.month,
-            self.procedure_id,
-            self.flags,
-            self.judged(),
-            self._due_day(),
-            self.processing_days,
-            local_date(self.end_at).toordinal() if self.end_at is not None else -1,
-        ]
+        """The due time the citizen was given, moved by the time spent waiting on them."""
+        return self.base_due + self.shift
 
     @property
     def is_finished(self) -> bool:
@@ -299,7 +287,7 @@ class Dossier(Subject):
 
     @property
     def is_withdrawn(self) -> bool:
-        return bool(self.flags & F.WITHDRAWN)
+        return bool(self.marks & M.WITHDRAWN)
 
     # ----- commands ------------------------------------------------------------------------
 
@@ -313,14 +301,13 @@ class Dossier(Subject):
         at: datetime,
         due_at: datetime,
         cause: Cause | None,
-        apology_moves_due: bool,
     ) -> Dossier:
-        flags = 0
-        for name, bit in RECEIVED_FLAGS.items():
+        marks = 0
+        for name, bit in M.RECEIVED_MARKS.items():
             if data.get(name):
-                flags |= bit
+                marks |= bit
         if data.get("channel") == "online":
-            flags |= F.ONLINE_CHANNEL
+            marks |= M.ONLINE_CHANNEL
         dossier: Dossier = cls._open(
             cls.Received,
             id=id,
@@ -332,9 +319,9 @@ class Dossier(Subject):
             procedure_id=data["procedure_id"],
             channel=data["channel"],
             due_at=due_at.isoformat(),
-            flags=flags,
-            apology_moves_due=apology_moves_due,
+            flags=marks,
             due_source="catalog" if data.get("due_at") is None else "action",
+            official_id=data.get("official_id"),
         )
         return dossier
 
@@ -366,7 +353,7 @@ class Dossier(Subject):
 
     def pay_online(self, gateway: str, amount_vnd: int, at: datetime, cause: Cause | None) -> None:
         self._guard(at, "paid_online")
-        if not self.flags & F.FEE_REQUIRED:
+        if not self.marks & M.FEE_REQUIRED:
             raise NoFeeObligationError(
                 f"Dossier {self.dossier_id} has no fee obligation (fee_required was false).",
                 field="type",
@@ -395,49 +382,36 @@ class Dossier(Subject):
             )
         self._emit(self.SupplementCompleted, at, cause)
 
-    def _processing_days(self, at: datetime, calendar: WorkCalendar) -> int:
-        return calendar.working_days_between(local_date(self.received_at), local_date(at))
-
-    def resolve(
-        self, outcome: str, at: datetime, cause: Cause | None, calendar: WorkCalendar
-    ) -> None:
+    def resolve(self, outcome: str, at: datetime, cause: Cause | None) -> None:
         self._guard(at, "resolved")
-        if self.flags & F.RESOLVED:
+        if self.marks & M.RESOLVED:
             raise AlreadyResolvedError(f"Dossier {self.dossier_id} was already resolved.")
-        self._emit(
-            self.Resolved,
-            at,
-            cause,
-            outcome=outcome,
-            processing_days=self._processing_days(at, calendar),
-        )
+        self._emit(self.Resolved, at, cause, outcome=outcome)
 
-    def return_result(self, at: datetime, cause: Cause | None, calendar: WorkCalendar) -> None:
+    def return_result(self, at: datetime, cause: Cause | None) -> None:
         self._guard(at, "result_returned")
-        if not self.flags & F.RESOLVED:
+        if not self.marks & M.RESOLVED:
             raise NotResolvedError(
                 f"Dossier {self.dossier_id} is not resolved; no result to return."
             )
         if self.returned:
             raise AlreadyReturnedError(f"Dossier {self.dossier_id}'s result was already returned.")
-        self._emit(
-            self.ResultReturned, at, cause, processing_days=self._processing_days(at, calendar)
-        )
+        self._emit(self.ResultReturned, at, cause)
 
-    def withdraw(self, at: datetime, cause: Cause | None, calendar: WorkCalendar) -> None:
+    def withdraw(self, at: datetime, cause: Cause | None) -> None:
         self._guard_unfinished(at, "withdrawn")
-        self._emit(self.Withdrawn, at, cause, processing_days=self._processing_days(at, calendar))
+        self._emit(self.Withdrawn, at, cause)
 
     def issue_e_result(
         self, result_ref: str, pushed: bool, at: datetime, cause: Cause | None
     ) -> None:
         self._guard(at, "e_result_issued")
-        if not self.flags & F.RESOLVED:
+        if not self.marks & M.RESOLVED:
             raise NotResolvedError(
                 f"Dossier {self.dossier_id} is not resolved; an e-result comes only after "
                 "resolution."
             )
-        if self.flags & F.E_RESULT:
+        if self.marks & M.E_RESULT:
             raise EResultAlreadyIssuedError(f"Dossier {self.dossier_id} already has an e-result.")
         self._emit(
             self.EResultIssued, at, cause, result_ref=result_ref, pushed_to_repository=pushed
@@ -451,16 +425,8 @@ class Dossier(Subject):
         self, new_due_at: datetime, reason: str, at: datetime, cause: Cause | None
     ) -> None:
         self._guard_unfinished(at, "apology_issued")
-        original_due = self.base_due + self.shift
-        in_time = at <= original_due - timedelta(days=1)
-        self._emit(
-            self.ApologyIssued,
-            at,
-            cause,
-            new_due_at=new_due_at.isoformat(),
-            reason=reason,
-            in_time=in_time,
-        )
+        self._emit(self.ApologyIssued, at, cause, new_due_at=new_due_at.isoformat(),
+                   reason=reason)
 
     def sync(self, at: datetime, cause: Cause | None) -> None:
         self._guard(at, "synced")
@@ -483,7 +449,7 @@ class Dossier(Subject):
         if (
             self.is_finished
             or self.pending_since is not None
-            or self.flags & F.OVERDUE_RECORDED
+            or self.marks & M.OVERDUE_RECORDED
             or due > now
         ):
             return False

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-from engine import facts as F
+from engine.domain import marks as M
 from engine.domain.base import Cause, Subject, parse_iso
 from engine.domain.errors import (
     AlreadyReceivedError,
     FeedbackAlreadyAnsweredError,
     TimeBeforeReceptionError,
 )
-from kernel.calendar import local_date
 
 
 class Feedback(Subject):
-    """One feedback's history; answered on time by the petition rule (spec §3, 5.2)."""
+    """One feedback's history: received, answered, rated, complained about again."""
+
+    # v2 keeps no index facts (the answer deadline and the month are derived by readers).
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["marks"] = state.pop("flags", 0)
+        for key in ("month", "due_day", "facts"):
+            state.pop(key, None)
 
     def __init__(self) -> None:
         """State is set by the events' ``evolve()``."""
@@ -26,20 +34,26 @@ class Feedback(Subject):
     classification: str
     dossier_id: str | None
     received_at: datetime
-    month: str
-    due_day: int
     answered_at: datetime | None
-    flags: int
+    marks: int
 
     class Event(Subject.Event):
         pass
 
     class Received(Event, Subject.Created):
+        """v2 no longer records ``answer_due`` (the petition rule is the index's, not ours)."""
+
+        class_version = 2
+
         feedback_id: str
         agency_id: str
         classification: str
         dossier_id: str | None
-        answer_due: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            for key in ("answer_due", "prev", "facts"):
+                state.pop(key, None)
 
         def evolve(self, fb: Feedback) -> None:
             fb.feedback_id = self.feedback_id
@@ -47,45 +61,36 @@ class Feedback(Subject):
             fb.classification = self.classification
             fb.dossier_id = self.dossier_id
             fb.received_at = parse_iso(self.at)
-            fb.month = local_date(fb.received_at).strftime("%Y-%m")
-            fb.due_day = date.fromisoformat(self.answer_due).toordinal()
             fb.answered_at = None
-            fb.flags = F.FB_LINKED_TO_DOSSIER if self.dossier_id else 0
+            fb.marks = M.FB_LINKED_TO_DOSSIER if self.dossier_id else 0
 
     class Answered(Event):
         def evolve(self, fb: Feedback) -> None:
             fb.answered_at = parse_iso(self.at)
-            fb.flags |= F.FB_ANSWERED
+            fb.marks |= M.FB_ANSWERED
 
     class Rated(Event):
         satisfied: bool
 
         def evolve(self, fb: Feedback) -> None:
             if self.satisfied:
-                fb.flags &= ~F.FB_RATED_UNSATISFIED
+                fb.marks &= ~M.FB_RATED_UNSATISFIED
             else:
-                fb.flags |= F.FB_RATED_UNSATISFIED
+                fb.marks |= M.FB_RATED_UNSATISFIED
 
     class Recomplained(Event):
         def evolve(self, fb: Feedback) -> None:
-            fb.flags |= F.FB_RECOMPLAINED
-
-    def compute_facts(self) -> list[Any]:
-        if self.answered_at is None:
-            judged = F.OPEN
-        else:
-            judged = int(local_date(self.answered_at).toordinal() <= self.due_day)
-        return [self.agency_id, self.month, self.classification, self.flags, judged, self.due_day]
+            fb.marks |= M.FB_RECOMPLAINED
 
     @classmethod
     def receive(
         cls, *, id: Any, feedback_id: str, data: dict[str, Any], at: datetime,  # noqa: A002
-        answer_due: date, cause: Cause | None,
+        cause: Cause | None,
     ) -> Feedback:
         feedback: Feedback = cls._open(
             cls.Received, id=id, sid=feedback_id, at=at, cause=cause, feedback_id=feedback_id,
             agency_id=data["agency_id"], classification=data["classification"],
-            dossier_id=data.get("dossier_id"), answer_due=answer_due.isoformat(),
+            dossier_id=data.get("dossier_id"),
         )
         return feedback
 

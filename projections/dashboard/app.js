@@ -35,29 +35,6 @@ const I18N = {
     shown: "chỉ hiển thị",
     zeroFull: "chưa phát sinh: tính đủ điểm", zeroNone: "chưa phát sinh: 0 điểm",
     avgDays: (d, n) => `trung bình ${d} ngày làm việc trên ${n} hồ sơ đã giải quyết`,
-    why: {
-      PUBLISH_ON_TIME: "thủ tục công bố đúng hạn",
-      PUBLIC_UPDATE_ON_TIME: "thủ tục công khai đúng hạn",
-      PUBLIC_CONTENT_FULL: "thủ tục công khai đầy đủ nội dung",
-      DOSSIER_SYNC: "hồ sơ đồng bộ lên Cổng DVCQG",
-      ON_TIME: "hồ sơ giải quyết đúng hạn",
-      ONLINE_FULL_PROCESS: "hồ sơ trực tuyến toàn trình (TTHC đủ điều kiện)",
-      PAYMENT_DOSSIER_ONLINE: "hồ sơ thanh toán trực tuyến",
-      PAYMENT_FORMALITY_FEE_DOSSIER: "TTHC có phí phát sinh hồ sơ",
-      PAYMENT_FORMALITY_TRANSACTION: "TTHC có phí có thanh toán trực tuyến",
-      ORIGINAL_RESULT_AVAILABLE: "hồ sơ có kết quả điện tử",
-      DOSSIER_DIGITIZED: "hồ sơ được số hóa",
-      REUSED_DIGITIZED_DATA: "hồ sơ tái sử dụng dữ liệu số hóa",
-      SYNCED_WITH_DVCQG_PERSONAL_STORAGE: "hồ sơ gắn với kho dữ liệu cá nhân",
-      CITIZEN_DATA_CONNECTED_FORMALITY: "TTHC cá nhân có khai thác dữ liệu dân cư",
-      CITIZEN_DATA_CONNECTED_DOSSIER: "hồ sơ khai thác dữ liệu dân cư",
-      ELECTRONIC_CERTIFIED_COPY: "hồ sơ chứng thực có bản sao điện tử",
-      PETITION_CLASSIFICATION_TTHC: "phản ánh về thủ tục hành chính",
-      PETITION_CLASSIFICATION_STAFF: "phản ánh về cán bộ, công chức",
-      PETITION_PROCESSING_ON_TIME: "phản ánh xử lý đúng hạn",
-      PETITION_HANDLING_SATISFACTION: "phản ánh xử lý hài lòng",
-      DOSSIER_RECEIVING_SATISFACTION: "hồ sơ không trễ hạn, không bị phản ánh",
-    },
     error: "Không tải được dữ liệu",
   },
   en: {
@@ -92,29 +69,6 @@ const I18N = {
     shown: "shown only",
     zeroFull: "nothing to count: full points", zeroNone: "nothing to count: 0 points",
     avgDays: (d, n) => `${d} working days on average over ${n} finished dossiers`,
-    why: {
-      PUBLISH_ON_TIME: "procedures published on time",
-      PUBLIC_UPDATE_ON_TIME: "procedures made public on time",
-      PUBLIC_CONTENT_FULL: "procedures published in full",
-      DOSSIER_SYNC: "dossiers synced to the national portal",
-      ON_TIME: "dossiers processed on time",
-      ONLINE_FULL_PROCESS: "dossiers fully online (eligible procedures)",
-      PAYMENT_DOSSIER_ONLINE: "fee-bearing dossiers paid online",
-      PAYMENT_FORMALITY_FEE_DOSSIER: "fee-bearing procedures with dossiers",
-      PAYMENT_FORMALITY_TRANSACTION: "fee-bearing procedures paid online",
-      ORIGINAL_RESULT_AVAILABLE: "dossiers with an electronic result",
-      DOSSIER_DIGITIZED: "dossiers digitized",
-      REUSED_DIGITIZED_DATA: "dossiers reusing digitized data",
-      SYNCED_WITH_DVCQG_PERSONAL_STORAGE: "dossiers linked to the personal data store",
-      CITIZEN_DATA_CONNECTED_FORMALITY: "individual procedures using population data",
-      CITIZEN_DATA_CONNECTED_DOSSIER: "dossiers using population data",
-      ELECTRONIC_CERTIFIED_COPY: "certified-copy dossiers with an e-copy",
-      PETITION_CLASSIFICATION_TTHC: "feedback items about procedures",
-      PETITION_CLASSIFICATION_STAFF: "feedback items about staff",
-      PETITION_PROCESSING_ON_TIME: "feedback items answered on time",
-      PETITION_HANDLING_SATISFACTION: "feedback items handled satisfactorily",
-      DOSSIER_RECEIVING_SATISFACTION: "dossiers neither late nor complained about",
-    },
     error: "Could not load the data",
   },
 };
@@ -387,9 +341,21 @@ function renderRanking() {
   }
 }
 
+// What each criterion counts and how it is measured come from the criteria registry, served
+// with the ruleset (/api/v1/ruleset): one home for them, on the server.
+function criterionDoc(code) {
+  if (!state.ruleset) return null;
+  for (const g of state.ruleset.groups) {
+    for (const c of g.criteria) if (c.code === code) return c;
+  }
+  return null;
+}
+function isMean(c) { const d = criterionDoc(c.code); return !!d && d.measure === "mean"; }
+
 function why(c) {
-  const w = t("why")[c.code] || "";
-  if (c.code === "AVG_PROCESSING_TIME") {
+  const d = criterionDoc(c.code);
+  const w = d ? (state.lang === "en" ? d.counts_en : d.counts_vi) : "";
+  if (isMean(c)) {
     return c.denominator ? t("avgDays")(fmt(c.numerator / c.denominator, 1), count(c.denominator)) : "–";
   }
   const base = `${count(c.numerator)} / ${count(c.denominator)} ${w}`;
@@ -419,7 +385,7 @@ function renderDetail() {
       el("td", { class: "num lost hide-sm" }, g.max - g.score > 0.004 ? "−" + score(g.max - g.score) : "")));
     for (const c of g.criteria) {
       const shown = c.max === 0;
-      const ratio = c.code === "AVG_PROCESSING_TIME" ? null : c.ratio;
+      const ratio = isMean(c) ? null : c.ratio;
       const reached = ratio !== null && c.target !== null && ratio >= c.target;
       const meter = ratio === null || c.target === null ? null
         : el("div", { class: "rmeter" + (reached ? " ok" : "") },
@@ -429,7 +395,7 @@ function renderDetail() {
         el("td", { class: "crit" }, el("div", { class: "critgrid" },
           el("span", { class: "cid" }, c.id),
           el("div", {}, el("div", { class: "cname" }, name(c)), el("div", { class: "why muted small" }, why(c))))),
-        el("td", { class: "num" }, shown && c.code === "AVG_PROCESSING_TIME"
+        el("td", { class: "num" }, shown && isMean(c)
           ? (c.denominator ? `${fmt(c.numerator / c.denominator, 1)} ${t("days")}` : "–") : pct(ratio), meter),
         el("td", { class: "num hide-sm" }, c.target === null ? "–" : fmt(c.target * 100, 0) + "%"),
         el("td", { class: "num" }, shown ? el("span", { class: "muted small" }, t("shown"))

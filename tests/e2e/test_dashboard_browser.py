@@ -16,13 +16,14 @@ import orjson
 import pytest
 import uvicorn
 
-from engine.app import Engine, Message
+from engine.app import Message
 from engine.relay import event_message
-from engine.ruleset import Ruleset, load_ruleset
 from kernel.broker import free_port
+from motcua.pipeline import engine_at
 from producers.simulator import SimConfig, generate
 from projections.api import create_app
 from projections.fold import Counters
+from projections.ruleset import Ruleset, load_ruleset
 from projections.source import StoreSource
 from projections.store import ViewStore, views_url
 
@@ -41,7 +42,7 @@ class Pipeline:
 
     def __init__(self, directory: Path, ruleset: Ruleset) -> None:
         self.url = f"sqlite:///{directory / 'motcua.db'}"
-        self.engine = Engine(self.url, ruleset)
+        self.engine = engine_at(self.url)
         self.counters = Counters()
         self.store = ViewStore(views_url(self.url))
         self.offset = self.pos = 0
@@ -53,9 +54,9 @@ class Pipeline:
             self.offset += 1
         for i in range(0, len(batch), 2000):
             self.engine.process("e2e-log", batch[i:i + 2000])
-        for n in self.engine.app.recorder.select_notifications(self.pos + 1, 10**9):
-            self.counters.fold(event_message(n.id, n.topic, n.state)[1])
-            self.pos = n.id
+        for n in self.engine.store.read_facts(self.pos + 1, 10**9):
+            self.counters.fold(event_message(n)[1])
+            self.pos = n[0]
         self.store.flush(self.counters, {"pos|0": self.pos})
 
     def close(self) -> None:

@@ -14,14 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 from kafka import TopicPartition
 
-from engine.app import Engine, Message
+from engine.app import Message
 from engine.relay import event_message
-from engine.ruleset import Ruleset, load_ruleset
 from kernel.settings import EVENTS_TOPIC
+from motcua.pipeline import engine_at
 from producers.simulator import SimConfig, generate
 from projections.api import create_app
 from projections.fold import Counters
 from projections.periods import parse_period
+from projections.ruleset import Ruleset, load_ruleset
 from projections.runner import ProjectionLoop
 from projections.source import LiveSource, StoreSource
 from projections.store import ViewStore, views_url
@@ -37,7 +38,7 @@ class Pipeline:
 
     def __init__(self, directory: Path, ruleset: Ruleset) -> None:
         self.url = f"sqlite:///{directory / 'motcua.db'}"
-        self.engine = Engine(self.url, ruleset)
+        self.engine = engine_at(self.url)
         self.counters = Counters()
         self.store = ViewStore(views_url(self.url))
         self.offset = 0
@@ -51,8 +52,8 @@ class Pipeline:
             self.offset += 1
         for i in range(0, len(batch), 1000):
             self.engine.process("test-log", batch[i:i + 1000])
-        notes = self.engine.app.recorder.select_notifications(self.pos + 1, 10**9)
-        events = [event_message(n.id, n.topic, n.state)[1] for n in notes]
+        notes = self.engine.store.read_facts(self.pos + 1, 10**9)
+        events = [event_message(n)[1] for n in notes]
         if events:
             self.pos = events[-1]["pos"]
         return events

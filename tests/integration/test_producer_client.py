@@ -17,12 +17,12 @@ import orjson
 import pytest
 from faults import lines_of, recorded_by, reference_engine, simulate
 
-from engine.app import Engine, Message
-from engine.ruleset import load_ruleset
+from engine.app import Message
 from kernel import kafka as K
 from kernel.broker import BundledBroker
 from kernel.contract.actions import SUBJECT_FIELD, InvalidActionError, validate_action
 from kernel.settings import ACTIONS_TOPIC
+from motcua.pipeline import engine_at
 from producers.client import ActionProducer, derive_action_id
 from producers.errors import DeliveryError
 
@@ -134,7 +134,7 @@ def test_a_broker_restart_mid_stream_loses_no_action_and_records_each_once(
     assert set(ids) == set(order)
     # The engine sees what Kafka holds, in emission order, repeats included.
     values = sorted((r.value for r in seen), key=lambda v: order[orjson.loads(v)["action_id"]])
-    engine = Engine(f"sqlite:///{tmp_path / 'got.db'}", load_ruleset("portal-2026"),
+    engine = engine_at(f"sqlite:///{tmp_path / 'got.db'}",
                     hold_seconds=3600)  # fmt: skip
     reference = reference_engine(tmp_path / "reference.db", lines_of(actions))
     try:

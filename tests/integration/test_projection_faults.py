@@ -32,11 +32,11 @@ from faults import (
     wait_for,
 )
 
-from engine.ruleset import load_ruleset
 from kernel import kafka as K
 from kernel.broker import BundledBroker
 from kernel.settings import EVENTS_TOPIC
 from projections.periods import parse_instant, parse_period
+from projections.ruleset import load_ruleset
 from projections.views import scorecard
 
 AGENCIES = ("H15", "H15.1", "H15.2")  # the province and two of its units

@@ -31,16 +31,17 @@ from hypothesis import strategies as st
 
 from engine.app import Engine, Message
 from engine.relay import Relay, event_message, partition_for
-from engine.ruleset import load_ruleset
 from kernel import kafka as K
 from kernel.broker import BundledBroker
 from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC
 from motcua.ingest import Published, actions_log_id, publish, wait_done
-from motcua.pipeline import Pipeline
+from motcua.pipeline import Pipeline, engine_at
 from producers.simulator import SimConfig, generate
 from projections.fold import Counters
+from projections.layout import DEFAULT_LAYOUT
 from projections.periods import parse_instant, parse_period
 from projections.replay import Replayer
+from projections.ruleset import load_ruleset
 from projections.runner import ProjectionLoop
 from projections.store import ViewStore, views_url
 from projections.views import scorecard
@@ -52,6 +53,9 @@ PAST = datetime(2025, 1, 1, tzinfo=UTC)
 NOW = parse_instant("2026-12-31T12:00:00+07:00")
 AGENCIES = ("H15", "H15.1", "H15.2")
 PERIODS = ("2026", "2026-Q2")
+
+# The slot of the "synced" feature in a dossier cell (the layout compiled from the registry).
+SYNCED = DEFAULT_LAYOUT.dossier.names.index("synced")
 
 
 def province(agencies: int, dossiers: int, seed: int = 3, days: int = 200) -> list[bytes]:
@@ -99,9 +103,9 @@ class Open:
 
 
 def open_store(url: str, **engine_kw: Any) -> Open:
-    engine = Engine(url, RULESET, hold_seconds=3600, clock=lambda: PAST, **engine_kw)
+    engine = engine_at(url, hold_seconds=3600, clock=lambda: PAST, **engine_kw)
     views = ViewStore(views_url(url))
-    return Open(url, engine, views, Replayer(engine.app.recorder, engine.store, views))
+    return Open(url, engine, views, Replayer(engine.store, views))
 
 
 def fresh_rebuild(o: Open, prefix: str = "check") -> Counters:
@@ -154,11 +158,11 @@ class Feed:
         self.pull()
 
     def pull(self) -> None:
-        for n in self.o.engine.app.recorder.select_notifications(self.pos + 1, 10**9):
-            key, value = event_message(n.id, n.topic, n.state)
+        for n in self.o.engine.store.read_facts(self.pos + 1, 10**9):
+            key, value = event_message(n)
             part = self.log[partition_for(key.encode(), self.partitions)]
             part.append(_Record(len(part), orjson.dumps(value)))
-            self.pos = n.id
+            self.pos = n[0]
 
     def backlog(self, p: int) -> int:
         return len(self.log[p]) - self.cursor[p]
@@ -320,24 +324,24 @@ def test_verify_names_a_corrupted_live_counter(database_url: str, motcua_home: P
             row = dict(zip(names, c.fetchall()[-1], strict=True))
             agency, month = row["agency"], row["month"]
             doc = orjson.loads(bytes(row.pop("body")))
-            doc["c"][1] += 3  # slot 1: dossiers synced to the national portal
+            doc["c"][SYNCED] += 3  # dossiers synced to the national portal
             c.execute(o.views._q(f"UPDATE proj_cells SET body = ? WHERE "
                                  f"{' AND '.join(f'{k} = ?' for k in row)}"),
                       (orjson.dumps(doc), *row.values()))
-        synced = cells[(agency, month)][1]  # the cell's count (summed over any table sets)
+        synced = cells[(agency, month)][SYNCED]  # the cell's count (summed over table sets)
     finally:
         o.close()
     bad = cli(env, "replay", "--verify")
     assert bad.returncode == 1, bad.stderr.decode()
     out = bad.stdout.decode()
     assert "1 difference" in out
-    line = next(ln for ln in out.splitlines() if " synced " in ln)
+    line = next(ln for ln in out.splitlines() if " count[synced] " in ln)
     assert (agency in line and month in line and f"live {synced + 3}" in line
             and f"replayed {synced}" in line), out
     js = cli(env, "replay", "--verify", "--json")
     assert js.returncode == 1
     assert orjson.loads(js.stdout) == {"equal": False, "differences": [{
-        "agency_id": agency, "month": month, "kind": "dossier", "counter": "synced",
+        "agency_id": agency, "month": month, "kind": "dossier", "counter": "count[synced]",
         "live": synced + 3, "replayed": synced}]}
 
 

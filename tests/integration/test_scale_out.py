@@ -49,13 +49,14 @@ from faults import (
 )
 from oracle import Oracle
 
-from engine.ruleset import load_ruleset
 from kernel.broker import BundledBroker
 from kernel.settings import ACTIONS_TOPIC
 from motcua.ingest import publish
+from motcua.pipeline import engine_at
 from producers.national import generate_national
 from producers.simulator import SimConfig, generate
 from projections.periods import parse_instant, parse_period
+from projections.ruleset import load_ruleset
 from projections.views import scorecard
 
 pytestmark = pytest.mark.postgres
@@ -344,11 +345,10 @@ def assert_status(c: Cluster, engines: list[Member], projections: list[Member]) 
 
 def status_lag_zero(c: Cluster) -> bool:
     """In-process ``status`` (cheaper than the CLI) for the waits."""
-    from engine.app import Engine
     from motcua.status import status
     from projections.store import ViewStore
 
-    engine = Engine(c.url, RULESET)
+    engine = engine_at(c.url)
     views = ViewStore(c.url)
     try:
         s = status(engine, views, c.bootstrap, None)

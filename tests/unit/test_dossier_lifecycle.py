@@ -13,7 +13,6 @@ from uuid import uuid4
 
 import pytest
 
-from engine import facts as F
 from engine.domain.dossier import Dossier
 from engine.domain.errors import (
     AlreadyReceivedError,
@@ -30,6 +29,7 @@ from engine.domain.errors import (
     TimeBeforeReceptionError,
 )
 from kernel.calendar import WorkCalendar
+from projections import facts as F
 
 CAL = WorkCalendar()
 RECEIVED_AT = "2026-10-05T08:00:00+07:00"
@@ -44,7 +44,7 @@ def received(**data: Any) -> Dossier:
     base = {"agency_id": "H15.15", "procedure_id": "1.001612", "channel": "direct"}
     return Dossier.receive(
         id=uuid4(), dossier_id="D1", data={**base, **data}, at=t(RECEIVED_AT), due_at=t(DUE_AT),
-        cause=None, apology_moves_due=False,
+        cause=None,
     )
 
 
@@ -59,13 +59,13 @@ def event(d: Dossier, index: int = -1) -> Any:
 
 def resolved(at: str = "2026-10-08T10:00:00+07:00") -> Dossier:
     d = received()
-    d.resolve("approved", t(at), None, CAL)
+    d.resolve("approved", t(at), None)
     return d
 
 
 def withdrawn() -> Dossier:
     d = received()
-    d.withdraw(t("2026-10-07T10:00:00+07:00"), None, CAL)
+    d.withdraw(t("2026-10-07T10:00:00+07:00"), None)
     return d
 
 
@@ -76,7 +76,7 @@ def test_receiving_opens_the_dossier_with_its_flags_and_open_facts() -> None:
     """``received`` records Received with the booleans of data as flags and the dossier open."""
     d = received(channel="online", full_online=True, fee_required=True)
     assert kinds(d) == ["Received"]
-    assert d.facts == [
+    assert F.facts_of(d) == [
         "H15.15",
         "2026-10",
         "1.001612",
@@ -86,8 +86,6 @@ def test_receiving_opens_the_dossier_with_its_flags_and_open_facts() -> None:
         -1,
         -1,
     ]
-    assert event(d, 0).prev is None
-    assert event(d, 0).facts == d.facts
 
 
 def test_a_second_received_is_refused_as_already_received() -> None:
@@ -99,14 +97,15 @@ def test_a_second_received_is_refused_as_already_received() -> None:
     assert kinds(d) == ["Received"]
 
 
-def test_every_event_carries_the_facts_before_and_after_it() -> None:
-    """Each event's ``prev`` is the previous event's ``facts``, so projections need no reads."""
+def test_an_event_moves_the_derived_facts_and_carries_none_of_them() -> None:
+    """An event records what happened (no index facts in it); the facts derived from the
+    dossier after it differ from those before it by what the event did."""
     d = received()
-    before = list(d.facts)
+    before = F.facts_of(d)
     d.digitize(3, t("2026-10-05T09:00:00+07:00"), None)
     ev = event(d)
-    assert ev.prev == before
-    assert ev.facts[F.FLAGS] == before[F.FLAGS] | F.DIGITIZED
+    assert not hasattr(ev, "prev") and not hasattr(ev, "facts")
+    assert F.facts_of(d)[F.FLAGS] == before[F.FLAGS] | F.DIGITIZED
 
 
 def test_an_action_before_the_reception_time_is_refused_as_before_reception() -> None:
@@ -125,7 +124,7 @@ def test_digitizing_sets_the_digitized_flag() -> None:
     d = received()
     d.digitize(2, t("2026-10-05T09:00:00+07:00"), None)
     assert kinds(d)[-1] == "Digitized"
-    assert d.facts[F.FLAGS] & F.DIGITIZED
+    assert F.facts_of(d)[F.FLAGS] & F.DIGITIZED
 
 
 def test_paying_online_a_fee_bearing_dossier_sets_paid_online() -> None:
@@ -133,7 +132,7 @@ def test_paying_online_a_fee_bearing_dossier_sets_paid_online() -> None:
     d = received(fee_required=True)
     d.pay_online("national_portal", 50_000, t("2026-10-05T09:00:00+07:00"), None)
     assert kinds(d)[-1] == "PaidOnline"
-    assert d.facts[F.FLAGS] & F.PAID_ONLINE
+    assert F.facts_of(d)[F.FLAGS] & F.PAID_ONLINE
 
 
 def test_paying_online_without_a_fee_is_refused_as_no_fee_obligation() -> None:
@@ -149,16 +148,16 @@ def test_syncing_sets_the_synced_flag() -> None:
     d = received()
     d.sync(t("2026-10-05T09:00:00+07:00"), None)
     assert kinds(d)[-1] == "Synced"
-    assert d.facts[F.FLAGS] & F.SYNCED
+    assert F.facts_of(d)[F.FLAGS] & F.SYNCED
 
 
 def test_the_latest_rating_decides_the_unsatisfied_flag() -> None:
     """An unsatisfied rating sets RATED_UNSATISFIED; a later satisfied one clears it."""
     d = resolved()
     d.rate(False, {"1": 2}, t("2026-10-09T09:00:00+07:00"), None)
-    assert d.facts[F.FLAGS] & F.RATED_UNSATISFIED
+    assert F.facts_of(d)[F.FLAGS] & F.RATED_UNSATISFIED
     d.rate(True, None, t("2026-10-09T10:00:00+07:00"), None)
-    assert not d.facts[F.FLAGS] & F.RATED_UNSATISFIED
+    assert not F.facts_of(d)[F.FLAGS] & F.RATED_UNSATISFIED
     assert kinds(d)[-2:] == ["Rated", "Rated"]
 
 
@@ -167,8 +166,8 @@ def test_a_sender_late_mark_is_recorded_but_does_not_judge_the_dossier() -> None
     d = received()
     d.mark_late("busy", t("2026-10-06T09:00:00+07:00"), None)
     assert kinds(d)[-1] == "MarkedLate"
-    assert d.facts[F.FLAGS] & F.SENDER_MARKED_LATE
-    assert d.facts[F.JUDGED] == F.OPEN
+    assert F.facts_of(d)[F.FLAGS] & F.SENDER_MARKED_LATE
+    assert F.facts_of(d)[F.JUDGED] == F.OPEN
 
 
 # ----- supplements ----------------------------------------------------------------------------
@@ -179,7 +178,7 @@ def test_requesting_a_supplement_marks_the_dossier_waiting() -> None:
     d = received()
     d.request_supplement("missing page", t("2026-10-06T09:00:00+07:00"), None)
     assert kinds(d)[-1] == "SupplementRequested"
-    assert d.facts[F.FLAGS] & F.WAITING_ON_APPLICANT
+    assert F.facts_of(d)[F.FLAGS] & F.WAITING_ON_APPLICANT
 
 
 def test_a_second_request_while_one_is_pending_is_refused_as_supplement_pending() -> None:
@@ -205,7 +204,7 @@ def test_completing_the_request_clears_waiting() -> None:
     d.request_supplement(None, t("2026-10-06T09:00:00+07:00"), None)
     d.complete_supplement(t("2026-10-07T09:00:00+07:00"), None)
     assert kinds(d)[-1] == "SupplementCompleted"
-    assert not d.facts[F.FLAGS] & F.WAITING_ON_APPLICANT
+    assert not F.facts_of(d)[F.FLAGS] & F.WAITING_ON_APPLICANT
 
 
 def test_a_second_request_after_completion_marks_multiple_supplements() -> None:
@@ -214,7 +213,7 @@ def test_a_second_request_after_completion_marks_multiple_supplements() -> None:
     d.request_supplement(None, t("2026-10-06T09:00:00+07:00"), None)
     d.complete_supplement(t("2026-10-06T15:00:00+07:00"), None)
     d.request_supplement(None, t("2026-10-07T09:00:00+07:00"), None)
-    assert d.facts[F.FLAGS] & F.MULTIPLE_SUPPLEMENTS
+    assert F.facts_of(d)[F.FLAGS] & F.MULTIPLE_SUPPLEMENTS
 
 
 # ----- end of processing ----------------------------------------------------------------------
@@ -224,17 +223,17 @@ def test_resolving_finishes_the_dossier_with_its_processing_days() -> None:
     """``resolved`` records Resolved, sets RESOLVED and FINISHED, and the working days taken."""
     d = resolved("2026-10-08T10:00:00+07:00")
     assert kinds(d)[-1] == "Resolved"
-    assert d.facts[F.FLAGS] & F.RESOLVED and d.facts[F.FLAGS] & F.FINISHED
+    assert F.facts_of(d)[F.FLAGS] & F.RESOLVED and F.facts_of(d)[F.FLAGS] & F.FINISHED
     # (Mon 5 Oct, Thu 8 Oct] holds Tue 6, Wed 7, Thu 8: three working days.
-    assert d.facts[F.PROCESSING_DAYS] == 3
-    assert d.facts[F.END_DAY] == date(2026, 10, 8).toordinal()
+    assert F.facts_of(d)[F.PROCESSING_DAYS] == 3
+    assert F.facts_of(d)[F.END_DAY] == date(2026, 10, 8).toordinal()
 
 
 @pytest.mark.parametrize("outcome", ["approved", "rejected", "stopped"])
 def test_any_outcome_of_resolution_ends_processing(outcome: str) -> None:
     """Approved, rejected and stopped all end processing (a business outcome, not an error)."""
     d = received()
-    d.resolve(outcome, t("2026-10-08T10:00:00+07:00"), None, CAL)
+    d.resolve(outcome, t("2026-10-08T10:00:00+07:00"), None)
     assert d.is_finished
     assert event(d).outcome == outcome
 
@@ -243,7 +242,7 @@ def test_a_second_resolution_is_refused_as_already_resolved() -> None:
     """A dossier is resolved once; another ``resolved`` is ``already_resolved``."""
     d = resolved()
     with pytest.raises(AlreadyResolvedError) as e:
-        d.resolve("rejected", t("2026-10-09T10:00:00+07:00"), None, CAL)
+        d.resolve("rejected", t("2026-10-09T10:00:00+07:00"), None)
     assert e.value.reason == "already_resolved"
 
 
@@ -251,35 +250,35 @@ def test_returning_a_result_before_resolution_is_refused_as_not_resolved() -> No
     """``result_returned`` needs a resolution first, else ``not_resolved``."""
     d = received()
     with pytest.raises(NotResolvedError) as e:
-        d.return_result(t("2026-10-08T10:00:00+07:00"), None, CAL)
+        d.return_result(t("2026-10-08T10:00:00+07:00"), None)
     assert e.value.reason == "not_resolved"
 
 
 def test_returning_the_result_twice_is_refused_as_already_returned() -> None:
     """A result is returned once; another ``result_returned`` is ``already_returned``."""
     d = resolved()
-    d.return_result(t("2026-10-09T10:00:00+07:00"), None, CAL)
+    d.return_result(t("2026-10-09T10:00:00+07:00"), None)
     assert kinds(d)[-1] == "ResultReturned"
     with pytest.raises(AlreadyReturnedError) as e:
-        d.return_result(t("2026-10-10T10:00:00+07:00"), None, CAL)
+        d.return_result(t("2026-10-10T10:00:00+07:00"), None)
     assert e.value.reason == "already_returned"
 
 
 def test_the_end_of_processing_is_the_earliest_finishing_time() -> None:
     """A return stamped earlier than the resolution (both after reception) moves the end earlier."""
     d = resolved("2026-10-09T10:00:00+07:00")
-    d.return_result(t("2026-10-07T10:00:00+07:00"), None, CAL)
+    d.return_result(t("2026-10-07T10:00:00+07:00"), None)
     # (Mon 5 Oct, Wed 7 Oct] holds Tue 6 and Wed 7: two working days.
-    assert d.facts[F.END_DAY] == date(2026, 10, 7).toordinal()
-    assert d.facts[F.PROCESSING_DAYS] == 2
+    assert F.facts_of(d)[F.END_DAY] == date(2026, 10, 7).toordinal()
+    assert F.facts_of(d)[F.PROCESSING_DAYS] == 2
 
 
 def test_withdrawal_finishes_the_dossier() -> None:
     """``withdrawn`` records Withdrawn and sets WITHDRAWN and FINISHED."""
     d = withdrawn()
     assert kinds(d)[-1] == "Withdrawn"
-    assert d.facts[F.FLAGS] & F.WITHDRAWN and d.facts[F.FLAGS] & F.FINISHED
-    assert d.facts[F.END_DAY] == date(2026, 10, 7).toordinal()
+    assert F.facts_of(d)[F.FLAGS] & F.WITHDRAWN and F.facts_of(d)[F.FLAGS] & F.FINISHED
+    assert F.facts_of(d)[F.END_DAY] == date(2026, 10, 7).toordinal()
 
 
 # ----- e-result -------------------------------------------------------------------------------
@@ -298,14 +297,14 @@ def test_an_e_result_pushed_to_the_repository_sets_both_flags() -> None:
     d = resolved()
     d.issue_e_result("KQ-1", True, t("2026-10-08T11:00:00+07:00"), None)
     assert kinds(d)[-1] == "EResultIssued"
-    assert d.facts[F.FLAGS] & F.E_RESULT and d.facts[F.FLAGS] & F.PUSHED_TO_REPOSITORY
+    assert F.facts_of(d)[F.FLAGS] & F.E_RESULT and F.facts_of(d)[F.FLAGS] & F.PUSHED_TO_REPOSITORY
 
 
 def test_a_second_e_result_is_refused_as_e_result_already_issued() -> None:
     """One e-result per dossier; another is ``e_result_already_issued``."""
     d = resolved()
     d.issue_e_result("KQ-1", False, t("2026-10-08T11:00:00+07:00"), None)
-    assert not d.facts[F.FLAGS] & F.PUSHED_TO_REPOSITORY
+    assert not F.facts_of(d)[F.FLAGS] & F.PUSHED_TO_REPOSITORY
     with pytest.raises(EResultAlreadyIssuedError) as e:
         d.issue_e_result("KQ-2", False, t("2026-10-08T12:00:00+07:00"), None)
     assert e.value.reason == "e_result_already_issued"
@@ -319,10 +318,10 @@ COMMANDS: dict[str, Callable[[Dossier], None]] = {
     "paid_online": lambda d: d.pay_online("national_portal", 1, AFTER, None),
     "supplement_requested": lambda d: d.request_supplement(None, AFTER, None),
     "supplement_completed": lambda d: d.complete_supplement(AFTER, None),
-    "resolved": lambda d: d.resolve("approved", AFTER, None, CAL),
-    "result_returned": lambda d: d.return_result(AFTER, None, CAL),
+    "resolved": lambda d: d.resolve("approved", AFTER, None),
+    "result_returned": lambda d: d.return_result(AFTER, None),
     "e_result_issued": lambda d: d.issue_e_result("KQ", False, AFTER, None),
-    "withdrawn": lambda d: d.withdraw(AFTER, None, CAL),
+    "withdrawn": lambda d: d.withdraw(AFTER, None),
     "late": lambda d: d.mark_late(None, AFTER, None),
     "apology_issued": lambda d: d.issue_apology(AFTER, "sorry", AFTER, None),
     "synced": lambda d: d.sync(AFTER, None),
@@ -356,7 +355,7 @@ def test_completing_a_supplement_after_the_end_is_refused_as_dossier_finished() 
     """A dossier resolved while waiting on the applicant cannot have its supplement completed."""
     d = received()
     d.request_supplement(None, t("2026-10-06T09:00:00+07:00"), None)
-    d.resolve("stopped", t("2026-10-07T09:00:00+07:00"), None, CAL)
+    d.resolve("stopped", t("2026-10-07T09:00:00+07:00"), None)
     with pytest.raises(DossierFinishedError) as e:
         d.complete_supplement(AFTER, None)
     assert e.value.reason == "dossier_finished"
@@ -384,7 +383,7 @@ def test_feedback_links_also_to_a_withdrawn_dossier() -> None:
     """Feedback about a withdrawn dossier still links (5.4 must not depend on arrival order)."""
     d = withdrawn()
     d.link_feedback("F1", AFTER, None)
-    assert d.facts[3] & F.FEEDBACK_LINKED
+    assert F.facts_of(d)[3] & F.FEEDBACK_LINKED
 
 
 def test_linking_feedback_sets_the_feedback_linked_flag() -> None:
@@ -392,7 +391,7 @@ def test_linking_feedback_sets_the_feedback_linked_flag() -> None:
     d = received()
     d.link_feedback("F1", t("2026-10-06T09:00:00+07:00"), None)
     assert kinds(d)[-1] == "FeedbackLinked"
-    assert d.facts[F.FLAGS] & F.FEEDBACK_LINKED
+    assert F.facts_of(d)[F.FLAGS] & F.FEEDBACK_LINKED
 
 
 # ----- the deadline watcher's fact ------------------------------------------------------------
@@ -412,8 +411,8 @@ def test_overdue_is_recorded_once_at_the_due_time() -> None:
     ev = event(d)
     assert type(ev).__name__ == "BecameOverdue"
     assert ev.at == DUE_AT
-    assert d.facts[F.FLAGS] & F.OVERDUE_RECORDED
-    assert d.facts[F.JUDGED] == F.OPEN  # open dossiers are still judged per view
+    assert F.facts_of(d)[F.FLAGS] & F.OVERDUE_RECORDED
+    assert F.facts_of(d)[F.JUDGED] == F.OPEN  # open dossiers are still judged per view
     assert d.record_overdue(t("2026-10-21T09:00:00+07:00")) is False
     assert kinds(d) == ["Received", "BecameOverdue"]
 

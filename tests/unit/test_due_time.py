@@ -12,10 +12,11 @@ from uuid import uuid4
 
 import pytest
 
-from engine import facts as F
 from engine.domain.dossier import Dossier, compute_due
 from engine.domain.errors import NoDueTimeError
 from kernel.calendar import WorkCalendar
+from kernel.lifecycle import LifecycleRules
+from projections import facts as F
 
 CAL = WorkCalendar()
 RECEIVED_AT = "2026-10-05T08:00:00+07:00"  # Mon 5 Oct 2026
@@ -26,10 +27,10 @@ def t(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def received(apology_moves_due: bool = False) -> Dossier:
+def received() -> Dossier:
     data = {"agency_id": "H15.15", "procedure_id": "1.001612", "channel": "direct"}
     return Dossier.receive(id=uuid4(), dossier_id="D1", data=data, at=t(RECEIVED_AT),
-                           due_at=t(DUE_AT), cause=None, apology_moves_due=apology_moves_due)
+                           due_at=t(DUE_AT), cause=None)
 
 
 NEW_DUE = t("2026-10-20T17:00:00+07:00")  # the apology's new date
@@ -97,59 +98,59 @@ def test_months_past_the_end_of_a_short_month_land_on_its_last_day() -> None:
 def test_an_open_dossier_is_judged_at_each_views_end() -> None:
     """Open: ``judged`` is OPEN and the view compares its end's date with the due date (12 Oct)."""
     d = received()
-    assert d.facts[F.JUDGED] == F.OPEN
-    assert F.on_time_at(d.facts[F.JUDGED], d.facts[F.DUE_DAY], date(2026, 10, 12))
-    assert not F.on_time_at(d.facts[F.JUDGED], d.facts[F.DUE_DAY], date(2026, 10, 13))
+    assert F.facts_of(d)[F.JUDGED] == F.OPEN
+    assert F.is_on_time(F.facts_of(d)[F.JUDGED], F.facts_of(d)[F.DUE_DAY], date(2026, 10, 12))
+    assert not F.is_on_time(F.facts_of(d)[F.JUDGED], F.facts_of(d)[F.DUE_DAY], date(2026, 10, 13))
 
 
 def test_finishing_by_the_due_instant_is_on_time() -> None:
     """Resolved 12 Oct 16:59, due 12 Oct 17:00: on time (1) for good."""
     d = received()
-    d.resolve("approved", t("2026-10-12T16:59:00+07:00"), None, CAL)
-    assert d.facts[F.JUDGED] == 1
+    d.resolve("approved", t("2026-10-12T16:59:00+07:00"), None)
+    assert F.facts_of(d)[F.JUDGED] == 1
 
 
 def test_finishing_after_the_due_instant_is_late_even_on_the_same_day() -> None:
     """Resolved 12 Oct 17:01, due 12 Oct 17:00: finished dossiers compare instants, so late (0)."""
     d = received()
-    d.resolve("approved", t("2026-10-12T17:01:00+07:00"), None, CAL)
-    assert d.facts[F.JUDGED] == 0
+    d.resolve("approved", t("2026-10-12T17:01:00+07:00"), None)
+    assert F.facts_of(d)[F.JUDGED] == 0
 
 
 def test_a_rejected_or_stopped_dossier_is_judged_like_an_approved_one() -> None:
     """Any outcome ends processing: stopped on 9 Oct, due 12 Oct, is on time."""
     d = received()
-    d.resolve("stopped", t("2026-10-09T10:00:00+07:00"), None, CAL)
-    assert d.facts[F.JUDGED] == 1
+    d.resolve("stopped", t("2026-10-09T10:00:00+07:00"), None)
+    assert F.facts_of(d)[F.JUDGED] == 1
 
 
 def test_a_withdrawn_dossier_is_judged_at_its_withdrawal() -> None:
     """Withdrawn 13 Oct after the 12 Oct due time: late (0)."""
     d = received()
-    d.withdraw(t("2026-10-13T10:00:00+07:00"), None, CAL)
-    assert d.facts[F.JUDGED] == 0
+    d.withdraw(t("2026-10-13T10:00:00+07:00"), None)
+    assert F.facts_of(d)[F.JUDGED] == 0
 
 
 def test_a_dossier_waiting_on_the_applicant_is_judged_at_the_request_time() -> None:
     """Requested 9 Oct, before the 12 Oct due time: on time (1) while it waits."""
     d = received()
     d.request_supplement(None, t("2026-10-09T10:00:00+07:00"), None)
-    assert d.facts[F.JUDGED] == 1
+    assert F.facts_of(d)[F.JUDGED] == 1
 
 
 def test_a_request_made_after_the_due_time_is_judged_late_while_waiting() -> None:
     """Requested 13 Oct 09:00, after the 12 Oct 17:00 due time: late (0)."""
     d = received()
     d.request_supplement(None, t("2026-10-13T09:00:00+07:00"), None)
-    assert d.facts[F.JUDGED] == 0
+    assert F.facts_of(d)[F.JUDGED] == 0
 
 
 def test_a_dossier_finished_while_waiting_stays_judged_at_the_request_time() -> None:
     """Requested 9 Oct, stopped 20 Oct without the supplement: judged at 9 Oct, so on time."""
     d = received()
     d.request_supplement(None, t("2026-10-09T10:00:00+07:00"), None)
-    d.resolve("stopped", t("2026-10-20T10:00:00+07:00"), None, CAL)
-    assert d.facts[F.JUDGED] == 1
+    d.resolve("stopped", t("2026-10-20T10:00:00+07:00"), None)
+    assert F.facts_of(d)[F.JUDGED] == 1
 
 
 def test_the_supplement_wait_is_added_to_the_due_time() -> None:
@@ -158,8 +159,8 @@ def test_the_supplement_wait_is_added_to_the_due_time() -> None:
     d.request_supplement(None, t("2026-10-07T09:00:00+07:00"), None)
     d.complete_supplement(t("2026-10-09T09:00:00+07:00"), None)
     assert d.due() == t("2026-10-14T17:00:00+07:00")
-    assert d.facts[F.DUE_DAY] == date(2026, 10, 14).toordinal()
-    assert d.facts[F.JUDGED] == F.OPEN
+    assert F.facts_of(d)[F.DUE_DAY] == date(2026, 10, 14).toordinal()
+    assert F.facts_of(d)[F.JUDGED] == F.OPEN
 
 
 def test_the_supplement_shift_turns_a_late_looking_finish_into_on_time() -> None:
@@ -167,8 +168,8 @@ def test_the_supplement_shift_turns_a_late_looking_finish_into_on_time() -> None
     d = received()
     d.request_supplement(None, t("2026-10-07T09:00:00+07:00"), None)
     d.complete_supplement(t("2026-10-09T09:00:00+07:00"), None)
-    d.resolve("approved", t("2026-10-14T10:00:00+07:00"), None, CAL)
-    assert d.facts[F.JUDGED] == 1
+    d.resolve("approved", t("2026-10-14T10:00:00+07:00"), None)
+    assert F.facts_of(d)[F.JUDGED] == 1
 
 
 def test_more_than_one_supplement_request_is_late_however_fast() -> None:
@@ -177,10 +178,10 @@ def test_more_than_one_supplement_request_is_late_however_fast() -> None:
     d.request_supplement(None, t("2026-10-06T09:00:00+07:00"), None)
     d.complete_supplement(t("2026-10-06T10:00:00+07:00"), None)
     d.request_supplement(None, t("2026-10-06T11:00:00+07:00"), None)
-    assert d.facts[F.JUDGED] == 0
+    assert F.facts_of(d)[F.JUDGED] == 0
     d.complete_supplement(t("2026-10-06T12:00:00+07:00"), None)
-    d.resolve("approved", t("2026-10-08T10:00:00+07:00"), None, CAL)
-    assert d.facts[F.JUDGED] == 0
+    d.resolve("approved", t("2026-10-08T10:00:00+07:00"), None)
+    assert F.facts_of(d)[F.JUDGED] == 0
 
 
 # ----- apology (phiếu xin lỗi) -----------------------------------------------------------------
@@ -190,33 +191,36 @@ def test_an_apology_does_not_move_the_due_time() -> None:
     """Apology on 9 Oct with a new date of 20 Oct; resolved 15 Oct is still late against 12 Oct."""
     d = received()
     d.issue_apology(NEW_DUE, "overload", t("2026-10-09T10:00:00+07:00"), None)
-    assert d.facts[F.DUE_DAY] == date(2026, 10, 12).toordinal()
-    d.resolve("approved", t("2026-10-15T10:00:00+07:00"), None, CAL)
-    assert d.facts[F.JUDGED] == 0
+    assert F.facts_of(d)[F.DUE_DAY] == date(2026, 10, 12).toordinal()
+    d.resolve("approved", t("2026-10-15T10:00:00+07:00"), None)
+    assert F.facts_of(d)[F.JUDGED] == 0
 
 
-def test_an_apology_moves_the_due_time_only_when_the_ruleset_says_so() -> None:
-    """With ``apology_moves_due`` on, the new date (20 Oct 17:00) becomes the due time."""
-    d = received(apology_moves_due=True)
+def test_an_apology_moves_the_due_time_only_when_the_rules_say_so() -> None:
+    """With ``apology_moves_due`` on, the new date (20 Oct 17:00) becomes the due time 2.1
+    judges by; the dossier's own due time (the watcher's) does not move."""
+    d = received()
     d.issue_apology(NEW_DUE, "overload", t("2026-10-09T10:00:00+07:00"), None)
-    assert d.due() == t("2026-10-20T17:00:00+07:00")
+    moves = LifecycleRules(apology_moves_due=True)
+    assert F.effective_due(d, moves) == t("2026-10-20T17:00:00+07:00")
+    assert F.facts_of(d, moves)[F.DUE_DAY] == date(2026, 10, 20).toordinal()
+    assert F.effective_due(d, LifecycleRules()) == d.due() == t(DUE_AT)
 
 
 def test_an_apology_a_full_day_before_the_due_time_is_in_time() -> None:
     """Issued 11 Oct 17:00, exactly one day before 12 Oct 17:00: APOLOGY_IN_TIME."""
     d = received()
     d.issue_apology(NEW_DUE, "overload", t("2026-10-11T17:00:00+07:00"), None)
-    apology: Any = d.pending_events[-1]
-    assert apology.in_time is True
-    assert d.facts[F.FLAGS] & F.APOLOGY_ISSUED and d.facts[F.FLAGS] & F.APOLOGY_IN_TIME
+    assert F.apology_in_time(d, LifecycleRules())
+    assert F.facts_of(d)[F.FLAGS] & F.APOLOGY_ISSUED and F.facts_of(d)[F.FLAGS] & F.APOLOGY_IN_TIME
 
 
 def test_an_apology_less_than_a_day_before_the_due_time_is_not_in_time() -> None:
     """Issued 11 Oct 17:01, 23 h 59 min before the due time: APOLOGY_ISSUED without IN_TIME."""
     d = received()
     d.issue_apology(NEW_DUE, "overload", t("2026-10-11T17:01:00+07:00"), None)
-    assert d.facts[F.FLAGS] & F.APOLOGY_ISSUED
-    assert not d.facts[F.FLAGS] & F.APOLOGY_IN_TIME
+    assert F.facts_of(d)[F.FLAGS] & F.APOLOGY_ISSUED
+    assert not F.facts_of(d)[F.FLAGS] & F.APOLOGY_IN_TIME
 
 
 def test_an_apology_is_checked_against_the_due_time_after_the_supplement_shift() -> None:
@@ -225,4 +229,4 @@ def test_an_apology_is_checked_against_the_due_time_after_the_supplement_shift()
     d.request_supplement(None, t("2026-10-07T09:00:00+07:00"), None)
     d.complete_supplement(t("2026-10-09T09:00:00+07:00"), None)
     d.issue_apology(NEW_DUE, "overload", t("2026-10-13T17:00:00+07:00"), None)
-    assert d.facts[F.FLAGS] & F.APOLOGY_IN_TIME
+    assert F.facts_of(d)[F.FLAGS] & F.APOLOGY_IN_TIME

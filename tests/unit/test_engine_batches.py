@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 import pytest
 
-from engine import facts as F
 from engine.app import Engine, Message
 from engine.domain.dossier import Dossier
-from engine.ruleset import load_ruleset
+from motcua.pipeline import engine_at
+from projections import facts as F
 
 TOPIC = "motcua.actions"
 LOG = "cluster-1"
@@ -119,7 +119,7 @@ def make_engine(tmp_path: Path, clock: Clock) -> Iterator[MakeEngine]:
 
     def make(**kw: Any) -> Engine:
         kw.setdefault("hold_seconds", 60.0)
-        e = Engine(f"sqlite:///{tmp_path}/m.db", load_ruleset("portal-2026"), clock=clock, **kw)
+        e = engine_at(f"sqlite:///{tmp_path}/m.db", clock=clock, **kw)
         made.append(e)
         return e
 

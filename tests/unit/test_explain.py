@@ -15,14 +15,15 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.app import Engine, Message
+from engine.app import Message
 from engine.relay import event_message
-from engine.ruleset import load_ruleset
 from kernel.calendar import VN_TZ
+from motcua.pipeline import engine_at
 from producers.simulator import SimConfig, generate
 from projections.explain import explain
 from projections.fold import Counters
 from projections.periods import parse_period
+from projections.ruleset import load_ruleset
 from projections.store import ViewStore, views_url
 from projections.views import Tree, scorecard
 
@@ -40,7 +41,7 @@ def province(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ViewSto
     url = f"sqlite:///{db}"
     actions = generate(SimConfig(agencies=6, dossiers=1500, seed=5, start=date(2026, 1, 1),
                                  days=300, feedback_per_dossier=0.05))
-    engine = Engine(url, RULESET)
+    engine = engine_at(url)
     views = ViewStore(views_url(url))
     try:
         batch: list[Message] = []
@@ -52,10 +53,10 @@ def province(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ViewSto
         engine.process("log", batch)
         counters = Counters()
         pos = 0
-        while notes := engine.app.recorder.select_notifications(pos + 1, 1000):
+        while notes := engine.store.read_facts(pos + 1, 1000):
             for n in notes:
-                counters.fold(event_message(n.id, n.topic, n.state)[1])
-            pos = notes[-1].id
+                counters.fold(event_message(n)[1])
+            pos = notes[-1][0]
             views.flush(counters, {"pos|0": pos})
         yield views, views.load()
     finally:

@@ -8,7 +8,6 @@ from uuid import uuid4
 
 import pytest
 
-from engine import facts as F
 from engine.domain.catalog import Agency, Procedure
 from engine.domain.errors import (
     AlreadyReceivedError,
@@ -17,6 +16,7 @@ from engine.domain.errors import (
     TimeBeforeReceptionError,
 )
 from engine.domain.feedback import Feedback
+from projections import facts as F
 
 # Mon 5 Oct 2026 + 15 working days: 6–9 Oct (4), 12–16 (9), 19–23 (14), Mon 26 Oct (15).
 ANSWER_DUE = date(2026, 10, 26)
@@ -29,7 +29,7 @@ def t(text: str) -> datetime:
 def feedback(dossier_id: str | None = None) -> Feedback:
     data = {"agency_id": "H15.15", "classification": "staff_conduct", "dossier_id": dossier_id}
     return Feedback.receive(id=uuid4(), feedback_id="F1", data=data,
-                            at=t("2026-10-05T08:00:00+07:00"), answer_due=ANSWER_DUE, cause=None)
+                            at=t("2026-10-05T08:00:00+07:00"), cause=None)
 
 
 def kinds(s: Any) -> list[str]:
@@ -40,15 +40,17 @@ def kinds(s: Any) -> list[str]:
 
 
 def test_receiving_feedback_opens_it_with_its_answer_due_day() -> None:
-    """``feedback_received`` records Received; open (judged OPEN) until answered, due 26 Oct."""
+    """``feedback_received`` records Received; open (judged OPEN) until answered, due 26 Oct
+    (15 working days, the shipped petition rule)."""
     fb = feedback()
     assert kinds(fb) == ["Received"]
-    assert fb.facts == ["H15.15", "2026-10", "staff_conduct", 0, F.OPEN, ANSWER_DUE.toordinal()]
+    assert F.facts_of(fb) == ["H15.15", "2026-10", "staff_conduct", F.FB_ABOUT_STAFF, F.OPEN,
+                              ANSWER_DUE.toordinal()]
 
 
 def test_feedback_about_a_dossier_is_flagged_linked() -> None:
     """A ``dossier_id`` in the data sets FB_LINKED_TO_DOSSIER."""
-    assert feedback("D1").facts[F.FLAGS] & F.FB_LINKED_TO_DOSSIER
+    assert F.facts_of(feedback("D1"))[F.FLAGS] & F.FB_LINKED_TO_DOSSIER
 
 
 def test_a_second_feedback_received_is_refused_as_already_received() -> None:
@@ -63,15 +65,15 @@ def test_answering_by_the_due_day_is_on_time() -> None:
     fb = feedback()
     fb.answer(t("2026-10-26T23:00:00+07:00"), None)
     assert kinds(fb)[-1] == "Answered"
-    assert fb.facts[F.FLAGS] & F.FB_ANSWERED
-    assert fb.facts[F.JUDGED] == 1
+    assert F.facts_of(fb)[F.FLAGS] & F.FB_ANSWERED
+    assert F.facts_of(fb)[F.JUDGED] == 1
 
 
 def test_answering_after_the_due_day_is_late() -> None:
     """Answered on 27 Oct, a day after 26 Oct: judged 0."""
     fb = feedback()
     fb.answer(t("2026-10-27T08:00:00+07:00"), None)
-    assert fb.facts[F.JUDGED] == 0
+    assert F.facts_of(fb)[F.JUDGED] == 0
 
 
 def test_a_second_answer_is_refused_as_feedback_already_answered() -> None:
@@ -94,9 +96,9 @@ def test_the_latest_feedback_rating_decides_the_unsatisfied_flag() -> None:
     """An unsatisfied rating sets FB_RATED_UNSATISFIED; a satisfied one clears it."""
     fb = feedback()
     fb.rate(False, t("2026-10-06T08:00:00+07:00"), None)
-    assert fb.facts[F.FLAGS] & F.FB_RATED_UNSATISFIED
+    assert F.facts_of(fb)[F.FLAGS] & F.FB_RATED_UNSATISFIED
     fb.rate(True, t("2026-10-07T08:00:00+07:00"), None)
-    assert not fb.facts[F.FLAGS] & F.FB_RATED_UNSATISFIED
+    assert not F.facts_of(fb)[F.FLAGS] & F.FB_RATED_UNSATISFIED
 
 
 def test_a_recomplaint_sets_the_recomplained_flag() -> None:
@@ -104,7 +106,7 @@ def test_a_recomplaint_sets_the_recomplained_flag() -> None:
     fb = feedback()
     fb.recomplain(t("2026-10-06T08:00:00+07:00"), None)
     assert kinds(fb)[-1] == "Recomplained"
-    assert fb.facts[F.FLAGS] & F.FB_RECOMPLAINED
+    assert F.facts_of(fb)[F.FLAGS] & F.FB_RECOMPLAINED
 
 
 # ----- procedure ------------------------------------------------------------------------------
@@ -125,12 +127,12 @@ def test_publishing_a_procedure_records_its_catalog_entry() -> None:
     """``procedure_published`` records Published; its facts are the entry, booleans defaulted."""
     p = procedure()
     assert kinds(p) == ["Published"]
-    assert p.facts["processing_time"] == {"value": 5, "unit": "working_days"}
-    assert p.facts["fee_bearing"] is True and p.facts["full_online_eligible"] is False
-    assert p.facts["decisions"] == [{"decision_date": "2026-01-10",
+    assert F.facts_of(p)["processing_time"] == {"value": 5, "unit": "working_days"}
+    assert F.facts_of(p)["fee_bearing"] is True and F.facts_of(p)["full_online_eligible"] is False
+    assert F.facts_of(p)["decisions"] == [{"decision_date": "2026-01-10",
                                      "legal_basis_effective_date": "2026-01-01",
                                      "authority_level": "province"}]
-    assert p.facts["repealed"] is None
+    assert F.facts_of(p)["repealed"] is None
     assert p.processing_time == {"value": 5, "unit": "working_days"}
 
 
@@ -142,7 +144,7 @@ def test_publishing_again_amends_the_entry_and_keeps_every_decision() -> None:
     p.publish_again(later, t("2026-06-01T09:00:00+07:00"), None)
     assert kinds(p)[-1] == "Republished"
     assert p.processing_time == {"value": 3, "unit": "days"}
-    assert [d["decision_date"] for d in p.facts["decisions"]] == ["2026-01-10", "2026-06-01"]
+    assert [d["decision_date"] for d in F.facts_of(p)["decisions"]] == ["2026-01-10", "2026-06-01"]
 
 
 def test_publicizing_records_the_time_it_was_made_public() -> None:
@@ -150,7 +152,7 @@ def test_publicizing_records_the_time_it_was_made_public() -> None:
     p = procedure()
     p.publicize(t("2026-01-12T09:00:00+07:00"), None)
     assert kinds(p)[-1] == "Publicized"
-    assert p.facts["publicized"] == ["2026-01-12T09:00:00+07:00"]
+    assert F.facts_of(p)["publicized"] == ["2026-01-12T09:00:00+07:00"]
 
 
 def test_repealing_records_the_decision_date() -> None:
@@ -158,7 +160,7 @@ def test_repealing_records_the_decision_date() -> None:
     p = procedure()
     p.repeal("2026-09-01", t("2026-09-01T09:00:00+07:00"), None)
     assert kinds(p)[-1] == "Repealed"
-    assert p.facts["repealed"] == "2026-09-01"
+    assert F.facts_of(p)["repealed"] == "2026-09-01"
 
 
 def test_a_second_repeal_is_refused_as_procedure_repealed() -> None:
@@ -168,7 +170,7 @@ def test_a_second_repeal_is_refused_as_procedure_repealed() -> None:
     with pytest.raises(ProcedureRepealedError) as e:
         p.repeal("2026-10-01", t("2026-10-01T09:00:00+07:00"), None)
     assert e.value.reason == "procedure_repealed"
-    assert p.facts["repealed"] == "2026-09-01"
+    assert F.facts_of(p)["repealed"] == "2026-09-01"
 
 
 # ----- agency ---------------------------------------------------------------------------------
@@ -180,7 +182,7 @@ def test_registering_an_agency_records_its_place_in_the_tree() -> None:
                         data={"name": "Sở Tư pháp", "parent_id": "H15", "level": "department"},
                         at=t("2026-01-01T00:00:00+07:00"), cause=None)
     assert kinds(a) == ["Registered"]
-    assert a.facts == {"agency_id": "H15.15", "name": "Sở Tư pháp", "parent_id": "H15",
+    assert F.facts_of(a) == {"agency_id": "H15.15", "name": "Sở Tư pháp", "parent_id": "H15",
                        "level": "department"}
 
 
@@ -192,5 +194,5 @@ def test_registering_an_agency_again_renames_or_moves_it() -> None:
     a.register_again({"name": "Sở Tư pháp tỉnh", "parent_id": None, "level": "department"},
                      t("2026-02-01T00:00:00+07:00"), None)
     assert kinds(a)[-1] == "Updated"
-    assert a.facts == {"agency_id": "H15.15", "name": "Sở Tư pháp tỉnh", "parent_id": None,
+    assert F.facts_of(a) == {"agency_id": "H15.15", "name": "Sở Tư pháp tỉnh", "parent_id": None,
                        "level": "department"}

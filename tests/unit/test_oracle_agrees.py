@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from oracle import Oracle
 from pipeline import Pipeline
 
-from engine.ruleset import load_ruleset
 from kernel.calendar import VN_TZ, local_date
 from producers.simulator import SimConfig, generate
 from projections.periods import Period, parse_period
+from projections.ruleset import load_ruleset
 
 RULESET = load_ruleset("portal-2026")
 CODES = [c.code for c in RULESET.criteria()]

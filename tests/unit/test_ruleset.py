@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from engine.ruleset import (
+from kernel.errors import UserError
+from projections.ruleset import (
     UnknownCriterionError,
     UnknownRulesetError,
     available_rulesets,
     load_ruleset,
 )
-from kernel.errors import UserError
 
 RULES = load_ruleset("portal-2026")
 
@@ -101,11 +101,12 @@ def test_shown_only_criteria_are_2_2_and_5_1() -> None:
 
 
 def test_ruleset_settings_hold_the_decisions() -> None:
-    """Due-time, deadline and band settings are data of the ruleset, as §2–§4 require."""
-    assert RULES.apology_moves_due is False
+    """Due-time, deadline and band settings are data (of the ruleset, or of the lifecycle
+    rules the facts are derived with), as §2–§4 require."""
+    assert RULES.lifecycle.apology_moves_due is False
     assert dict(RULES.publish_on_time_working_days) == {"province": 5, "ministry": 20}
     assert dict(RULES.public_update_working_days) == {"province": 5, "ministry": 10}
-    assert RULES.petition_answer_working_days == 15
+    assert RULES.lifecycle.petition_answer_working_days == 15
     assert RULES.bands == (
         (Decimal(90), "Xuất sắc"),
         (Decimal(80), "Tốt"),
@@ -113,7 +114,7 @@ def test_ruleset_settings_hold_the_decisions() -> None:
         (Decimal(50), "Trung bình"),
         (Decimal(0), "Yếu"),
     )
-    assert RULES.extra_days_off == () and RULES.makeup_working_days == ()
+    assert not RULES.calendar.extra_days_off and not RULES.calendar.makeup_working_days
 
 
 def test_ruleset_calendar_is_a_vietnamese_work_calendar() -> None:

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from engine.ruleset import Ruleset, UnknownRulesetError, load_ruleset
 from kernel.errors import UserError
+from projections.ruleset import Ruleset, UnknownRulesetError, load_ruleset
 from projections.scoring import (
     CountsError,
     build_scorecard,

@@ -9,10 +9,11 @@ from kernel.settings import Settings
 
 
 def test_defaults_are_the_embedded_default(tmp_path):
-    """No variables: SQLite under MOTCUA_HOME, the bundled broker, the portal-2026 ruleset."""
+    """No variables: SQLite under MOTCUA_HOME, the bundled broker, no pinned ruleset (each
+    view is scored under the ruleset in force at its end)."""
     s = Settings.from_env({"MOTCUA_HOME": str(tmp_path)})
     assert s.database_url == f"sqlite:///{tmp_path / 'motcua.db'}"
-    assert s.embedded_broker and s.ruleset == "portal-2026" and not s.is_postgres
+    assert s.embedded_broker and s.ruleset is None and not s.is_postgres
 
 
 def test_passwords_never_appear_in_repr_or_the_public_view():

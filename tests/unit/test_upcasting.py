@@ -22,15 +22,17 @@ from engine.app import Engine, Message, MotcuaApplication, store_env
 from engine.domain.base import subject_uuid
 from engine.domain.dossier import Dossier
 from engine.relay import event_message
-from engine.ruleset import load_ruleset
 from engine.store import OrjsonTranscoder
 from kernel.calendar import VN_TZ
 from kernel.contract.actions import SCHEMA_V2, SUBJECT_FIELD, InvalidActionError, validate_action
 from kernel.contract.upcasting import subject_of, upcast_action_v2
+from motcua.pipeline import engine_at
 from producers.simulator import SimConfig, generate
+from projections import facts as F
 from projections.fold import Counters
 from projections.periods import parse_period
 from projections.replay import Replayer
+from projections.ruleset import load_ruleset
 from projections.store import ViewStore, views_url
 from projections.views import ranking, scorecard
 
@@ -82,8 +84,8 @@ def record(engine: Engine, actions: list[dict[str, Any]], first_offset: int = 0,
 def live_fold(engine: Engine) -> Counters:
     """The counters the projection folds from the relayed messages of every recorded event."""
     c = Counters()
-    for note in engine.app.recorder.select_notifications(1, 10**9):
-        c.fold(event_message(note.id, note.topic, note.state)[1])
+    for note in engine.store.read_facts(1, 10**9):
+        c.fold(event_message(note)[1])
     return c
 
 
@@ -91,7 +93,7 @@ def replayed(url: str, engine: Engine, prefix: str) -> Counters:
     """The counters a Replayer rebuilds from the store (into table set ``prefix``)."""
     views = ViewStore(views_url(url), prefix=prefix)
     try:
-        _, counters, _ = Replayer(engine.app.recorder, engine.store, views).rebuild(
+        _, counters, _ = Replayer(engine.store, views).rebuild(
             prefix=prefix + "_shadow", resume=False)
         return counters
     finally:
@@ -113,8 +115,11 @@ def downgrade_to_v1(db: Path) -> int:
                             (RECEIVED_TOPIC,)).fetchall()
         for rowid, state in rows:
             s = orjson.loads(state)
-            assert s.pop("class_version") == 2
+            assert s.pop("class_version") == 3
             catalog += s.pop("due_source") == "catalog"
+            # What v1 also wrote: the ruleset's option and the index facts.
+            s.pop("official_id")
+            s.update(apology_moves_due=False, prev=None, facts=None)
             conn.execute("UPDATE stored_events SET state = ? WHERE rowid = ?",
                          (orjson.dumps(s), rowid))
     return catalog
@@ -186,7 +191,7 @@ def _received(**over: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    e = Engine(f"sqlite:///{tmp_path / 'm.db'}", RULESET)
+    e = engine_at(f"sqlite:///{tmp_path / 'm.db'}")
     yield e
     e.close()
 
@@ -252,7 +257,7 @@ def test_a_v1_store_reads_scores_and_replays_as_the_same_actions_recorded_now(
     half = len(actions) // 2
     new_db, old_db = tmp_path / "new.db", tmp_path / "old.db"
     new_url, old_url = f"sqlite:///{new_db}", f"sqlite:///{old_db}"
-    new = Engine(new_url, RULESET)
+    new = engine_at(new_url)
     record(new, actions[:half])
     new.close()
     copy_store(new_db, old_db)
@@ -262,7 +267,7 @@ def test_a_v1_store_reads_scores_and_replays_as_the_same_actions_recorded_now(
             "SELECT state FROM stored_events WHERE topic = ?", (RECEIVED_TOPIC,))]
     assert states and all("class_version" not in s and "due_source" not in s for s in states)
 
-    new, old = Engine(new_url, RULESET), Engine(old_url, RULESET)
+    new, old = engine_at(new_url), engine_at(old_url)
     try:
         for a in actions[:half]:
             if a["type"] == "received":
@@ -270,8 +275,8 @@ def test_a_v1_store_reads_scores_and_replays_as_the_same_actions_recorded_now(
                 d_old: Dossier = old.app.repository.get(sid)
                 d_new: Dossier = new.app.repository.get(sid)
                 assert d_old.due_source == "action"
-                assert (d_old.facts, d_old.version, d_old.due()) == (
-                    d_new.facts, d_new.version, d_new.due())
+                assert (F.facts_of(d_old), d_old.version, d_old.due()) == (
+                    F.facts_of(d_new), d_new.version, d_new.due())
         # The rest of the stream, with the new code, on top of the v1 events.
         assert record(old, actions[half:], half) == record(new, actions[half:], half)
         expected = cards(live_fold(new))
@@ -341,7 +346,7 @@ def _write_snapshot_state(db: Path, sid: UUID, state: dict[str, Any]) -> None:
 def snapshotted(tmp_path: Path) -> Iterator[tuple[Path, Engine, SnapshottingApplication, UUID]]:
     """A store with a catalog-due dossier that was received and digitized, and a snapshot."""
     db = tmp_path / "snap.db"
-    engine = Engine(f"sqlite:///{db}", RULESET)
+    engine = engine_at(f"sqlite:///{db}")
     actions = province(40)
     pid = next(a["data"]["procedure_id"] for a in actions if a["type"] == "received"
                and a["data"].get("due_at") is None)
@@ -365,23 +370,29 @@ def snapshotted(tmp_path: Path) -> Iterator[tuple[Path, Engine, SnapshottingAppl
 def test_a_v2_snapshot_keeps_due_source(
     snapshotted: tuple[Path, Engine, SnapshottingApplication, UUID],
 ) -> None:
-    """A snapshot taken by the new code records class_version 2 and reads back unchanged."""
+    """A snapshot taken by the new code records class_version 3 and reads back unchanged."""
     db, engine, app, sid = snapshotted
     state = _snapshot_state(db, sid)
-    assert (state["state"]["class_version"], state["state"]["due_source"]) == (2, "catalog")
+    assert (state["state"]["class_version"], state["state"]["due_source"]) == (3, "catalog")
     d: Dossier = app.repository.get(sid)
     assert (d.due_source, d.version) == ("catalog", 2)
-    assert d.facts == engine.app.repository.get(sid).facts
+    assert F.facts_of(d) == F.facts_of(engine.app.repository.get(sid))
 
 
 def test_a_v1_snapshot_upcasts_and_the_dossier_goes_on(
     snapshotted: tuple[Path, Engine, SnapshottingApplication, UUID],
 ) -> None:
-    """A snapshot as the v1 Dossier wrote it (no class_version, no due_source) reads as v2
-    with due_source 'action', the same facts, and takes events recorded after it."""
+    """A snapshot as the v1 Dossier wrote it (no class_version, no due_source; its marks
+    named ``flags``, with the index facts and the ruleset's option in it) reads as v3 with
+    due_source 'action', the same facts, and takes events recorded after it."""
     db, engine, app, sid = snapshotted
     state = _snapshot_state(db, sid)
-    del state["state"]["class_version"], state["state"]["due_source"]
+    s = state["state"]
+    del s["class_version"], s["due_source"], s["apology_at"], s["apology_due_then"]
+    del s["official_id"]
+    s["flags"] = s.pop("marks")
+    s.update(month="2026-03", facts=["H15.1", "2026-03"], processing_days=-1,
+             apology_moves_due=False)
     _write_snapshot_state(db, sid, state)
     msg = {"schema": "motcua.action/1", "source": "s", "dossier_id": "D-1", "action_id": "3",
            "type": "resolved", "occurred_at": "2026-03-05T10:00:00+07:00",
@@ -392,6 +403,6 @@ def test_a_v1_snapshot_upcasts_and_the_dossier_goes_on(
     assert isinstance(from_snapshot, Dossier)
     assert from_snapshot.due_source == "action"
     assert from_events.due_source == "catalog"
-    assert (from_snapshot.version, from_snapshot.facts, from_snapshot.due()) == (
-        from_events.version, from_events.facts, from_events.due())
+    assert (from_snapshot.version, F.facts_of(from_snapshot), from_snapshot.due()) == (
+        from_events.version, F.facts_of(from_events), from_events.due())
     assert from_snapshot.version == 3

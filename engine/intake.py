@@ -1,0 +1,472 @@
+"""One engine transaction's worth of work: actions in, events, facts and ledger rows out.
+
+A ``Batch`` applies validated actions to their aggregates (``engine.domain``), holds the ones
+whose subject has not arrived, releases held ones when it does, and gathers everything the
+transaction writes (``engine.store.SideEffects``): the ledger row of every consumed message,
+dead letters, settled holds, the deadline index, and the facts cache row of every new event.
+
+Held work comes in two kinds, both rows of the intake ledger: an action that waits for its
+subject (``HeldAction``), and a feedback's link to a dossier that has not arrived yet
+(``HeldLink``, no Kafka offset of its own). Either may be held in this batch (not yet written)
+or read back from the store; ``Pending`` says which, and ``Batch.settle`` writes the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import orjson
+import structlog
+
+from engine.cache import SubjectCache
+from engine.domain import marks as M
+from engine.domain.base import Cause, Subject
+from engine.domain.catalog import Agency, Procedure
+from engine.domain.dossier import Dossier, compute_due
+from engine.domain.errors import UnknownSubjectError
+from engine.domain.feedback import Feedback
+from engine.store import (
+    ACCEPTED,
+    DUPLICATE,
+    HELD,
+    REJECTED,
+    FactRow,
+    IntakeRow,
+    SideEffects,
+    akey,
+)
+from kernel.calendar import WorkCalendar
+from kernel.contract.actions import Action, parse_action
+from kernel.errors import RefusedActionError
+
+log = structlog.get_logger("motcua.engine")
+
+KIND_OF_FIELD = {
+    "dossier_id": "dossier",
+    "feedback_id": "feedback",
+    "procedure_id": "procedure",
+    "agency_id": "agency",
+}
+OPENING = {
+    "received": Dossier,
+    "feedback_received": Feedback,
+    "procedure_published": Procedure,
+    "agency_registered": Agency,
+}
+KIND_OF_CLASS = {Dossier: "dossier", Feedback: "feedback", Procedure: "procedure",
+                 Agency: "agency"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+Annotate = Callable[[Subject], Any]
+"""What the engine stores beside each event: the subject's facts after it (JSON-able)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One consumed Kafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+@dataclass(frozen=True)
+class HeldLink:
+    """A feedback names a dossier that has not arrived: the link waits for it."""
+
+    dossier_id: str
+    feedback_id: str
+    at: datetime
+    cause: Cause | None
+
+    MARK = b'{"internal"'
+
+    def to_raw(self) -> bytes:
+        return orjson.dumps({"internal": "feedback_linked", "dossier_id": self.dossier_id,
+                             "feedback_id": self.feedback_id, "at": self.at.isoformat(),
+                             "cause": self.cause})
+
+    @classmethod
+    def from_raw(cls, raw: bytes) -> HeldLink | None:
+        """The link a ledger row holds, or ``None`` when the row holds an action."""
+        if not raw.startswith(cls.MARK):
+            return None
+        doc = orjson.loads(raw)
+        return cls(doc["dossier_id"], doc["feedback_id"], datetime.fromisoformat(doc["at"]),
+                   doc["cause"])
+
+
+@dataclass(frozen=True)
+class StoredHold:
+    """A held ledger row as the store returns it."""
+
+    id: int
+    log: str
+    topic: str
+    part: int
+    off: int
+    akey: str | None
+    subject: str
+    raw: bytes
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> StoredHold:
+        return cls(int(row["id"]), str(row["log"]), str(row["topic"]), int(row["part"]),
+                   int(row["off"]), row["akey"], str(row["subject"]), bytes(row["raw"]))
+
+
+@dataclass
+class Pending:
+    """Held work to apply now: held in this batch (``row``) or read back (``stored``)."""
+
+    at: datetime
+    offset: int
+    action: Action | None
+    link: HeldLink | None
+    row: IntakeRow | None = None
+    stored: StoredHold | None = None
+
+    @classmethod
+    def from_store(cls, s: StoredHold) -> Pending:
+        link = HeldLink.from_raw(s.raw)
+        action = None if link is not None else parse_action(s.raw)
+        at = link.at if link is not None else action.occurred_at  # type: ignore[union-attr]
+        return cls(at, s.off, action, link, stored=s)
+
+
+class HoldBook:
+    """How many actions are held, across processes, against the limit."""
+
+    def __init__(self, store: Any, limit: int) -> None:
+        self.store = store
+        self.limit = limit
+        self.count = store.held_count()
+
+    def refresh(self) -> None:
+        self.count = self.store.held_count()
+
+    @property
+    def full(self) -> bool:
+        return bool(self.count >= self.limit)
+
+
+def cause_of(a: Action, topic: str, partition: int, offset: int) -> Cause:
+    return {"source": a.source, "action_id": a.action_id, "topic": topic,
+            "partition": partition, "offset": offset}
+
+
+def recorded_us(t: datetime) -> int:
+    """Microseconds since the epoch, exactly (a float would round)."""
+    return (t - _EPOCH) // _US
+
+
+class Batch:
+    """One transaction's worth of work."""
+
+    def __init__(self, cache: SubjectCache, holds: HoldBook, calendar: WorkCalendar,
+                 annotate: Annotate | None, log_id: str) -> None:
+        self.cache = cache
+        self.holds = holds
+        self.calendar = calendar
+        self.annotate = annotate
+        self.log_id = log_id
+        self.fx = SideEffects()
+        self.touched: dict[UUID, Subject] = {}
+        self.keys: dict[str, tuple[str, str]] = {}
+        self.counts: dict[str, int] = {}
+        # Subject key -> work held in this batch for it (not yet written).
+        self.held: dict[str, list[Pending]] = {}
+        # Aggregate id -> (prev facts, facts) of each of its new events, in order.
+        self.notes: dict[UUID, list[tuple[Any, Any]]] = {}
+
+    # ----- aggregates ------------------------------------------------------------------------
+
+    def subject(self, sid: UUID) -> Subject | None:
+        """The aggregate to change, with its facts as they stand before this batch's change."""
+        agg = self.touched.get(sid) or self.cache.get(sid)
+        if agg is not None and self.annotate is not None and "_facts" not in agg.__dict__:
+            agg.__dict__["_facts"] = self.annotate(agg)
+        return agg
+
+    def touch(self, agg: Subject) -> None:
+        """Note the facts after the event the aggregate just emitted (one per command)."""
+        self.touched[agg.id] = agg
+        notes = self.notes.setdefault(agg.id, [])
+        new = len(agg.pending_events) - len(notes)
+        if new == 0:
+            return
+        if new != 1:  # pragma: no cover - a domain command emits exactly one event
+            raise AssertionError(f"{new} events from one command on {agg.id}")
+        prev = agg.__dict__.get("_facts")
+        facts = self.annotate(agg) if self.annotate is not None else None
+        agg.__dict__["_facts"] = facts
+        notes.append((prev, facts))
+
+    # ----- outcomes --------------------------------------------------------------------------
+
+    def _count(self, outcome: str) -> None:
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+
+    def row(self, m: Message, a: Action | None, outcome: str, **kw: Any) -> IntakeRow:
+        keep = outcome == HELD  # the subject and time matter only while an action is held
+        r = IntakeRow(
+            self.log_id, m.topic, m.partition, m.offset, outcome,
+            akey=akey(a.source, a.action_id) if a else None,
+            fingerprint=a.fingerprint if a else None,
+            subject=f"{KIND_OF_FIELD[a.subject_field]}:{a.subject_id}" if a and keep else None,
+            occurred_at=a.occurred_at.isoformat() if a and keep else None,
+            raw=m.value, **kw,
+        )
+        self.fx.intake.append(r)
+        self._count(outcome)
+        return r
+
+    def reject(self, m: Message, a: Action | None, e: RefusedActionError) -> None:
+        r = self.row(m, a, REJECTED, reason=e.reason, field=e.field, message=e.message)
+        self.fx.dead_letters.append(r)
+        self._count(f"{REJECTED}:{e.reason}")
+        log.info("action_rejected", reason=e.reason, field=e.field, message=e.message,
+                 topic=m.topic, partition=m.partition, offset=m.offset)
+
+    def duplicate_or_conflict(self, m: Message, a: Action, prior: tuple[str, str]) -> None:
+        """A repeat of a taken key: the same content is a duplicate, other content is refused."""
+        if prior[0] == a.fingerprint:
+            self.row(m, a, DUPLICATE)
+            return
+        self.reject(m, a, RefusedActionError(
+            f"Action {a.action_id} from {a.source} was already received with different "
+            "content.", reason="conflicting_duplicate", field="action_id"))
+
+    def handle(self, m: Message, a: Action) -> None:
+        """Apply, hold or reject one consumed action."""
+        try:
+            outcome, waits_for = self.apply(a, cause_of(a, m.topic, m.partition, m.offset))
+        except RefusedActionError as e:
+            self.reject(m, a, e)
+            return
+        except Exception as e:  # a bug must not stall the partition: dead-letter it, loudly
+            log.exception("action_failed", topic=m.topic, partition=m.partition, offset=m.offset)
+            self.reject(m, a, RefusedActionError(
+                f"The engine failed on this action: {type(e).__name__}: {e}.",
+                reason="internal_error"))
+            return
+        if outcome == HELD:
+            if self.holds.full:
+                self.reject(m, a, UnknownSubjectError(
+                    f"{a.subject_field} {a.subject_id} is unknown and the hold is full "
+                    f"({self.holds.limit} actions).", reason="hold_full"))
+                return
+            r = self.row(m, a, HELD)
+            r.subject = waits_for
+            self.held.setdefault(waits_for, []).append(
+                Pending(a.occurred_at, m.offset, a, None, row=r))
+            self.holds.count += 1
+        else:
+            self.row(m, a, ACCEPTED)
+        self.keys[akey(a.source, a.action_id)] = (a.fingerprint, outcome)
+
+    # ----- applying --------------------------------------------------------------------------
+
+    def apply(self, a: Action, cause: Cause) -> tuple[str, str]:
+        """Apply one action to its subject; (``HELD``, what it waits for) if it cannot yet."""
+        kind = KIND_OF_FIELD[a.subject_field]
+        subject = f"{kind}:{a.subject_id}"
+        sid = self.cache.uuid(kind, a.subject_id)
+        agg = self.subject(sid)
+        opening = OPENING.get(a.type)
+        if agg is None and opening is None:
+            return HELD, subject
+        data: dict[str, Any] = a.data  # type: ignore[assignment]  # a fresh dict per action
+        if agg is None:
+            if a.type == "received" and data.get("due_at") is None:
+                pid = data["procedure_id"]
+                if self._procedure(pid) is None:
+                    # Its due time comes from a procedure the catalog has not sent yet.
+                    return HELD, f"procedure:{pid}"
+            agg = self.create(a, sid, data, cause)
+            self.touch(agg)
+            self.cache.remember(agg)
+            self.release(subject)
+            return ACCEPTED, subject
+        COMMANDS[a.type](agg, data, a.occurred_at, cause)
+        self.touch(agg)
+        return ACCEPTED, subject
+
+    def _procedure(self, pid: str) -> Procedure | None:
+        p = self.subject(self.cache.uuid("procedure", pid))
+        return p if isinstance(p, Procedure) else None
+
+    def create(self, a: Action, sid: UUID, data: dict[str, Any], cause: Cause) -> Subject:
+        at = a.occurred_at
+        if a.type == "received":
+            proc = self._procedure(data["procedure_id"])
+            due = compute_due(at, data.get("due_at"),
+                              proc.processing_time if proc is not None else None, self.calendar)
+            return Dossier.receive(id=sid, dossier_id=a.subject_id, data=data, at=at, due_at=due,
+                                   cause=cause)
+        if a.type == "feedback_received":
+            fb = Feedback.receive(id=sid, feedback_id=a.subject_id, data=data, at=at,
+                                  cause=cause)
+            if data.get("dossier_id"):
+                self.link(HeldLink(str(data["dossier_id"]), a.subject_id, at, cause))
+            return fb
+        if a.type == "procedure_published":
+            return Procedure.publish(id=sid, procedure_id=a.subject_id, data=data, at=at,
+                                     cause=cause)
+        return Agency.register(id=sid, agency_id=a.subject_id, data=data, at=at, cause=cause)
+
+    def link(self, link: HeldLink) -> None:
+        """Mark a dossier as having feedback about it (5.4), now or when it arrives."""
+        d = self.subject(self.cache.uuid("dossier", link.dossier_id))
+        if isinstance(d, Dossier):
+            d.link_feedback(link.feedback_id, link.at, link.cause)
+            self.touch(d)
+            return
+        subject = f"dossier:{link.dossier_id}"
+        r = IntakeRow(self.log_id, "", -1, -1, HELD, subject=subject,
+                      occurred_at=link.at.isoformat(), raw=link.to_raw())
+        self.fx.intake.append(r)
+        self.holds.count += 1
+        self.held.setdefault(subject, []).append(Pending(link.at, -1, None, link, row=r))
+
+    # ----- holds -----------------------------------------------------------------------------
+
+    def release(self, subject: str) -> None:
+        """Apply the work held for a subject that has just arrived, oldest business time
+        first (the batch's own and what the store holds)."""
+        pending = self.held.pop(subject, [])
+        if self.holds.count > len(pending):
+            pending += [Pending.from_store(StoredHold.of(r))
+                        for r in self.holds.store.held_for([subject])]
+        pending.sort(key=lambda p: (p.at, p.offset))
+        for p in pending:
+            self.holds.count -= 1
+            self._release_one(p)
+
+    def _release_one(self, p: Pending) -> None:
+        try:
+            if p.link is not None:
+                self.link(p.link)
+                outcome, reason, message = ACCEPTED, None, None
+            else:
+                assert p.action is not None
+                where = p.row if p.row is not None else p.stored
+                assert where is not None
+                topic = where.topic
+                part = where.partition if isinstance(where, IntakeRow) else where.part
+                off = where.offset if isinstance(where, IntakeRow) else where.off
+                outcome, waits_for = self.apply(p.action, cause_of(p.action, topic, part, off))
+                if outcome == HELD:  # now waits for something else: keep holding
+                    self._rehold(p, waits_for)
+                    return
+                reason = message = None
+        except RefusedActionError as e:
+            outcome, reason, message = REJECTED, e.reason, e.message
+        except Exception as e:  # as in handle(): a bug dead-letters this action only
+            log.exception("held_action_failed")
+            outcome, reason = REJECTED, "internal_error"
+            message = f"The engine failed on this action: {type(e).__name__}: {e}."
+        self.settle(p, outcome, reason, message)
+
+    def _rehold(self, p: Pending, waits_for: str) -> None:
+        self.holds.count += 1
+        if p.row is not None:
+            p.row.subject = waits_for
+            self.held.setdefault(waits_for, []).append(p)
+        else:
+            assert p.stored is not None
+            self.fx.rehold.append((p.stored.id, waits_for))
+
+    def settle(self, p: Pending, outcome: str, reason: str | None, message: str | None) -> None:
+        """Write what became of held work: in this batch's own row, or as an update."""
+        if p.row is None:
+            assert p.stored is not None
+            self.settle_stored(p.stored, outcome, reason, message)
+            return
+        r = p.row
+        if r.offset >= 0:  # a link row was never counted as a consumed message
+            self.counts[HELD] = self.counts.get(HELD, 0) - 1
+            self._count(outcome)
+            if outcome == REJECTED:
+                self._count(f"{REJECTED}:{reason}")
+        r.outcome, r.reason, r.message = outcome, reason, message
+        if outcome == REJECTED and r.offset >= 0:
+            self.fx.dead_letters.append(r)
+
+    def settle_stored(self, s: StoredHold, outcome: str, reason: str | None,
+                      message: str | None) -> None:
+        """Settle a held row read back from the store (an update in this transaction)."""
+        self.fx.resolved_holds.append((s.id, outcome, reason, message))
+        if outcome == REJECTED and s.off >= 0:
+            self.fx.dead_letters.append(IntakeRow(
+                s.log, s.topic, s.part, s.off, REJECTED, akey=s.akey, reason=reason,
+                message=message, raw=s.raw))
+
+    def expire(self, s: StoredHold, hold_seconds: float) -> None:
+        """A held row whose subject did not arrive in time."""
+        self.holds.count -= 1
+        kind, _, sid = s.subject.partition(":")
+        if kind == "procedure":
+            reason = "no_due_time"
+            msg = (f"The received action has no due_at and its procedure {sid} did not arrive "
+                   f"within {hold_seconds:g} s, so no due time is known.")
+        else:
+            reason = "unknown_dossier"
+            msg = (f"No {kind} {sid} arrived within {hold_seconds:g} s of this action; "
+                   f"it refers to an unknown {kind}.")
+        self.settle_stored(s, REJECTED, reason, msg)
+
+    # ----- commit ----------------------------------------------------------------------------
+
+    def collect(self) -> list[Any]:
+        """The batch's new events as stored events, with their facts rows and deadlines."""
+        for sid, agg in self.touched.items():
+            if isinstance(agg, Dossier):
+                watch = (not agg.is_finished and agg.pending_since is None
+                         and not agg.marks & M.OVERDUE_RECORDED)
+                self.fx.deadlines[sid.hex] = agg.due().timestamp() if watch else None
+        to_stored = self.cache.repository.event_store.mapper.to_stored_event
+        stored = []
+        for agg in self.touched.values():
+            kind = KIND_OF_CLASS[type(agg)]
+            notes = self.notes.get(agg.id, [])
+            events: Sequence[Any] = agg.collect_events()
+            for ev, (prev, facts) in zip(events, notes, strict=True):
+                stored.append(to_stored(ev))
+                self.fx.facts.append(FactRow(
+                    kind, type(ev).__name__, agg.sid, ev.at, recorded_us(ev.timestamp),
+                    None if prev is None else orjson.dumps(prev),
+                    None if facts is None else orjson.dumps(facts)))
+        return stored
+
+
+COMMANDS: dict[str, Callable[[Any, dict[str, Any], datetime, Cause], None]] = {
+    "received": lambda d, x, at, c: d.receive_again(),
+    "digitized": lambda d, x, at, c: d.digitize(x["components"], at, c),
+    "paid_online": lambda d, x, at, c: d.pay_online(x["gateway"], x["amount_vnd"], at, c),
+    "supplement_requested": lambda d, x, at, c: d.request_supplement(x.get("reason"), at, c),
+    "supplement_completed": lambda d, x, at, c: d.complete_supplement(at, c),
+    "resolved": lambda d, x, at, c: d.resolve(x["outcome"], at, c),
+    "result_returned": lambda d, x, at, c: d.return_result(at, c),
+    "e_result_issued": lambda d, x, at, c: d.issue_e_result(
+        x["result_ref"], bool(x.get("pushed_to_repository")), at, c),
+    "withdrawn": lambda d, x, at, c: d.withdraw(at, c),
+    "late": lambda d, x, at, c: d.mark_late(x.get("reason"), at, c),
+    "apology_issued": lambda d, x, at, c: d.issue_apology(x["new_due_at"], x["reason"], at, c),
+    "synced": lambda d, x, at, c: d.sync(at, c),
+    "rated": lambda d, x, at, c: d.rate(x["satisfied"], x.get("scores"), at, c),
+    "feedback_received": lambda f, x, at, c: f.receive_again(),
+    "feedback_answered": lambda f, x, at, c: f.answer(at, c),
+    "feedback_rated": lambda f, x, at, c: f.rate(x["satisfied"], at, c),
+    "feedback_recomplained": lambda f, x, at, c: f.recomplain(at, c),
+    "agency_registered": lambda ag, x, at, c: ag.register_again(x, at, c),
+    "procedure_published": lambda p, x, at, c: p.publish_again(x, at, c),
+    "procedure_publicized": lambda p, x, at, c: p.publicize(at, c),
+    "procedure_repealed": lambda p, x, at, c: p.repeal(str(x["decision_date"]), at, c),
+}

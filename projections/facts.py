@@ -1,0 +1,238 @@
+"""The facts the index needs about a subject, derived from its domain state: their one home.
+
+The engine records what happened (``engine.domain``); this module says what that is worth to
+the index, as a compact list per subject, recomputed after every event and kept in the event
+store's facts cache beside the event (``engine.store``, table ``motcua_facts``). The fold moves a
+subject's contribution from its facts before an event to its facts after it, so it never reads
+a subject. A change of any rule here (``FACTS_CODE_VERSION``) or of the lifecycle rules
+(``kernel.lifecycle``) changes ``facts_version``; the engine then refuses to
+record until ``motcua replay --rederive`` has recomputed the cache from the domain events.
+
+Dossier facts (``DossierFacts``): agency, reception ``month`` (``YYYY-MM`` in Asia/Ho_Chi_Minh,
+the cohort of spec §3), procedure, ``flags`` (the domain's marks plus the bits judged here),
+``judged`` (``1`` on time, ``0`` late — both for good — or ``OPEN``: on time at a view's end E
+exactly when the local date of E is not after ``due_day``, spec §4), ``due_day`` (ordinal of the
+local date of the effective due time), ``processing_days`` (working days from reception to the
+end of processing, ``-1`` while unfinished) and ``end_day`` (ordinal of the end's local date,
+``-1`` while unfinished).
+
+Feedback facts (``FeedbackFacts``): agency, month, classification, flags, judged and due_day,
+with the petition rule (answered within N working days, spec §3 5.2) in place of the due time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, datetime
+from typing import Any, Final, NamedTuple
+
+import orjson
+
+from engine.domain import marks as M
+from engine.domain.catalog import Agency, Procedure
+from engine.domain.dossier import Dossier
+from engine.domain.feedback import Feedback
+from kernel.calendar import local_date
+from kernel.lifecycle import LifecycleRules, load_lifecycle
+
+# Bumped whenever a derivation rule below changes meaning.
+FACTS_CODE_VERSION: Final = 2
+
+OPEN: Final = -1
+
+# The domain's marks are the first bits of the flags (one shared vocabulary) ...
+FULL_ONLINE = M.FULL_ONLINE
+FEE_REQUIRED = M.FEE_REQUIRED
+PAID_ONLINE = M.PAID_ONLINE
+DIGITIZED = M.DIGITIZED
+E_RESULT = M.E_RESULT
+PUSHED_TO_REPOSITORY = M.PUSHED_TO_REPOSITORY
+FROM_PERSONAL_REPOSITORY = M.FROM_PERSONAL_REPOSITORY
+REUSED_DIGITIZED_DATA = M.REUSED_DIGITIZED_DATA
+POPULATION_DATA_USED = M.POPULATION_DATA_USED
+SYNCED = M.SYNCED
+RATED_UNSATISFIED = M.RATED_UNSATISFIED
+FEEDBACK_LINKED = M.FEEDBACK_LINKED
+FINISHED = M.FINISHED
+WAITING_ON_APPLICANT = M.WAITING_ON_APPLICANT
+WITHDRAWN = M.WITHDRAWN
+APOLOGY_ISSUED = M.APOLOGY_ISSUED
+SENDER_MARKED_LATE = M.SENDER_MARKED_LATE
+OVERDUE_RECORDED = M.OVERDUE_RECORDED
+ONLINE_CHANNEL = M.ONLINE_CHANNEL
+RESOLVED = M.RESOLVED
+MULTIPLE_SUPPLEMENTS = M.MULTIPLE_SUPPLEMENTS
+# ... and these are judged here.
+APOLOGY_IN_TIME: Final = 1 << 16
+
+FB_ANSWERED = M.FB_ANSWERED
+FB_RATED_UNSATISFIED = M.FB_RATED_UNSATISFIED
+FB_RECOMPLAINED = M.FB_RECOMPLAINED
+FB_LINKED_TO_DOSSIER = M.FB_LINKED_TO_DOSSIER
+FB_ABOUT_PROCEDURE: Final = 1 << 4
+FB_ABOUT_STAFF: Final = 1 << 5
+
+FLAG_NAMES: Final = {
+    "full_online": FULL_ONLINE, "fee_required": FEE_REQUIRED, "paid_online": PAID_ONLINE,
+    "digitized": DIGITIZED, "e_result": E_RESULT, "pushed_to_repository": PUSHED_TO_REPOSITORY,
+    "from_personal_repository": FROM_PERSONAL_REPOSITORY,
+    "reused_digitized_data": REUSED_DIGITIZED_DATA, "population_data_used": POPULATION_DATA_USED,
+    "synced": SYNCED, "rated_unsatisfied": RATED_UNSATISFIED, "feedback_linked": FEEDBACK_LINKED,
+    "finished": FINISHED, "waiting_on_applicant": WAITING_ON_APPLICANT, "withdrawn": WITHDRAWN,
+    "apology_issued": APOLOGY_ISSUED, "apology_in_time": APOLOGY_IN_TIME,
+    "sender_marked_late": SENDER_MARKED_LATE, "overdue_recorded": OVERDUE_RECORDED,
+    "online_channel": ONLINE_CHANNEL, "resolved": RESOLVED,
+    "multiple_supplements": MULTIPLE_SUPPLEMENTS,
+}
+FEEDBACK_FLAG_NAMES: Final = {
+    "answered": FB_ANSWERED, "rated_unsatisfied": FB_RATED_UNSATISFIED,
+    "recomplained": FB_RECOMPLAINED, "linked_to_dossier": FB_LINKED_TO_DOSSIER,
+    "about_procedure": FB_ABOUT_PROCEDURE, "about_staff": FB_ABOUT_STAFF,
+}
+
+
+class DossierFacts(NamedTuple):
+    agency: str
+    month: str
+    procedure: str
+    flags: int
+    judged: int
+    due_day: int
+    processing_days: int
+    end_day: int
+
+
+class FeedbackFacts(NamedTuple):
+    agency: str
+    month: str
+    classification: str
+    flags: int
+    judged: int
+    due_day: int
+
+
+# Positions in the stored lists, for code that reads them raw (named by the tuples above).
+AGENCY: Final = DossierFacts._fields.index("agency")
+MONTH: Final = DossierFacts._fields.index("month")
+PROCEDURE: Final = DossierFacts._fields.index("procedure")
+CLASSIFICATION: Final = FeedbackFacts._fields.index("classification")
+FLAGS: Final = DossierFacts._fields.index("flags")
+JUDGED: Final = DossierFacts._fields.index("judged")
+DUE_DAY: Final = DossierFacts._fields.index("due_day")
+PROCESSING_DAYS: Final = DossierFacts._fields.index("processing_days")
+END_DAY: Final = DossierFacts._fields.index("end_day")
+
+
+def facts_version(rules: LifecycleRules) -> str:
+    """A fingerprint of this module's rules and the settings, stored with the facts."""
+    doc = {"code": FACTS_CODE_VERSION, **rules.settings()}
+    digest = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"{FACTS_CODE_VERSION}.{digest[:12]}"
+
+
+def is_on_time(judged: int, due_day: int, view_end_day: date) -> bool:
+    """The on-time rule of spec §4 for one subject, judged at a view whose end falls on a day."""
+    if judged != OPEN:
+        return judged == 1
+    return view_end_day.toordinal() <= due_day
+
+
+# ----- derivation ----------------------------------------------------------------------------
+
+
+def effective_due(d: Dossier, rules: LifecycleRules) -> datetime:
+    """The due time 2.1 judges by: the given one (or the apology's new date, if the rules say
+    so) plus the time spent waiting on the applicant."""
+    base = d.base_due
+    if rules.apology_moves_due and d.apology_new_due is not None:
+        base = d.apology_new_due
+    return base + d.shift
+
+
+def apology_in_time(d: Dossier, rules: LifecycleRules) -> bool:
+    """The latest apology was issued at least ``apology_notice`` before the due time it
+    apologised for (766 §4, accountability §3)."""
+    return (d.apology_at is not None and d.apology_due_then is not None
+            and d.apology_at <= d.apology_due_then - rules.apology_notice)
+
+
+def dossier_facts(d: Dossier, rules: LifecycleRules) -> DossierFacts:
+    """The index facts of a dossier as it stands."""
+    due = effective_due(d, rules)
+    marks = d.marks
+    if marks & MULTIPLE_SUPPLEMENTS:
+        judged = 0
+    elif d.pending_since is not None:
+        # Waiting on the applicant (or finished while waiting): judged at the request time.
+        judged = int(d.pending_since <= due)
+    elif d.end_at is not None:
+        judged = int(d.end_at <= due)
+    else:
+        judged = OPEN
+    flags = marks | APOLOGY_IN_TIME if apology_in_time(d, rules) else marks
+    received = local_date(d.received_at)
+    if d.end_at is not None:
+        end = local_date(d.end_at)
+        processing_days = rules.calendar.working_days_between(received, end)
+        end_day = end.toordinal()
+    else:
+        processing_days = end_day = -1
+    return DossierFacts(d.agency_id, f"{received.year:04d}-{received.month:02d}",
+                        d.procedure_id, flags, judged, local_date(due).toordinal(),
+                        processing_days, end_day)
+
+
+def answer_due(received_at: datetime, rules: LifecycleRules) -> date:
+    """The last day a feedback may be answered on time (spec §3, 5.2)."""
+    return rules.calendar.add_working_days(local_date(received_at),
+                                           rules.petition_answer_working_days)
+
+
+def feedback_facts(fb: Feedback, rules: LifecycleRules) -> FeedbackFacts:
+    """The index facts of a feedback as it stands."""
+    due_day = answer_due(fb.received_at, rules).toordinal()
+    if fb.answered_at is None:
+        judged = OPEN
+    else:
+        judged = int(local_date(fb.answered_at).toordinal() <= due_day)
+    flags = fb.marks
+    if fb.classification == "procedure":
+        flags |= FB_ABOUT_PROCEDURE
+    elif fb.classification == "staff_conduct":
+        flags |= FB_ABOUT_STAFF
+    received = local_date(fb.received_at)
+    return FeedbackFacts(fb.agency_id, f"{received.year:04d}-{received.month:02d}",
+                         fb.classification, flags, judged, due_day)
+
+
+def derive(subject: Any, rules: LifecycleRules) -> Any:
+    """The facts of any subject, as stored in the facts cache (lists and dicts only)."""
+    if isinstance(subject, Dossier):
+        return list(dossier_facts(subject, rules))
+    if isinstance(subject, Feedback):
+        return list(feedback_facts(subject, rules))
+    if isinstance(subject, Procedure | Agency):
+        return dict(subject.entry)
+    raise TypeError(f"no facts for {type(subject).__name__}")
+
+
+class Annotator:
+    """What the engine calls after every event to get the subject's facts (the engine knows
+    only that it gets a JSON value and a version to store with it)."""
+
+    def __init__(self, rules: LifecycleRules | None = None) -> None:
+        self.rules = rules or load_lifecycle()
+        self.version = facts_version(self.rules)
+
+    def __call__(self, subject: Any) -> Any:
+        return derive(subject, self.rules)
+
+
+def flag_names(flags: int) -> list[str]:
+    """The names of the dossier flags set in ``flags`` (for history and explain output)."""
+    return [name for name, bit in FLAG_NAMES.items() if flags & bit]
+
+
+def facts_of(subject: Any, rules: LifecycleRules | None = None) -> Any:
+    """The facts of a subject under ``rules`` (the shipped lifecycle rules by default)."""
+    return derive(subject, rules or load_lifecycle())
