@@ -163,8 +163,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from engine.app import HEARTBEAT
     from motcua import ingest as I
-    from motcua.pipeline import HEARTBEAT, Pipeline, running_embedded_broker
+    from motcua.pipeline import Pipeline, running_embedded_broker
 
     settings = _settings()
     _setup_logs(settings, quiet=True)
