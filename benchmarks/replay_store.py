@@ -36,7 +36,7 @@ CACHE = Path(os.environ.get("MOTCUA_BENCH_CACHE", "/tmp/motcua-bench-cache"))
 # deadlines of the rulesets, the simulation): a change rebuilds the stores. (Not engine/store.py:
 # the events table is eventsourcing's, and the store module is edited often for other reasons.)
 FORMAT_SOURCES = ("engine/domain", "engine/facts.py", "kernel/contract", "engine/rulesets",
-                  "producers/simulator.py")
+                  "producers/simulator")
 
 
 @dataclass(frozen=True)
