@@ -11,6 +11,33 @@ from producers.simulator.clock import DAY, HOUR, MINUTE, NEVER
 from producers.simulator.names import COMMUNES, DEPARTMENTS, PROCEDURES
 from producers.simulator.province import Province
 
+_REGISTERED_DAYS_BEFORE = 400  # the agency tree exists well before the window opens
+_REGISTERED_AT = 8 * HOUR
+_AGENCIES_PER_DEPARTMENT = 3  # the rest are communes
+_CODE_LEVELS = (1, 1, 1, 2, 3)  # a procedure code's first part, weighted by repetition
+_CODE_NUMBERS = 14_000
+_FEES_VND = (2_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000)
+_WORKING_DAYS = (3, 3, 5, 5, 5, 7, 10, 10, 12, 15, 20)  # processing times, weighted likewise
+_HOURS = (4, 8, 8, 24)
+_DAYS = (7, 15, 30)
+_MONTHS = 1
+_ALWAYS_DECIDED_BEFORE = 3  # so dossiers have procedures from the window's first day
+_DECIDED_DAYS_BEFORE = (30, 360)
+_DECIDED_IN_WINDOW = (2, 3)  # the rest are decided in the window's first 2/3
+_IN_FORCE_ON_TIME = (5, 25)  # working days from decision to effect, when published on time
+_IN_FORCE_RUSHED = (1, 4)
+_PUBLISHED_HOURS = (8 * HOUR, 16 * HOUR)
+_PUBLICIZED_ON_TIME = (1, 5)  # working days after the decision
+_PUBLICIZED_LATE = (6, 15)
+_PUBLICIZED_HOURS = (9 * HOUR, 16 * HOUR)
+# Repeals fall in the window's second half, spread over a third of it, a week after taking
+# effect at the earliest.
+_REPEALS_FROM_PART = 2
+_REPEALS_SPREAD_PART = 3
+_REPEALED_AFTER_DAYS = 7
+_REPEALED_AT = 10 * HOUR
+_PICK_TRIES = 20  # draws for a procedure in force before settling for the first one
+
 
 @dataclass(frozen=True, slots=True)
 class Procedure:
@@ -49,7 +76,7 @@ def publish_catalog(province: Province) -> list[Procedure]:
 def _register_agencies(province: Province) -> tuple[list[str], list[str]]:
     """Schedule the province and its agencies; the ids of its departments and communes."""
     cfg, rng = province.cfg, province.rng
-    registered = (cfg.start.toordinal() - 400) * DAY + 8 * HOUR
+    registered = (cfg.start.toordinal() - _REGISTERED_DAYS_BEFORE) * DAY + _REGISTERED_AT
     pid = cfg.province_id
     province.push(
         registered,
@@ -58,7 +85,7 @@ def _register_agencies(province: Province) -> tuple[list[str], list[str]]:
         pid,
         {"name": cfg.province_name, "level": "province"},
     )
-    n_dep = max(1, round(cfg.agencies / 3)) if cfg.agencies > 1 else 1
+    n_dep = max(1, round(cfg.agencies / _AGENCIES_PER_DEPARTMENT)) if cfg.agencies > 1 else 1
     departments = [f"{pid}.{i}" for i in range(1, n_dep + 1)]
     communes = [f"{pid}.{i}" for i in range(n_dep + 1, cfg.agencies + 1)]
     for ids, level, names in (
@@ -87,7 +114,7 @@ def _publish(
     certified = "chứng thực" in name.lower()
     if i >= len(PROCEDURES):
         name = f"{name} ({i // len(PROCEDURES) + 1})"
-    at_commune = bool(communes) and (certified or rng.random() < 0.4)
+    at_commune = bool(communes) and (certified or rng.random() < cfg.commune_procedure_rate)
     agencies = tuple(communes) if at_commune else (rng.choice(departments),)
     decided, effective = _decision_days(province, i)
     unit, value = _processing_time(province)
@@ -96,16 +123,16 @@ def _publish(
         agencies=agencies,
         unit=unit,
         value=value,
-        fee_bearing=certified or rng.random() < 0.6,
-        fee_vnd=rng.choice((2_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000)),
-        eligible=rng.random() < 0.7,
-        individual=certified or rng.random() < 0.9,
+        fee_bearing=certified or rng.random() < cfg.fee_bearing_rate,
+        fee_vnd=rng.choice(_FEES_VND),
+        eligible=rng.random() < cfg.full_online_eligible_rate,
+        individual=certified or rng.random() < cfg.individual_procedure_rate,
         certified=certified,
         active_from=effective * DAY,
         repealed_at=NEVER,
     )
     province.push(
-        decided * DAY + 8 * HOUR + province.between(0, 8 * HOUR),
+        decided * DAY + province.between(*_PUBLISHED_HOURS),
         "procedure_published",
         "procedure_id",
         procedure_id,
@@ -119,10 +146,10 @@ def _publish(
             "processing_time": {"value": value, "unit": unit},
             "full_online_eligible": proc.eligible,
             "fee_bearing": proc.fee_bearing,
-            "paper_result_required": rng.random() < 0.3,
+            "paper_result_required": rng.random() < cfg.paper_result_rate,
             "individual_applicants": proc.individual,
             "certified_copy": certified,
-            "parts_complete": rng.random() < 0.95,
+            "parts_complete": rng.random() < cfg.parts_complete_rate,
         },
     )
     return proc, decided
@@ -132,27 +159,26 @@ def _decision_days(province: Province, i: int) -> tuple[int, int]:
     """The i-th procedure's decision day and the day its legal basis takes effect."""
     cfg, rng, working = province.cfg, province.rng, province.working
     start = cfg.start.toordinal()
-    # The first procedures (and 60% overall) were decided before the window opened.
-    if i < 3 or rng.random() < 0.6:
-        decided = start - province.between(30, 360)
+    if i < _ALWAYS_DECIDED_BEFORE or rng.random() < cfg.decided_before_window_rate:
+        decided = start - province.between(*_DECIDED_DAYS_BEFORE)
     else:
-        decided = start + province.between(0, max(0, cfg.days * 2 // 3))
+        parts, whole = _DECIDED_IN_WINDOW
+        decided = start + province.between(0, max(0, cfg.days * parts // whole))
     decided = working.add(decided - 1, 1)
-    if rng.random() < cfg.publish_on_time_rate:
-        effective = working.add(decided, 5 + province.between(0, 20))
-    else:
-        effective = working.add(decided, province.between(1, 4))
-    return decided, effective
+    on_time = rng.random() < cfg.publish_on_time_rate
+    n = province.between(*_IN_FORCE_ON_TIME) if on_time else province.between(*_IN_FORCE_RUSHED)
+    return decided, working.add(decided, n)
 
 
 def _publicize(province: Province, procedure_id: str, decided: int) -> None:
+    """Maybe schedule the procedure's publicizing on the national database."""
     rng = province.rng
     if rng.random() < province.cfg.publicized_rate:
         late = rng.random() >= province.cfg.publicize_on_time_rate
-        n = province.between(6, 15) if late else province.between(1, 5)
+        n = province.between(*(_PUBLICIZED_LATE if late else _PUBLICIZED_ON_TIME))
         day = province.working.add(decided, n)
         province.push(
-            day * DAY + 9 * HOUR + province.between(0, 7 * HOUR),
+            day * DAY + province.between(*_PUBLICIZED_HOURS),
             "procedure_publicized",
             "procedure_id",
             procedure_id,
@@ -161,11 +187,14 @@ def _publicize(province: Province, procedure_id: str, decided: int) -> None:
 
 
 def _repeal(province: Province, proc: Procedure) -> Procedure:
+    """Schedule the procedure's repeal; the procedure with its end."""
     cfg = province.cfg
     start = cfg.start.toordinal()
-    low = max(proc.active_from // DAY + 7, start + cfg.days // 2)
-    day = province.working.add(low + province.between(0, max(0, cfg.days // 3)), 1)
-    at = day * DAY + 10 * HOUR
+    in_force = proc.active_from // DAY
+    low = max(in_force + _REPEALED_AFTER_DAYS, start + cfg.days // _REPEALS_FROM_PART)
+    spread = max(0, cfg.days // _REPEALS_SPREAD_PART)
+    day = province.working.add(low + province.between(0, spread), 1)
+    at = day * DAY + _REPEALED_AT
     province.push(
         at,
         "procedure_repealed",
@@ -177,24 +206,30 @@ def _repeal(province: Province, proc: Procedure) -> Procedure:
 
 
 def _procedure_id(province: Province, taken: set[str]) -> str:
+    """A procedure code like the national database's, not yet in ``taken``."""
     rng = province.rng
     while True:
-        candidate = f"{rng.choice((1, 1, 1, 2, 3))}.{rng.randrange(1, 14000):06d}"
+        candidate = f"{rng.choice(_CODE_LEVELS)}.{rng.randrange(1, _CODE_NUMBERS):06d}"
         if candidate not in taken:
             taken.add(candidate)
             return candidate
 
 
 def _processing_time(province: Province) -> tuple[str, int]:
-    rng = province.rng
+    """The unit and value of a procedure's processing time."""
+    cfg, rng = province.cfg, province.rng
     r = rng.random()
-    if r < 0.85:
-        return "working_days", rng.choice((3, 3, 5, 5, 5, 7, 10, 10, 12, 15, 20))
-    if r < 0.93:
-        return "hours", rng.choice((4, 8, 8, 24))
-    if r < 0.98:
-        return "days", rng.choice((7, 15, 30))
-    return "months", 1
+    # Subtracting each share from the draw is exact here, so the draw meets the true sum of the
+    # shares; a running float sum would round (0.85 + 0.08 is 0.9299999999999999, not 0.93).
+    for unit, share, values in (
+        ("working_days", cfg.processing_in_working_days_rate, _WORKING_DAYS),
+        ("hours", cfg.processing_in_hours_rate, _HOURS),
+        ("days", cfg.processing_in_days_rate, _DAYS),
+    ):
+        if r < share:
+            return unit, rng.choice(values)
+        r -= share
+    return "months", _MONTHS
 
 
 class Popularity:
@@ -206,13 +241,14 @@ class Popularity:
         self.active_from = [p.active_from for p in procedures]
         n = len(procedures)
         ranks = province.rng.sample(range(n), n)
-        self.weights = list(accumulate(1.0 / (rank + 1) ** 0.8 for rank in ranks))
+        exponent = province.cfg.popularity_exponent
+        self.weights = list(accumulate(1.0 / (rank + 1) ** exponent for rank in ranks))
 
     def pick(self, t: int) -> Procedure:
         """A procedure in force at ``t``, drawn by popularity."""
         procedures, weights, rng = self.procedures, self.weights, self.rng
         k = max(1, bisect_right(self.active_from, t))
-        for _ in range(20):
+        for _ in range(_PICK_TRIES):
             p = procedures[bisect_right(weights, rng.random() * weights[k - 1], 0, k - 1)]
             if p.repealed_at > t:
                 return p
