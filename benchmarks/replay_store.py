@@ -32,9 +32,8 @@ if str(ROOT) not in sys.path:
 from producers.simulator import SimConfig  # noqa: E402
 
 CACHE = Path(os.environ.get("MOTCUA_BENCH_CACHE", "/tmp/motcua-bench-cache"))
-# What the stored events are depends on these (the domain and its facts, the calendar and
-# deadlines of the rulesets, the simulation): a change rebuilds the stores. (Not engine/store.py:
-# the events table is eventsourcing's, and the store module is edited often for other reasons.)
+# What the stored events and their facts are depends on these (the domain, the intake, the facts
+# cache and its rules, the simulation): a change rebuilds the stores.
 FORMAT_SOURCES = ("engine/domain", "engine/intake.py", "engine/store.py", "projections/facts.py",
                   "kernel/contract", "kernel/rules", "producers/simulator")
 

@@ -41,6 +41,7 @@ def generate_national(base: SimConfig, provinces: int) -> Iterator[dict[str, Any
 
 
 def write_national(base: SimConfig, provinces: int, path: str | Path) -> int:
+    """Write the merged national actions to ``path`` as NDJSON; returns how many."""
     count = 0
     with open(path, "wb") as out:
         buf: list[bytes] = []

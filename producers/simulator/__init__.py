@@ -1,0 +1,16 @@
+"""A seeded, reproducible province: the actions its one-stop-shop systems would send.
+
+``generate(cfg)`` yields ``motcua.action/1`` dicts in global time order: the agency tree and the
+procedure catalog first, then dossier and feedback lifecycles. Every random draw comes from one
+``random.Random(cfg.seed)`` and nothing reads the clock, so a seed always gives the same bytes.
+
+The parts: ``config`` (what to simulate, every rate named), ``clock`` (simulated time and office
+hours), ``catalog`` (agencies and procedures), ``receptions`` (when dossiers arrive),
+``dossiers`` (one dossier's lifecycle), ``feedback``, and ``stream`` (the actions in order).
+"""
+
+from producers.simulator.clock import TZ
+from producers.simulator.config import SimConfig
+from producers.simulator.stream import SCHEMA, generate, simulate_live, write_ndjson
+
+__all__ = ["SCHEMA", "TZ", "SimConfig", "generate", "simulate_live", "write_ndjson"]
