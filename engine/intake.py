@@ -29,12 +29,12 @@ from engine.domain.catalog import Agency, Procedure
 from engine.domain.dossier import Dossier, compute_due
 from engine.domain.errors import UnknownSubjectError
 from engine.domain.feedback import Feedback
+from engine.facts_cache import FactRow
 from engine.store import (
     ACCEPTED,
     DUPLICATE,
     HELD,
     REJECTED,
-    FactRow,
     IntakeRow,
     SideEffects,
     akey,

@@ -28,6 +28,8 @@ from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 from psycopg.sql import SQL
 
+from engine.facts_cache import FACTS_TABLES, FactRow, FactsCacheMixin
+
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
@@ -76,22 +78,6 @@ class IntakeRow:
     field: str | None = None
     message: str | None = None
     raw: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FactRow:
-    """The facts cache row of one new event (its position is known only once inserted)."""
-
-    kind: str
-    type: str
-    sid: str
-    at: str
-    recorded_us: int
-    prev: bytes | None
-    facts: bytes | None
-
-
-FACT_COLUMNS = "pos, kind, type, sid, at, recorded_us, prev, facts"
 
 
 @dataclass
@@ -147,10 +133,7 @@ def _schema(serial: str, blob: str) -> list[str]:
         "CREATE INDEX IF NOT EXISTS motcua_deadlines_due ON motcua_deadlines (due)",
         "CREATE TABLE IF NOT EXISTS motcua_positions (name TEXT PRIMARY KEY, "
         "value BIGINT NOT NULL)",
-        "CREATE TABLE IF NOT EXISTS motcua_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        "CREATE TABLE IF NOT EXISTS motcua_facts (pos BIGINT PRIMARY KEY, kind TEXT NOT NULL, "
-        "type TEXT NOT NULL, sid TEXT NOT NULL, at TEXT NOT NULL, recorded_us BIGINT NOT NULL, "
-        f"prev {blob}, facts {blob})",
+        *FACTS_TABLES(blob),
         # Partition ownership for many engine processes: a new owner bumps the epoch, and a
         # commit succeeds only with the current epoch (zombie fencing).
         "CREATE TABLE IF NOT EXISTS motcua_owners (topic TEXT NOT NULL, part INTEGER NOT NULL, "
@@ -159,13 +142,8 @@ def _schema(serial: str, blob: str) -> list[str]:
     ]
 
 
-class IntakeMixin:
+class IntakeMixin(FactsCacheMixin):
     """The motcua tables, written in the same transaction as the events (one home, two dialects)."""
-
-    ph = "?"
-
-    def _sql(self, statement: str) -> str:
-        return statement if self.ph == "?" else statement.replace("?", "%s")
 
     @contextmanager
     def _tx(self, commit: bool) -> Iterator[Any]:
@@ -216,17 +194,6 @@ class IntakeMixin:
                           "ON CONFLICT (originator_id) DO UPDATE SET due=excluded.due"),
                 sets,
             )
-
-    def write_facts(self, c: Any, fx: SideEffects | None, ids: Sequence[int] | None) -> None:
-        """The facts cache rows of the events just inserted, under their notification ids."""
-        if not fx or not fx.facts:
-            return
-        if ids is None or len(ids) != len(fx.facts):
-            raise AssertionError(f"{len(fx.facts)} facts rows for {ids and len(ids)} events")
-        c.executemany(
-            self._sql(f"INSERT INTO motcua_facts ({FACT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"),
-            [(pos, f.kind, f.type, f.sid, f.at, f.recorded_us, f.prev, f.facts)
-             for pos, f in zip(ids, fx.facts, strict=True)])
 
     def _returning(self, c: Any, statement: str, params: Sequence[Any]) -> Any:
         """One ``… RETURNING`` statement's first row, read on a cursor of its own.
@@ -363,104 +330,6 @@ class IntakeMixin:
                       (prefix + "%",))
             return {r["name"]: int(r["value"]) for r in c.fetchall()}
 
-    def get_meta(self, name: str) -> str | None:
-        with self._tx(commit=False) as c:
-            c.execute(self._sql("SELECT value FROM motcua_meta WHERE name=?"), (name,))
-            row = c.fetchone()
-            return str(row["value"]) if row else None
-
-    def set_meta(self, name: str, value: str) -> None:
-        with self._tx(commit=True) as c:
-            c.execute(self._sql("INSERT INTO motcua_meta (name, value) VALUES (?, ?) ON CONFLICT "
-                                "(name) DO UPDATE SET value=excluded.value"), (name, value))
-
-    def has_events(self) -> bool:
-        table = self.events_table_name  # type: ignore[attr-defined]
-        with self._tx(commit=False) as c:
-            c.execute(f"SELECT 1 AS one FROM {table} LIMIT 1")
-            return c.fetchone() is not None
-
-    def read_facts(self, start: int, limit: int, stop: int | None = None,
-                   recorded_by: int | None = None) -> list[tuple[Any, ...]]:
-        """Facts cache rows ``(pos, kind, type, sid, at, recorded_us, prev, facts)`` from
-        ``start`` (inclusive), up to ``stop``, only those recorded by ``recorded_by`` (µs)."""
-        sql = f"SELECT {FACT_COLUMNS} FROM motcua_facts WHERE pos >= ?"
-        params: list[Any] = [start]
-        if stop is not None:
-            sql += " AND pos <= ?"
-            params.append(stop)
-        if recorded_by is not None:
-            sql += " AND recorded_us <= ?"
-            params.append(recorded_by)
-        sql += " ORDER BY pos LIMIT ?"
-        params.append(limit)
-        with self._tx(commit=False) as c:
-            c.execute(self._sql(sql), params)
-            rows = c.fetchall()
-        if self.ph == "?":
-            return rows  # type: ignore[no-any-return]  # sqlite3 rows index like tuples
-        return [tuple(r.values()) for r in rows]
-
-    def subjects_after(self, after: Any, limit: int) -> list[Any]:
-        """Up to ``limit`` aggregate ids greater than ``after`` (``None``: from the first), in
-        id order: the pages of a walk over every subject's history."""
-        table = self.events_table_name  # type: ignore[attr-defined]
-        with self._tx(commit=False) as c:
-            if after is None:
-                c.execute(self._sql(f"SELECT DISTINCT originator_id AS o FROM {table} "
-                                    "ORDER BY originator_id LIMIT ?"), (limit,))
-            else:
-                c.execute(self._sql(f"SELECT DISTINCT originator_id AS o FROM {table} WHERE "
-                                    "originator_id > ? ORDER BY originator_id LIMIT ?"),
-                          (after, limit))
-            return [r["o"] for r in c.fetchall()]
-
-    def events_of(self, ids: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """``(position, id, version, topic, state)`` of every event of these aggregates, by
-        aggregate and version."""
-        if not ids:
-            return []
-        table = self.events_table_name  # type: ignore[attr-defined]
-        col = "rowid" if self.ph == "?" else "notification_id"
-        marks = ",".join("?" * len(ids))
-        with self._tx(commit=False) as c:
-            c.execute(self._sql(f"SELECT {col} AS pos, originator_id, originator_version, "
-                                f"topic, state FROM {table} WHERE originator_id IN ({marks}) "
-                                "ORDER BY originator_id, originator_version"), list(ids))
-            return [(int(r["pos"]), r["originator_id"], int(r["originator_version"]),
-                     r["topic"], bytes(r["state"])) for r in c.fetchall()]
-
-    def write_next_facts(self, rows: Sequence[tuple[Any, ...]], *, first: bool) -> None:
-        """Write recomputed facts rows into ``motcua_facts_next`` (created anew when
-        ``first``); ``swap_facts`` makes it the cache."""
-        blob = "BLOB" if self.ph == "?" else "BYTEA"
-        with self._tx(commit=True) as c:
-            if first:
-                c.execute("DROP TABLE IF EXISTS motcua_facts_next")
-                c.execute("CREATE TABLE motcua_facts_next (pos BIGINT PRIMARY KEY, kind TEXT "
-                          "NOT NULL, type TEXT NOT NULL, sid TEXT NOT NULL, at TEXT NOT NULL, "
-                          f"recorded_us BIGINT NOT NULL, prev {blob}, facts {blob})")
-            if rows:
-                c.executemany(self._sql(f"INSERT INTO motcua_facts_next ({FACT_COLUMNS}) "
-                                        "VALUES (?,?,?,?,?,?,?,?)"), list(rows))
-
-    def swap_facts(self, version_name: str, version: str) -> None:
-        """Make the recomputed facts the cache, and record the rules they were derived by,
-        in one transaction."""
-        with self._tx(commit=True) as c:
-            c.execute("DROP TABLE motcua_facts")
-            c.execute("ALTER TABLE motcua_facts_next RENAME TO motcua_facts")
-            c.execute(self._sql("INSERT INTO motcua_meta (name, value) VALUES (?, ?) ON "
-                                "CONFLICT (name) DO UPDATE SET value=excluded.value"),
-                      (version_name, version))
-
-    def last_fact(self) -> int:
-        """The highest position in the facts cache (0 when empty)."""
-        with self._tx(commit=False) as c:
-            c.execute("SELECT MAX(pos) AS m FROM motcua_facts")
-            row = c.fetchone()
-            return int(row["m"] or 0)
-
     def read_log(self, start: int, limit: int,
                  stop: int | None = None) -> list[tuple[int, str, bytes]]:
         """(position, topic, state) from ``start`` (inclusive), for replays: plain rows, no
@@ -523,7 +392,7 @@ class SQLiteStore(IntakeMixin, SQLiteProcessRecorder):
         fx: SideEffects | None = kwargs.get("side_effects")
         if fx:
             self.write_side_effects(c, fx)
-            self.write_facts(c, fx, returning)
+            self.write_facts(c, fx.facts, returning)
         return returning
 
     def existing(self, ids: Sequence[UUID]) -> set[UUID]:
@@ -595,5 +464,6 @@ class PostgresStore(IntakeMixin, PostgresProcessRecorder):
         # The facts rows are keyed by the notification ids, known only now; still in the
         # same transaction.
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        self.write_facts(curs, kwargs.get("side_effects"), ids)
+        fx: SideEffects | None = kwargs.get("side_effects")
+        self.write_facts(curs, fx.facts if fx else None, ids)
         return ids

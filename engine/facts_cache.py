@@ -1,0 +1,163 @@
+"""The facts cache: per recorded event, what the projections need of it.
+
+One row per event, keyed by its notification id (``pos``): its kind, type, subject, business
+time, recording time (µs since the epoch) and the subject's facts before and after it, as the
+annotator derived them (``projections.facts``). Written in the engine's transaction beside the
+event; read by the relay, replays and ``--as-recorded``; replaced as a whole by
+``replay --rederive``. ``motcua_meta`` records the rules version the facts were derived by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FactRow:
+    """The facts cache row of one new event (its position is known only once inserted)."""
+
+    kind: str
+    type: str
+    sid: str
+    at: str
+    recorded_us: int
+    prev: bytes | None
+    facts: bytes | None
+
+
+FACT_COLUMNS = "pos, kind, type, sid, at, recorded_us, prev, facts"
+
+
+def FACTS_TABLES(blob: str) -> list[str]:  # noqa: N802 - a constant of two dialects
+    """The DDL of the facts cache and the meta table, in a dialect's blob type."""
+    return [
+        "CREATE TABLE IF NOT EXISTS motcua_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS motcua_facts (pos BIGINT PRIMARY KEY, kind TEXT NOT NULL, "
+        "type TEXT NOT NULL, sid TEXT NOT NULL, at TEXT NOT NULL, recorded_us BIGINT NOT NULL, "
+        f"prev {blob}, facts {blob})",
+    ]
+
+
+class FactsCacheMixin:
+    """Reads and writes of the facts cache, on the event store's recorder (two dialects)."""
+
+    ph = "?"
+
+    def _sql(self, statement: str) -> str:
+        return statement if self.ph == "?" else statement.replace("?", "%s")
+
+    def _tx(self, commit: bool) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def write_facts(self, c: Any, rows: Sequence[FactRow] | None,
+                    ids: Sequence[int] | None) -> None:
+        """The facts cache rows of the events just inserted, under their notification ids."""
+        if not rows:
+            return
+        if ids is None or len(ids) != len(rows):
+            raise AssertionError(f"{len(rows)} facts rows for {ids and len(ids)} events")
+        c.executemany(
+            self._sql(f"INSERT INTO motcua_facts ({FACT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"),
+            [(pos, f.kind, f.type, f.sid, f.at, f.recorded_us, f.prev, f.facts)
+             for pos, f in zip(ids, rows, strict=True)])
+
+    def get_meta(self, name: str) -> str | None:
+        with self._tx(commit=False) as c:
+            c.execute(self._sql("SELECT value FROM motcua_meta WHERE name=?"), (name,))
+            row = c.fetchone()
+            return str(row["value"]) if row else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._tx(commit=True) as c:
+            c.execute(self._sql("INSERT INTO motcua_meta (name, value) VALUES (?, ?) ON CONFLICT "
+                                "(name) DO UPDATE SET value=excluded.value"), (name, value))
+
+    def has_events(self) -> bool:
+        table = self.events_table_name  # type: ignore[attr-defined]
+        with self._tx(commit=False) as c:
+            c.execute(f"SELECT 1 AS one FROM {table} LIMIT 1")
+            return c.fetchone() is not None
+
+    def read_facts(self, start: int, limit: int, stop: int | None = None,
+                   recorded_by: int | None = None) -> list[tuple[Any, ...]]:
+        """Facts cache rows ``(pos, kind, type, sid, at, recorded_us, prev, facts)`` from
+        ``start`` (inclusive), up to ``stop``, only those recorded by ``recorded_by`` (µs)."""
+        sql = f"SELECT {FACT_COLUMNS} FROM motcua_facts WHERE pos >= ?"
+        params: list[Any] = [start]
+        if stop is not None:
+            sql += " AND pos <= ?"
+            params.append(stop)
+        if recorded_by is not None:
+            sql += " AND recorded_us <= ?"
+            params.append(recorded_by)
+        sql += " ORDER BY pos LIMIT ?"
+        params.append(limit)
+        with self._tx(commit=False) as c:
+            c.execute(self._sql(sql), params)
+            rows = c.fetchall()
+        if self.ph == "?":
+            return rows  # type: ignore[no-any-return]  # sqlite3 rows index like tuples
+        return [tuple(r.values()) for r in rows]
+
+    def subjects_after(self, after: Any, limit: int) -> list[Any]:
+        """Up to ``limit`` aggregate ids greater than ``after`` (``None``: from the first), in
+        id order: the pages of a walk over every subject's history."""
+        table = self.events_table_name  # type: ignore[attr-defined]
+        with self._tx(commit=False) as c:
+            if after is None:
+                c.execute(self._sql(f"SELECT DISTINCT originator_id AS o FROM {table} "
+                                    "ORDER BY originator_id LIMIT ?"), (limit,))
+            else:
+                c.execute(self._sql(f"SELECT DISTINCT originator_id AS o FROM {table} WHERE "
+                                    "originator_id > ? ORDER BY originator_id LIMIT ?"),
+                          (after, limit))
+            return [r["o"] for r in c.fetchall()]
+
+    def events_of(self, ids: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """``(position, id, version, topic, state)`` of every event of these aggregates, by
+        aggregate and version."""
+        if not ids:
+            return []
+        table = self.events_table_name  # type: ignore[attr-defined]
+        col = "rowid" if self.ph == "?" else "notification_id"
+        marks = ",".join("?" * len(ids))
+        with self._tx(commit=False) as c:
+            c.execute(self._sql(f"SELECT {col} AS pos, originator_id, originator_version, "
+                                f"topic, state FROM {table} WHERE originator_id IN ({marks}) "
+                                "ORDER BY originator_id, originator_version"), list(ids))
+            return [(int(r["pos"]), r["originator_id"], int(r["originator_version"]),
+                     r["topic"], bytes(r["state"])) for r in c.fetchall()]
+
+    def write_next_facts(self, rows: Sequence[tuple[Any, ...]], *, first: bool) -> None:
+        """Write recomputed facts rows into ``motcua_facts_next`` (created anew when
+        ``first``); ``swap_facts`` makes it the cache."""
+        blob = "BLOB" if self.ph == "?" else "BYTEA"
+        with self._tx(commit=True) as c:
+            if first:
+                c.execute("DROP TABLE IF EXISTS motcua_facts_next")
+                c.execute("CREATE TABLE motcua_facts_next (pos BIGINT PRIMARY KEY, kind TEXT "
+                          "NOT NULL, type TEXT NOT NULL, sid TEXT NOT NULL, at TEXT NOT NULL, "
+                          f"recorded_us BIGINT NOT NULL, prev {blob}, facts {blob})")
+            if rows:
+                c.executemany(self._sql(f"INSERT INTO motcua_facts_next ({FACT_COLUMNS}) "
+                                        "VALUES (?,?,?,?,?,?,?,?)"), list(rows))
+
+    def swap_facts(self, version_name: str, version: str) -> None:
+        """Make the recomputed facts the cache, and record the rules they were derived by,
+        in one transaction."""
+        with self._tx(commit=True) as c:
+            c.execute("DROP TABLE motcua_facts")
+            c.execute("ALTER TABLE motcua_facts_next RENAME TO motcua_facts")
+            c.execute(self._sql("INSERT INTO motcua_meta (name, value) VALUES (?, ?) ON "
+                                "CONFLICT (name) DO UPDATE SET value=excluded.value"),
+                      (version_name, version))
+
+    def last_fact(self) -> int:
+        """The highest position in the facts cache (0 when empty)."""
+        with self._tx(commit=False) as c:
+            c.execute("SELECT MAX(pos) AS m FROM motcua_facts")
+            row = c.fetchone()
+            return int(row["m"] or 0)

@@ -1,0 +1,149 @@
+"""What every route of the API shares: JSON responses, errors, the answer cache, and the
+request context (the clock, the rulesets, the views)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kernel.calendar import local_date
+from kernel.errors import UserError
+from kernel.metrics import METRICS
+from projections.criteria import Registry
+from projections.fold import Counters
+from projections.periods import Period, current_year, parse_instant, parse_period
+from projections.ruleset import Ruleset, Rulesets, pick
+from projections.source import ViewSource
+from projections.views import Tree, UnknownAgencyError
+
+DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard"
+LEVELS = ("ministry", "province", "department", "district", "commune")
+Clock = Callable[[], datetime]
+
+
+class OrjsonResponse(JSONResponse):
+    """JSON written by orjson (FastAPI's own ORJSONResponse is deprecated)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+class ApiError(Exception):
+    """A request that cannot be answered: an HTTP status and one sentence."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def error(status: int, message: str) -> OrjsonResponse:
+    return OrjsonResponse({"error": message}, status_code=status)
+
+
+class AnswerCache:
+    """Answers per (query, arguments, projection version): many viewers, one computation."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.items: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        hit = self.items.get(key)
+        if hit is not None:
+            self.items.move_to_end(key)
+            return hit
+        value = self.items[key] = compute()
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return value
+
+
+@dataclass
+class Ctx:
+    """The request context every router reads: views, rulesets, clock, cache."""
+
+    source: ViewSource
+    rulesets: Ruleset | Rulesets
+    pinned: str | None
+    registry: Registry
+    clock: Clock
+    cache: AnswerCache = field(default_factory=AnswerCache)
+
+    def now_of(self, text: str | None) -> datetime:
+        return self.clock() if not text else parse_instant(text, "Parameter now")
+
+    def period_of(self, text: str | None, now: datetime) -> Period:
+        return current_year(now) if not text else parse_period(text)
+
+    def rules(self, name: str | None, p: Period, t: datetime) -> Ruleset:
+        """The ruleset a view is scored under: named, pinned, or in force at its end."""
+        return pick(self.rulesets, name or self.pinned, local_date(p.view_end(t)))
+
+    @staticmethod
+    def at(p: Period, t: datetime) -> datetime:
+        """What an answer depends on of ``now``: the view's end, to the second (a scorecard
+        is judged per day, and shows E to the second)."""
+        return p.view_end(t).replace(microsecond=0)
+
+    def query(self, name: str, key: tuple[Any, ...], compute: Callable[[Counters], Any]) -> Any:
+        """Run ``compute`` on a snapshot, timed, and shared by equal requests of one version."""
+        with METRICS.query_seconds.labels(query=name).time(), self.source.snapshot() as c:
+            return self.cache.get((name, self.source.version(), *key), lambda: compute(c))
+
+    @staticmethod
+    def tree_with(counters: Counters, agency_id: str) -> Tree:
+        tree = Tree.build(counters)
+        if agency_id not in tree.parent:
+            raise ApiError(404, f"Agency {agency_id!r} is not known.")
+        return tree
+
+    def pinned_name(self) -> str:
+        if self.pinned:
+            return self.pinned
+        return self.rulesets.name if isinstance(self.rulesets, Ruleset) else "in force"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every refusal is JSON ``{"error": one sentence}`` with its status."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, e: ApiError) -> OrjsonResponse:
+        return error(e.status, e.message)
+
+    @app.exception_handler(UserError)
+    async def user_error(_: Request, e: UserError) -> OrjsonResponse:
+        return error(400, str(e))
+
+    @app.exception_handler(UnknownAgencyError)
+    async def unknown_agency(_: Request, e: UnknownAgencyError) -> OrjsonResponse:
+        return error(404, f"Agency {e.args[0]!r} is not known.")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, e: RequestValidationError) -> OrjsonResponse:
+        err = e.errors()[0] if e.errors() else {}
+        name = str(err.get("loc", ("", "input"))[-1])
+        value = err.get("input")
+        msg = str(err.get("msg", "is not valid")).rstrip(".")
+        shown = f" {value!r}" if value is not None else ""
+        return error(400, f"Parameter {name}{shown} is not valid: {msg}.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException) -> OrjsonResponse:
+        if e.status_code == 404:
+            message = f"There is nothing at {request.url.path}."
+        elif e.status_code == 405:
+            message = f"Method {request.method} is not allowed on {request.url.path}."
+        else:
+            message = str(e.detail).rstrip(".") + "."
+        return error(e.status_code, message)
