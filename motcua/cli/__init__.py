@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -62,59 +60,9 @@ def _load_views(settings: Settings) -> Any:
 # ----- roles ---------------------------------------------------------------------------------
 
 
-def _run_until_signal(stop: Callable[[], None], alive: Callable[[], bool] = lambda: True) -> None:
-    done = threading.Event()
-
-    def _handler(signum: int, frame: Any) -> None:
-        done.set()
-
-    signal.signal(signal.SIGINT, _handler)
-    signal.signal(signal.SIGTERM, _handler)
-    try:
-        while not done.wait(0.5):
-            if not alive():
-                break
-    finally:
-        stop()
-
-
-def _serve_http(settings: Settings, app: Any, host: str, port: int) -> tuple[Any, threading.Thread]:
-    import uvicorn
-
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            lifespan="off")
-    server = uvicorn.Server(config)
-    t = threading.Thread(target=server.run, name="http", daemon=True)
-    t.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        if not t.is_alive():
-            raise UserError(f"The HTTP server could not listen on {host}:{port}.")
-        time.sleep(0.05)
-    return server, t
-
-
-def _api(pipeline: Any, settings: Settings, live: bool) -> Any:
-    from projections.api import create_app
-    from projections.source import LiveSource, StoreSource
-
-    source: LiveSource | StoreSource
-    if live and pipeline.projection is not None:
-        source = LiveSource(pipeline.projection, pipeline.views, pipeline.engine)
-    else:
-        source = StoreSource(pipeline.views, pipeline.engine)
-    bridge = None
-    try:
-        from producers.bridge import make_bridge
-
-        bridge = make_bridge(settings, pipeline.bootstrap)
-    except ImportError:
-        pass
-    return create_app(source, pipeline.ruleset, bridge=bridge)
-
-
 def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
     from motcua.pipeline import Pipeline
+    from motcua.serving import api, run_until_signal, serve_http, stop_http
 
     settings = _settings()
     _setup_logs(settings)
@@ -126,15 +74,15 @@ def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
         if "serve" in roles:
             host = args.host or settings.http_host
             port = args.port or settings.http_port
-            app = _api(p, settings, live="project" in roles)
-            server, _ = _serve_http(settings, app, host, port)
+            app = api(p, settings, live="project" in roles)
+            server, _ = serve_http(app, host, port)
             print(f"motcua API on http://{host}:{port}/", file=sys.stderr)
         def stop() -> None:
             if server is not None:
-                _stop_http(server)
+                stop_http(server)
             p.stop()
 
-        _run_until_signal(stop)
+        run_until_signal(stop)
     except BaseException:
         p.stop()
         raise
@@ -143,10 +91,6 @@ def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
 
 def _role_command(roles: frozenset[str]) -> Callable[[argparse.Namespace], int]:
     return lambda a: cmd_roles(a, roles)
-
-
-def _stop_http(server: Any) -> None:
-    server.should_exit = True
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
