@@ -16,6 +16,7 @@ from motcua.cli.common import (
     add_command,
     load_settings,
     print_json,
+    print_lines,
     setup_logs,
     stderr_console,
 )
@@ -64,8 +65,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
-        for line in I.format_summary(summary):
-            print(line)
+        print_lines(I.format_summary(summary))
     return 0
 
 
@@ -84,7 +84,7 @@ def _bootstrap(settings: Settings, wait: bool) -> tuple[str, Pipeline | None]:
     own = Pipeline(settings, roles=frozenset({"engine", "project"})).start()
     try:
         own.wait_ready()
-    except BaseException:
+    except BaseException:  # the caller stops only a pipeline it has been handed
         own.stop()
         raise
     return own.bootstrap, own
