@@ -21,6 +21,7 @@ import orjson
 from kernel import kafka as K
 from kernel.settings import ACTIONS_TOPIC, Settings
 from motcua.ingest import subject_key
+from motcua.serving import api, run_until_signal, serve_http, stop_http
 
 
 def _feed(bootstrap: str, settings: Settings, args: argparse.Namespace,
@@ -48,7 +49,6 @@ def _feed(bootstrap: str, settings: Settings, args: argparse.Namespace,
 
 
 def run_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from motcua.cli import _api, _run_until_signal, _serve_http, _stop_http
     from motcua.pipeline import Pipeline
 
     home = settings.home / "demo"
@@ -66,7 +66,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         p.wait_ready()
         host = args.host or settings.http_host
         port = args.port or settings.http_port
-        server, _ = _serve_http(demo_settings, _api(p, demo_settings, live=True), host, port)
+        server, _ = serve_http(api(p, demo_settings, live=True), host, port)
         url = f"http://{host}:{port}/"
         feeder = threading.Thread(target=_feed, args=(p.bootstrap, demo_settings, args, stop,
                                                       stats), name="feeder", daemon=True)
@@ -77,14 +77,14 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
 
         def shutdown() -> None:
             stop.set()
-            _stop_http(server)
+            stop_http(server)
             p.stop()
 
-        _run_until_signal(shutdown)
+        run_until_signal(shutdown)
     except BaseException:
         stop.set()
         if server is not None:
-            _stop_http(server)
+            stop_http(server)
         p.stop()
         raise
     print("motcua demo: stopped.", file=sys.stderr)

@@ -1,0 +1,136 @@
+"""``motcua ingest``: publish an NDJSON file of actions and, with ``--wait``, report what became
+of it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kernel.errors import UserError
+from kernel.settings import Settings
+from motcua.cli.common import (
+    Subparsers,
+    add_command,
+    load_settings,
+    print_json,
+    print_lines,
+    setup_logs,
+    stderr_console,
+)
+
+if TYPE_CHECKING:
+    from motcua.pipeline import Pipeline
+
+
+def register(sub: Subparsers) -> None:
+    """Add ``ingest``."""
+    sp = add_command(sub, "ingest", "Publish an NDJSON file of actions to motcua.actions; with "
+                     "--wait, see it recorded and scored and print what became of it.",
+                     cmd_ingest)
+    sp.add_argument("file", help="NDJSON file, one action per line")
+    sp.add_argument("--wait", action="store_true", help="block until processed (starts the "
+                    "embedded pipeline if none is running)")
+    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sp.add_argument("--timeout", type=float, default=600.0, help="seconds to wait at most "
+                    "(default 600)")
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Publish the file's actions; with ``--wait``, print the intake summary once processed."""
+    from motcua import ingest as I
+
+    settings = load_settings()
+    setup_logs(settings, quiet=True)
+    lines = I.read_lines(Path(args.file))
+    own: Pipeline | None = None
+    try:
+        bootstrap, own = _bootstrap(settings, args.wait)
+        with _progress() as progress:
+            t_pub = progress.add_task("publishing", total=len(lines))
+            pub = I.publish(lines, bootstrap, settings.kafka_security, settings.partitions,
+                            progress=lambda n: progress.advance(t_pub, n))
+            if not args.wait:
+                progress.stop()
+                print(f"published {pub.count:,} actions to motcua.actions", file=sys.stderr)
+                return 0
+            if own is None and settings.kafka_bootstrap is not None:
+                own = _start_engine_if_none(settings)
+            summary = _wait_done(settings, own, bootstrap, pub, args.timeout, progress)
+    finally:
+        if own is not None:
+            own.stop()
+    if args.json:
+        print_json(summary)
+    else:
+        print_lines(I.format_summary(summary))
+    return 0
+
+
+def _bootstrap(settings: Settings, wait: bool) -> tuple[str, Pipeline | None]:
+    """The broker to publish to, and the pipeline started for it here (or None)."""
+    from motcua.pipeline import Pipeline, running_embedded_broker
+
+    if settings.kafka_bootstrap is not None:
+        return settings.kafka_bootstrap, None
+    bootstrap = running_embedded_broker(settings)
+    if bootstrap is not None:
+        return bootstrap, None
+    if not wait:
+        raise UserError("No motcua pipeline is running here to take the actions; "
+                        "use --wait to process them now, or start `motcua up`.")
+    own = Pipeline(settings, roles=frozenset({"engine", "project"})).start()
+    try:
+        own.wait_ready()
+    except BaseException:  # the caller stops only a pipeline it has been handed
+        own.stop()
+        raise
+    return own.bootstrap, own
+
+
+def _progress() -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description:<12}"), BarColumn(),
+                    TextColumn("{task.completed:>9,.0f}/{task.total:,.0f}"),
+                    TimeRemainingColumn(), transient=True, console=stderr_console(),
+                    disable=not sys.stderr.isatty())
+
+
+def _wait_done(settings: Settings, own: Pipeline | None, bootstrap: str, pub: Any, timeout: float,
+               progress: Any) -> Any:
+    """Wait until the published actions are recorded and scored; their intake summary."""
+    from motcua import ingest as I
+    from motcua.pipeline import make_engine
+    from projections.store import ViewStore, views_url
+
+    engine = own.engine if own and own.engine else make_engine(settings)
+    views = own.views if own and own.views else ViewStore(views_url(settings.database_url))
+    log_id = I.actions_log_id(engine, bootstrap, settings.kafka_security)
+    t_eng = progress.add_task("recording", total=pub.count)
+
+    def report(done: int, stage: str) -> None:
+        progress.update(t_eng, completed=done,
+                        description="recording" if stage == "engine" else "scoring")
+
+    return I.wait_done(engine, views, log_id, pub, hold_seconds=settings.hold_seconds,
+                       timeout=timeout, progress=report)
+
+
+def _start_engine_if_none(settings: Settings) -> Pipeline | None:
+    """A pipeline started here when no engine has beaten its heartbeat in the last 5 s."""
+    from engine.app import HEARTBEAT
+    from motcua.pipeline import Pipeline, make_engine
+
+    probe = make_engine(settings)
+    try:
+        beat = probe.store.get_position(HEARTBEAT)
+    finally:
+        probe.close()
+    if time.time() - beat < 5:
+        return None
+    p = Pipeline(settings, roles=frozenset({"engine", "project"})).start()
+    p.wait_ready()
+    return p

@@ -1,0 +1,87 @@
+"""Running the product: ``demo``, ``up`` and the one-role commands ``engine``, ``project`` and
+``serve``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from motcua.cli.common import Command, Subparsers, add_command, load_settings, setup_logs
+
+# Each role command, the roles it runs and its help; in the order of `motcua --help`.
+ROLE_COMMANDS = (
+    ("up", {"engine", "project", "serve"}, "Run engine, projections and API in one process "
+     "against the configured broker and database."),
+    ("engine", {"engine"}, "Run the engine role: motcua.actions → event store → "
+     "motcua.events / motcua.rejected."),
+    ("project", {"project"}, "Run the projection role: motcua.events → views."),
+    ("serve", {"serve"}, "Serve the HTTP API and the scoreboard from the views."),
+)
+
+
+def register(sub: Subparsers) -> None:
+    """Add ``demo``, ``up``, ``engine``, ``project`` and ``serve``."""
+    sp = add_command(sub, "demo", "Run the whole product on the embedded default, fed by a "
+                     "simulated province, and serve the scoreboard.", cmd_demo)
+    _http_args(sp)
+    sp.add_argument("--agencies", type=int, default=20, help="simulated units (default 20)")
+    sp.add_argument("--dossiers", type=int, default=15000, help="simulated dossiers "
+                    "(default 15000)")
+    sp.add_argument("--seed", type=int, default=766, help="simulation seed (default 766)")
+    sp.add_argument("--rate", type=float, default=40.0, help="live actions per second after "
+                    "the backlog (default 40)")
+    sp.add_argument("--no-browser-hint", action="store_true", help=argparse.SUPPRESS)
+    sp.add_argument("--verbose", action="store_true", help="show the JSON logs")
+    for name, roles, text in ROLE_COMMANDS:
+        sp = add_command(sub, name, text, _role_command(frozenset(roles)))
+        if "serve" in roles:
+            _http_args(sp)
+
+
+def _http_args(sp: Any) -> None:
+    sp.add_argument("--host", default=None, help="HTTP host (default 127.0.0.1)")
+    sp.add_argument("--port", type=int, default=None, help="HTTP port (default 8766)")
+
+
+def _role_command(roles: frozenset[str]) -> Command:
+    return lambda a: cmd_roles(a, roles)
+
+
+def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
+    """Run ``roles`` of the pipeline (serving HTTP if one is ``serve``) until a signal."""
+    from motcua.pipeline import Pipeline
+    from motcua.serving import api, run_until_signal, serve_http, stop_http
+
+    settings = load_settings()
+    setup_logs(settings)
+    # The one-role commands join consumer groups, so several processes share the partitions.
+    group = len(roles) == 1 and roles != frozenset({"serve"})
+    p = Pipeline(settings, roles=roles, group=group).start()
+    server = None
+    try:
+        if "serve" in roles:
+            host = args.host or settings.http_host
+            port = args.port or settings.http_port
+            app = api(p, settings, live="project" in roles)
+            server, _ = serve_http(app, host, port)
+            print(f"motcua API on http://{host}:{port}/", file=sys.stderr)
+        def stop() -> None:
+            if server is not None:
+                stop_http(server)
+            p.stop()
+
+        run_until_signal(stop)
+    except BaseException:
+        p.stop()
+        raise
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run ``motcua demo`` (quiet logs unless ``--verbose``)."""
+    from motcua.demo import run_demo
+
+    settings = load_settings()
+    setup_logs(settings, quiet=not args.verbose)
+    return run_demo(settings, args)

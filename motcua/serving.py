@@ -1,0 +1,72 @@
+"""Serving a running pipeline over HTTP until a signal: shared by ``motcua up``/``serve`` and
+``motcua demo``, so the demo does not reach into the command line."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kernel.errors import UserError
+from kernel.settings import Settings
+
+
+def run_until_signal(stop: Callable[[], None], alive: Callable[[], bool] = lambda: True) -> None:
+    """Block until SIGINT or SIGTERM (or until ``alive()`` is false), then call ``stop``."""
+    done = threading.Event()
+
+    def _handler(signum: int, frame: Any) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    try:
+        while not done.wait(0.5):
+            if not alive():
+                break
+    finally:
+        stop()
+
+
+def serve_http(app: Any, host: str, port: int) -> tuple[Any, threading.Thread]:
+    """Start uvicorn on ``host:port`` in a thread; return once it listens."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            lifespan="off")
+    server = uvicorn.Server(config)
+    t = threading.Thread(target=server.run, name="http", daemon=True)
+    t.start()
+    deadline = time.monotonic() + 15
+    while not server.started and time.monotonic() < deadline:
+        if not t.is_alive():
+            raise UserError(f"The HTTP server could not listen on {host}:{port}.")
+        time.sleep(0.05)
+    return server, t
+
+
+def stop_http(server: Any) -> None:
+    """Ask a server started by :func:`serve_http` to exit."""
+    server.should_exit = True
+
+
+def api(pipeline: Any, settings: Settings, live: bool) -> Any:
+    """The HTTP app over a pipeline's views (its live projection if ``live``), with the bridge."""
+    from projections.api import create_app
+    from projections.source import LiveSource, StoreSource
+
+    source: LiveSource | StoreSource
+    if live and pipeline.projection is not None:
+        source = LiveSource(pipeline.projection, pipeline.views, pipeline.engine)
+    else:
+        source = StoreSource(pipeline.views, pipeline.engine)
+    bridge = None
+    try:
+        from producers.bridge import make_bridge
+
+        bridge = make_bridge(settings, pipeline.bootstrap)
+    except ImportError:
+        pass
+    return create_app(source, pipeline.rulesets, pinned=settings.ruleset, bridge=bridge)
