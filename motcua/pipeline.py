@@ -159,6 +159,8 @@ class Pipeline:
         for t in self.threads:
             t.join(timeout=10)
         if self.engine is not None:
+            if self.engine_loop is not None:  # no engine records here any more
+                self.engine.store.set_position(HEARTBEAT, 0)
             self.engine.close()
         if self.views is not None:
             self.views.close()

@@ -45,6 +45,13 @@ def router(ctx: Ctx) -> APIRouter:
                         lambda c: ranking(c, rules, p, t, level=level or None))
         return OrjsonResponse(doc)
 
+    _lists(r, ctx)
+    return r
+
+
+def _lists(r: APIRouter, ctx: Ctx) -> None:
+    """The late list and a dossier's history."""
+
     @r.get("/api/v1/agencies/{agency_id}/overdue")
     def get_overdue(agency_id: str, period: str | None = None,
                     now: str | None = None) -> OrjsonResponse:
@@ -75,5 +82,3 @@ def router(ctx: Ctx) -> APIRouter:
         if events is None:
             raise ApiError(404, f"Dossier {dossier_id!r} is not known.")
         return OrjsonResponse({"dossier_id": dossier_id, "events": events})
-
-    return r

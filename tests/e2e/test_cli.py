@@ -180,3 +180,43 @@ def test_an_unreachable_postgresql_is_one_line_without_its_password(motcua_home:
                   MOTCUA_DATABASE_URL="postgresql://u:hunter2@127.0.0.1:1/motcua")
     one_line_error(done, "127.0.0.1:1")
     assert "hunter2" not in done.stderr
+
+
+def test_rulesets_and_fact_rules_from_the_command_line(tmp_path: Path,
+                                                      motcua_home: Path) -> None:
+    """A draft ruleset scores a what-if (``--ruleset``); an unknown one is one sentence; a
+    changed fact rule is refused until ``replay --rederive``, after which ``--verify`` is
+    clean under the new rule (and the old rule is refused in turn)."""
+    import json
+    from importlib import resources
+
+    path = tmp_path / "a.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(a) + b"\n" for a in simulate(2, 80)))
+    assert motcua(motcua_home, "ingest", str(path), "--wait", "--json").returncode == 0
+
+    drafts = tmp_path / "rulesets"
+    drafts.mkdir()
+    doc = json.loads(resources.files("projections.rulesets").joinpath(
+        "portal-2026.json").read_text("utf-8"))
+    doc.update(name="draft-x", draft=True)
+    (drafts / "draft-x.json").write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+    card = motcua(motcua_home, "scores", "H15", "--ruleset", "draft-x", "--json",
+                  MOTCUA_RULESET_DIR=str(drafts))
+    assert card.returncode == 0, card.stderr
+    assert orjson.loads(card.stdout)["ruleset"] == "draft-x"
+    bad = motcua(motcua_home, "scores", "H15", "--ruleset", "nope")
+    one_line_error(bad, "nope")
+    assert bad.returncode == 2
+
+    rules = tmp_path / "lifecycle.json"
+    rules.write_text(json.dumps({"petition_answer_working_days": 3}), "utf-8")
+    changed = {"MOTCUA_LIFECYCLE_RULES": str(rules)}
+    refused = motcua(motcua_home, "replay", "--verify", **changed)
+    one_line_error(refused, "replay --rederive")
+    assert refused.returncode == 2
+    rederived = motcua(motcua_home, "replay", "--rederive", **changed)
+    assert rederived.returncode == 0, rederived.stderr
+    assert "derived the facts of" in rederived.stdout
+    verified = motcua(motcua_home, "replay", "--verify", **changed)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    one_line_error(motcua(motcua_home, "replay", "--verify"), "replay --rederive")
