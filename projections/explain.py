@@ -70,7 +70,7 @@ def _subjects(views: ViewStore, counters: Counters, ruleset: Ruleset, agencies: 
         item: dict[str, Any] = {"id": sid, "agency_id": row[0], "month": row[1]}
         attrs = None
         if c.subject == "dossier":
-            f = DossierFacts._make(row[:8])
+            f = DossierFacts._make(row)
             attrs = counters.procedures.get(f.procedure)
             item["procedure_id"] = f.procedure
             item["due_date"] = date.fromordinal(f.due_day).isoformat()
