@@ -204,7 +204,7 @@ def check_action(grant: Grant, action: Action, existing: SubjectAgencies | None 
 
 @dataclass(frozen=True)
 class Scopes:
-    """The write grants by source, as read at one moment; ``require``: refuse a source that
+    """The grants by source, as read at one moment; ``require``: refuse a source that
     has none (``MOTCUA_REQUIRE_GRANTS``)."""
 
     by_source: Mapping[str, Grant]
