@@ -21,6 +21,7 @@ from scoped import P16, act, agency, feedback, procedure, received
 from engine.app import Engine, Message
 from kernel import kafka as K
 from kernel.broker import BundledBroker
+from kernel.grants import GrantBook
 from kernel.settings import ACTIONS_TOPIC
 from motcua.pipeline import engine_at
 from producers.bridge import PATH, BridgeLimits, make_bridge
@@ -122,3 +123,25 @@ def test_a_read_token_cannot_post_actions(env: Env) -> None:
     assert response.json()["reason"] == "read_only_token"
     assert "read token" in response.json()["error"]
     assert env.offsets() == before
+
+
+@pytest.mark.postgres
+def test_the_grant_book_reads_postgresql_before_and_after_the_first_token(pg_url: str) -> None:
+    """No table yet: no grants (the engine runs unscoped); then the scopes and read tokens are
+    read back from the real server, and a new grant is seen once the cache's time has passed."""
+    now = [0.0]
+    book = GrantBook(pg_url, ttl=5.0, clock=lambda: now[0])
+    store = TokenStore(pg_url)
+    try:
+        assert book.all() == [] and book.scope_of(SOURCE) is None
+        store.add(SOURCE, "H15")
+        read = store.add("h15-inspectorate", "H15", read=True)
+        assert book.scope_of(SOURCE) is None  # cached for ttl seconds
+        now[0] = 5.0
+        grant = book.scope_of(SOURCE)
+        assert grant is not None and grant.may_write("H15.1") and not grant.may_write("H16.1")
+        reader = book.verify(read)
+        assert reader is not None and reader.kind == "read" and not reader.may_write("H15")
+    finally:
+        store.close()
+        book.close()
