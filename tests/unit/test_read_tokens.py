@@ -12,13 +12,18 @@ import orjson
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
+from pipeline import Pipeline
+from test_delays import END, P1_STEPS, catalog, dossier
 
 from kernel.grants import TABLE, GrantBook
 from motcua.cli import main
 from producers.tokens import TokenStore
+from projections.api import create_app
 from projections.api.common import Ctx, install_error_handlers
 from projections.criteria import REGISTRY
 from projections.ruleset import load_ruleset
+from projections.source import StoreSource
+from projections.store import ViewStore
 
 
 @pytest.fixture
@@ -138,3 +143,34 @@ def test_an_old_token_table_without_kinds_holds_write_tokens(tmp_path: Path) -> 
         assert [(g.source, g.kind) for g in store.grants()] == [("new", "read"), ("old", "write")]
     finally:
         store.close()
+
+
+def test_official_delay_rows_need_a_read_token_scoped_to_the_agency(tmp_path: Path) -> None:
+    """``GET …/delays?by=official`` through ``create_app(grants=…)``: 401 without a token, 403
+    for a write token or an H16 read token, and the official rows for an H15 read token (the
+    dossier of ``test_delays``: late by 16 h at o2's approval, 5 h at o1's processing, 1 h at
+    o-rec's reception; one official per unit, so the unit figures by hand)."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    with Pipeline(tmp_path / "m.db") as p:
+        p.send(catalog() + dossier("D1", "P1", "12T17:00", *P1_STEPS, end="13T10:00"))
+        views = ViewStore(f"sqlite:///{tmp_path / 'views.db'}")
+        views.flush(p.counters, {"pos|0": 1})
+        store, book = TokenStore(url), GrantBook(url)
+        read, write = store.add("h15-reader", "H15", read=True), store.add("h15-igate", "H15")
+        other = store.add("h16-reader", "H16", read=True)
+        path = "/api/v1/agencies/H15.3/delays?period=2026-10&by=official"
+        try:
+            with TestClient(create_app(StoreSource(views), p.ruleset, clock=lambda: END,
+                                       grants=book)) as client:
+                statuses = [client.get(path, headers=h).status_code for h in (
+                    {}, {"Authorization": f"Bearer {write}"},
+                    {"Authorization": f"Bearer {other}"})]
+                ok = client.get(path, headers={"Authorization": f"Bearer {read}"})
+        finally:
+            views.close()
+            store.close()
+            book.close()
+    assert statuses == [401, 403, 403]
+    assert ok.status_code == 200, ok.text
+    assert [(r["unit"], r["official"], r["overrun_hours"]) for r in ok.json()["rows"]] == [
+        ("H15.3/ld", "o2", 16.0), ("H15.3/kt", "o1", 5.0), ("H15.3", "o-rec", 1.0)]
