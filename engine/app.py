@@ -44,10 +44,12 @@ from engine.intake import (
     Message,
     StoredHold,
 )
+from engine.scope import ScopeGate, agencies_of
 from engine.store import IntakeMixin, OrjsonTranscoder, PostgresStore, SQLiteStore, akey
 from kernel.calendar import WorkCalendar
 from kernel.contract.actions import Action, InvalidActionError, parse_action
 from kernel.errors import ConfigurationError
+from kernel.grants import GrantBook
 
 __all__ = ["Engine", "FactsVersionError", "Message", "MotcuaApplication", "store_env",
            "tracking_name"]
@@ -115,6 +117,8 @@ class Engine:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         wall: Callable[[], float] = time.time,
         check_facts: bool = True,
+        grants: GrantBook | None = None,
+        require_grants: bool = False,
     ) -> None:
         self.app = MotcuaApplication(env=store_env(database_url))
         self.store: IntakeMixin = self.app.recorder  # type: ignore[assignment]
@@ -127,11 +131,14 @@ class Engine:
         self.cache = SubjectCache(self.app.repository, self.store, cache_size)
         self.holds = HoldBook(self.store, hold_limit)
         self.facts_version = facts_version or str(getattr(annotate, "version", ""))
+        # The sources' scopes, read from the grants table next to the events (kernel.grants).
+        self.grants = grants or GrantBook(database_url, require=require_grants)
         if annotate is not None and check_facts:
             self._check_facts_version(self.facts_version)
 
     def close(self) -> None:
         self.app.close()
+        self.grants.close()
 
     def _check_facts_version(self, version: str) -> None:
         stored = self.store.get_meta(FACTS_VERSION)
@@ -158,8 +165,12 @@ class Engine:
         return self.cache.uuid(kind, subject_id)
 
     def batch(self, log_id: str = "") -> Batch:
-        """A new unit of work on this engine's cache, holds and rules."""
-        return Batch(self.cache, self.holds, self.calendar, self.annotate, log_id)
+        """A new unit of work on this engine's cache, holds and rules, with the sources' scopes
+        as they stand (read before any action is applied: an unreadable grants table fails the
+        batch, to be redone, rather than any one action)."""
+        batch = Batch(self.cache, self.holds, self.calendar, self.annotate, log_id)
+        batch.scope = ScopeGate(self.grants.scopes(), batch.subject, self.cache.uuid)
+        return batch
 
     # ----- the batch -----------------------------------------------------------------------
 
@@ -307,6 +318,12 @@ class Engine:
             return self.app.repository.get(subject_uuid(kind, subject_id))
         except AggregateNotFoundError:
             return None
+
+    def subject_agencies(self, kind: str, subject_id: str) -> list[tuple[str, str]] | None:
+        """The agencies a recorded subject belongs to now, read from the event store: for the
+        HTTP bridge's scope check of follow-up actions (``kernel.grants.SubjectAgencies``);
+        None when the subject is not recorded."""
+        return agencies_of(self.subject(kind, subject_id))
 
     def history(self, kind: str, subject_id: str) -> list[dict[str, Any]] | None:
         """Every recorded event of a subject, oldest first, or ``None`` if it is unknown.

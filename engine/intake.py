@@ -31,6 +31,7 @@ from engine.domain.due import compute_due
 from engine.domain.errors import UnknownSubjectError
 from engine.domain.feedback import Feedback
 from engine.facts_cache import FactRow
+from engine.scope import ScopeGate
 from engine.store import (
     ACCEPTED,
     DUPLICATE,
@@ -185,6 +186,8 @@ class Batch:
         self.held: dict[str, list[Pending]] = {}
         # Aggregate id -> (prev facts, facts) of each of its new events, in order.
         self.notes: dict[UUID, list[tuple[Any, Any]]] = {}
+        # The sources' scopes (kernel.grants), checked whenever an action is applied.
+        self.scope: ScopeGate | None = None
 
     # ----- aggregates ------------------------------------------------------------------------
 
@@ -283,6 +286,8 @@ class Batch:
         opening = OPENING.get(a.type)
         if agg is None and opening is None:
             return HELD, subject
+        if self.scope is not None:
+            self.scope(a, agg)
         data: dict[str, Any] = a.data  # type: ignore[assignment]  # a fresh dict per action
         if agg is None:
             if a.type == "received" and data.get("due_at") is None:
@@ -338,6 +343,8 @@ class Batch:
         """Mark a dossier as having feedback about it (5.4), now or when it arrives."""
         d = self.subject(self.cache.uuid("dossier", link.dossier_id))
         if isinstance(d, Dossier):
+            if self.scope is not None and link.cause is not None:
+                self.scope.link(link.cause.get("source"), d)
             d.link_feedback(link.feedback_id, link.at, link.cause)
             self.touch(d)
             return

@@ -64,6 +64,8 @@ class Settings:
     ruleset_dir: str | None = None
     # Another lifecycle rules file than the shipped kernel/rules/lifecycle.json.
     lifecycle_rules: str | None = None
+    # Refuse actions of sources without a grant (kernel.grants) as source_not_registered.
+    require_grants: bool = False
 
     @property
     def embedded_broker(self) -> bool:
@@ -138,6 +140,7 @@ class Settings:
             session_timeout_ms=_int(env, "MOTCUA_SESSION_TIMEOUT_MS", 3_000),
             ruleset_dir=env.get("MOTCUA_RULESET_DIR") or None,
             lifecycle_rules=env.get("MOTCUA_LIFECYCLE_RULES") or None,
+            require_grants=_flag(env, "MOTCUA_REQUIRE_GRANTS"),
         )
 
 
@@ -149,6 +152,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigurationError(f"{name} {raw!r} is not a whole number.") from None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigurationError(f"{name} {env.get(name)!r} is not one of 1, 0, true, false.")
 
 
 def redact_url(url: str) -> str:

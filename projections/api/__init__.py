@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from kernel.grants import GrantBook
 from projections.api import accountability, index, ops, page
 from projections.api.common import (
     DASHBOARD,
@@ -40,11 +41,13 @@ def create_app(
     clock: Clock = lambda: datetime.now(UTC),
     bridge: APIRouter | None = None,
     extra: Iterable[APIRouter] = (),
+    grants: GrantBook | None = None,
 ) -> FastAPI:
     """The API, the scoreboard page and, when given, the action bridge's router.
 
     Each view is scored under the ruleset in force at its end, or the one ``pinned``
-    (``MOTCUA_RULESET``), or the one a request names (``?ruleset=``, what-if)."""
+    (``MOTCUA_RULESET``), or the one a request names (``?ruleset=``, what-if). ``grants``
+    checks the read tokens of official-level data (``Ctx.read_grant``)."""
     app = FastAPI(
         title="motcua",
         version="1",
@@ -52,7 +55,7 @@ def create_app(
         default_response_class=OrjsonResponse,
     )
     install_error_handlers(app)
-    ctx = Ctx(source, rulesets, pinned, registry, clock)
+    ctx = Ctx(source, rulesets, pinned, registry, clock, grants=grants)
     for module in (index, accountability, page, ops):
         app.include_router(module.router(ctx))
     for r in extra:

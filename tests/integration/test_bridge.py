@@ -128,7 +128,8 @@ def test_an_array_is_forwarded_whole_and_in_order(env: Env) -> None:
 
 
 def test_follow_up_actions_need_no_agency_in_scope(env: Env) -> None:
-    """A dossier follow-up names no agency, so the token's source may send it."""
+    """A follow-up on a dossier no store here has recorded is forwarded (this bridge has no
+    ``subject_agencies``; the engine checks the dossier's agency when it applies the action)."""
     response = env.post(follow_up(env.source, "H16.2-0001"))
     assert response.status_code == 202, response.text
 
