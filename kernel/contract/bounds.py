@@ -132,3 +132,10 @@ def check_storable(obj: dict[str, Any]) -> None:
         elif isinstance(value, float) and not math.isfinite(value):
             raise InvalidActionError(f"{path} must be a finite number, got {show(value)}.",
                                      reason="invalid_field", field=path)
+
+
+def storable(text: str) -> str:
+    """``text`` with what no store can hold written as escapes (for messages that quote input)."""
+    if _bad_text(text) is None:
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
