@@ -45,7 +45,6 @@ from engine.intake import (
     Message,
     StoredHold,
 )
-from engine.isolation import describe, reason_of, transient
 from engine.store import (
     FencedError,
     IntakeMixin,
@@ -57,6 +56,7 @@ from engine.store import (
 from kernel.calendar import WorkCalendar
 from kernel.contract.actions import Action, InvalidActionError, parse_action
 from kernel.errors import ConfigurationError, RefusedActionError
+from kernel.failures import describe, reason_of, transient
 
 log = structlog.get_logger("motcua.engine")
 

@@ -22,10 +22,10 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from engine.app import Engine, Message
-from engine.isolation import REDO_LIMIT, describe, transient
 from engine.relay import Relay
 from engine.store import FencedError
 from kernel import kafka as K
+from kernel.failures import REDO_LIMIT, describe, transient
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.metrics import METRICS
 from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC, KafkaSecurity

@@ -19,9 +19,14 @@ from typing import Any, Final
 
 import orjson
 
-from kernel.contract.bounds import ACTION_MAX_BYTES, check_date, check_instant, check_size
+from kernel.contract.bounds import (
+    ACTION_MAX_BYTES,
+    check_date,
+    check_instant,
+    check_size,
+    check_storable_json,
+)
 from kernel.contract.bounds import check_storable as _check_storable
-from kernel.contract.bounds import check_storable_json
 from kernel.contract.errors import REASON_CODES, InvalidActionError
 from kernel.contract.errors import bad_time as _bad_time
 from kernel.contract.errors import invalid as _invalid
@@ -421,5 +426,6 @@ def _validate_data(type_: str, obj: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "ACTION_MAX_BYTES", "CATALOG_TYPES", "DOSSIER_TYPES", "FEEDBACK_TYPES", "REASON_CODES",
-    "SCHEMA", "SCHEMA_V2", "SUBJECT_FIELD", "Action", "InvalidActionError", "parse_action", "validate_action",
+    "SCHEMA", "SCHEMA_V2", "SUBJECT_FIELD", "Action", "InvalidActionError", "parse_action",
+    "validate_action",
 ]

@@ -10,7 +10,12 @@ from typing import Any
 import orjson
 import pytest
 
-from kernel.contract.actions import ACTION_MAX_BYTES, InvalidActionError, parse_action, validate_action
+from kernel.contract.actions import (
+    ACTION_MAX_BYTES,
+    InvalidActionError,
+    parse_action,
+    validate_action,
+)
 from kernel.contract.bounds import check_instant
 
 RECEIVED: dict[str, Any] = {

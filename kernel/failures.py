@@ -1,15 +1,15 @@
-"""Isolation: one message the store cannot take must not stop its partition.
+"""Isolation: one message a store cannot take must not stop its partition.
 
 The schema (``kernel/contract``) refuses what it knows no store can hold. Whatever still fails in
-a transaction is sorted here into two kinds:
+a transaction of the engine or the projection is sorted here into two kinds:
 
 - **transient** — the database or broker is away or busy (connection lost, lock timeout,
-  deadlock, a race with another engine): the batch is tried again as it is;
-- **the batch's own** — anything else (PostgreSQL refusing a value, a bug on one action): the
-  same batch would fail the same way forever, so the engine splits it in halves until the one
-  message that fails alone is found, and records that message as a dead letter (``unstorable``
-  for a failure the store reports, ``internal_error`` for any other) with its bytes, so that
-  the partition goes on.
+  deadlock, a race with another process): the batch is tried again as it is;
+- **the batch's own** — anything else (PostgreSQL refusing a value, a bug on one message): the
+  same batch would fail the same way forever. The engine splits it in halves until the one
+  message that fails alone is found and dead-letters it (``unstorable`` for a failure the store
+  reports, ``internal_error`` for any other) with its bytes; the projection folds the batch one
+  event at a time and quarantines the one it cannot fold or store. The partition goes on.
 """
 
 from __future__ import annotations
