@@ -55,12 +55,12 @@ def reason_of(error: BaseException) -> str:
     return "unstorable" if isinstance(error, _STORE_ERRORS) else "internal_error"
 
 
-def describe(error: BaseException) -> str:
-    """One storable sentence about a failure, never quoting more than its first line (a
-    driver's message may quote the value it refused)."""
+def describe(error: BaseException, who: str = "engine", what: str = "action") -> str:
+    """One storable sentence about a failure of ``who`` on one ``what``, never quoting more than
+    the error's first line (a driver's message may quote the value it refused)."""
     lines = str(error).strip().splitlines()
     first = storable(lines[0])[:200].rstrip(".") if lines else ""
-    what = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    detail = f"{type(error).__name__}: {first}" if first else type(error).__name__
     if reason_of(error) == "unstorable":
-        return f"The store cannot record this action ({what})."
-    return f"The engine failed on this action ({what})."
+        return f"The store cannot record this {what} ({detail})."
+    return f"The {who} failed on this {what} ({detail})."

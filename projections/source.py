@@ -51,6 +51,10 @@ class ViewSource(Protocol):
         """The highest event-store position folded into the views (0 when none)."""
         ...
 
+    def quarantined(self) -> int:
+        """How many events the projection stepped over, unable to fold or store them."""
+        ...
+
 
 def _history(engine: Any, dossier_id: str) -> list[dict[str, Any]] | None:
     if engine is None:
@@ -63,6 +67,10 @@ def _history(engine: Any, dossier_id: str) -> list[dict[str, Any]] | None:
 
 def _applied_max(positions: dict[str, int]) -> int:
     return max((v for k, v in positions.items() if k.startswith("pos|")), default=0)
+
+
+def _quarantined(positions: dict[str, int]) -> int:
+    return sum(1 for k in positions if k.startswith("quarantined|"))
 
 
 class LiveSource:
@@ -97,6 +105,10 @@ class LiveSource:
     def position(self) -> int:
         with self.loop.lock:
             return _applied_max(self.loop.positions)
+
+    def quarantined(self) -> int:
+        with self.loop.lock:
+            return _quarantined(self.loop.positions)
 
 
 class StoreSource:
@@ -162,3 +174,7 @@ class StoreSource:
     def position(self) -> int:
         self.refresh()
         return _applied_max(self._positions)
+
+    def quarantined(self) -> int:
+        self.refresh()
+        return _quarantined(self._positions)

@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
+from kafka import TopicPartition
 
 from engine.app import Message
+from engine.relay import event_message
+from kernel.metrics import METRICS
+from kernel.settings import EVENTS_TOPIC
 from motcua.pipeline import engine_at
+from projections.api import create_app
+from projections.ruleset import load_ruleset
+from projections.runner import ProjectionLoop
+from projections.source import LiveSource
+from projections.store import ViewStore, views_url
 
 pytestmark = pytest.mark.postgres
 
@@ -119,3 +129,63 @@ def test_a_failure_only_the_store_detects_quarantines_that_message_alone(url: st
         assert more["accepted"] == 1 and engine.position(LOG, TOPIC, 0) == 9
     finally:
         engine.close()
+
+
+# ----- the projection ------------------------------------------------------------------------
+
+
+class Record(NamedTuple):
+    """The two fields of a Kafka consumer record that ``ProjectionLoop.apply`` reads."""
+
+    value: bytes
+    offset: int
+
+
+def real_events(url: str, n: int) -> list[dict[str, Any]]:
+    """The motcua.events values of ``n`` received dossiers, as the relay publishes them."""
+    engine = engine_at(url)
+    try:
+        engine.process(LOG, [Message(TOPIC, 0, i, received(f"e-{i}", f"E-{i}"))
+                             for i in range(n)])
+        return [event_message(row)[1] for row in engine.store.read_facts(1, 100)]
+    finally:
+        engine.close()
+
+
+def test_an_event_the_projection_cannot_fold_or_store_is_quarantined_and_shown(
+        url: str) -> None:
+    """Between good events: one whose facts cannot be folded, and (PostgreSQL) one whose agency
+    holds a NUL the views cannot store. Each is stepped over, recorded and counted; the good
+    ones are folded; the position passes them; /healthz says degraded; a restart keeps all."""
+    good = real_events(url, 3)
+    unfoldable = {**good[0], "pos": 0, "sid": "BAD", "facts": 5}  # pos set below
+    unstorable = {**good[0], "sid": "NUL", "facts": ["H\x0015", *good[0]["facts"][1:]]}
+    stream = [good[0], unfoldable, good[1], unstorable, good[2]]
+    for pos, ev in enumerate(stream, 1):
+        ev["pos"] = pos
+    store = ViewStore(views_url(url))
+    loop = ProjectionLoop(store, "127.0.0.1:9", None)  # never connects: apply only
+    loop.take([0])
+    before = METRICS.events_quarantined._value.get()
+    try:
+        loop.apply({TopicPartition(EVENTS_TOPIC, 0): [
+            Record(orjson.dumps(ev), i) for i, ev in enumerate(stream)]})
+        expected = 2 if url.startswith("postgresql") else 1  # SQLite text holds a NUL
+        assert loop.quarantined() == expected
+        assert METRICS.events_quarantined._value.get() - before == expected
+        assert loop.applied(0) == 5
+        assert all(store.subject_facts("dossiers", f"E-{i}") for i in range(3))
+        assert store.subject_facts("dossiers", "BAD") is None
+        with TestClient(create_app(LiveSource(loop, store), load_ruleset("portal-2026"))) as c:
+            health = c.get("/healthz").json()
+            assert (health["status"], health["quarantined_events"]) == ("degraded", expected)
+        # What the store kept: a new process sees the same positions and quarantine.
+        again = ViewStore(views_url(url))
+        try:
+            positions = again.positions()
+            assert positions["pos|0"] == 5
+            assert positions["quarantined|0|1"] == 2
+        finally:
+            again.close()
+    finally:
+        store.close()
