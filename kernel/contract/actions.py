@@ -33,6 +33,7 @@ from kernel.contract.errors import invalid as _invalid
 from kernel.contract.errors import missing as _missing
 from kernel.contract.errors import show as _show
 from kernel.contract.types import (
+    AGENCY_LEVELS,
     CATALOG_TYPES,
     DOSSIER_TYPES,
     FEEDBACK_TYPES,
@@ -262,11 +263,7 @@ _DATA_RULES: Final[Mapping[str, tuple[_Rule, ...]]] = MappingProxyType(
         # catalog actions
         "agency_registered": _rules(
             ("name", _text, _REQUIRED),
-            (
-                "level",
-                _enum("ministry", "province", "department", "district", "commune"),
-                _REQUIRED,
-            ),
+            ("level", _enum(*AGENCY_LEVELS), _REQUIRED),
             ("parent_id", _id, _OPTIONAL),
         ),
         "procedure_published": _rules(

@@ -14,6 +14,7 @@ from motcua.cli.common import (
     load_settings,
     print_json,
     print_lines,
+    require_store,
 )
 
 if TYPE_CHECKING:
@@ -43,7 +44,10 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     """Add, rotate, revoke or list the sources' tokens; a new token is printed once."""
     from producers.tokens import TokenStore
 
-    store = TokenStore(load_settings().database_url)
+    settings = load_settings()
+    if args.tokens_command == "list":  # reads only: a store that is not there is a mistake
+        require_store(settings)
+    store = TokenStore(settings.database_url)
     try:
         if args.tokens_command == "list":
             _list(store.grants(), args.json)
