@@ -329,7 +329,9 @@ def run_command(fn: Command, args: argparse.Namespace) -> int:
     mistake even where the command would not have read it."""
     try:
         check_settings()
-        return int(fn(args))
+        code = int(fn(args))
+        sys.stdout.flush()  # here, so that a reader gone away is the BrokenPipeError below
+        return code
     except UserError as e:
         _say(str(e))
         return EXIT_USER
