@@ -302,6 +302,9 @@ _TYPES_EXPECTED: Final = "one of the motcua.action/1 types, e.g. 'received'"
 def parse_action(raw: bytes) -> Action:
     """Decode one Kafka message value (UTF-8 JSON) and validate it as ``motcua.action/1``;
     a value over ``ACTION_MAX_BYTES`` is ``too_large`` without being decoded."""
+    if not isinstance(raw, bytes | bytearray | memoryview):  # a Kafka tombstone has no value
+        raise InvalidActionError("The message has no value (a Kafka tombstone?), not an action.",
+                                 reason="malformed_json")
     check_size(len(raw))
     try:
         obj = orjson.loads(raw)

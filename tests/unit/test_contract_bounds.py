@@ -162,3 +162,10 @@ def test_check_instant_is_what_time_arguments_use() -> None:
 
     with pytest.raises(InvalidActionError):
         check_instant(datetime.fromisoformat("0001-01-01T00:00:00+14:00"), "--now", "x")
+
+
+def test_a_message_without_a_value_is_malformed_json() -> None:
+    """A Kafka tombstone (value None) is refused like any other non-JSON message."""
+    with pytest.raises(InvalidActionError) as e:
+        parse_action(None)  # type: ignore[arg-type]
+    assert e.value.reason == "malformed_json"
