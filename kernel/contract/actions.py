@@ -334,22 +334,7 @@ def _validate(obj: object, encoded: bytes | None) -> Action:
             f"The action must be a JSON object, got {type(obj).__name__} {_show(obj)}.",
             reason="not_an_object",
         )
-    schema = obj.get("schema")
-    if schema not in (SCHEMA, SCHEMA_V2):
-        if schema is None and "schema" not in obj:
-            message = f"schema is required and must be {SCHEMA!r} or {SCHEMA_V2!r}."
-        else:
-            message = f"schema must be {SCHEMA!r} or {SCHEMA_V2!r}, got {_show(schema)}."
-        raise InvalidActionError(message, reason="unsupported_schema", field="schema")
-    # Before any field rule, on the fields as sent: what no store can hold, wherever it is
-    # (kernel/contract/bounds.py).
-    if encoded is None:
-        _check_storable(obj)
-    else:
-        check_storable_json(encoded, obj)
-    if schema == SCHEMA_V2:
-        obj = upcast_action_v2(obj)
-
+    obj = _canonical_schema(obj, encoded)
     action_id = _envelope_string(obj, "action_id", _ACTION_ID_MAX)
     source = _envelope_string(obj, "source", _SOURCE_MAX)
 
@@ -388,6 +373,24 @@ def _validate(obj: object, encoded: bytes | None) -> Action:
         data=data,
         fingerprint=hashlib.sha256(canonical).hexdigest(),
     )
+
+
+def _canonical_schema(obj: dict[str, Any], encoded: bytes | None) -> dict[str, Any]:
+    """Check the schema and what no store can hold; the object in ``motcua.action/1``."""
+    schema = obj.get("schema")
+    if schema not in (SCHEMA, SCHEMA_V2):
+        if schema is None and "schema" not in obj:
+            message = f"schema is required and must be {SCHEMA!r} or {SCHEMA_V2!r}."
+        else:
+            message = f"schema must be {SCHEMA!r} or {SCHEMA_V2!r}, got {_show(schema)}."
+        raise InvalidActionError(message, reason="unsupported_schema", field="schema")
+    # Before any field rule, on the fields as sent: what no store can hold, wherever it is
+    # (kernel/contract/bounds.py).
+    if encoded is None:
+        _check_storable(obj)
+    else:
+        check_storable_json(encoded, obj)
+    return upcast_action_v2(obj) if schema == SCHEMA_V2 else obj
 
 
 def _envelope_string(obj: dict[str, Any], key: str, maximum: int) -> str:
