@@ -180,7 +180,7 @@ class Engine:
 
         With ``epoch`` (consumer-group mode), the transaction commits only while this process
         still owns the partition at that epoch (``FencedError`` otherwise). A failure that is
-        not transient (``engine.isolation``) is the batch's own: the batch is split until the
+        not transient (``kernel.failures``) is the batch's own: the batch is split until the
         message that fails alone is found and dead-lettered, and the rest is recorded. With
         ``isolate``, a race (``IntegrityError``) that keeps coming back is treated so too."""
         if not messages:

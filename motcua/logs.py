@@ -13,6 +13,12 @@ import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
 
+def _stderr_logger(*args: object) -> structlog.PrintLogger:
+    """A logger on the ``sys.stderr`` of the moment (not the one at configure time, which a
+    test harness or a daemonizing wrapper may have closed since)."""
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure(level: str = "info", fmt: str = "json") -> None:
     """Logs go to stderr; ``fmt`` is ``json`` or ``console``."""
     lvl = getattr(logging, level.upper(), logging.INFO)
@@ -34,7 +40,7 @@ def configure(level: str = "info", fmt: str = "json") -> None:
             *tail,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr)

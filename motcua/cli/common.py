@@ -121,8 +121,6 @@ def check_settings() -> None:
     from kernel.errors import ConfigurationError
 
     settings = load_settings()
-    # Until a command sets its own level: warnings and worse, tracebacks without locals.
-    setup_logs(settings, quiet=True)
     if settings.ruleset or settings.ruleset_dir:
         from motcua.pipeline import make_rulesets
         from projections.ruleset import UnknownRulesetError
