@@ -29,8 +29,9 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.utils import get_topic
 
 from engine.cache import SubjectCache
@@ -45,11 +46,21 @@ from engine.intake import (
     StoredHold,
 )
 from engine.scope import ScopeGate, agencies_of
-from engine.store import IntakeMixin, OrjsonTranscoder, PostgresStore, SQLiteStore, akey
+from engine.store import (
+    FencedError,
+    IntakeMixin,
+    OrjsonTranscoder,
+    PostgresStore,
+    SQLiteStore,
+    akey,
+)
 from kernel.calendar import WorkCalendar
 from kernel.contract.actions import Action, InvalidActionError, parse_action
-from kernel.errors import ConfigurationError
+from kernel.errors import ConfigurationError, RefusedActionError
+from kernel.failures import describe, reason_of, transient
 from kernel.grants import GrantBook
+
+log = structlog.get_logger("motcua.engine")
 
 __all__ = ["Engine", "FactsVersionError", "Message", "MotcuaApplication", "store_env",
            "tracking_name"]
@@ -175,13 +186,46 @@ class Engine:
     # ----- the batch -----------------------------------------------------------------------
 
     def process(self, log_id: str, messages: Sequence[Message],
-                epoch: int | None = None) -> dict[str, int]:
+                epoch: int | None = None, *, isolate: bool = False) -> dict[str, int]:
         """Record one partition's batch in one transaction; returns outcome counts.
 
         With ``epoch`` (consumer-group mode), the transaction commits only while this process
-        still owns the partition at that epoch (``FencedError`` otherwise)."""
+        still owns the partition at that epoch (``FencedError`` otherwise). A failure that is
+        not transient (``kernel.failures``) is the batch's own: the batch is split until the
+        message that fails alone is found and dead-lettered, and the rest is recorded. With
+        ``isolate``, a race (``IntegrityError``) that keeps coming back is treated so too."""
         if not messages:
             return {}
+        try:
+            return self._process_once(log_id, messages, epoch)
+        except Exception as e:
+            if isinstance(e, FencedError) or (transient(e) and not
+                                               (isolate and isinstance(e, IntegrityError))):
+                raise
+            return self._isolate(log_id, messages, epoch, e)
+
+    def _isolate(self, log_id: str, messages: Sequence[Message], epoch: int | None,
+                 error: Exception) -> dict[str, int]:
+        """Record ``messages`` in halves; a single message that fails alone is dead-lettered."""
+        if len(messages) > 1:
+            mid = len(messages) // 2
+            counts = self.process(log_id, messages[:mid], epoch, isolate=True)
+            for k, n in self.process(log_id, messages[mid:], epoch, isolate=True).items():
+                counts[k] = counts.get(k, 0) + n
+            return counts
+        m = messages[0]
+        log.error("message_quarantined", topic=m.topic, partition=m.partition, offset=m.offset,
+                  reason=reason_of(error), error=describe(error))
+        batch = self.batch(log_id)
+        if epoch is not None:
+            batch.fx.fence = (m.topic, m.partition, epoch)
+        batch.reject(m, None, RefusedActionError(describe(error), reason=reason_of(error)))
+        # If even the dead letter cannot be written, the store itself is failing: raise.
+        self.commit(batch, Tracking(tracking_name(log_id, m.topic, m.partition), m.offset))
+        return batch.counts
+
+    def _process_once(self, log_id: str, messages: Sequence[Message],
+                      epoch: int | None) -> dict[str, int]:
         topic, partition = messages[0].topic, messages[0].partition
         self.holds.refresh()  # other processes may hold or release too
         batch = self.batch(log_id)

@@ -25,6 +25,7 @@ from engine.app import Engine, Message
 from engine.relay import Relay
 from engine.store import FencedError
 from kernel import kafka as K
+from kernel.failures import REDO_LIMIT, describe, transient
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.metrics import METRICS
 from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC, KafkaSecurity
@@ -69,6 +70,8 @@ class EngineLoop:
         # (end_offsets) are refused, so the loop's own thread takes them after poll().
         self._assigned: list[TopicPartition] = []
         self.ready = threading.Event()
+        # partition -> (first offset of the batch redone, times in a row): see _process.
+        self._redos: dict[int, tuple[int, int]] = {}
 
     # ----- setup ---------------------------------------------------------------------------
 
@@ -196,6 +199,13 @@ class EngineLoop:
         except IntegrityError as e:
             log.info("timer_race", error=str(e))
             return
+        except Exception as e:
+            if transient(e):
+                raise
+            # Not the partition's fault: its actions go on being recorded; logged, not retried
+            # in a tight loop (the next round comes after timer_every).
+            log.error("timers_failed", error=describe(e))
+            return
         if released or expired or overdue:
             log.info("timers", holds_released=released, holds_expired=expired,
                      overdue_recorded=overdue)
@@ -238,15 +248,20 @@ class EngineLoop:
             except IntegrityError as e:  # another engine settled them first: fine
                 log.info("release_race", error=str(e))
         t0 = time.perf_counter()
+        # A race redone over and over from the same offset is no race: isolate the batch.
+        redo = self._redos.get(partition)
+        isolate = redo is not None and redo[0] == msgs[0].offset and redo[1] >= REDO_LIMIT
         try:
             with structlog.contextvars.bound_contextvars(
                     partition=partition, offsets=f"{msgs[0].offset}-{msgs[-1].offset}"):
-                counts = self.engine.process(self.log_id, msgs, epoch=epoch)
+                counts = self.engine.process(self.log_id, msgs, epoch=epoch, isolate=isolate)
         except FencedError as e:
             log.warning("engine_fenced", partition=partition, error=str(e))
             self.drop([TopicPartition(ACTIONS_TOPIC, partition)])
             return
         except IntegrityError as e:  # a race with another engine: redo from the stored position
+            same = redo is not None and redo[0] == msgs[0].offset
+            self._redos[partition] = (msgs[0].offset, redo[1] + 1 if same and redo else 1)
             log.info("batch_redone", partition=partition, error=str(e))
             stored = self.engine.position(self.log_id, ACTIONS_TOPIC, partition)
             self.next_offset[partition] = 0 if stored is None else stored + 1
@@ -254,6 +269,7 @@ class EngineLoop:
             self.consumer.seek(TopicPartition(ACTIONS_TOPIC, partition),
                                self.next_offset[partition])
             return
+        self._redos.pop(partition, None)
         METRICS.batch_seconds.observe(time.perf_counter() - t0)
         for outcome, n in counts.items():
             if outcome.startswith("rejected:"):

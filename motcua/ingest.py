@@ -19,6 +19,7 @@ from engine.app import Engine
 from engine.relay import Relay
 from engine.store import ACCEPTED, DUPLICATE, HELD, REJECTED
 from kernel import kafka as K
+from kernel.contract.actions import ACTION_MAX_BYTES
 from kernel.contract.upcasting import subject_of
 from kernel.errors import UserError
 from kernel.kafka import LogIdentity, ensure_all_topics
@@ -57,6 +58,9 @@ def subject_key(line: bytes) -> bytes | None:
 class Published:
     count: int = 0
     ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # Lines not sent: over the contract's size limit (ACTION_MAX_BYTES), refused here as the
+    # engine would refuse them (too_large), so one big line stops nothing after it.
+    too_large: int = 0
 
 
 def publish(lines: list[bytes], bootstrap: str, security: KafkaSecurity | None,
@@ -68,6 +72,9 @@ def publish(lines: list[bytes], bootstrap: str, security: KafkaSecurity | None,
     try:
         futures = []
         for i, line in enumerate(lines, 1):
+            if len(line) > ACTION_MAX_BYTES:
+                out.too_large += 1
+                continue
             futures.append(producer.send(ACTIONS_TOPIC, key=subject_key(line), value=line))
             if i % 2000 == 0:
                 progress(2000)

@@ -59,6 +59,10 @@ class ViewSource(Protocol):
         """The highest event-store position folded into the views (0 when none)."""
         ...
 
+    def quarantined(self) -> int:
+        """How many events the projection stepped over, unable to fold or store them."""
+        ...
+
 
 def _history(engine: Any, dossier_id: str, now: datetime) -> dict[str, Any] | None:
     if engine is None:
@@ -81,6 +85,10 @@ def dossier_history(engine: Any, dossier_id: str, now: datetime) -> dict[str, An
 
 def _applied_max(positions: dict[str, int]) -> int:
     return max((v for k, v in positions.items() if k.startswith("pos|")), default=0)
+
+
+def _quarantined(positions: dict[str, int]) -> int:
+    return sum(1 for k in positions if k.startswith("quarantined|"))
 
 
 class LiveSource:
@@ -120,6 +128,10 @@ class LiveSource:
     def position(self) -> int:
         with self.loop.lock:
             return _applied_max(self.loop.positions)
+
+    def quarantined(self) -> int:
+        with self.loop.lock:
+            return _quarantined(self.loop.positions)
 
 
 class StoreSource:
@@ -190,3 +202,7 @@ class StoreSource:
     def position(self) -> int:
         self.refresh()
         return _applied_max(self._positions)
+
+    def quarantined(self) -> int:
+        self.refresh()
+        return _quarantined(self._positions)

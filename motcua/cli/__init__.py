@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
 
 from motcua.cli.common import EPILOG, EXIT_USER, Parser, run_command
@@ -35,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``motcua`` with ``argv`` (default: the process's arguments); the exit status."""
     parser = build_parser()
+    for arg in sys.argv[1:] if argv is None else argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8 come as lone surrogates
+            shown = arg.encode("utf-8", "backslashreplace").decode()
+            parser.error(f"argument {shown!r} is not valid UTF-8 text")
     args = parser.parse_args(argv)
     if not getattr(args, "fn", None):
         parser.print_help()

@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kernel.contract.actions import ACTION_MAX_BYTES
 from kernel.errors import UserError
 from kernel.settings import Settings
 from motcua.cli.common import (
     Subparsers,
     add_command,
     load_settings,
+    positive_number,
     print_json,
     print_lines,
     setup_logs,
@@ -34,8 +36,8 @@ def register(sub: Subparsers) -> None:
     sp.add_argument("--wait", action="store_true", help="block until processed (starts the "
                     "embedded pipeline if none is running)")
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
-    sp.add_argument("--timeout", type=float, default=600.0, help="seconds to wait at most "
-                    "(default 600)")
+    sp.add_argument("--timeout", type=positive_number, default=600.0,
+                    help="seconds to wait at most (default 600)")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -54,7 +56,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                             progress=lambda n: progress.advance(t_pub, n))
             if not args.wait:
                 progress.stop()
-                print(f"published {pub.count:,} actions to motcua.actions", file=sys.stderr)
+                print(f"published {pub.count:,} actions to motcua.actions{_refused(pub)}",
+                      file=sys.stderr)
                 return 0
             if own is None and settings.kafka_bootstrap is not None:
                 own = _start_engine_if_none(settings)
@@ -62,11 +65,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     finally:
         if own is not None:
             own.stop()
+    if pub.too_large:  # refused here, not sent: counted with the engine's refusals
+        rejected = summary["rejected"]
+        rejected["too_large"] = rejected.get("too_large", 0) + pub.too_large
+        summary["rejected"] = dict(sorted(rejected.items()))
     if args.json:
         print_json(summary)
     else:
         print_lines(I.format_summary(summary))
     return 0
+
+
+def _refused(pub: Any) -> str:
+    if not pub.too_large:
+        return ""
+    return (f"; refused {pub.too_large:,} over the size limit of {ACTION_MAX_BYTES:,} bytes "
+            "(too_large)")
 
 
 def _bootstrap(settings: Settings, wait: bool) -> tuple[str, Pipeline | None]:

@@ -15,9 +15,11 @@ from motcua.cli.common import (
     add_command,
     load_settings,
     load_views,
+    not_empty,
     open_replayer,
     print_json,
     print_lines,
+    require_store,
     setup_logs,
 )
 
@@ -29,8 +31,8 @@ def register(sub: Subparsers) -> None:
                      "freezes the views as recorded at a time.", cmd_replay)
     sp.add_argument("--verify", action="store_true", help="compare a rebuild with the live "
                     "views; exit 1 on any difference")
-    sp.add_argument("--until", help="rebuild only the facts recorded by this RFC 3339 time "
-                    "(into the 'asof' table set)")
+    sp.add_argument("--until", type=not_empty("time"), help="rebuild only the facts recorded "
+                    "by this RFC 3339 time (into the 'asof' table set)")
     sp.add_argument("--restart", action="store_true", help="start the rebuild over instead of "
                     "resuming a stopped one")
     sp.add_argument("--rederive", action="store_true", help="first derive every event's "
@@ -52,6 +54,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                         "--verify or --until after it, not with it.")
     settings = load_settings()
     setup_logs(settings, quiet=True)
+    if args.verify:  # compares only: nothing to create
+        require_store(settings)
     engine, replayer = open_replayer(settings, check_facts=not args.rederive)
     try:
         if args.rederive:
@@ -59,7 +63,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return _rebuild(replayer, resume=False)
         if args.verify:
             return _verify(replayer, args.json)
-        if args.until:
+        if args.until is not None:
             return _until(replayer, args.until)
         return _rebuild(replayer, resume=not args.restart)
     finally:
@@ -142,6 +146,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     setup_logs(settings, quiet=True)
+    require_store(settings)
     bootstrap = settings.kafka_bootstrap or running_embedded_broker(settings)
     engine = make_engine(settings)
     views = load_views(settings)

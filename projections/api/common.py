@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kernel.calendar import local_date
+from kernel.contract.types import AGENCY_LEVELS
 from kernel.errors import UserError
 from kernel.grants import WRITE, Grant, GrantBook, bearer_token
 from kernel.metrics import METRICS
@@ -28,7 +29,7 @@ from projections.source import ViewSource
 from projections.views import Tree, UnknownAgencyError
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard"
-LEVELS = ("ministry", "province", "department", "district", "commune")
+LEVELS = AGENCY_LEVELS
 Clock = Callable[[], datetime]
 
 

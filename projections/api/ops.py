@@ -15,9 +15,13 @@ def router(ctx: Ctx) -> APIRouter:
 
     @r.get("/healthz")
     def healthz() -> OrjsonResponse:
-        """Liveness, with the projection's version and folded event-store position."""
-        return OrjsonResponse({"status": "ok", "version": ctx.source.version(),
+        """Liveness, with the projection's version and folded event-store position;
+        ``degraded`` when the projection stepped over events it could not fold or store."""
+        quarantined = ctx.source.quarantined()
+        return OrjsonResponse({"status": "degraded" if quarantined else "ok",
+                               "version": ctx.source.version(),
                                "position": ctx.source.position(),
+                               "quarantined_events": quarantined,
                                "ruleset": ctx.pinned_name()})
 
     @r.get("/metrics")

@@ -150,6 +150,7 @@ def test_scores_with_bad_input_names_it_in_one_line(
     motcua_home: Path, args: list[str], names: str,
 ) -> None:
     """A bad period, time or agency for ``scores``: non-zero exit, one line naming it."""
+    assert motcua(motcua_home, "replay").returncode == 0  # an empty store: scores only reads
     one_line_error(motcua(motcua_home, *args), names)
 
 
