@@ -111,12 +111,13 @@ class Bridge:
         limits: BridgeLimits | None = None,
         *,
         tokens: TokenStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
         self.limits = limits or BridgeLimits.from_settings(settings)
         self.tokens = tokens or TokenStore(settings.database_url)
-        self.limiter = RateLimiter(self.limits.rate, self.limits.burst)
+        self.limiter = RateLimiter(self.limits.rate, self.limits.burst, clock)
         self._sender: ReliableSender | None = None
         self._lock = threading.Lock()
 
@@ -258,10 +259,12 @@ class Bridge:
 
 
 def make_bridge(
-    settings: Settings, bootstrap: str, limits: BridgeLimits | None = None
+    settings: Settings, bootstrap: str, limits: BridgeLimits | None = None,
+    *, clock: Callable[[], float] = time.monotonic,
 ) -> APIRouter:
-    """The bridge's router, for ``projections.api.create_app(..., bridge=router)``."""
-    return Bridge(settings, bootstrap, limits).router()
+    """The bridge's router, for ``projections.api.create_app(..., bridge=router)``; ``clock``
+    (monotonic seconds) paces the rate limiter (tests inject one)."""
+    return Bridge(settings, bootstrap, limits, clock=clock).router()
 
 
 # ----- scope ---------------------------------------------------------------------------------
