@@ -11,6 +11,7 @@ import orjson
 from faults import EngineThread, Probe, Wall, consume, publish_each, wait_for
 
 from kernel.broker import BundledBroker
+from kernel.metrics import render
 from kernel.settings import ACTIONS_TOPIC, REJECTED_TOPIC
 
 AT = "2026-10-05T08:00:00+07:00"
@@ -70,3 +71,10 @@ def test_every_refused_action_reaches_motcua_rejected_with_its_bytes_offset_and_
     assert not want, f"refused actions missing from {REJECTED_TOPIC}: {want}"
     assert probe.outcomes() == Counter({("accepted", None): 1, ("duplicate", None): 1,
                                         **{("rejected", r): 1 for _, r, _ in refused}})
+    # What an operator watches (docs/scaling.md): the engine's Prometheus metrics moved.
+    metrics = render().decode()
+    for name in ('motcua_actions_total{outcome="accepted"}', "motcua_engine_batch_seconds_count",
+                 'motcua_rejected_actions_total{reason="malformed_json"}',
+                 'motcua_rejected_actions_total{reason="unknown_dossier"}',
+                 "motcua_engine_position{partition="):
+        assert name in metrics, name
