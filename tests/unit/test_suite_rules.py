@@ -8,9 +8,11 @@ clock a test needs to move is injected (the engine's ``wall``, the bridge limite
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
+ROOT = TESTS.parent
 
 
 def sleeps_outside_loops(source: str) -> list[int]:
@@ -54,3 +56,37 @@ def test_the_rule_finds_a_fixed_sleep() -> None:
     polled = "import time\ndef t():\n    while not done():\n        time.sleep(0.05)\n"
     assert sleeps_outside_loops(fixed) == [4]
     assert sleeps_outside_loops(polled) == []
+
+
+def claimed_tests(text: str) -> list[tuple[str, str | None]]:
+    """The ``file::test`` references of docs/claims.md, in order; ``::test`` alone refers to
+    the last file named, and ``…`` to any test of it."""
+    out: list[tuple[str, str | None]] = []
+    last = ""
+    for path, name in re.findall(r"`((?:unit|integration|e2e)/test_\w+\.py)?(?:::(\w+|…))?",
+                                 text):
+        if path:
+            last = path
+        if not (path or name):
+            continue
+        out.append((last, None if name in ("", "…") else name))
+    return out
+
+
+def test_the_claims_table_names_tests_that_exist() -> None:
+    """Every test docs/claims.md names as a proof exists (a rename must update the table)."""
+    text = (ROOT / "docs" / "claims.md").read_text("utf-8")
+    refs = claimed_tests(text)
+    assert len(refs) > 100
+    missing = []
+    for path, name in refs:
+        source = TESTS / path
+        if not source.exists():
+            missing.append(path)
+        elif name is not None and not re.search(rf"^def {name}\(", source.read_text("utf-8"),
+                                                re.MULTILINE):
+            missing.append(f"{path}::{name}")
+    for bench in re.findall(r"`(benchmarks/\w+\.py)`", text):
+        if not (ROOT / bench).exists():
+            missing.append(bench)
+    assert missing == []
