@@ -379,6 +379,11 @@ class Probe:
         """Total folded events position over partitions (for "mid-stream" checks)."""
         return sum(v for k, v in self.view_positions().items() if k.startswith("pos|"))
 
+    def last_position(self) -> int:
+        """The store position of the last event recorded (its facts row)."""
+        rows = self._rows(self.url, "SELECT MAX(pos) FROM motcua_facts")
+        return int(rows[0][0] or 0) if rows else 0
+
     def relayed_all(self, last_pos: int) -> bool:
         """The relay published every event up to ``last_pos``."""
         return self.positions(Relay.EVENTS).get(Relay.EVENTS, 0) >= last_pos

@@ -45,8 +45,15 @@ class Days:
         self.extra_off = {date.fromisoformat(d) for d in rules["extra_days_off"]}
         self.makeup = {date.fromisoformat(d) for d in rules["makeup_working_days"]}
         self.vn: dict[int, Any] = {}
+        self.known: dict[date, bool] = {}  # the walk asks about the same days again and again
 
     def is_working(self, d: date) -> bool:
+        known = self.known.get(d)
+        if known is None:
+            known = self.known[d] = self._working(d)
+        return known
+
+    def _working(self, d: date) -> bool:
         vn = self.vn.get(d.year)
         if vn is None:
             vn = self.vn[d.year] = holidays.country_holidays("VN", years=d.year)

@@ -71,7 +71,7 @@ def test_a_recreated_actions_topic_is_a_new_log_read_from_its_beginning(
     The new actions are sent once the engine has noticed the new topic (its identity check
     runs every 2 s): records of a re-created topic read before that would be recorded under
     the old log's name (docs/decisions.md, "A new broker log")."""
-    lines = lines_of(simulate(3, 300))
+    lines = lines_of(simulate(2, 150))
     old, new = lines[:len(lines) // 3], lines[len(lines) // 3:]
     url = f"sqlite:///{tmp_path / 'motcua.db'}"
     probe = Probe(url)
@@ -106,7 +106,7 @@ def test_a_stored_position_past_the_end_starts_a_new_epoch_read_from_its_beginni
     """The store recorded offsets the broker no longer has (same cluster and topic ids, a log
     shorter than the stored position): the engine bumps the log's epoch, reads every partition
     from offset 0, and the (source, action_id) keys absorb every repeat."""
-    lines = lines_of(simulate(3, 300))
+    lines = lines_of(simulate(2, 150))
     head, tail = lines[:len(lines) // 2], lines[len(lines) // 2:]
     url = f"sqlite:///{tmp_path / 'motcua.db'}"
     probe = Probe(url)
