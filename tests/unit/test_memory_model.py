@@ -159,14 +159,15 @@ def test_memory_is_proportional_to_agencies_and_months(events: list[dict[str, An
     assert 0.75 * model <= one - catalog <= 1.25 * model, (one - catalog, model)
 
 
-def test_the_fold_memo_of_transitions_is_bounded() -> None:
+def test_the_fold_memo_of_transitions_is_bounded(events: list[dict[str, Any]]) -> None:
     """The fold's memo of transitions between facts is emptied past 65,536 entries, so it
     never holds more whatever the stream."""
+    step = next(e for e in events if e["kind"] == "dossier" and e["prev"] is not None
+                and e["prev"][:3] == e["facts"][:3] and e["prev"][3] != e["facts"][3])
     c = Counters()
     c._trans.update({-k: ((), (), (), ()) for k in range(1, 65_538)})  # other transitions
-    facts: list[Any] = ["A", "2026-01", "P", 0, -1, 740_000, 0, 0]
-    c.fold_dossier("D", None, facts)
-    c.fold_dossier("D", facts, ["A", "2026-01", "P", 1, -1, 740_000, 0, 0])
+    c.fold_dossier(step["sid"], None, step["prev"])
+    c.fold_dossier(step["sid"], step["prev"], step["facts"])  # a transition not memoized yet
     assert len(c._trans) == 1
 
 
