@@ -275,8 +275,9 @@ class Engine:
 
     # ----- timers --------------------------------------------------------------------------
 
-    def expire_holds(self) -> int:
-        """Reject held actions whose subject did not arrive in time (``unknown_dossier``)."""
+    def expire_holds(self, counts: dict[str, int] | None = None) -> int:
+        """Reject held actions whose subject did not arrive in time (``unknown_dossier``);
+        ``counts`` gets ``rejected:<reason>`` per refused action (for the metrics)."""
         rows = self.store.held_older_than(self.wall() - self.hold_seconds)
         if not rows:
             return 0
@@ -284,6 +285,9 @@ class Engine:
         for r in rows:
             batch.expire(StoredHold.of(r), self.hold_seconds)
         self.commit(batch, None)
+        if counts is not None:
+            for k, n in batch.counts.items():
+                counts[k] = counts.get(k, 0) + n
         return len(rows)
 
     def forget_due(self) -> None:

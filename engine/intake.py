@@ -441,6 +441,7 @@ class Batch:
             msg = (f"No {kind} {sid} arrived within {hold_seconds:g} s of this action; "
                    f"it refers to an unknown {kind}.")
         self.settle_stored(s, REJECTED, reason, msg)
+        self._count(f"{REJECTED}:{reason}")
 
     # ----- commit ----------------------------------------------------------------------------
 

@@ -194,7 +194,8 @@ class EngineLoop:
             if self.group:
                 self.engine.forget_due()
                 released = self.engine.release_arrived(set(self.epochs))
-            expired = self.engine.expire_holds() if self._caught_up() else 0
+            refused: dict[str, int] = {}
+            expired = self.engine.expire_holds(refused) if self._caught_up() else 0
             overdue = self.engine.record_overdue()
         except IntegrityError as e:
             log.info("timer_race", error=str(e))
@@ -206,6 +207,7 @@ class EngineLoop:
             # in a tight loop (the next round comes after timer_every).
             log.error("timers_failed", error=describe(e))
             return
+        _count_outcomes(refused)
         if released or expired or overdue:
             log.info("timers", holds_released=released, holds_expired=expired,
                      overdue_recorded=overdue)
@@ -271,11 +273,7 @@ class EngineLoop:
             return
         self._redos.pop(partition, None)
         METRICS.batch_seconds.observe(time.perf_counter() - t0)
-        for outcome, n in counts.items():
-            if outcome.startswith("rejected:"):
-                METRICS.rejected.labels(reason=outcome.partition(":")[2]).inc(n)
-            elif n > 0:
-                METRICS.actions.labels(outcome=outcome).inc(n)
+        _count_outcomes(counts)
         self.next_offset[partition] = msgs[-1].offset + 1
         METRICS.engine_position.labels(partition=str(partition)).set(msgs[-1].offset)
 
@@ -287,6 +285,15 @@ class EngineLoop:
             self.relay.producer.close()
             self.relay = None
         self.identity.close()
+
+
+def _count_outcomes(counts: dict[str, int]) -> None:
+    """The Prometheus counters of a batch's (or a timer's) outcomes."""
+    for outcome, n in counts.items():
+        if outcome.startswith("rejected:"):
+            METRICS.rejected.labels(reason=outcome.partition(":")[2]).inc(n)
+        elif n > 0:
+            METRICS.actions.labels(outcome=outcome).inc(n)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -113,6 +113,7 @@ class Bridge:
         *,
         tokens: TokenStore | None = None,
         subject_agencies: SubjectAgencies | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
@@ -121,7 +122,7 @@ class Bridge:
         # Without it (a bridge with no event store at hand) follow-ups are checked by the
         # engine only.
         self.subject_agencies = subject_agencies
-        self.limiter = RateLimiter(self.limits.rate, self.limits.burst)
+        self.limiter = RateLimiter(self.limits.rate, self.limits.burst, clock)
         self._sender: ReliableSender | None = None
         self._lock = threading.Lock()
 
@@ -298,10 +299,13 @@ def make_bridge(
     limits: BridgeLimits | None = None,
     *,
     subject_agencies: SubjectAgencies | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> APIRouter:
     """The bridge's router, for ``projections.api.create_app(..., bridge=router)``;
-    ``subject_agencies`` (``Engine.subject_agencies``) lets it scope follow-up actions."""
-    return Bridge(settings, bootstrap, limits, subject_agencies=subject_agencies).router()
+    ``subject_agencies`` (``Engine.subject_agencies``) lets it scope follow-up actions, and
+    ``clock`` (monotonic seconds) paces the rate limiter (tests inject one)."""
+    return Bridge(settings, bootstrap, limits, subject_agencies=subject_agencies,
+                  clock=clock).router()
 
 
 # ----- scope ---------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The ``motcua`` command (contract/interface.md): every command has --help; a user mistake is
-one sentence on stderr and a non-zero exit, never a traceback.
+one sentence on stderr and exit status 2, never a traceback.
 
 Each command group is a module of this package with a ``register(subparsers)`` function that
 adds its commands; a new group is a new module and its name in ``GROUPS``.

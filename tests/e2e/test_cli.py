@@ -34,8 +34,8 @@ def motcua(home: Path, *args: str, timeout: float = 120,
 
 
 def one_line_error(done: subprocess.CompletedProcess[str], names: str) -> None:
-    """A user mistake: non-zero exit, one stderr line naming the bad input, no traceback."""
-    assert done.returncode != 0, done
+    """A user mistake: exit status 2, one stderr line naming the bad input, no traceback."""
+    assert done.returncode == 2, done
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert names in lines[0], lines[0]
