@@ -163,6 +163,9 @@ class Replayer:
             with live.tx() as c:  # index names travel with their tables; recreate ours
                 c.execute(f"CREATE INDEX IF NOT EXISTS {live.prefix}_{kind}_am2 ON "
                           f"{live.prefix}_{kind} (agency, month)")
+        with live.tx() as c:
+            c.execute(f"CREATE INDEX IF NOT EXISTS {live.prefix}_dossiers_end2 ON "
+                      f"{live.prefix}_dossiers (agency, end_day)")
         return generation
 
     # ----- verify --------------------------------------------------------------------------
@@ -192,16 +195,23 @@ class Replayer:
 
     # ----- as recorded ---------------------------------------------------------------------
 
-    def as_recorded(self, instant: datetime, progress: Progress | None = None) -> Counters:
-        """The counters from only the facts recorded by ``instant``."""
+    def as_recorded(self, instant: datetime, progress: Progress | None = None,
+                    into: ViewStore | None = None) -> Counters:
+        """The counters from only the facts recorded by ``instant``; with ``into``, also
+        written to that (empty) table set with every subject's latest facts, flushed as it
+        goes so that memory holds counters, never all the subjects."""
         c = Counters(self.views.layout)
         last = self.last_position()
         by = (instant - _EPOCH) // timedelta(microseconds=1)
-        for page in read_log(self.engine_store, 1, self.page, recorded_by=by):
+        for i, page in enumerate(read_log(self.engine_store, 1, self.page, recorded_by=by), 1):
             for _pos, kind, sid, prev, facts, _rec in page.rows:
                 fold_row(c, kind, sid, prev, facts)
+            if into is not None and i % self.flush_every == 0:
+                into.flush(c, {})
             if progress:
                 progress(page.rows[-1][0], last)
+        if into is not None:
+            into.flush(c, {"asof": int(instant.timestamp())})
         c.clear_dirty()
         return c
 

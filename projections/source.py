@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from projections.fold import Counters
 from projections.store import ViewStore
 
 LateRows = list[tuple[str, list[Any]]]
+T = TypeVar("T")
 
 
 class HistoryUnavailableError(RuntimeError):
@@ -45,6 +46,10 @@ class ViewSource(Protocol):
 
     def history(self, dossier_id: str) -> list[dict[str, Any]] | None:
         """Every recorded event of a dossier, or ``None`` when the dossier is unknown."""
+        ...
+
+    def read(self, fn: Callable[[ViewStore], T]) -> T:
+        """``fn(view store)``, run while no one else uses the store's connection."""
         ...
 
     def position(self) -> int:
@@ -93,6 +98,10 @@ class LiveSource:
 
     def history(self, dossier_id: str) -> list[dict[str, Any]] | None:
         return _history(self.engine, dossier_id)
+
+    def read(self, fn: Callable[[ViewStore], T]) -> T:
+        with self.loop.lock:
+            return fn(self.store)
 
     def position(self) -> int:
         with self.loop.lock:
@@ -158,6 +167,10 @@ class StoreSource:
 
     def history(self, dossier_id: str) -> list[dict[str, Any]] | None:
         return _history(self.engine, dossier_id)
+
+    def read(self, fn: Callable[[ViewStore], T]) -> T:
+        with self._lock:
+            return fn(self.store)
 
     def position(self) -> int:
         self.refresh()

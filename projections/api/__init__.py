@@ -4,7 +4,8 @@
 of this process or the view store of another one. Queries read one consistent snapshot of the
 counters; their JSON is written by orjson. Mistakes in the query string are 400 with one sentence
 naming the bad input, an unknown agency or dossier is 404. Routes live in one module per group
-(``index``, ``page``, ``ops``); each takes the shared request context (``common.Ctx``).
+(``index``, ``page``, ``ops``, ``reports``); each takes the shared request context
+(``common.Ctx``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from projections.api import index, ops, page
+from projections.api import index, ops, page, reports
 from projections.api.common import (
     DASHBOARD,
     ApiError,
@@ -53,7 +54,7 @@ def create_app(
     )
     install_error_handlers(app)
     ctx = Ctx(source, rulesets, pinned, registry, clock)
-    for module in (index, page, ops):
+    for module in (index, page, ops, reports):
         app.include_router(module.router(ctx))
     for r in extra:
         app.include_router(r)
