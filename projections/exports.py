@@ -23,7 +23,7 @@ Row = dict[str, Any]
 APOLOGY_VI = {"in_time": "Đúng hạn", "late": "Muộn", "missing": "Không có"}
 STATUS_VI = {"finished": "Đã giải quyết", "open": "Đang giải quyết",
              "waiting_on_applicant": "Chờ bổ sung"}
-BY_VI = {"unit": "Theo đơn vị", "official": "Theo cán bộ"}
+BY_VI = {"unit": "Đơn vị", "official": "Cán bộ"}
 NO_DELAYS_VI = "Bản công bố này không có danh sách chậm trễ."
 
 

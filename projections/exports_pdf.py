@@ -162,12 +162,28 @@ def _table(doc: _Doc, table: Table, weights: Sequence[float]) -> None:
         if doc.get_y() + LINE_H > doc.page_break_trigger:
             doc.add_page()
             _header(doc, headers, widths)
-        for col, w in zip(table.columns, widths, strict=True):
-            value = col.get(row)
-            align = "R" if isinstance(value, int | float) else "L"
-            doc.cell(w, LINE_H, _fit(doc, _cell_text(value, col.number), w), border="B",
-                     align=align)
-        doc.ln(LINE_H)
+        values = [col.get(row) for col in table.columns]
+        _row(doc, [_cell_text(v, c.number) for v, c in zip(values, table.columns, strict=True)],
+             widths, ["R" if isinstance(v, int | float) else "L" for v in values])
+
+
+def _row(doc: _Doc, texts: Sequence[str], widths: Sequence[float],
+         aligns: Sequence[str]) -> None:
+    """One table row of plain text cells and a rule under it, then the next line. Drawn with
+    ``text`` rather than ``cell``: a late list has thousands of rows."""
+    x, y = doc.l_margin, doc.get_y()
+    baseline = y + LINE_H / 2 + doc.font_size * 0.35
+    for text, w, align in zip(texts, widths, aligns, strict=False):
+        shown = _fit(doc, text, w)
+        left = x + doc.c_margin
+        if align == "R":
+            left = x + w - doc.c_margin - doc.get_string_width(shown)
+        doc.text(left, baseline, shown)
+        x += w
+    doc.set_draw_color(200, 205, 211)
+    doc.line(doc.l_margin, y + LINE_H, doc.l_margin + sum(widths), y + LINE_H)
+    doc.set_draw_color(0, 0, 0)
+    doc.set_xy(doc.l_margin, y + LINE_H)
 
 
 def _ranking(doc: _Doc, content: Row) -> None:
@@ -182,14 +198,11 @@ def _ranking(doc: _Doc, content: Row) -> None:
         if doc.get_y() + LINE_H > doc.page_break_trigger:
             doc.add_page()
             _header(doc, headers, widths)
-        cells = (str(r["rank"]), r["agency_id"], r["agency_name"], f"{r['total']:.2f}",
-                 r["classification"])
-        for text, w, align in zip(cells, widths, ("R", "L", "L", "R", "L"), strict=False):
-            doc.cell(w, LINE_H, _fit(doc, text, w), border="B", align=align)
-        x, y = doc.get_x(), doc.get_y()
-        doc.cell(widths[-1], LINE_H, "", border="B")
-        _stack(doc, x + 1, y + 1, widths[-1] - 2, LINE_H - 2, groups, r["groups"])
-        doc.ln(LINE_H)
+        y = doc.get_y()
+        _stack(doc, doc.l_margin + sum(widths[:-1]) + 1, y + 1, widths[-1] - 2, LINE_H - 2,
+               groups, r["groups"])
+        _row(doc, (str(r["rank"]), r["agency_id"], r["agency_name"], f"{r['total']:.2f}",
+                   r["classification"]), widths, ("R", "L", "L", "R", "L"))
 
 
 def _legend(doc: _Doc, groups: Sequence[tuple[str, str, Any]]) -> None:

@@ -170,7 +170,8 @@ def compute(replayer: Replayer, period: Period, at: datetime, ruleset: Ruleset |
     """The content of a publication of ``period`` as recorded at ``at``, under ``ruleset`` (or
     the one a function picks for the view)."""
     with scratch_store(replayer.views) as scratch:
-        counters = replayer.as_recorded(at, progress=progress, into=scratch)
+        counters = replayer.as_recorded(at, progress=progress, into=scratch,
+                                        subjects_of=period.months)
         rules = ruleset if isinstance(ruleset, Ruleset) else ruleset(period, at)
         frozen = Frozen(counters, scratch, rules, period, at, Tree.build(counters))
         return build_content(frozen, sections)
