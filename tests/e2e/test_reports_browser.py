@@ -1,0 +1,156 @@
+"""The published report of the demo, looked at in real headless Chromium: ``/reports/2026-10``
+shows the publication (its recording instant, its hash, its ranking), never the live figures,
+and its PDF and XLSX links download the real files."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from openpyxl import load_workbook
+from pypdf import PdfReader
+
+from kernel.broker import free_port
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+LIVE_QUERIES = ("/api/v1/ranking", "/scorecard", "/overdue", "/trend", "/api/v1/stream")
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
+    return {**env, "MOTCUA_HOME": str(home), "MOTCUA_LOG_LEVEL": "warning"}
+
+
+def _motcua(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "motcua", *args], env=_env(home), text=True,
+                          capture_output=True, timeout=180)
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except (httpx.HTTPError, KeyError, ValueError):
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A running ``motcua demo`` on a free port, fed a small province; stopped with Ctrl-C."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "motcua", "demo", "--port", str(port), "--agencies", "5",
+         "--dossiers", "600", "--rate", "400", "--seed", "13"],
+        env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "home": tmp_path / "demo"}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError("motcua demo did not stop within 30 s of Ctrl-C") from None
+
+
+def _october(url: str) -> list[Any]:
+    doc = httpx.get(f"{url}/api/v1/ranking", params={"period": "2026-10"}, timeout=10).json()
+    return [(r["agency_id"], r["total"]) for r in doc["ranking"]]
+
+
+def _settled(url: str) -> bool:
+    first = _october(url)
+    time.sleep(2.0)
+    return bool(first) and first == _october(url)
+
+
+def _late_october_dossiers(path: Path, n: int) -> None:
+    lines = [orjson.dumps({
+        "schema": "motcua.action/1", "action_id": f"late-{i}", "source": "e2e",
+        "type": "received", "occurred_at": "2026-10-05T08:00:00+07:00",
+        "dossier_id": f"LATE-{i}",
+        "data": {"agency_id": "H15.1", "procedure_id": "E2E.1", "channel": "direct",
+                 "due_at": "2026-10-06T17:00:00+07:00"}}) for i in range(n)]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def test_the_report_page_shows_the_publication_not_the_live_figures_and_its_files_download(
+    demo: dict[str, Any], tmp_path: Path,
+) -> None:
+    """Publish October of the running demo; then late October dossiers arrive and the live
+    ranking moves. ``/reports/2026-10`` still shows the publication's instant, hash and
+    totals, reads nothing of the live views, and its PDF and XLSX links give the real files."""
+    from playwright.sync_api import sync_playwright
+
+    url, home = demo["url"], demo["home"]
+    _wait(lambda: len(_october(url)) >= 6, 90, "an October ranking of 6 agencies")
+    _wait(lambda: _settled(url), 90, "the October totals to settle")
+    published = _motcua(home, "publish", "--period", "2026-10", "--json")
+    assert published.returncode == 0, published.stderr
+    pub = orjson.loads(published.stdout)
+    content = httpx.get(f"{url}/api/v1/reports/2026-10", timeout=10).json()
+    assert (content["version"], content["sha256"]) == (pub["version"], pub["sha256"])
+    totals = {r["agency_id"]: r["total"] for r in content["content"]["ranking"]["ranking"]}
+    assert totals == dict(_october(url))
+
+    before = _october(url)
+    extra = tmp_path / "late.ndjson"
+    _late_october_dossiers(extra, 40)
+    assert _motcua(home, "ingest", str(extra)).returncode == 0
+    _wait(lambda: _october(url) != before, 60, "the live October ranking to move")
+    assert dict(_october(url)) != totals
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000}, accept_downloads=True)
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(url + "/reports/")
+        page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+        page.click("#publications a[href='./2026-10']")
+        page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+        assert page.url == f"{url}/reports/2026-10"
+        assert page.get_attribute("[data-testid=recorded-at]", "data-value") == \
+            pub["recorded_at"]
+        assert page.inner_text("[data-testid=sha256]").strip() == pub["sha256"]
+        shown = {r.get_attribute("data-agency"): float(
+            r.query_selector("[data-testid=total]").get_attribute("data-value") or "nan")
+            for r in page.query_selector_all("#ranking tbody tr[data-agency]")}
+        assert shown == totals
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+
+        files = {}
+        for kind in ("pdf", "xlsx"):
+            with page.expect_download() as download:
+                page.click(f"#files a[data-kind={kind}]")
+            files[kind] = Path(download.value.path()).read_bytes()
+            assert download.value.suggested_filename == f"motcua-2026-10-v{pub['version']}.{kind}"
+        assert Path(pub["files"]["pdf"]).read_bytes() == files["pdf"]
+        browser.close()
+
+    assert not [u for u in requests if any(q in u for q in LIVE_QUERIES)], requests
+    text = PdfReader(io.BytesIO(files["pdf"])).pages[0].extract_text()
+    assert "Tháng 10/2026" in text and pub["sha256"] in text
+    wb = load_workbook(io.BytesIO(files["xlsx"]), read_only=True)
+    rows = list(wb["Xếp hạng"].iter_rows(values_only=True))
+    assert {r[1]: r[4] for r in rows[1:]} == pytest.approx(totals)
