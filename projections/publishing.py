@@ -13,12 +13,14 @@ ruleset, and compared value by value.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
+import structlog
 
 from projections.exports import to_csv, to_xlsx
 from projections.exports_pdf import to_pdf
@@ -27,6 +29,8 @@ from projections.publication import SECTIONS, Section, canonical, compute, diffe
 from projections.publication_store import Publication, PublicationStore
 from projections.replay import Progress, Replayer
 from projections.ruleset import Ruleset
+
+log = structlog.get_logger("motcua.publishing")
 
 
 def render_files(content: dict[str, Any], sha256: str) -> dict[str, bytes]:
@@ -39,12 +43,18 @@ def publish(replayer: Replayer, store: PublicationStore, period: Period, at: dat
             ruleset: Ruleset, *, progress: Progress | None = None,
             sections: Sequence[Section] = SECTIONS) -> Publication:
     """Freeze ``period`` as recorded at ``at`` and store it as the period's next version."""
+    t0 = time.perf_counter()
     content = compute(replayer, period, at, ruleset, progress=progress, sections=sections)
     data = canonical(content)
     sha = hashlib.sha256(data).hexdigest()
     files = render_files(content, sha)
-    return store.add(period=period.label, recorded_at=content["recorded_at"],
-                     ruleset=ruleset.name, content=data, sha256=sha, files=files)
+    pub = store.add(period=period.label, recorded_at=content["recorded_at"],
+                    ruleset=ruleset.name, content=data, sha256=sha, files=files)
+    log.info("publication_stored", period=pub.period, version=pub.version,
+             recorded_at=pub.recorded_at, sha256=sha, ruleset=ruleset.name,
+             bytes={f.kind: f.size for f in pub.files},
+             seconds=round(time.perf_counter() - t0, 3))
+    return pub
 
 
 @dataclass(frozen=True)

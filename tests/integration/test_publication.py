@@ -210,3 +210,78 @@ def test_verify_names_content_and_files_edited_in_the_database(world: World) -> 
     assert len(second) == 2
     assert "motcua-2026-05-v2.pdf" in second[0] and "file was changed" in second[0]
     assert second[1] == value
+
+
+def test_http_serves_the_publications_the_legacy_report_and_reconciliation(tmp_path: Path) -> None:
+    """Over HTTP: the list and a period's latest or named version (content as stored), its
+    page and its files; a bad period is a 400, an unknown one a 404; the legacy report is the
+    projection's own; a bad portal export is a 400 naming its problem, a good one is compared."""
+    from fastapi.testclient import TestClient
+
+    from projections.api import create_app
+    from projections.legacy import legacy_report
+    from projections.source import StoreSource
+
+    url = f"sqlite:///{tmp_path / 'motcua.db'}"
+    engine = engine_at(url, hold_seconds=3600, clock=lambda: PAST)
+    views = ViewStore(views_url(url))
+    w = World(url, engine, views, Replayer(engine.store, views), PublicationStore(views.url))
+    try:
+        w.record(province()[:1200])
+        w.replay()
+        v1 = publish(w.replayer, w.pubs, PERIOD, instant_between(), RULESET)
+        v2 = publish(w.replayer, w.pubs, PERIOD, instant_between(), RULESET)
+        source = StoreSource(ViewStore(views.url), engine)
+        with TestClient(create_app(source, RULESET)) as client:
+            listed = client.get("/api/v1/reports").json()["publications"]
+            assert [(p["period"], p["version"]) for p in listed] == [("2026-05", 2),
+                                                                     ("2026-05", 1)]
+            latest = client.get("/api/v1/reports/2026-05").json()
+            assert (latest["version"], latest["sha256"]) == (2, v2.sha256)
+            assert latest["content"] == orjson.loads(v2.content)
+            assert [v["version"] for v in latest["versions"]] == [2, 1]
+            first = client.get("/api/v1/reports/2026-05", params={"version": 1}).json()
+            assert first["content"] == orjson.loads(v1.content)
+            pdf = next(f for f in first["files"] if f["kind"] == "pdf")
+            got = client.get(pdf["url"])
+            assert got.status_code == 200 and got.headers["content-type"] == "application/pdf"
+            assert hashlib.sha256(got.content).hexdigest() == pdf["sha256"]
+            assert client.get("/reports/2026-05").text.startswith("<!doctype html>")
+            for path, status, says in (
+                    ("/api/v1/reports/2026-13", 400, "'2026-13'"),
+                    ("/api/v1/reports/2026-04", 404, "no publication of period 2026-04"),
+                    ("/api/v1/reports/2026-05?version=7", 404, "version 7 of period 2026-05"),
+                    ("/reports/2026-04", 404, "no publication of period 2026-04"),
+                    ("/reports/2026-05/v1/other.pdf", 404, "no file 'other.pdf'")):
+                r = client.get(path)
+                assert (r.status_code, says in r.json()["error"]) == (status, True), r.text
+
+            now = "2026-12-31T12:00:00+07:00"
+            legacy = client.get("/api/v1/agencies/H15/legacy-report",
+                                params={"period": "2026-05", "now": now}).json()
+            counters = views.load()
+            assert legacy == legacy_report(views, Tree.build(counters), "H15", PERIOD,
+                                           datetime.fromisoformat(now))
+            assert client.get("/api/v1/agencies/H99/legacy-report").status_code == 404
+
+            bad = client.post("/api/v1/reconcile", params={"period": "2026-05"},
+                              content=b"unit_code,metric_code,numerator\nH15,ON_TIME,1\n")
+            assert bad.status_code == 400
+            assert "lacks the column denominator" in bad.json()["error"]
+            card = next(c for c in latest["content"]["scorecards"] if c["agency_id"] == "H15")
+            on_time = next(x for g in card["groups"] for x in g["criteria"]
+                           if x["code"] == "ON_TIME")
+            n = on_time["numerator"]
+            body = f"unit_code,metric_code,numerator,denominator\nH15,ON_TIME,{n + 1},\n"
+            r = client.post("/api/v1/reconcile", params={"period": "2026-05", "now": now},
+                            content=body.encode())
+            assert r.status_code == 200
+            doc = r.json()
+            assert doc["agree"] is False and doc["compared"] == 1
+            assert doc["differences"] == [{"unit_code": "H15", "metric_code": "ON_TIME",
+                                           "portal": [n + 1, None],
+                                           "motcua": [n, on_time["denominator"]]}]
+    finally:
+        w.pubs.close()
+        views.close()
+        engine.close()
