@@ -154,3 +154,76 @@ def test_the_report_page_shows_the_publication_not_the_live_figures_and_its_file
     wb = load_workbook(io.BytesIO(files["xlsx"]), read_only=True)
     rows = list(wb["Xếp hạng"].iter_rows(values_only=True))
     assert {r[1]: r[4] for r in rows[1:]} == pytest.approx(totals)
+
+
+HAND_DELAYS = [
+    {"by": "unit", "rows": [
+        {"unit": "H15.1/phòng-hộ-tịch", "official": None, "late_dossiers": 2, "late_steps": 3,
+         "overrun_hours": 17.25, "apology_in_time": 1, "apology_late": 0,
+         "apology_missing": 1}]},
+    {"by": "official", "rows": [
+        {"unit": "H15.1/phòng-hộ-tịch", "official": "Nguyễn Thị Ánh", "late_dossiers": 2,
+         "late_steps": 2, "overrun_hours": 12.5, "apology_in_time": 1, "apology_late": 0,
+         "apology_missing": 1}]}]
+
+
+def test_the_report_page_shows_a_delays_list_and_prints_without_its_links(tmp_path: Path) -> None:
+    """A publication carrying a delays list (made by hand, in the shape of ``delays --json``)
+    shows it by unit and by official, beside its late list; printed, the page drops its links
+    and file buttons."""
+    from datetime import UTC, date, datetime
+
+    from playwright.sync_api import sync_playwright
+
+    from engine.app import Message
+    from motcua.pipeline import engine_at
+    from motcua.serving import serve_http, stop_http
+    from producers.simulator import SimConfig, generate
+    from projections.api import create_app
+    from projections.periods import parse_period
+    from projections.publication import SECTIONS, per_root
+    from projections.publication_store import PublicationStore
+    from projections.publishing import publish
+    from projections.replay import Replayer
+    from projections.ruleset import load_ruleset
+    from projections.source import StoreSource
+    from projections.store import ViewStore, views_url
+
+    url = f"sqlite:///{tmp_path / 'motcua.db'}"
+    engine = engine_at(url, hold_seconds=3600, clock=lambda: datetime(2025, 1, 1, tzinfo=UTC))
+    lines = [orjson.dumps(a) for a in generate(SimConfig(
+        agencies=3, dossiers=120, seed=9, start=date(2026, 10, 1), days=31))]
+    engine.process("log", [Message("motcua.actions", 0, i, b) for i, b in enumerate(lines)])
+    views = ViewStore(views_url(url))
+    pubs = PublicationStore(views.url)
+    ruleset = load_ruleset("portal-2026")
+    delays = per_root(lambda f, root: [
+        {"agency_id": root, "period": f.period.label, "view_end": "2026-10-31T23:59:59+07:00",
+         "late_dossiers": 2, **doc} for doc in HAND_DELAYS])
+    pub = publish(Replayer(engine.store, views), pubs, parse_period("2026-10"),
+                  datetime.now(UTC), ruleset, sections=(*SECTIONS, ("delays", delays)))
+    late = sum(len(doc["dossiers"]) for doc in orjson.loads(pub.content)["late_dossiers"])
+    server, _ = serve_http(create_app(StoreSource(ViewStore(views.url)), ruleset), "127.0.0.1",
+                           port := free_port())
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/reports/2026-10")
+            page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+            by_unit = page.inner_text("table.delays[data-by=unit] tbody")
+            by_official = page.inner_text("table.delays[data-by=official] tbody")
+            assert "H15.1/phòng-hộ-tịch" in by_unit and "17,25" in by_unit
+            assert "Nguyễn Thị Ánh" in by_official and "12,50" in by_official
+            assert len(page.query_selector_all("#late tbody tr")) == late > 0
+            assert page.is_visible("#files a[data-kind=pdf]")
+            page.emulate_media(media="print")
+            assert not page.is_visible("#files a[data-kind=pdf]")
+            assert not page.is_visible("#print")
+            page.screenshot(path=str(tmp_path / "report-print.png"), full_page=True)
+            browser.close()
+    finally:
+        stop_http(server)
+        pubs.close()
+        views.close()
+        engine.close()
