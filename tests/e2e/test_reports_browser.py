@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from kernel.broker import free_port
+from kernel.calendar import VN_TZ
 
 pytestmark = pytest.mark.browser
 
@@ -28,6 +30,18 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 LIVE_QUERIES = ("/api/v1/ranking", "/scorecard", "/overdue", "/trend", "/api/v1/stream")
+
+
+def _month_before_last() -> str:
+    """The month before last (2026-10 in December 2026): finished, and inside the demo's
+    simulated 300 days, whenever the test runs."""
+    today = datetime.now(VN_TZ).date()
+    year, month = (today.year, today.month - 2) if today.month > 2 else (
+        today.year - 1, today.month + 10)
+    return f"{year:04d}-{month:02d}"
+
+
+MONTH = _month_before_last()
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -73,52 +87,54 @@ def demo(tmp_path: Path) -> Iterator[dict[str, Any]]:
             raise AssertionError("motcua demo did not stop within 30 s of Ctrl-C") from None
 
 
-def _october(url: str) -> list[Any]:
-    doc = httpx.get(f"{url}/api/v1/ranking", params={"period": "2026-10"}, timeout=10).json()
+def _live_month(url: str) -> list[Any]:
+    """The live ranking of the published month (October 2026 when written)."""
+    doc = httpx.get(f"{url}/api/v1/ranking", params={"period": MONTH}, timeout=10).json()
     return [(r["agency_id"], r["total"]) for r in doc["ranking"]]
 
 
 def _settled(url: str) -> bool:
-    first = _october(url)
+    first = _live_month(url)
     time.sleep(2.0)
-    return bool(first) and first == _october(url)
+    return bool(first) and first == _live_month(url)
 
 
-def _late_october_dossiers(path: Path, n: int) -> None:
+def _late_dossiers(path: Path, n: int) -> None:
     lines = [orjson.dumps({
         "schema": "motcua.action/1", "action_id": f"late-{i}", "source": "e2e",
-        "type": "received", "occurred_at": "2026-10-05T08:00:00+07:00",
+        "type": "received", "occurred_at": f"{MONTH}-05T08:00:00+07:00",
         "dossier_id": f"LATE-{i}",
         "data": {"agency_id": "H15.1", "procedure_id": "E2E.1", "channel": "direct",
-                 "due_at": "2026-10-06T17:00:00+07:00"}}) for i in range(n)]
+                 "due_at": f"{MONTH}-06T17:00:00+07:00"}}) for i in range(n)]
     path.write_bytes(b"\n".join(lines) + b"\n")
 
 
 def test_the_report_page_shows_the_publication_not_the_live_figures_and_its_files_download(
     demo: dict[str, Any], tmp_path: Path,
 ) -> None:
-    """Publish October of the running demo; then late October dossiers arrive and the live
-    ranking moves. ``/reports/2026-10`` still shows the publication's instant, hash and
-    totals, reads nothing of the live views, and its PDF and XLSX links give the real files."""
+    """Publish October 2026 (the month before last) of the running demo; then late dossiers
+    of that month arrive and the live ranking moves. ``/reports/2026-10`` still shows the
+    publication's instant, hash and totals, reads nothing of the live views, and its PDF and
+    XLSX links give the real files."""
     from playwright.sync_api import sync_playwright
 
     url, home = demo["url"], demo["home"]
-    _wait(lambda: len(_october(url)) >= 6, 90, "an October ranking of 6 agencies")
-    _wait(lambda: _settled(url), 90, "the October totals to settle")
-    published = _motcua(home, "publish", "--period", "2026-10", "--json")
+    _wait(lambda: len(_live_month(url)) >= 6, 90, "a ranking of the month of 6 agencies")
+    _wait(lambda: _settled(url), 90, "the totals to settle")
+    published = _motcua(home, "publish", "--period", MONTH, "--json")
     assert published.returncode == 0, published.stderr
     pub = orjson.loads(published.stdout)
-    content = httpx.get(f"{url}/api/v1/reports/2026-10", timeout=10).json()
+    content = httpx.get(f"{url}/api/v1/reports/{MONTH}", timeout=10).json()
     assert (content["version"], content["sha256"]) == (pub["version"], pub["sha256"])
     totals = {r["agency_id"]: r["total"] for r in content["content"]["ranking"]["ranking"]}
-    assert totals == dict(_october(url))
+    assert totals == dict(_live_month(url))
 
-    before = _october(url)
+    before = _live_month(url)
     extra = tmp_path / "late.ndjson"
-    _late_october_dossiers(extra, 40)
+    _late_dossiers(extra, 40)
     assert _motcua(home, "ingest", str(extra)).returncode == 0
-    _wait(lambda: _october(url) != before, 60, "the live October ranking to move")
-    assert dict(_october(url)) != totals
+    _wait(lambda: _live_month(url) != before, 60, "the live ranking to move")
+    assert dict(_live_month(url)) != totals
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -127,9 +143,9 @@ def test_the_report_page_shows_the_publication_not_the_live_figures_and_its_file
         page.on("request", lambda r: requests.append(r.url))
         page.goto(url + "/reports/")
         page.wait_for_selector("body[data-ready='1']", timeout=30_000)
-        page.click("#publications a[href='./2026-10']")
+        page.click(f"#publications a[href='./{MONTH}']")
         page.wait_for_selector("body[data-ready='1']", timeout=30_000)
-        assert page.url == f"{url}/reports/2026-10"
+        assert page.url == f"{url}/reports/{MONTH}"
         assert page.get_attribute("[data-testid=recorded-at]", "data-value") == \
             pub["recorded_at"]
         assert page.inner_text("[data-testid=sha256]").strip() == pub["sha256"]
@@ -144,13 +160,14 @@ def test_the_report_page_shows_the_publication_not_the_live_figures_and_its_file
             with page.expect_download() as download:
                 page.click(f"#files a[data-kind={kind}]")
             files[kind] = Path(download.value.path()).read_bytes()
-            assert download.value.suggested_filename == f"motcua-2026-10-v{pub['version']}.{kind}"
+            assert download.value.suggested_filename == \
+                f"motcua-{MONTH}-v{pub['version']}.{kind}"
         assert Path(pub["files"]["pdf"]).read_bytes() == files["pdf"]
         browser.close()
 
     assert not [u for u in requests if any(q in u for q in LIVE_QUERIES)], requests
     text = PdfReader(io.BytesIO(files["pdf"])).pages[0].extract_text()
-    assert "Tháng 10/2026" in text and pub["sha256"] in text
+    assert f"Tháng {int(MONTH[5:])}/{MONTH[:4]}" in text and pub["sha256"] in text
     wb = load_workbook(io.BytesIO(files["xlsx"]), read_only=True)
     rows = list(wb["Xếp hạng"].iter_rows(values_only=True))
     assert {r[1]: r[4] for r in rows[1:]} == pytest.approx(totals)
@@ -171,7 +188,7 @@ def test_the_report_page_shows_a_delays_list_and_prints_without_its_links(tmp_pa
     """A publication carrying a delays list (made by hand, in the shape of ``delays --json``)
     shows it by unit and by official, beside its late list; printed, the page drops its links
     and file buttons."""
-    from datetime import UTC, date, datetime
+    from datetime import UTC, date
 
     from playwright.sync_api import sync_playwright
 
