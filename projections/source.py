@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kernel.lifecycle import load_lifecycle
 from projections.controlsheet import control_sheet
@@ -21,6 +21,7 @@ from projections.fold import Counters
 from projections.store import ViewStore
 
 LateRows = list[tuple[str, list[Any]]]
+T = TypeVar("T")
 
 
 class HistoryUnavailableError(RuntimeError):
@@ -53,6 +54,10 @@ class ViewSource(Protocol):
 
     def history(self, dossier_id: str, now: datetime) -> dict[str, Any] | None:
         """A dossier's recorded events and its control sheet at ``now``, or ``None``."""
+        ...
+
+    def read(self, fn: Callable[[ViewStore], T]) -> T:
+        """``fn(view store)``, run while no one else uses the store's connection."""
         ...
 
     def position(self) -> int:
@@ -124,6 +129,10 @@ class LiveSource:
 
     def history(self, dossier_id: str, now: datetime) -> dict[str, Any] | None:
         return _history(self.engine, dossier_id, now)
+
+    def read(self, fn: Callable[[ViewStore], T]) -> T:
+        with self.loop.lock:
+            return fn(self.store)
 
     def position(self) -> int:
         with self.loop.lock:
@@ -198,6 +207,10 @@ class StoreSource:
 
     def history(self, dossier_id: str, now: datetime) -> dict[str, Any] | None:
         return _history(self.engine, dossier_id, now)
+
+    def read(self, fn: Callable[[ViewStore], T]) -> T:
+        with self._lock:
+            return fn(self.store)
 
     def position(self) -> int:
         self.refresh()

@@ -102,29 +102,22 @@ def _dossiers_of(replayer: Any, diffs: list[dict[str, Any]]) -> list[tuple[str, 
 
 
 def _until(replayer: Any, until: str) -> int:
-    """Replay the facts recorded by ``until`` into the 'asof' table set."""
+    """Replay the facts recorded by ``until`` into the 'asof' table set (counters and every
+    dossier's facts as recorded then)."""
     from projections.periods import parse_instant
     from projections.store import ViewStore
 
     at = parse_instant(until, "--until")
-    with ProgressBar("replaying") as bar:
-        counters = replayer.as_recorded(at, progress=bar)
-    snap = ViewStore(replayer.views.url, prefix="asof")
-    snap.drop("asof")
-    snap.create_tables()
-    snap.flush(_all_dirty(counters), {"asof": int(at.timestamp())})
-    snap.close()
+    snap = ViewStore(replayer.views.url, prefix="asof", layout=replayer.views.layout)
+    try:
+        snap.drop("asof")
+        snap.create_tables()
+        with ProgressBar("replaying") as bar:
+            replayer.as_recorded(at, progress=bar, into=snap)
+    finally:
+        snap.close()
     print(render.until_line(at, until))
     return 0
-
-
-def _all_dirty(counters: Any) -> Any:
-    # A flush writes only dirty cells; a fresh table set needs every one of them written.
-    counters.dirty_cells.update(counters.cells)
-    counters.dirty_fb.update(counters.fb_cells)
-    counters.dirty_catalog.update(("procedure", k) for k in counters.procedures)
-    counters.dirty_catalog.update(("agency", k) for k in counters.agencies)
-    return counters
 
 
 def _rebuild(replayer: Any, resume: bool) -> int:

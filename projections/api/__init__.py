@@ -4,7 +4,8 @@
 of this process or the view store of another one. Queries read one consistent snapshot of the
 counters; their JSON is written by orjson. Mistakes in the query string are 400 with one sentence
 naming the bad input, an unknown agency or dossier is 404. Routes live in one module per group
-(``index``, ``page``, ``ops``); each takes the shared request context (``common.Ctx``).
+(``index``, ``page``, ``ops``, ``reports``); each takes the shared request context
+(``common.Ctx``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kernel.grants import GrantBook
-from projections.api import accountability, index, ops, page
+from projections.api import accountability, index, ops, page, reports
 from projections.api.common import (
     DASHBOARD,
     ApiError,
@@ -56,7 +57,7 @@ def create_app(
     )
     install_error_handlers(app)
     ctx = Ctx(source, rulesets, pinned, registry, clock, grants=grants)
-    for module in (index, accountability, page, ops):
+    for module in (index, accountability, page, ops, reports):
         app.include_router(module.router(ctx))
     for r in extra:
         app.include_router(r)

@@ -7,19 +7,15 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from faults import Probe
+from demo_support import feed_size, settled
 
-from kernel import kafka as K
 from kernel.broker import free_port
-from kernel.settings import ACTIONS_TOPIC
-from producers.simulator import SimConfig, simulate_live
 
 pytestmark = pytest.mark.browser
 
@@ -80,8 +76,7 @@ def demo(tmp_path: Path) -> Any:
 
 def _feed_size() -> int:
     """How many actions ``motcua demo --agencies 8 --dossiers 1500 --seed 42`` feeds today."""
-    cfg = SimConfig(agencies=8, dossiers=1500, seed=42, days=300)
-    return sum(1 for _ in simulate_live(cfg, datetime.now(UTC), ahead_days=0))
+    return feed_size(8, 1500, 42)
 
 
 def _ranking(url: str) -> dict[str, Any]:
@@ -90,13 +85,7 @@ def _ranking(url: str) -> dict[str, Any]:
 
 def _settled(demo: Any) -> bool:
     """The whole feed is on the topic, recorded, and folded into what the API serves."""
-    home = demo["home"]
-    bootstrap = orjson.loads((home / "broker.json").read_bytes())["bootstrap"]
-    fed = sum(K.end_offsets(bootstrap, ACTIONS_TOPIC).values())
-    probe = Probe(f"sqlite:///{home / 'motcua.db'}")
-    return (fed in demo["sizes"] and probe.intake() == fed
-            and ("held", None) not in probe.outcomes()
-            and httpx.get(f"{demo['url']}/healthz").json()["position"] == probe.last_position())
+    return settled(demo["home"], demo["url"], demo["sizes"])
 
 
 def test_the_demo_shows_a_live_ranking_equal_to_the_cli_scores(chromium: str, demo: Any,
