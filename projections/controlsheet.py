@@ -19,12 +19,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from fractions import Fraction
 from functools import cache
 from typing import Any
 
 from kernel.calendar import VN_TZ
 from kernel.lifecycle import LifecycleRules
 from kernel.officehours import OfficeClock
+from projections.rounding import round_half_up
 
 Attribution = tuple[str, str | None, str, int]  # unit, official, step, overrun seconds
 
@@ -174,3 +176,39 @@ def apology_status(flags: int, issued: int, in_time: int) -> int:
     if not flags & issued:
         return MISSING
     return IN_TIME if flags & in_time else LATE
+
+
+# ----- the control sheet as people read it ---------------------------------------------------
+
+
+def control_sheet(d: Any, rules: LifecycleRules, now: datetime) -> list[dict[str, Any]]:
+    """Every step of a dossier with its holder, start, end, due time and result at ``now``:
+    ``on_time``, ``late`` (with the overrun in office hours), ``open`` (not late yet) or
+    ``no_due``."""
+    clock = office_clock(rules)
+    e = seconds(now)
+    out = []
+    for st in steps_of(d, rules):
+        due = st.due_at(e)
+        end = st.end
+        if due is None:
+            result, overrun = "no_due", None
+        elif (end if end is not None else e) > due:
+            result = "late"
+            overrun = hours(clock.between(instant(due), instant(end if end is not None else e)))
+        else:
+            result, overrun = ("on_time" if end is not None else "open"), 0.0
+        out.append({"step": st.step, "unit": st.unit, "official": st.official,
+                    "start": _iso(st.start), "end": _iso(end), "due": _iso(due),
+                    "result": result, "overrun_hours": overrun})
+    return out
+
+
+def hours(overrun_s: int) -> float:
+    """Seconds of office time as hours, rounded half up to 2 decimals (accountability §2):
+    the one rounding of every overrun shown."""
+    return float(round_half_up(Fraction(overrun_s, 3600)))
+
+
+def _iso(s: int | None) -> str | None:
+    return None if s is None else instant(s).isoformat()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from fractions import Fraction
 from typing import Any, Literal, Protocol
 
 from kernel.calendar import VN_TZ, local_date
@@ -22,6 +21,7 @@ from projections.controlsheet import (
     apology_status,
     attribute,
     contributions,
+    hours,
     office_clock,
     seconds,
     unpack,
@@ -30,7 +30,6 @@ from projections.facts import APOLOGY_IN_TIME, APOLOGY_ISSUED, DossierFacts
 from projections.fold import Counters, Delays, add_delays
 from projections.periods import Period
 from projections.ruleset import Ruleset
-from projections.scoring import round_half_up
 from projections.views import Tree, UnknownAgencyError
 
 By = Literal["unit", "official"]
@@ -74,11 +73,6 @@ def delays(counters: Counters, late_rows: UnfinishedLateRows, ruleset: Ruleset,
     return {"agency_id": agency_id, "period": period.label,
             "view_end": view_end.astimezone(VN_TZ).isoformat(timespec="seconds"),
             "by": by, "late_dossiers": total, "rows": out}
-
-
-def hours(overrun_s: int) -> float:
-    """Seconds of office time as hours, rounded half up to 2 decimals (accountability §2)."""
-    return float(round_half_up(Fraction(overrun_s, 3600)))
 
 
 def _row(k: DelayKey, v: list[int], by: By) -> dict[str, Any]:

@@ -178,3 +178,83 @@ def test_a_handover_out_of_order_is_refused_and_changes_nobody(run: Any) -> None
         holder = p.dossier_facts["D1"][9]
     assert reasons == ["out_of_order", "out_of_order"]
     assert holder == ["X", "ox", "process"]
+
+
+def test_the_control_sheet_shows_every_step_with_its_result(run: Any) -> None:
+    """``history``'s control sheet of the late dossier above: receive late 1 h, process late
+    5 h, approve late 16 h, each with its holder, start, end and due time."""
+    from projections.source import dossier_history
+
+    with run(dossier("D1", "P1", "12T17:00", *P1_STEPS, end="13T10:00")) as p:
+        doc = dossier_history(p.engine, "D1", END)
+    assert doc is not None
+    assert [(s["step"], s["unit"], s["official"], s["start"][:16], s["end"][:16],
+             s["due"][:16], s["result"], s["overrun_hours"]) for s in doc["control_sheet"]] == [
+        ("receive", "H15.3", "o-rec", "2026-10-05T08:00", "2026-10-05T14:00",
+         "2026-10-05T12:00", "late", 1.0),
+        ("process", "H15.3/kt", "o1", "2026-10-05T14:00", "2026-10-08T10:00",
+         "2026-10-07T14:00", "late", 5.0),
+        ("approve", "H15.3/ld", "o2", "2026-10-08T10:00", "2026-10-13T10:00",
+         "2026-10-09T10:00", "late", 16.0)]
+    assert [e["type"] for e in doc["events"]][:2] == ["Received", "HandedOver"]
+
+
+def test_an_open_steps_result_depends_on_now_and_a_step_without_due_has_none(run: Any) -> None:
+    """The open process step (due Thu 8 Oct 17:00) is ``open`` on Thu 12:00 and ``late`` by
+    2 h on Fri 10:00; the receive step of P0 has no due time."""
+    from projections.source import dossier_history
+
+    d = dossier("D1", "P0", "09T17:00",
+                ("handed_over", "05T09:00", hand("X", "ox", "process",
+                                                 step_due_at="2026-10-08T17:00:00+07:00")))
+    with run(d) as p:
+        before = dossier_history(p.engine, "D1", datetime(2026, 10, 8, 12, 0, tzinfo=VN_TZ))
+        after = dossier_history(p.engine, "D1", datetime(2026, 10, 9, 10, 0, tzinfo=VN_TZ))
+    assert before is not None and after is not None
+    assert [(s["result"], s["overrun_hours"]) for s in before["control_sheet"]] == [
+        ("no_due", None), ("open", 0.0)]
+    assert [(s["result"], s["overrun_hours"]) for s in after["control_sheet"]] == [
+        ("no_due", None), ("late", 2.0)]
+
+
+def test_explain_on_time_says_which_step_and_holder_lost_it(run: Any, tmp_path: Path) -> None:
+    """``explain --criterion ON_TIME`` lists the late dossier with the steps that lost it."""
+    from projections.explain import explain
+    from projections.store import ViewStore
+
+    with run(dossier("D1", "P1", "12T17:00", *P1_STEPS, end="13T10:00")) as p:
+        views = ViewStore(f"sqlite:///{tmp_path / 'views.db'}")
+        views.flush(p.counters, {})
+        out = explain(views, p.counters, p.ruleset, "H15.3", OCT, END, "ON_TIME")
+        views.close()
+    (item,) = out["not_counted"]
+    assert [(w["step"], w["unit"], w["official"], w["overrun_hours"])
+            for w in item["lost_by"]] == [("receive", "H15.3", "o-rec", 1.0),
+                                          ("process", "H15.3/kt", "o1", 5.0),
+                                          ("approve", "H15.3/ld", "o2", 16.0)]
+
+
+def test_http_gives_unit_rows_to_anyone_and_official_rows_only_with_a_read_token(
+    run: Any, tmp_path: Path,
+) -> None:
+    """``GET …/delays`` is public by unit; ``by=official`` without a read token is 401."""
+    from fastapi.testclient import TestClient
+
+    from projections.api import create_app
+    from projections.source import StoreSource
+    from projections.store import ViewStore
+
+    with run(dossier("D1", "P1", "12T17:00", *P1_STEPS, end="13T10:00")) as p:
+        views = ViewStore(f"sqlite:///{tmp_path / 'views.db'}")
+        views.flush(p.counters, {"pos|0": 1})
+        app = create_app(StoreSource(views), p.ruleset, clock=lambda: END)
+        with TestClient(app) as client:
+            units = client.get("/api/v1/agencies/H15.3/delays?period=2026-10")
+            officials = client.get("/api/v1/agencies/H15.3/delays?period=2026-10&by=official")
+            bad = client.get("/api/v1/agencies/H15.3/delays?by=everyone")
+        views.close()
+    assert units.status_code == 200
+    assert [(r["unit"], r["overrun_hours"]) for r in units.json()["rows"]] == [
+        ("H15.3/ld", 16.0), ("H15.3/kt", 5.0), ("H15.3", 1.0)]
+    assert officials.status_code == 401 and "read token" in officials.json()["error"]
+    assert bad.status_code == 400
