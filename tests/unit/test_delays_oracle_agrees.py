@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracle_delays import DelaysOracle
@@ -268,7 +269,7 @@ def nows_of(world: dict[str, Any], last: int) -> list[datetime]:
     return [end, end + timedelta(seconds=world["now_after"])]
 
 
-@settings(max_examples=int(60 * DEPTH), deadline=None,
+@settings(max_examples=int(40 * DEPTH), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(worlds())
 def test_the_delays_list_equals_the_oracles(world: dict[str, Any]) -> None:
@@ -284,7 +285,7 @@ def test_the_delays_list_equals_the_oracles(world: dict[str, Any]) -> None:
         assert disagreements(p, oracle, periods_of(world, nows[-1]), nows, VIEWS) == []
 
 
-@settings(max_examples=int(30 * DEPTH), deadline=None,
+@settings(max_examples=int(20 * DEPTH), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(worlds(), st.randoms(use_true_random=False), st.integers(1, 40))
 def test_duplicated_and_shuffled_delivery_gives_the_oracles_delays(
@@ -312,7 +313,7 @@ def test_a_simulated_province_agrees_for_the_province_and_its_units(tmp_path: Pa
     for the province and three of its agencies over four periods, are the oracle's; and they
     are not empty (most late dossiers have a late step)."""
     now = datetime(2026, 9, 15, 12, 0, tzinfo=VN_TZ)
-    actions = [a for a in generate(SimConfig(agencies=12, dossiers=2000, seed=766))
+    actions = [a for a in generate(SimConfig(agencies=12, dossiers=1200, seed=766))
                if datetime.fromisoformat(a["occurred_at"]) <= now]
     with Pipeline(tmp_path / "m.db", clock=now) as p:
         p.send(actions, batch=5000)
@@ -359,3 +360,45 @@ def test_one_apology_in_time_is_enough(tmp_path: Path) -> None:
         oracle = DelaysOracle(actions, p.ruleset.lifecycle.settings())
         assert p.delays("H15", october, end)["rows"] == want
         assert oracle.delays("H15", "2026-10", october.start, october.end, end)["rows"] == want
+
+
+@pytest.mark.xfail(strict=True, reason="engine: a step's budget is looked up when the handover is "
+                   "applied, so a procedure published before but delivered after it (another "
+                   "partition) leaves the step without a due time; see the handovers report")
+def test_a_catalog_delivered_after_the_dossier_gives_the_same_delays(tmp_path: Path) -> None:
+    """Hand-worked: P1's internal process gives `process` 8 office hours. Received Mon 5 Oct
+    2026 08:00 (due Tue 6 Oct 17:00), handed to X for `process` at 09:00 (due Tue 6 09:00),
+    resolved Wed 7 Oct 10:00: X's step is 9 office hours late (Tue 7, Wed 2), whether the
+    procedure (published in January) reaches the engine before the dossier or after it."""
+    def act(n: int, type_: str, at: str, subject: tuple[str, str],
+            data: dict[str, Any]) -> dict[str, Any]:
+        return {"schema": "motcua.action/1", "action_id": f"c{n}", "source": SOURCE,
+                "type": type_, "occurred_at": f"2026-{at}:00+07:00", subject[0]: subject[1],
+                "data": data}
+
+    catalog = [
+        act(0, "agency_registered", "01-02T08:00", ("agency_id", "H15"),
+            {"name": "Tỉnh", "level": "province"}),
+        act(1, "procedure_published", "01-05T08:00", ("procedure_id", "P1"), {
+            "authority_id": "H15", "authority_level": "province", "decision_date": "2026-01-05",
+            "legal_basis_effective_date": "2026-02-01", "implementing_agency_ids": ["H15"],
+            "processing_time": {"value": 1, "unit": "working_days"},
+            "internal_process": [{"step": "process", "working_hours": 8}]}),
+    ]
+    d = ("dossier_id", "D1")
+    dossier = [
+        act(2, "received", "10-05T08:00", d, {"agency_id": "H15", "procedure_id": "P1",
+                                              "channel": "direct",
+                                              "due_at": "2026-10-06T17:00:00+07:00"}),
+        act(3, "handed_over", "10-05T09:00", d, {"to_unit": "X", "step": "process"}),
+        act(4, "resolved", "10-07T10:00", d, {"outcome": "approved"}),
+    ]
+    end = datetime(2026, 10, 31, 23, 0, tzinfo=VN_TZ)
+    october = parse_period("2026-10")
+    want = [{"unit": "X", "official": None, "late_dossiers": 1, "late_steps": 1,
+             "overrun_hours": 9.0, "apology_in_time": 0, "apology_late": 0,
+             "apology_missing": 1}]
+    for name, stream in (("first", catalog + dossier), ("after", dossier + catalog)):
+        with Pipeline(tmp_path / f"{name}.db", clock=end) as p:
+            p.send(stream)
+            assert p.delays("H15", october, end)["rows"] == want, name

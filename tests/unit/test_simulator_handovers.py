@@ -22,7 +22,7 @@ from producers.simulator import SimConfig, generate
 from producers.simulator.clock import DAY, OfficeTime, WorkingDays, from_datetime, to_datetime
 from producers.simulator.staff import Staff
 
-CFG = SimConfig(agencies=12, dossiers=6000, seed=31)
+CFG = SimConfig(agencies=12, dossiers=4000, seed=31)
 SETTINGS = load_lifecycle().settings()
 _FINISHING = ("resolved", "result_returned", "withdrawn")
 
