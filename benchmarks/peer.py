@@ -203,9 +203,15 @@ class _Stderr:
         return [ln.decode(errors="replace").rstrip() for ln in self.lines[-n:]]
 
 
-def run_motcua(bootstrap: str, backlog: Backlog, workdir: Path, *, timeout: float = 900.0,
-               on_ready: Any = None) -> MotcuaRun:
-    """``motcua up`` on a fresh home until it processed the backlog; then SIGINT.
+UP = (("up",),)
+# The production shape (docker-compose.yml): one process per role, sharing the store.
+SPLIT = (("engine",), ("project",), ("serve",))
+
+
+def run_motcua(bootstrap: str, backlog: Backlog, workdir: Path, *, shape: Any = UP,
+               timeout: float = 900.0, on_ready: Any = None) -> MotcuaRun:
+    """``motcua up`` (or the one-role commands of ``shape``) on a fresh home until it processed
+    the backlog; then SIGINT.
 
     ``on_ready(pid)`` is called once the engine logged ``engine_ready`` (the profiler starts
     there); whatever it returns is called with no argument at the moment "folded all" is seen.
@@ -218,27 +224,45 @@ def run_motcua(bootstrap: str, backlog: Backlog, workdir: Path, *, timeout: floa
     env.pop("MOTCUA_DATABASE_URL", None)
     watch = StoreWatch(home)
     t0 = time.monotonic()
-    proc = subprocess.Popen([*motcua_command(), "up", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = _Stderr(proc)
+    procs: list[subprocess.Popen[bytes]] = []
+    errs: list[_Stderr] = []
     try:
-        done = _watch(proc, watch, err, backlog, t0 + timeout, on_ready)
+        for args in shape:
+            if errs:  # several processes on a fresh SQLite store race to create its tables
+                _wait_ready(procs[0], errs[0], t0 + 60)
+            extra = ["--port", str(port)] if args[0] in ("up", "serve") else []
+            procs.append(subprocess.Popen([*motcua_command(), *args, *extra], env=env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+            errs.append(_Stderr(procs[-1]))
+        done = _watch(procs, watch, errs, backlog, t0 + timeout, on_ready)
         healthz = orjson.loads(_get(f"http://127.0.0.1:{port}/healthz"))["position"]
     finally:
         t_stop = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        try:
-            code: int | None = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
+        codes = [_stop(p) for p in procs]
         t_exit = time.monotonic()
         watch.close()
-    return MotcuaRun(ready_s=(err.ready_at or t0) - t0, first_s=done.first - t0,
+    ready = min((e.ready_at for e in errs if e.ready_at is not None), default=t0)
+    return MotcuaRun(ready_s=ready - t0, first_s=done.first - t0,
                      recorded_s=done.recorded - t0, folded_s=done.folded.t - t0,
                      stop_s=t_exit - t_stop, cpu_s=done.cpu, events=done.folded.store,
-                     healthz_position=int(healthz), samples=done.samples, exit_code=code,
-                     stderr_tail=err.tail())
+                     healthz_position=int(healthz), samples=done.samples,
+                     exit_code=max((c for c in codes if c is not None), default=None),
+                     stderr_tail=[ln for e in errs for ln in e.tail(5)])
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], err: _Stderr, deadline: float) -> None:
+    while not err.ready.wait(0.05):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{proc.args} did not start:\n" + "\n".join(err.tail()))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> int | None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 @dataclass
@@ -256,23 +280,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _watch(proc: subprocess.Popen[bytes], watch: StoreWatch, err: _Stderr, backlog: Backlog,
-           deadline: float, on_ready: Any) -> _Done:
+def _watch(procs: list[subprocess.Popen[bytes]], watch: StoreWatch, errs: list[_Stderr],
+           backlog: Backlog, deadline: float, on_ready: Any) -> _Done:
     first = recorded = cpu = 0.0
     after_folded: Any = None
     started_hook = on_ready is None
     folded_at: Sample | None = None
     n = 0
     while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"motcua up exited ({proc.returncode}):\n"
-                               + "\n".join(err.tail()))
+        for proc, err in zip(procs, errs, strict=True):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args} exited ({proc.returncode}):\n"
+                                   + "\n".join(err.tail()))
         if time.monotonic() > deadline:
-            raise RuntimeError("motcua up did not process the backlog in time:\n"
-                               + "\n".join(err.tail()))
-        if not started_hook and err.ready.is_set():
+            raise RuntimeError("motcua did not process the backlog in time:\n"
+                               + "\n".join(ln for e in errs for ln in e.tail(5)))
+        if not started_hook and errs[0].ready.is_set():
             started_hook = True
-            after_folded = on_ready(proc.pid)
+            after_folded = on_ready(procs[0].pid)
         time.sleep(POLL)
         s = watch.sample()
         if s is None:
@@ -285,7 +310,7 @@ def _watch(proc: subprocess.Popen[bytes], watch: StoreWatch, err: _Stderr, backl
         if folded_at is not None and s.store != folded_at.store:
             folded_at = None  # more events came (overdue facts): not all folded then
         if folded_at is None and folded_all(s, backlog.last):
-            folded_at, cpu = s, cpu_seconds(proc.pid)
+            folded_at, cpu = s, sum(cpu_seconds(p.pid) for p in procs)
             if after_folded is not None:
                 after_folded()
                 after_folded = None

@@ -6,7 +6,9 @@ before any pipeline starts. Then, ``ROUNDS`` times in turn, each pipeline reads 
 backlog (see ``peer.py`` and ``peer_apps.py`` for how each is run and what "processed" means):
 
 1. ``motcua up`` (a real subprocess: engine + relay + projection + API, SQLite, exactly once),
-   from process start to *engine recorded all* and to *projection folded all*;
+   from process start to *engine recorded all* and to *projection folded all*; and, unless
+   ``MOTCUA_BENCH_PEER_SPLIT=0``, the same store and measure with the one-role commands
+   (``motcua engine``, ``motcua project``, ``motcua serve``: three processes);
 2. a Quix Streams application (per-dossier state in a stateful function, per-(agency,
    reception month) counters; at-least-once), from its first message to its last (its consumer
    group first waits for tansu's JoinGroup delay);
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peer import Backlog, MotcuaRun, make_backlog, run_motcua, run_peer
+from peer import SPLIT, Backlog, MotcuaRun, make_backlog, run_motcua, run_peer
 from support import check, record
 
 from kernel.broker import BundledBroker
@@ -38,6 +40,9 @@ pytest.importorskip("quixstreams", reason="the peer benchmark needs the bench ex
 pytest.importorskip("confluent_kafka", reason="the peer benchmark needs the bench extra")
 
 ROUNDS = int(os.environ.get("MOTCUA_BENCH_PEER_ROUNDS", "3"))
+# Also run the one-role commands (engine, project, serve: three processes, as docker-compose.yml
+# deploys them) on the same backlog: what using both cores by processes buys today.
+SPLIT_TOO = os.environ.get("MOTCUA_BENCH_PEER_SPLIT", "1") not in ("", "0")
 TARGET_RATE = 15_000.0  # issue 14: motcua up end to end
 TARGET_VS_QUIX = 0.4
 
@@ -45,6 +50,7 @@ TARGET_VS_QUIX = 0.4
 @dataclass
 class Rounds:
     motcua: list[MotcuaRun] = field(default_factory=list)
+    split: list[MotcuaRun] = field(default_factory=list)
     peers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     loads: list[float] = field(default_factory=list)
 
@@ -68,6 +74,7 @@ def _span(out: dict[str, Any]) -> float:
     return float(out["t_last"] - out["t_first"])
 
 
+@pytest.mark.timeout(3600)  # 3 rounds take 5–10 min on this machine, more under load
 def test_peer_throughput(benchmark: Any, peer_broker: BundledBroker, backlog: Backlog,
                          bench_dir: Path) -> None:
     """Each pipeline on the same backlog, ROUNDS times in turn: rates and ratios."""
@@ -79,6 +86,9 @@ def test_peer_throughput(benchmark: Any, peer_broker: BundledBroker, backlog: Ba
         run = run_motcua(peer_broker.bootstrap, backlog, bench_dir)
         assert run.healthz_position == run.events, "healthz disagrees with the view store"
         rounds.motcua.append(run)
+        if SPLIT_TOO:
+            rounds.split.append(run_motcua(peer_broker.bootstrap, backlog, bench_dir,
+                                           shape=SPLIT))
         for what in ("quix", "bare", "confluent"):
             out = run_peer(what, peer_broker.bootstrap, backlog, bench_dir)
             assert out["n"] == backlog.count, f"{what} saw {out['n']} of {backlog.count}"
@@ -132,6 +142,12 @@ def _report(benchmark: Any, backlog: Backlog, r: Rounds) -> None:
     record(benchmark, "peer", "motcua_vs_bare", max(folded) / max(bare), "x bare",
            note="best / best; per round " + ", ".join(f"{x:.3f}" for x in vs_bare))
     _cpu(benchmark, n, r)
+    if r.split:
+        split = [_rate(n, m.folded_s) for m in r.split]
+        record(benchmark, "peer", "motcua_split_folded_actions_per_s", max(split), "actions/s",
+               note="best; `motcua engine` + `motcua project` + `motcua serve` (3 processes), "
+                    "start → folded all; rounds: " + _list(split) + "; CPU µs/action "
+                    + ", ".join(f"{m.cpu_s / n * 1e6:.1f}" for m in r.split))
     check(ok, f"motcua up {max(folded):,.0f} actions/s < {TARGET_RATE:,.0f}")
     check(ok_quix, f"motcua / Quix {max(folded) / max(quix):.3f} < {TARGET_VS_QUIX}")
 
