@@ -142,6 +142,8 @@ def _report(benchmark: Any, backlog: Backlog, r: Rounds) -> None:
     record(benchmark, "peer", "motcua_vs_bare", max(folded) / max(bare), "x bare",
            note="best / best; per round " + ", ".join(f"{x:.3f}" for x in vs_bare))
     _cpu(benchmark, n, r)
+    record(benchmark, "peer", "backlog_publish_s", backlog.publish_s, "s",
+           note=f"{n:,} actions published once by motcua.ingest.publish (keyed by subject)")
     if r.split:
         split = [_rate(n, m.folded_s) for m in r.split]
         record(benchmark, "peer", "motcua_split_folded_actions_per_s", max(split), "actions/s",
