@@ -17,9 +17,12 @@ the measured process serves the measurement:
 - *projection folded all*: besides, the relay has published up to the event store's last
   position, and every ``motcua.events`` partition's applied position in the view store (written
   in the transaction that writes the counters) is at the relay's last position for it. The
-  deadline watcher records ``overdue`` facts while the backlog goes through (every due time of
-  the backlog is in the past); those count as work: the moment is only taken once the store
-  stayed still for ``SETTLE`` seconds after it, and a later event moves it.
+  deadline watcher records ``overdue`` facts for the backlog's dossiers whose due time has
+  passed while the backlog goes through; those count as work: the moment is only taken once
+  the store stayed still for ``SETTLE`` seconds after it, and a later event moves it.
+
+``shape=SPLIT`` runs the one-role commands instead (``motcua engine``, then, once it is ready,
+``motcua project`` and ``motcua serve``), measured the same way.
 """
 
 from __future__ import annotations
@@ -253,7 +256,7 @@ def run_motcua(bootstrap: str, backlog: Backlog, workdir: Path, *, shape: Any = 
 def _wait_ready(proc: subprocess.Popen[bytes], err: _Stderr, deadline: float) -> None:
     while not err.ready.wait(0.05):
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{proc.args} did not start:\n" + "\n".join(err.tail()))
+            raise RuntimeError(f"{proc.args!r} did not start:\n" + "\n".join(err.tail()))
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> int | None:
@@ -290,7 +293,7 @@ def _watch(procs: list[subprocess.Popen[bytes]], watch: StoreWatch, errs: list[_
     while True:
         for proc, err in zip(procs, errs, strict=True):
             if proc.poll() is not None:
-                raise RuntimeError(f"{proc.args} exited ({proc.returncode}):\n"
+                raise RuntimeError(f"{proc.args!r} exited ({proc.returncode}):\n"
                                    + "\n".join(err.tail()))
         if time.monotonic() > deadline:
             raise RuntimeError("motcua did not process the backlog in time:\n"

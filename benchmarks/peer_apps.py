@@ -90,7 +90,7 @@ def run_quix(bootstrap: str, count: int, state_dir: str, group: str) -> None:
             marks["t_first"] = now
             marks["cpu_first"] = time.process_time()
         seen["n"] += 1
-        kind = value.get("type")
+        kind = str(value.get("type"))
         if "dossier_id" in value:
             seen["dossier"] += 1
             d = state.get("d")
