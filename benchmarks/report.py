@@ -18,6 +18,9 @@ from typing import Any
 import orjson
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+# Suites with a section of their own in RESULTS.md (their rows stay out of the main table, and
+# a run of only those suites leaves the main table as it was).
+SECTIONS = {"peer": ("<!-- peer:begin -->", "<!-- peer:end -->", "## Peer benchmark")}
 
 
 def _cpu_model() -> str:
@@ -61,11 +64,12 @@ def _fmt(v: float, unit: str) -> str:
     return f"{v:,.0f} {unit}"
 
 
-def render(measures: list[dict[str, Any]], args: argparse.Namespace) -> str:
+def render(measures: list[dict[str, Any]], args: argparse.Namespace,
+           markers: tuple[str, str] = (BEGIN, END)) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     load_end = " ".join(f"{x:.2f}" for x in os.getloadavg())
     rows = [
-        BEGIN,
+        markers[0],
         "",
         "| Machine | |",
         "|---|---|",
@@ -87,8 +91,14 @@ def render(measures: list[dict[str, Any]], args: argparse.Namespace) -> str:
                     f"{_fmt(m['value'], m['unit'])} | {verdict} | {m['note']} |")
     if args.json:
         rows += ["", f"Raw pytest-benchmark JSON: `{args.json}`."]
-    rows += ["", END]
+    rows += ["", markers[1]]
     return "\n".join(rows)
+
+
+def _replace(text: str, table: str, begin: str, end: str, heading: str) -> str:
+    if begin not in text:
+        text = text.rstrip("\n") + f"\n\n{heading}\n\n{begin}\n{end}\n"
+    return re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: table, text, flags=re.S)
 
 
 def main() -> None:
@@ -99,16 +109,19 @@ def main() -> None:
     ap.add_argument("--elapsed")
     ap.add_argument("--update")
     args = ap.parse_args()
-    table = render(orjson.loads(Path(args.measures).read_bytes()), args)
+    measures = orjson.loads(Path(args.measures).read_bytes())
+    main_rows = [m for m in measures if m["suite"] not in SECTIONS]
     if not args.update:
-        print(table)
+        print(render(main_rows or measures, args))
         return
     path = Path(args.update)
-    text = path.read_text() if path.exists() else f"# Benchmark results\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: table, text,
-                  flags=re.S)
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    if main_rows:
+        text = _replace(text, render(main_rows, args), BEGIN, END, "")
+    for suite, (begin, end, heading) in SECTIONS.items():
+        own = [m for m in measures if m["suite"] == suite]
+        if own:
+            text = _replace(text, render(own, args, (begin, end)), begin, end, heading)
     path.write_text(text)
     print(f"report: updated {path}")
 
