@@ -44,7 +44,14 @@ from engine.intake import (
     Message,
     StoredHold,
 )
-from engine.store import IntakeMixin, OrjsonTranscoder, PostgresStore, SQLiteStore, akey
+from engine.store import (
+    DUPLICATE,
+    IntakeMixin,
+    OrjsonTranscoder,
+    PostgresStore,
+    SQLiteStore,
+    akey,
+)
 from kernel.calendar import WorkCalendar
 from kernel.contract.actions import Action, InvalidActionError, parse_action
 from kernel.errors import ConfigurationError
@@ -126,6 +133,8 @@ class Engine:
         self.wall = wall
         self.cache = SubjectCache(self.app.repository, self.store, cache_size)
         self.holds = HoldBook(self.store, hold_limit)
+        # Which `motcua-spool` headers are copies of this store's spooled lines.
+        self.spool_ns = self.store.spool_namespace()
         self.facts_version = facts_version or str(getattr(annotate, "version", ""))
         if annotate is not None and check_facts:
             self._check_facts_version(self.facts_version)
@@ -177,7 +186,7 @@ class Engine:
         if epoch is not None:
             batch.fx.fence = (topic, partition, epoch)
         parsed: list[tuple[Message, Action]] = []
-        for m in messages:
+        for m in self._first_copies(batch, log_id, messages):
             try:
                 parsed.append((m, parse_action(m.value)))
             except InvalidActionError as e:
@@ -193,6 +202,23 @@ class Engine:
             batch.handle(m, a)
         self.commit(batch, Tracking(tracking_name(log_id, topic, partition), messages[-1].offset))
         return batch.counts
+
+    def _first_copies(self, batch: Batch, log_id: str,
+                      messages: Sequence[Message]) -> list[Message]:
+        """The messages to process: all but the repeat copies of spooled lines, which are
+        recorded as duplicates (whatever their bytes: a line without a key is never
+        dead-lettered twice); each first copy settles its line in this transaction."""
+        fresh = self.store.spool_fresh(m.spool for m in messages if m.spool is not None)
+        out = []
+        for m in messages:
+            if m.spool is not None:
+                if m.spool not in fresh:
+                    batch.row(m, None, DUPLICATE)
+                    continue
+                fresh.discard(m.spool)
+                batch.fx.spool_done.append((m.spool, log_id, m.partition, m.offset))
+            out.append(m)
+        return out
 
     def _subjects_of(self, actions: Any) -> list[UUID]:
         """Every aggregate a batch of actions may read."""

@@ -68,12 +68,13 @@ Annotate = Callable[[Subject], Any]
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One consumed Kafka record."""
+    """One consumed Kafka record; ``spool``: the spooled line it is a copy of, if any."""
 
     topic: str
     partition: int
     offset: int
     value: bytes
+    spool: int | None = None
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,31 @@ from typing import Any
 import structlog
 from eventsourcing.persistence import IntegrityError
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
 
 from engine.app import Engine, Message
 from engine.relay import Relay
 from engine.store import FencedError
 from kernel import kafka as K
+from kernel.health import Guard
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.metrics import METRICS
 from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC, KafkaSecurity
+from kernel.spool import spool_id
 
 log = structlog.get_logger("motcua.engine")
+
+EPOCH = f"epoch:{ACTIONS_TOPIC}"
+
+
+def actions_log(engine: Engine, identity: str) -> str:
+    """The engine's name of a ``motcua.actions`` log: the broker's identity (cluster id / topic
+    id) and our epoch (bumped when a log turns out shorter than what was recorded of it)."""
+    return f"{identity}#{engine.store.get_position(EPOCH)}"
+
+
+def recorded_offset(engine: Engine, identity: str, partition: int) -> int | None:
+    """The last offset of a ``motcua.actions`` partition the engine has recorded, or None."""
+    return engine.position(actions_log(engine, identity), ACTIONS_TOPIC, partition)
 
 
 class EngineLoop:
@@ -69,16 +83,17 @@ class EngineLoop:
         # (end_offsets) are refused, so the loop's own thread takes them after poll().
         self._assigned: list[TopicPartition] = []
         self.ready = threading.Event()
+        self.guard = Guard("engine", log)
 
     # ----- setup ---------------------------------------------------------------------------
 
     def _epoch(self) -> int:
-        return self.engine.store.get_position(f"epoch:{ACTIONS_TOPIC}")
+        return self.engine.store.get_position(EPOCH)
 
     def setup(self) -> None:
         """(Re)join the actions log: topics, log identity, positions, seeks, relay."""
         ensure_all_topics(self.bootstrap, self.security, self.partitions)
-        self.log_id = f"{self.identity.of(ACTIONS_TOPIC)}#{self._epoch()}"
+        self.log_id = actions_log(self.engine, self.identity.of(ACTIONS_TOPIC))
         if self.consumer is not None:
             close_consumer(self.consumer, self.session_timeout_ms)
         self.next_offset, self.epochs, self._assigned = {}, {}, []
@@ -121,7 +136,7 @@ class EngineLoop:
         if any(start > ends.get(p, 0) for p, start in starts.items()):
             # The log is shorter than what we recorded: a new log under the same ids.
             epoch = self._epoch() + 1
-            self.engine.store.set_position(f"epoch:{ACTIONS_TOPIC}", epoch)
+            self.engine.store.set_position(EPOCH, epoch)
             self.log_id = f"{self.log_id.rpartition('#')[0]}#{epoch}"
             starts = {p: 0 for p in starts}
             log.warning("actions_log_reset", log_id=self.log_id)
@@ -153,9 +168,11 @@ class EngineLoop:
                     self.setup()
                 assert self.consumer is not None and self.relay is not None
                 polled = self.consumer.poll(timeout_ms=100, max_records=self.max_records)
+                ns = self.engine.spool_ns
                 for tp, records in polled.items():
                     self._process(tp.partition, [
-                        Message(tp.topic, tp.partition, r.offset, r.value) for r in records])
+                        Message(tp.topic, tp.partition, r.offset, r.value, spool_id(r.headers, ns))
+                        for r in records])
                 if self._assigned:
                     assigned, self._assigned = self._assigned, []
                     self.take(assigned)
@@ -171,14 +188,11 @@ class EngineLoop:
                         pass
                 if self.on_batch is not None:
                     self.on_batch()
-            except KafkaError as e:
-                log.warning("kafka_error", error=repr(e))
+            except Exception as e:  # the broker or the database away, or a bug: set up again
                 self.ready.clear()
-                time.sleep(0.5)
-            except Exception:
-                log.exception("engine_loop_error")
-                self.ready.clear()
-                time.sleep(0.5)
+                self.guard.failed(e, stop)  # one log line per outage, and a backoff
+                continue
+            self.guard.ok()
         self.close()
 
     def _timers(self) -> None:
@@ -214,7 +228,7 @@ class EngineLoop:
         return True
 
     def _check_identity(self) -> None:
-        current = f"{self.identity.of(ACTIONS_TOPIC)}#{self._epoch()}"
+        current = actions_log(self.engine, self.identity.of(ACTIONS_TOPIC))
         if current != self.log_id:
             log.warning("actions_log_changed", old=self.log_id, new=current)
             self.ready.clear()

@@ -66,7 +66,7 @@ def api(pipeline: Any, settings: Settings, live: bool) -> Any:
     try:
         from producers.bridge import make_bridge
 
-        bridge = make_bridge(settings, pipeline.bootstrap)
+        bridge = make_bridge(settings, pipeline.bootstrap, intake=pipeline.intake)
     except ImportError:
         pass
     return create_app(source, pipeline.rulesets, pinned=settings.ruleset, bridge=bridge)

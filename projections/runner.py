@@ -21,9 +21,9 @@ from typing import Any
 import orjson
 import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
 
 from kernel import kafka as K
+from kernel.health import Guard
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.metrics import METRICS
 from kernel.settings import EVENTS_TOPIC, KafkaSecurity
@@ -74,6 +74,7 @@ class ProjectionLoop:
         self.consumer: KafkaConsumer | None = None
         self.log_id = ""
         self.ready = threading.Event()
+        self.guard = Guard("projection", log)
         self.reload()
 
     # ----- state ---------------------------------------------------------------------------
@@ -173,17 +174,16 @@ class ProjectionLoop:
             except StaleViewsError:
                 log.info("views_replaced_by_replay_reloading")
                 self.ready.clear()
+                continue
             except ViewsFencedError as e:
                 log.warning("projection_fenced", error=str(e))
                 self.ready.clear()
-            except KafkaError as e:
-                log.warning("kafka_error", error=repr(e))
+                continue
+            except Exception as e:  # the broker or the database away, or a bug: set up again
                 self.ready.clear()
-                time.sleep(0.5)
-            except Exception:
-                log.exception("projection_loop_error")
-                self.ready.clear()
-                time.sleep(0.5)
+                self.guard.failed(e, stop)  # one log line per outage, and a backoff
+                continue
+            self.guard.ok()
         self.close()
 
     def apply(self, polled: dict[Any, list[Any]]) -> int:
@@ -214,9 +214,13 @@ class ProjectionLoop:
                 self.store.flush_parts(touched, updates, self.generation,
                                        {p: self.epochs[p] for p in touched})
             except BaseException:
-                # What was folded is not in the store: forget it (the loop reloads and seeks).
-                for p in touched:
-                    self.parts[p] = self.store.load(p)
+                # What was folded is not in the store: forget it (the loop reloads and seeks;
+                # if the store is away, setup() reloads everything once it is back).
+                try:
+                    for p in touched:
+                        self.parts[p] = self.store.load(p)
+                except Exception:
+                    self.ready.clear()
                 raise
             self.positions.update(updates)
             self.version += 1

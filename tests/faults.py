@@ -181,6 +181,29 @@ def role_env(home: Path, database_url: str, bootstrap: str, **extra: str) -> dic
     return env
 
 
+def embedded_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a motcua process on the embedded default: SQLite under ``home`` and
+    the bundled broker that ``motcua up`` starts (no ``MOTCUA_KAFKA_BOOTSTRAP``)."""
+    env = role_env(home, f"sqlite:///{home / 'motcua.db'}", "", **extra)
+    del env["MOTCUA_KAFKA_BOOTSTRAP"]
+    return env
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``motcua ARGS`` to its end."""
+    return subprocess.run([sys.executable, "-m", "motcua", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False,
+                          preexec_fn=_die_with_parent)
+
+
+def embedded_broker_pid(home: Path) -> int | None:
+    """The pid of the process that runs the bundled broker of ``home`` (broker.json)."""
+    try:
+        return int(orjson.loads((home / "broker.json").read_bytes())["pid"])
+    except (OSError, ValueError, KeyError, orjson.JSONDecodeError):
+        return None
+
+
 def _die_with_parent() -> None:
     """Have Linux SIGKILL the child if the test process dies first."""
     if sys.platform.startswith("linux"):
@@ -192,10 +215,12 @@ def _die_with_parent() -> None:
 class Role:
     """One ``motcua ROLE`` subprocess; its stderr goes to a file quoted when a wait fails."""
 
-    def __init__(self, role: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, role: str, env: dict[str, str], log_dir: Path, *args: str,
+                 name: str | None = None) -> None:
         self.role = role
+        self.args = args
         self.env = env
-        self.log_path = log_dir / f"{role}.log"
+        self.log_path = log_dir / f"{name or role}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -206,11 +231,28 @@ class Role:
             log.write(f"--- start {self.starts}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "motcua", self.role], cwd=ROOT, env=self.env,
+                [sys.executable, "-m", "motcua", self.role, *self.args], cwd=ROOT, env=self.env,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
             )
         return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def log_events(self, event: str) -> list[dict[str, Any]]:
+        """The JSON log lines of this role (all its starts) whose ``event`` is ``event``."""
+        out = []
+        for line in self.tail(10**9).splitlines():
+            if line.startswith("{") and f'"{event}"' in line:
+                try:
+                    doc = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if doc.get("event") == event:
+                    out.append(doc)
+        return out
 
     @property
     def alive(self) -> bool:
@@ -328,6 +370,30 @@ class Probe:
                           "HAVING COUNT(*) > 1) x", (ACTIONS_TOPIC,))
         return int(rows[0][0]) if rows else 0
 
+    def accepted_keys(self) -> Counter[str]:
+        """(source, action_id) key → how many times it was accepted (must be at most once)."""
+        rows = self._rows(self.url, "SELECT akey, COUNT(*) FROM motcua_intake WHERE outcome = "
+                          "'accepted' AND akey IS NOT NULL GROUP BY akey")
+        return Counter({str(r[0]): int(r[1]) for r in rows})
+
+    def dead_letters(self) -> Counter[bytes]:
+        """Dead-lettered bytes → how many dead letters hold them."""
+        rows = self._rows(self.url, "SELECT raw FROM motcua_dead_letters")
+        return Counter(bytes(r[0]) for r in rows)
+
+    def spool_backlog(self) -> int:
+        """Spooled lines the engine has not recorded yet."""
+        rows = self._rows(self.url, "SELECT COUNT(*) FROM motcua_spool s WHERE NOT EXISTS "
+                          "(SELECT 1 FROM motcua_spool_done d WHERE d.id = s.id)")
+        return int(rows[0][0]) if rows else 0
+
+    def spool_settled_twice(self) -> int:
+        """Recorded spooled lines whose settling copy is not exactly one ledger row."""
+        rows = self._rows(self.url, "SELECT COUNT(*) FROM motcua_spool_done d WHERE (SELECT "
+                          "COUNT(*) FROM motcua_intake i WHERE i.log = d.log AND i.part = d.part "
+                          "AND i.off = d.off AND i.topic = 'motcua.actions') <> 1")
+        return int(rows[0][0]) if rows else 0
+
     def positions(self, prefix: str = "") -> dict[str, int]:
         rows = self._rows(self.url, "SELECT name, value FROM motcua_positions WHERE name LIKE ?",
                           (prefix + "%",))
@@ -389,3 +455,218 @@ def consume(bootstrap: str, topic: str, at_least: int, timeout: float = 30.0) ->
         return got
     finally:
         consumer.close()
+
+
+# ----- the fault suite -----------------------------------------------------------------------
+
+FAULT_KINDS = ("kill_ingest", "kill_engine", "kill_relay", "kill_project", "kill_replay",
+               "restart_broker", "restart_postgres")
+
+
+@dataclass
+class Tally:
+    """What fault runs tried and what the invariants found."""
+
+    runs: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    acknowledged: int = 0  # lines of submissions that `motcua ingest` acknowledged
+    lost: int = 0  # acknowledged, neither recorded nor dead-lettered
+    doubled: int = 0  # recorded or dead-lettered more often than submitted
+    stuck: int = 0  # partitions (or spool, relay, views) not at the end once all is quiet
+    views_differ: int = 0  # runs whose `replay --verify` found a difference
+    dead_lettered: Counter[str] = field(default_factory=Counter)  # acknowledged, by reason
+
+    def add(self, other: Tally) -> None:
+        self.runs += other.runs
+        self.faults.update(other.faults)
+        self.acknowledged += other.acknowledged
+        self.lost += other.lost
+        self.doubled += other.doubled
+        self.stuck += other.stuck
+        self.views_differ += other.views_differ
+        self.dead_lettered.update(other.dead_lettered)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"runs": self.runs, "faults_injected": sum(self.faults.values()),
+                "faults": dict(sorted(self.faults.items())), "acknowledged": self.acknowledged,
+                "lost": self.lost, "doubled": self.doubled, "partitions_stuck": self.stuck,
+                "views_differ": self.views_differ,
+                "dead_lettered": dict(sorted(self.dead_lettered.items()))}
+
+
+def junk(n: int, seed: int) -> list[bytes]:
+    """Lines the engine must dead-letter exactly once each: not JSON, or JSON without a key."""
+    return [b"not json %d.%d" % (seed, i) if i % 2 else
+            orjson.dumps({"schema": "motcua.action/1", "type": "received", "n": [seed, i]})
+            for i in range(n)]
+
+
+class FaultRun:
+    """One run: a duplicated, reordered stream with junk, ingested in chunks by real
+    ``motcua ingest`` processes next to ``motcua engine`` and ``motcua project``, one fault
+    injected at a random point of each chunk; then the invariants."""
+
+    def __init__(self, tmp: Path, database_url: str, broker: Any, pg: Any | None, *,
+                 seed: int, agencies: int = 2, dossiers: int = 300,
+                 faults: Sequence[str] | None = None, chunks: int = 6) -> None:
+        self.tmp = tmp
+        self.url = database_url
+        self.broker = broker
+        self.pg = pg
+        self.rng = random.Random(seed)
+        self.seed = seed
+        kinds = [k for k in FAULT_KINDS if pg is not None or k != "restart_postgres"]
+        self.plan = list(faults) if faults is not None else [self.rng.choice(kinds)
+                                                              for _ in range(chunks)]
+        stream = disorder(lines_of(simulate(agencies, dossiers, seed=seed)), seed)
+        for line in junk(max(2, len(stream) // 400), seed):
+            stream.insert(self.rng.randrange(len(stream) + 1), line)
+        size = -(-len(stream) // len(self.plan))
+        self.chunks = [stream[i:i + size] for i in range(0, len(stream), size)]
+        self.env = role_env(tmp / "home", database_url, broker.bootstrap,
+                            MOTCUA_HOLD_SECONDS="600")
+        self.engine = Role("engine", self.env, tmp)
+        self.project = Role("project", self.env, tmp)
+        self.probe = Probe(database_url)
+        self.submitted: Counter[bytes] = Counter()  # line → ingest runs that were given it
+        self.verify_output = ""
+        self.tally = Tally(runs=1)
+
+    @property
+    def roles(self) -> list[Role]:
+        return [self.engine, self.project]
+
+    def run(self) -> Tally:
+        acknowledged: list[bytes] = []
+        try:
+            self.engine.start()
+            self.project.start()
+            for i, (chunk, fault) in enumerate(zip(self.chunks, self.plan, strict=False)):
+                self._ingest(i, chunk, fault)
+                acknowledged.extend(chunk)
+            self._settle()
+            verify = cli(self.env, "replay", "--verify")
+            self.verify_output = verify.stdout + verify.stderr
+            self.tally.views_differ = int(verify.returncode != 0)
+        finally:
+            for r in self.roles:
+                r.stop()
+        self._check(acknowledged)
+        return self.tally
+
+    def _ingest(self, i: int, chunk: list[bytes], fault: str) -> None:
+        """Ingest one chunk with a fault at a random point; again until acknowledged."""
+        path = self.tmp / f"chunk-{i}.ndjson"
+        path.write_bytes(b"\n".join(chunk) + b"\n")
+        for attempt in range(5):
+            ingest = Role("ingest", self.env, self.tmp, str(path), name=f"ingest-{i}")
+            self.submitted.update(chunk)
+            ingest.start()
+            if attempt == 0:
+                time.sleep(self.rng.uniform(0.0, 1.5))
+                self._inject(fault, ingest)
+            assert ingest.proc is not None
+            try:
+                code = ingest.proc.wait(300)
+            except subprocess.TimeoutExpired:
+                ingest.kill()
+                code = -9
+            if code == 0 and "published" in ingest.tail():
+                self.tally.acknowledged += len(chunk)
+                return
+        raise AssertionError(f"chunk {i} was never acknowledged:\n{ingest.tail()}")
+
+    def _inject(self, fault: str, ingest: Role) -> None:
+        self.tally.faults[fault] += 1
+        if fault == "kill_ingest":
+            ingest.kill()
+        elif fault in ("kill_engine", "kill_relay"):
+            if fault == "kill_relay":  # a moment when the relay is behind the store
+                self._until(lambda: self.probe.positions(Relay.EVENTS).get(Relay.EVENTS, 0)
+                            < self._last_pos(), 3.0)
+            self.engine.kill()
+            self.engine.start()
+        elif fault == "kill_project":
+            self.project.kill()
+            self.project.start()
+        elif fault == "kill_replay":
+            replay = Role("replay", self.env, self.tmp, name="replay").start()
+            time.sleep(self.rng.uniform(0.5, 3.0))
+            replay.kill()
+            done = cli(self.env, "replay")  # resumes (or restarts) and swaps under the projection
+            assert done.returncode == 0, done.stderr
+        elif fault == "restart_broker":
+            self.broker.restart()
+        elif fault == "restart_postgres":
+            self.pg.restart()
+        else:  # pragma: no cover
+            raise AssertionError(fault)
+
+    def _last_pos(self) -> int:
+        rows = self.probe._rows(self.url, "SELECT MAX(pos) FROM motcua_facts")
+        return int(rows[0][0] or 0) if rows else 0
+
+    @staticmethod
+    def _until(cond: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _settle(self) -> None:
+        """Wait until everything acknowledged is recorded, relayed and folded; count what
+        stays behind as stuck."""
+        def quiet() -> bool:
+            return (self.probe.spool_backlog() == 0 and ("held", None) not in self.probe.outcomes()
+                    and self.probe.relayed_all(self._last_pos())
+                    and self.probe.projection_caught_up() and not self._engine_behind())
+        try:
+            wait_for(quiet, "every acknowledged action to be recorded and folded", timeout=180,
+                     roles=self.roles, every=0.2)
+        except AssertionError:
+            self.tally.stuck = (self._engine_behind() + int(self.probe.spool_backlog() > 0)
+                                + int(not self.probe.relayed_all(self._last_pos()))
+                                + int(not self.probe.projection_caught_up())) or 1
+
+    def _engine_behind(self) -> int:
+        """Partitions of motcua.actions whose end the engine has not recorded."""
+        ends = K.end_offsets(self.broker.bootstrap, ACTIONS_TOPIC)
+        logs = self.probe.logs()
+        if not logs:
+            return len([e for e in ends.values() if e > 0])
+        log = logs[-1]
+        rows = self.probe._rows(self.url, "SELECT part, MAX(off) FROM motcua_intake WHERE log = ? "
+                                "AND topic = ? GROUP BY part", (log, ACTIONS_TOPIC))
+        done = {int(r[0]): int(r[1]) for r in rows}
+        return sum(1 for p, end in ends.items() if end > 0 and done.get(p, -1) < end - 1)
+
+    def _check(self, acknowledged: list[bytes]) -> None:
+        """Lost, doubled, and what was dead-lettered, by reason."""
+        accepted = self.probe.accepted_keys()
+        dead = self.probe.dead_letters()
+        reasons = dict(self.probe._rows(self.url, "SELECT raw, reason FROM motcua_dead_letters"))
+        t = self.tally
+        for line in set(acknowledged):
+            key = _key(line)
+            if dead[line] > self.submitted[line]:
+                t.doubled += dead[line] - self.submitted[line]
+            if key is not None and accepted[key] > 1:
+                t.doubled += accepted[key] - 1
+            if (key is None or accepted[key] == 0) and dead[line] == 0:
+                t.lost += 1
+            elif dead[line] and (key is None or accepted[key] == 0):
+                t.dead_lettered[str(reasons.get(line) or "unknown")] += 1
+        got = recorded(self.url)
+        t.doubled += sum(n - 1 for n in got.causes.values() if n > 1)
+        t.doubled += self.probe.spool_settled_twice() + self.probe.repeated_offsets()
+
+
+def _key(line: bytes) -> str | None:
+    """The (source, action_id) key of a line, as the intake ledger writes it; None without."""
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("source"), str) or not isinstance(
+            doc.get("action_id"), str):
+        return None
+    return f"{doc['source']}\x1f{doc['action_id']}"

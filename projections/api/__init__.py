@@ -52,6 +52,7 @@ def create_app(
         default_response_class=OrjsonResponse,
     )
     install_error_handlers(app)
+    ops.install_outage_handler(app)
     ctx = Ctx(source, rulesets, pinned, registry, clock)
     for module in (index, page, ops):
         app.include_router(module.router(ctx))
