@@ -205,17 +205,27 @@ class Engine:
 
     def _first_copies(self, batch: Batch, log_id: str,
                       messages: Sequence[Message]) -> list[Message]:
-        """The messages to process: all but the repeat copies of spooled lines, which are
-        recorded as duplicates (whatever their bytes: a line without a key is never
-        dead-lettered twice); each first copy settles its line in this transaction."""
+        """The messages to process: all but the copies of spooled lines that do not count,
+        which are recorded as duplicates whatever their bytes (so a line without a key is
+        never dead-lettered twice): a line already recorded, or one whose subject has an older
+        line not recorded yet (engine.spooled). Each copy that counts settles its line in
+        this transaction."""
         fresh = self.store.spool_fresh(m.spool for m in messages if m.spool is not None)
+        queues = self.store.spool_queues(k for k in fresh.values() if k is not None)
         out = []
         for m in messages:
             if m.spool is not None:
                 if m.spool not in fresh:
                     batch.row(m, None, DUPLICATE)
                     continue
-                fresh.discard(m.spool)
+                queue = queues.get(fresh[m.spool] or b"")
+                if queue and queue[0] != m.spool:  # an older line of its subject comes first
+                    batch.row(m, None, DUPLICATE)
+                    batch.fx.spool_resend.append(m.spool)
+                    continue
+                if queue:
+                    queue.pop(0)
+                del fresh[m.spool]
                 batch.fx.spool_done.append((m.spool, log_id, m.partition, m.offset))
             out.append(m)
         return out

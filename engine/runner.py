@@ -168,6 +168,8 @@ class EngineLoop:
                     self.setup()
                 assert self.consumer is not None and self.relay is not None
                 polled = self.consumer.poll(timeout_ms=100, max_records=self.max_records)
+                if polled and self._new_broker_log():
+                    continue  # the records may be the new log's: set up again, read it afresh
                 ns = self.engine.spool_ns
                 for tp, records in polled.items():
                     self._process(tp.partition, [
@@ -225,6 +227,18 @@ class EngineLoop:
             end = self.consumer.highwater(TopicPartition(ACTIONS_TOPIC, p))
             if end is None or self.next_offset.get(p, 0) < end:
                 return False
+        return True
+
+    def _new_broker_log(self) -> bool:
+        """Whether the topic is another log now than the one this loop reads as.
+
+        Asked after each poll that returned records: records fetched before a check that finds
+        the same log are that log's (a log id never comes back), so they are recorded under
+        their own log's name and never under a restarted broker's earlier one."""
+        if self.identity.of(ACTIONS_TOPIC) == self.log_id.rpartition("#")[0]:
+            return False
+        log.warning("actions_log_changed", old=self.log_id)
+        self.ready.clear()
         return True
 
     def _check_identity(self) -> None:

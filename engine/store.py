@@ -99,10 +99,13 @@ class SideEffects:
     facts: list[FactRow] = field(default_factory=list)
     # (spool id, log, partition, offset): spooled lines this batch recorded (kernel.spool).
     spool_done: list[tuple[int, str, int, int]] = field(default_factory=list)
+    # Spool ids whose copy came before an older line of its subject: send them again.
+    spool_resend: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.intake or self.resolved_holds or self.dead_letters or self.deadlines
-                    or self.rehold or self.fence or self.facts or self.spool_done)
+                    or self.rehold or self.fence or self.facts or self.spool_done
+                    or self.spool_resend)
 
 
 def akey(source: str, action_id: str) -> str:
@@ -188,7 +191,7 @@ class IntakeMixin(FactsCacheMixin, SpoolMixin):
                 [(r.log, r.topic, r.partition, r.offset, r.akey, r.reason, r.field, r.message,
                   r.raw, now) for r in fx.dead_letters],
             )
-        self.write_spool_done(c, fx.spool_done)
+        self.write_spool_done(c, fx.spool_done, fx.spool_resend)
         drops = [(oid,) for oid, due in fx.deadlines.items() if due is None]
         sets = [(oid, due) for oid, due in fx.deadlines.items() if due is not None]
         if drops:

@@ -51,6 +51,7 @@ def spool_tables(postgres: bool) -> list[str]:
         "WHERE sent_log IS NULL",
         "CREATE INDEX IF NOT EXISTS motcua_spool_sent ON motcua_spool "
         "(sent_log, sent_part, sent_off)",
+        "CREATE INDEX IF NOT EXISTS motcua_spool_key ON motcua_spool (key, id)",
         "CREATE TABLE IF NOT EXISTS motcua_spool_done (id BIGINT PRIMARY KEY, log TEXT NOT NULL, "
         "part INTEGER NOT NULL, off BIGINT NOT NULL, at DOUBLE PRECISION NOT NULL)",
         "CREATE INDEX IF NOT EXISTS motcua_spool_done_at ON motcua_spool_done (at)",
@@ -68,8 +69,21 @@ DONE_INSERT = "INSERT INTO motcua_spool_done (id, log, part, off, at) VALUES (?,
 
 
 def fresh_select(n: int) -> str:
-    """The ids among ``n`` given ones whose line is spooled and not yet recorded."""
-    return (f"SELECT id FROM motcua_spool WHERE id IN ({','.join('?' * n)}) AND {_NOT_DONE}")
+    """(id, key) of the lines among ``n`` given ids that are spooled and not yet recorded."""
+    return (f"SELECT id, key FROM motcua_spool WHERE id IN ({','.join('?' * n)}) "
+            f"AND {_NOT_DONE}")
+
+
+def queue_select(n: int) -> str:
+    """(key, id) of every line not yet recorded of ``n`` given keys (subjects), oldest first."""
+    return (f"SELECT key, id FROM motcua_spool WHERE key IN ({','.join('?' * n)}) "
+            f"AND {_NOT_DONE} ORDER BY id")
+
+
+# A copy that came before an older line of its subject: it is not recorded, and the line is
+# sent again (after the older one, which the forwarder sends first).
+RESEND_UPDATE = ("UPDATE motcua_spool SET sent_log = NULL, sent_part = NULL, sent_off = NULL "
+                 "WHERE id = ?")
 
 
 def new_namespace() -> str:

@@ -164,7 +164,7 @@ class Pipeline:
                 continue
             log.warning("bundled_broker_exited", bootstrap=broker.bootstrap)
             try:
-                broker.start()
+                broker.start(any_thread=True)  # this thread lives as long as the broker
             except UserError as e:
                 log.warning("bundled_broker_not_restarted", error=str(e))
                 continue

@@ -101,6 +101,51 @@ def test_published_actions_survive_a_sigkill_of_up_right_after_ingest(tmp_path: 
     assert_same_facts(recorded(probe.url), want)
 
 
+def children(pid: int) -> list[int]:
+    """The pids of a process's children (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def test_a_bundled_broker_that_dies_under_up_is_restarted_and_nothing_is_lost(
+    tmp_path: Path,
+) -> None:
+    """The bundled broker of a running ``motcua up`` is SIGKILLed after a first file was
+    published and while a second one is: ``up`` starts it again, and every action of both
+    files is recorded exactly once."""
+    import os
+    import signal
+
+    lines = lines_of(simulate(3, 500))
+    half = len(lines) // 2
+    home = tmp_path / "home"
+    env = embedded_env(home, MOTCUA_HOLD_SECONDS="600", MOTCUA_HTTP_PORT=str(free_port()))
+    first, second = tmp_path / "first.ndjson", tmp_path / "second.ndjson"
+    first.write_bytes(b"\n".join(lines[:half]) + b"\n")
+    second.write_bytes(b"\n".join(lines[half:]) + b"\n")
+    probe = Probe(f"sqlite:///{home / 'motcua.db'}")
+    up = start_up(env, home, tmp_path)
+    try:
+        assert up.pid is not None
+        assert cli(env, "ingest", str(first)).returncode == 0
+        (broker,) = children(up.pid)
+        os.kill(broker, signal.SIGKILL)
+        done = cli(env, "ingest", str(second))
+        assert done.returncode == 0, done.stderr
+        wait_all_recorded(probe, len(lines), [up])
+        assert up.log_events("bundled_broker_exited")  # and it was started again
+    finally:
+        up.stop()
+    assert_once_each(probe, len(lines))
+
+
 def post(url: str, token: str, body: list[dict[str, Any]]) -> int:
     request = urllib.request.Request(url, data=orjson.dumps(body), method="POST", headers={
         "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
