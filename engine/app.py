@@ -29,7 +29,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import Tracking
 from eventsourcing.utils import get_topic
 
@@ -336,6 +336,13 @@ class Engine:
         return n
 
     # ----- reads ---------------------------------------------------------------------------
+
+    def subject(self, kind: str, subject_id: str) -> Any:
+        """A subject's aggregate as recorded (read from the store), or ``None``."""
+        try:
+            return self.app.repository.get(subject_uuid(kind, subject_id))
+        except AggregateNotFoundError:
+            return None
 
     def history(self, kind: str, subject_id: str) -> list[dict[str, Any]] | None:
         """Every recorded event of a subject, oldest first, or ``None`` if it is unknown.

@@ -26,7 +26,8 @@ from engine.cache import SubjectCache
 from engine.domain import marks as M
 from engine.domain.base import Cause, Subject
 from engine.domain.catalog import Agency, Procedure
-from engine.domain.dossier import Dossier, compute_due
+from engine.domain.dossier import Dossier
+from engine.domain.due import compute_due
 from engine.domain.errors import UnknownSubjectError
 from engine.domain.feedback import Feedback
 from engine.facts_cache import FactRow
@@ -295,9 +296,20 @@ class Batch:
             self.cache.remember(agg)
             self.release(subject)
             return ACCEPTED, subject
-        COMMANDS[a.type](agg, data, a.occurred_at, cause)
+        if a.type == "handed_over" and isinstance(agg, Dossier):
+            self.hand_over(agg, data, a.occurred_at, cause)
+        else:
+            COMMANDS[a.type](agg, data, a.occurred_at, cause)
         self.touch(agg)
         return ACCEPTED, subject
+
+    def hand_over(self, d: Dossier, data: dict[str, Any], at: datetime, cause: Cause) -> None:
+        """A control-sheet line, with the step's budget from the procedure's internal process
+        as the catalog has it now (the sender's ``step_due_at`` wins, in the facts)."""
+        proc = self._procedure(d.procedure_id)
+        budget = proc.step_budget(data["step"]) if proc is not None else None
+        d.hand_over(data["to_unit"], data.get("to_official"), data["step"],
+                    data.get("step_due_at"), budget, at, cause)
 
     def _procedure(self, pid: str) -> Procedure | None:
         p = self.subject(self.cache.uuid("procedure", pid))
@@ -310,7 +322,8 @@ class Batch:
             due = compute_due(at, data.get("due_at"),
                               proc.processing_time if proc is not None else None, self.calendar)
             return Dossier.receive(id=sid, dossier_id=a.subject_id, data=data, at=at, due_at=due,
-                                   cause=cause)
+                                   cause=cause, receive_budget=proc.step_budget("receive")
+                                   if proc is not None else None)
         if a.type == "feedback_received":
             fb = Feedback.receive(id=sid, feedback_id=a.subject_id, data=data, at=at,
                                   cause=cause)

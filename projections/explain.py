@@ -12,12 +12,15 @@ from datetime import date, datetime
 from typing import Any
 
 from kernel.calendar import VN_TZ, local_date
+from projections.controlsheet import hours, seconds
 from projections.criteria import (
     CatalogCriterion,
     ProcedureCriterion,
     SubjectCriterion,
+    late_why,
     membership,
 )
+from projections.delays import attribution_at
 from projections.facts import DossierFacts, FeedbackFacts
 from projections.fold import Counters
 from projections.periods import Period
@@ -53,14 +56,15 @@ def explain(
     declared = counters.layout.registry.by_code[code]
     if isinstance(declared, SubjectCriterion):
         out.update(_subjects(views, counters, ruleset, tree.subtree(agency_id), period,
-                             local_date(view_end).toordinal(), declared))
+                             view_end, declared))
     else:
         out.update(_procedures(counters, ruleset, tree, agency_id, period, view_end, declared))
     return out
 
 
 def _subjects(views: ViewStore, counters: Counters, ruleset: Ruleset, agencies: set[str],
-              period: Period, e_day: int, c: SubjectCriterion) -> dict[str, Any]:
+              period: Period, view_end: datetime, c: SubjectCriterion) -> dict[str, Any]:
+    e_day = local_date(view_end).toordinal()
     table = "dossiers" if c.subject == "dossier" else "feedback"
     answer_days = ruleset.lifecycle.petition_answer_working_days
     counted: list[dict[str, Any]] = []
@@ -70,7 +74,7 @@ def _subjects(views: ViewStore, counters: Counters, ruleset: Ruleset, agencies: 
         item: dict[str, Any] = {"id": sid, "agency_id": row[0], "month": row[1]}
         attrs = None
         if c.subject == "dossier":
-            f = DossierFacts._make(row[:8])
+            f = DossierFacts._make(row)
             attrs = counters.procedures.get(f.procedure)
             item["procedure_id"] = f.procedure
             item["due_date"] = date.fromordinal(f.due_day).isoformat()
@@ -92,9 +96,24 @@ def _subjects(views: ViewStore, counters: Counters, ruleset: Ruleset, agencies: 
             counted.append(item)
         else:
             item["why"] = "; ".join(why) or "not counted"
+            if c.timely and c.subject == "dossier" and late_why(
+                    "dossier", f.judged, f.due_day, f.flags, e_day, answer_days):
+                item["lost_by"] = lost_by(f, view_end, ruleset)
             not_counted.append(item)
     return {"kind": c.subject, "numerator": numerator, "denominator": denominator,
             "counted": counted, "not_counted": not_counted}
+
+
+def lost_by(f: DossierFacts, view_end: datetime, ruleset: Ruleset) -> list[dict[str, Any]]:
+    """Which steps and holders made a late dossier late (accountability §3)."""
+    if f.attrib is not None:
+        attrib = [tuple(a) for a in f.attrib]
+    elif f.sheet is not None:
+        attrib = attribution_at(f, seconds(view_end), ruleset)
+    else:
+        return []
+    return [{"step": a[2], "unit": a[0], "official": a[1], "overrun_hours": hours(int(a[3]))}
+            for a in attrib]
 
 
 def _procedures(counters: Counters, ruleset: Ruleset, tree: Tree, agency_id: str,

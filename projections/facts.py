@@ -34,9 +34,10 @@ from engine.domain.dossier import Dossier
 from engine.domain.feedback import Feedback
 from kernel.calendar import local_date
 from kernel.lifecycle import LifecycleRules, load_lifecycle
+from projections import controlsheet as CS
 
 # Bumped whenever a derivation rule below changes meaning.
-FACTS_CODE_VERSION: Final = 2
+FACTS_CODE_VERSION: Final = 3
 
 OPEN: Final = -1
 
@@ -100,6 +101,15 @@ class DossierFacts(NamedTuple):
     due_day: int
     processing_days: int
     end_day: int
+    # The effective due instant, whole seconds since the epoch (the at-risk and delays lists).
+    due_s: int
+    # The current (last) step's holder: [unit, official or None, step].
+    holder: list[Any]
+    # While unfinished: the control sheet, packed (``controlsheet.Step.pack``), judged at a
+    # view's end when the dossier is late there. Finished: None.
+    sheet: list[Any] | None
+    # Finished and late for good: who made it late, [[unit, official, step, overrun s], …].
+    attrib: list[Any] | None
 
 
 class FeedbackFacts(NamedTuple):
@@ -171,15 +181,25 @@ def dossier_facts(d: Dossier, rules: LifecycleRules) -> DossierFacts:
         judged = OPEN
     flags = marks | APOLOGY_IN_TIME if apology_in_time(d, rules) else marks
     received = local_date(d.received_at)
+    steps = CS.steps_of(d, rules)
+    last = steps[-1]
+    due_s = CS.seconds(due)
+    sheet = attrib = None
     if d.end_at is not None:
         end = local_date(d.end_at)
         processing_days = rules.calendar.working_days_between(received, end)
         end_day = end.toordinal()
+        if judged == 0:
+            end_s = CS.seconds(d.end_at)
+            attrib = [list(a) for a in CS.attribute(steps, due_s, end_s, end_s,
+                                                     CS.office_clock(rules))]
     else:
         processing_days = end_day = -1
+        sheet = [st.pack() for st in steps]
     return DossierFacts(d.agency_id, f"{received.year:04d}-{received.month:02d}",
                         d.procedure_id, flags, judged, local_date(due).toordinal(),
-                        processing_days, end_day)
+                        processing_days, end_day, due_s, [last.unit, last.official, last.step],
+                        sheet, attrib)
 
 
 def answer_due(received_at: datetime, rules: LifecycleRules) -> date:

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.facts import DossierFacts
+from projections.controlsheet import DelayKey, apology_status, contributions
+from projections.facts import APOLOGY_IN_TIME, APOLOGY_ISSUED, DossierFacts
 from projections.layout import DEFAULT_LAYOUT, Layout, SubjectLayout
 
 Cell = tuple[str, str]
 Hist = dict[int, list[int]]
+Delays = dict[DelayKey, list[int]]
+_ATTRIB = DossierFacts._fields.index("attrib")
 Transition = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...], tuple[int, ...],
                    tuple[int, ...]]
 
@@ -79,6 +82,9 @@ class Counters:
         self.open_due: dict[Cell, Hist] = {}
         # (agency, month) -> procedure id -> per-procedure feature counts
         self.procs: dict[Cell, dict[str, list[int]]] = {}
+        # (agency, month) -> the delays list's rows of its dossiers late for good (the open
+        # ones are judged per view, at query time: projections.delays)
+        self.delays: dict[Cell, Delays] = {}
         self.fb_cells: dict[Cell, list[int]] = {}
         self.fb_open_due: dict[Cell, Hist] = {}
         # (cell key, procedure) -> (cell, procedure vector): one lookup on the hot path.
@@ -129,6 +135,9 @@ class Counters:
             if prev[i] != facts[i]:
                 cell = self._cell_and_vec(key, p)[0]
                 cell[slot] += max(facts[i], 0) - max(prev[i], 0)
+        pa, na = prev[_ATTRIB], facts[_ATTRIB]
+        if pa is not None or na is not None:
+            self._delays_move(key, prev, facts)
         if (pj == -1 or nj == -1) and (pj != nj or pd != nd or ov != nv):
             self._cell_and_vec(key, p)  # this table set may not hold the cell yet
             hist = self.open_due[key]
@@ -166,6 +175,23 @@ class Counters:
             cell[slot] += sign * max(f[i], 0)
         if open_vec:
             _hist_add(self.open_due[key], f[5], open_vec, sign)
+        if f[_ATTRIB] is not None:
+            self._delays_add(key, f, sign)
+
+    def _delays_move(self, key: Cell, old: list[Any], new: list[Any]) -> None:
+        """Move a dossier's delays contribution when who made it late (or its apology) changes."""
+        if old[_ATTRIB] == new[_ATTRIB] and _apology(old) == _apology(new):
+            return
+        if old[_ATTRIB] is not None:
+            self._delays_add(key, old, -1)
+        if new[_ATTRIB] is not None:
+            self._delays_add(key, new, 1)
+
+    def _delays_add(self, key: Cell, f: list[Any], sign: int) -> None:
+        rows = self.delays.get(key)
+        if rows is None:
+            rows = self.delays[key] = {}
+        add_delays(rows, contributions(f[_ATTRIB], _apology(f)), sign)
 
     # ----- feedback ------------------------------------------------------------------------
 
@@ -235,6 +261,8 @@ class Counters:
                 else:
                     procs[pid] = list(v)
             _add_hist(self.open_due[key], other.open_due[key])
+        for key, rows in other.delays.items():
+            add_delays(self.delays.setdefault(key, {}), rows, 1)
         for key, vec in other.fb_cells.items():
             mine = self.fb_cells.get(key)
             if mine is None:
@@ -267,6 +295,22 @@ def add_into(acc: list[int], vec: list[int]) -> None:
     for i, v in enumerate(vec):
         if v:
             acc[i] += v
+
+
+def _apology(f: list[Any]) -> int:
+    return apology_status(f[3], APOLOGY_ISSUED, APOLOGY_IN_TIME)
+
+
+def add_delays(acc: Delays, rows: Delays, sign: int) -> None:
+    """Add (or take away) delays rows, dropping rows that fall to zero."""
+    for k, v in rows.items():
+        mine = acc.get(k)
+        if mine is None:
+            mine = acc[k] = [0] * len(v)
+        for i, x in enumerate(v):
+            mine[i] += sign * x
+        if not any(mine):
+            del acc[k]
 
 
 def _add_hist(acc: Hist, other: Hist) -> None:

@@ -24,6 +24,7 @@ from projections import facts as F
 from projections.criteria import REGISTRY, Needs, ProcedureCriterion, Registry, SubjectCriterion
 
 FeatureKey = tuple[tuple[int, str], ...]
+VIEWS_SCHEMA = 2  # the view store's tables (the delays rows, the dossiers' finished column)
 
 
 def feature_key(needs: Iterable[Any]) -> FeatureKey:
@@ -174,7 +175,8 @@ class Layout:
         self.feedback = SubjectLayout("feedback", registry.subject_criteria("feedback"))
         self.procedure_slots = {p.code: self.dossier.proc_index[
             self.dossier.features.index(feature_key(p.dossier))] for p in procedure}
-        doc = repr((self.dossier.describe(), self.feedback.describe())).encode()
+        # The views' table shapes count too: views written by another version are rebuilt.
+        doc = repr((VIEWS_SCHEMA, self.dossier.describe(), self.feedback.describe())).encode()
         self.fingerprint = int(hashlib.sha256(doc).hexdigest()[:15], 16)
 
 

@@ -234,6 +234,13 @@ def compare(live: Counters, rebuilt: Counters) -> list[dict[str, Any]]:
             if pa.get(pid) != pb.get(pid):
                 out.append({"agency_id": key[0], "month": key[1], "kind": "procedure",
                             "counter": pid, "live": pa.get(pid), "replayed": pb.get(pid)})
+    for key in sorted(set(live.delays) | set(rebuilt.delays)):
+        da, db = live.delays.get(key, {}), rebuilt.delays.get(key, {})
+        for row in sorted(set(da) | set(db), key=lambda r: (r[0], r[1], r[2] or "")):
+            if da.get(row) != db.get(row):
+                out.append({"agency_id": key[0], "month": key[1], "kind": "delays",
+                            "counter": "/".join(x or "" for x in row), "live": da.get(row),
+                            "replayed": db.get(row)})
     for what, ca, cb in (("procedure_catalog", live.procedures, rebuilt.procedures),
                          ("agency_catalog", live.agencies, rebuilt.agencies)):
         for k in sorted(set(ca) | set(cb)):

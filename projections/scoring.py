@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from fractions import Fraction
-from math import floor
 from typing import Any
 
 from kernel.errors import UserError
+from projections.rounding import round_half_up
 from projections.ruleset import Criterion, Ruleset, load_ruleset
 
 Counts = Mapping[str, tuple[int, int]]
@@ -20,15 +20,6 @@ Counts = Mapping[str, tuple[int, int]]
 
 class CountsError(UserError):
     """A ``score --counts`` document that cannot be scored."""
-
-
-def round_half_up(value: Fraction, places: int = 2) -> Decimal:
-    """``value`` rounded half away from zero to ``places`` decimals, exactly."""
-    scale = 10**places
-    scaled = abs(value) * scale
-    units = floor(scaled + Fraction(1, 2))
-    sign = -1 if value < 0 else 1
-    return Decimal(sign * units).scaleb(-places)
 
 
 def criterion_points(c: Criterion, numerator: int, denominator: int) -> Decimal:

@@ -12,8 +12,11 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from typing import Any, Protocol
 
+from kernel.lifecycle import load_lifecycle
+from projections.controlsheet import control_sheet
 from projections.fold import Counters
 from projections.store import ViewStore
 
@@ -43,8 +46,13 @@ class ViewSource(Protocol):
         """The stored facts of late (or possibly late) dossiers of these agencies and months."""
         ...
 
-    def history(self, dossier_id: str) -> list[dict[str, Any]] | None:
-        """Every recorded event of a dossier, or ``None`` when the dossier is unknown."""
+    def unfinished_late_rows(self, agencies: Iterable[str], months: Sequence[str],
+                             before_day: int) -> LateRows:
+        """Dossiers not finished and late at a view ending before ``before_day``."""
+        ...
+
+    def history(self, dossier_id: str, now: datetime) -> dict[str, Any] | None:
+        """A dossier's recorded events and its control sheet at ``now``, or ``None``."""
         ...
 
     def position(self) -> int:
@@ -52,13 +60,23 @@ class ViewSource(Protocol):
         ...
 
 
-def _history(engine: Any, dossier_id: str) -> list[dict[str, Any]] | None:
+def _history(engine: Any, dossier_id: str, now: datetime) -> dict[str, Any] | None:
     if engine is None:
         raise HistoryUnavailableError(
             "This server has no event store attached, so dossier histories cannot be read here."
         )
-    result: list[dict[str, Any]] | None = engine.history("dossier", dossier_id)
-    return result
+    return dossier_history(engine, dossier_id, now)
+
+
+def dossier_history(engine: Any, dossier_id: str, now: datetime) -> dict[str, Any] | None:
+    """``{"dossier_id", "events", "control_sheet"}`` (contract/interface.md), the control sheet
+    judged at ``now`` under the engine's lifecycle rules."""
+    events = engine.history("dossier", dossier_id)
+    if events is None:
+        return None
+    rules = getattr(engine.annotate, "rules", None) or load_lifecycle()
+    sheet = control_sheet(engine.subject("dossier", dossier_id), rules, now)
+    return {"dossier_id": dossier_id, "events": events, "control_sheet": sheet}
 
 
 def _applied_max(positions: dict[str, int]) -> int:
@@ -91,8 +109,13 @@ class LiveSource:
         with self.loop.lock:
             return self.store.late_rows(agencies, months)
 
-    def history(self, dossier_id: str) -> list[dict[str, Any]] | None:
-        return _history(self.engine, dossier_id)
+    def unfinished_late_rows(self, agencies: Iterable[str], months: Sequence[str],
+                             before_day: int) -> LateRows:
+        with self.loop.lock:
+            return self.store.unfinished_late_rows(agencies, months, before_day)
+
+    def history(self, dossier_id: str, now: datetime) -> dict[str, Any] | None:
+        return _history(self.engine, dossier_id, now)
 
     def position(self) -> int:
         with self.loop.lock:
@@ -156,8 +179,13 @@ class StoreSource:
         with self._lock:  # one connection: one transaction at a time
             return self.store.late_rows(agencies, months)
 
-    def history(self, dossier_id: str) -> list[dict[str, Any]] | None:
-        return _history(self.engine, dossier_id)
+    def unfinished_late_rows(self, agencies: Iterable[str], months: Sequence[str],
+                             before_day: int) -> LateRows:
+        with self._lock:
+            return self.store.unfinished_late_rows(agencies, months, before_day)
+
+    def history(self, dossier_id: str, now: datetime) -> dict[str, Any] | None:
+        return _history(self.engine, dossier_id, now)
 
     def position(self) -> int:
         self.refresh()

@@ -104,7 +104,8 @@ class ViewStore:
             for kind in ("dossiers", "feedback"):
                 c.execute(f"CREATE TABLE IF NOT EXISTS {p}_{kind} (id TEXT PRIMARY KEY, "
                           "agency TEXT NOT NULL, month TEXT NOT NULL, judged INTEGER NOT NULL, "
-                          f"due_day INTEGER NOT NULL, facts {blob} NOT NULL)")
+                          "due_day INTEGER NOT NULL, finished INTEGER NOT NULL DEFAULT 0, "
+                          f"facts {blob} NOT NULL)")
                 c.execute(f"CREATE INDEX IF NOT EXISTS {p}_{kind}_am ON {p}_{kind} "
                           "(agency, month)")
             c.execute(f"CREATE TABLE IF NOT EXISTS {p}_positions (name TEXT PRIMARY KEY, "
@@ -179,7 +180,8 @@ class ViewStore:
         # base set) that cell may not exist here: nothing of it changed, so nothing is written.
         rows = [(part, a, m, "d", orjson.dumps({"c": counters.cells[(a, m)],
                                             "open": _hist(counters.open_due[(a, m)]),
-                                            "procs": counters.procs[(a, m)]}))
+                                            "procs": counters.procs[(a, m)],
+                                            "delays": _delays(counters.delays.get((a, m)))}))
                 for a, m in counters.dirty_cells if (a, m) in counters.cells]
         rows += [(part, a, m, "f", orjson.dumps({"c": counters.fb_cells[(a, m)],
                                              "open": _hist(counters.fb_open_due[(a, m)])}))
@@ -197,11 +199,12 @@ class ViewStore:
         for kind, facts in (("dossiers", counters.dossiers), ("feedback", counters.feedback)):
             if facts:
                 c.executemany(self._q(
-                    f"INSERT INTO {self._t(kind)} (id, agency, month, judged, due_day, facts) "
-                    "VALUES (?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET agency=excluded.agency, "
-                    "month=excluded.month, judged=excluded.judged, due_day=excluded.due_day, "
-                    "facts=excluded.facts"),
-                    [(sid, f[0], f[1], f[4], f[5], orjson.dumps(f)) for sid, f in facts.items()])
+                    f"INSERT INTO {self._t(kind)} (id, agency, month, judged, due_day, finished, "
+                    "facts) VALUES (?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET "
+                    "agency=excluded.agency, month=excluded.month, judged=excluded.judged, "
+                    "due_day=excluded.due_day, finished=excluded.finished, facts=excluded.facts"),
+                    [(sid, f[0], f[1], f[4], f[5], _finished(kind, f), orjson.dumps(f))
+                     for sid, f in facts.items()])
         if positions:
             self._write_positions(c, positions)
 
@@ -255,6 +258,8 @@ class ViewStore:
                 k.cells[key] = doc["c"]
                 k.open_due[key] = hist
                 k.procs[key] = doc["procs"]
+                if doc.get("delays"):
+                    k.delays[key] = {(r[0], r[1], r[2]): r[3:] for r in doc["delays"]}
             else:
                 k.fb_cells[key] = doc["c"]
                 k.fb_open_due[key] = hist
@@ -272,6 +277,14 @@ class ViewStore:
         where = "judged = 0 OR (judged = -1" + (" AND due_day < ?)" if before_day else ")")
         extra = [before_day] if before_day else []
         return self.subject_rows("dossiers", agencies, months, f"({where})", extra)
+
+    def unfinished_late_rows(self, agencies: Iterable[str], months: Sequence[str],
+                             before_day: int) -> list[tuple[str, list[Any]]]:
+        """Dossiers not finished that are late at a view whose end falls before
+        ``before_day``: waiting on the applicant and late for good, or open and past due."""
+        return self.subject_rows("dossiers", agencies, months,
+                                 "finished = 0 AND (judged = 0 OR (judged = -1 AND due_day < ?))",
+                                 [before_day])
 
     def subject_rows(self, kind: str, agencies: Iterable[str], months: Sequence[str],
                      where: str = "1=1", params: Sequence[Any] = ()) -> list[tuple[str, list[Any]]]:
@@ -300,6 +313,15 @@ class ViewStore:
         with self.tx() as c:
             for t in ("cells", "catalog", "dossiers", "feedback", "positions"):
                 c.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")
+
+
+def _delays(rows: dict[Any, list[int]] | None) -> list[list[Any]]:
+    return [[*k, *v] for k, v in (rows or {}).items()]
+
+
+def _finished(kind: str, f: list[Any]) -> int:
+    """Whether a dossier has ended (its end day is set); feedback rows say 0."""
+    return int(kind == "dossiers" and f[7] >= 0)
 
 
 def _hist(h: dict[int, list[int]]) -> dict[str, list[int]]:

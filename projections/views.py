@@ -270,7 +270,7 @@ def overdue_list(
     cal = ruleset.calendar
     out = []
     for dossier_id, row in rows:
-        f = DossierFacts._make(row[:8])
+        f = DossierFacts._make(row)
         late = f.judged == 0 or (f.judged == OPEN and f.due_day < e_day)
         if not late:
             continue

@@ -22,6 +22,7 @@ import orjson
 from engine.app import Message
 from engine.relay import event_message
 from motcua.pipeline import engine_at
+from projections.delays import delays
 from projections.fold import Counters
 from projections.layout import DEFAULT_LAYOUT, Layout
 from projections.periods import Period
@@ -154,6 +155,21 @@ class Pipeline:
         rows = [(sid, f) for sid, f in sorted(self.dossier_facts.items())
                 if f[0] in agencies and f[1] in months]
         return overdue_list(rows, self.counters, self.ruleset, agency_id, period, now)
+
+
+    def unfinished_late_rows(self, agencies: Iterable[str], months: Iterable[str],
+                             before_day: int) -> list[tuple[str, list[Any]]]:
+        """As the view store's query: not finished, and late for good or open past due."""
+        ags, ms = set(agencies), set(months)
+        return [(sid, f) for sid, f in sorted(self.dossier_facts.items())
+                if f[0] in ags and f[1] in ms and f[7] < 0
+                and (f[4] == 0 or (f[4] == -1 and f[5] < before_day))]
+
+    def delays(self, agency_id: str, period: Period, now: datetime,
+               by: str = "unit") -> dict[str, Any]:
+        """The delays list from the real fold and the real delays view."""
+        return delays(self.counters, self.unfinished_late_rows, self.ruleset, agency_id,
+                      period, now, by)  # type: ignore[arg-type]
 
 
 def _add(into: dict[str, int], more: dict[str, int]) -> None:

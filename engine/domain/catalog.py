@@ -64,6 +64,13 @@ class Procedure(Subject):
         def evolve(self, p: Procedure) -> None:
             p.entry["repealed"] = self.decision_date
 
+    def step_budget(self, step: str) -> float | None:
+        """The office hours the internal process gives a step, or ``None``."""
+        for s in self.entry.get("internal_process") or ():
+            if s["step"] == step:
+                return float(s["working_hours"])
+        return None
+
     @property
     def processing_time(self) -> dict[str, Any] | None:
         pt = self.entry.get("processing_time")
@@ -111,6 +118,8 @@ def _decision(data: dict[str, Any]) -> dict[str, Any]:
         "legal_basis_effective_date": str(data["legal_basis_effective_date"]),
         "implementing_agency_ids": list(data["implementing_agency_ids"]),
         "processing_time": dict(data["processing_time"]),
+        # The internal process (quy trình nội bộ): each step's budget in office hours.
+        "internal_process": [dict(s) for s in data.get("internal_process") or ()],
     }
     for name in PROCEDURE_FLAGS:
         out[name] = bool(data.get(name, False))

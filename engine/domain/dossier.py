@@ -20,40 +20,13 @@ from engine.domain.errors import (
     DossierFinishedError,
     DossierWithdrawnError,
     EResultAlreadyIssuedError,
-    InvalidDueTimeError,
-    NoDueTimeError,
     NoFeeObligationError,
     NoSupplementRequestError,
     NotResolvedError,
+    OutOfOrderError,
     SupplementPendingError,
     TimeBeforeReceptionError,
 )
-from kernel.calendar import WorkCalendar, add_processing_time
-
-
-def compute_due(
-    received_at: datetime,
-    due_at: datetime | None,
-    processing_time: dict[str, Any] | None,
-    calendar: WorkCalendar,
-) -> datetime:
-    """The due time of spec §4: ``due_at`` if given, else from the procedure's processing time."""
-    if due_at is not None:
-        if due_at < received_at:
-            raise InvalidDueTimeError(
-                f"due_at {due_at.isoformat()} is before the reception time "
-                f"{received_at.isoformat()}.",
-                field="data.due_at",
-            )
-        return due_at
-    if not processing_time:
-        raise NoDueTimeError(
-            "The received action has no due_at and its procedure has no known processing time.",
-            field="data.due_at",
-        )
-    return add_processing_time(received_at, int(processing_time["value"]),
-                               str(processing_time["unit"]), calendar)
-
 
 # What a v1 ``Received`` (or snapshot) becomes: v1 did not record where its due time came
 # from, and the recorded due_at is what the index uses either way (docs/schema-evolution.md).
@@ -82,6 +55,9 @@ class Dossier(Subject):
         state.setdefault("apology_at", None)
         state.setdefault("apology_due_then", None)
         state.setdefault("official_id", None)
+        state.setdefault("steps", [["receive", state.get("agency_id"), None,
+                                    state.get("received_at"), None, None]])
+        state.setdefault("waits", [])
         _drop(state, "month", "facts", "processing_days", "apology_moves_due", "_due_memo")
 
     def __init__(self) -> None:
@@ -106,6 +82,12 @@ class Dossier(Subject):
     apology_new_due: datetime | None
     returned: bool
     due_source: str
+    # The control sheet (phiếu kiểm soát): one entry per step, in order of start:
+    # [step, unit, official, start, due given by the sender, budget in office hours]. A step
+    # ends where the next one starts; the last one at the end of processing.
+    steps: list[list[Any]]
+    # Waits on the applicant: [supplement requested at, completed at or None].
+    waits: list[list[Any]]
 
     class Event(Subject.Event):
         pass
@@ -125,6 +107,7 @@ class Dossier(Subject):
         flags: int
         due_source: str
         official_id: str | None
+        receive_budget: float | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -134,6 +117,7 @@ class Dossier(Subject):
         def upcast_v2_v3(state: dict[str, Any]) -> None:
             _drop(state, "apology_moves_due", "prev", "facts")
             state.setdefault("official_id", None)
+            state.setdefault("receive_budget", None)
 
         def evolve(self, d: Dossier) -> None:
             d.due_source = self.due_source
@@ -153,6 +137,9 @@ class Dossier(Subject):
             d.apology_due_then = None
             d.apology_new_due = None
             d.returned = False
+            d.steps = [["receive", self.agency_id, self.official_id, d.received_at, None,
+                        self.receive_budget]]
+            d.waits = []
 
     class Digitized(Event):
         components: int
@@ -173,6 +160,7 @@ class Dossier(Subject):
         def evolve(self, d: Dossier) -> None:
             d.supplement_requests += 1
             d.pending_since = parse_iso(self.at)
+            d.waits = [*d.waits, [d.pending_since, None]]
             d.marks |= M.WAITING_ON_APPLICANT
             if d.supplement_requests > 1:
                 d.marks |= M.MULTIPLE_SUPPLEMENTS
@@ -181,6 +169,7 @@ class Dossier(Subject):
         def evolve(self, d: Dossier) -> None:
             assert d.pending_since is not None
             d.shift += max(parse_iso(self.at) - d.pending_since, timedelta(0))
+            d.waits = [*d.waits[:-1], [d.waits[-1][0], parse_iso(self.at)]]
             d.pending_since = None
             d.marks &= ~M.WAITING_ON_APPLICANT
 
@@ -269,6 +258,20 @@ class Dossier(Subject):
         def evolve(self, d: Dossier) -> None:
             d.marks |= M.FEEDBACK_LINKED
 
+    class HandedOver(Event):
+        """A line of the control sheet: the dossier passes to another holder for a step."""
+
+        to_unit: str
+        to_official: str | None
+        step: str
+        step_due_at: str | None
+        budget: float | None
+
+        def evolve(self, d: Dossier) -> None:
+            due = parse_iso(self.step_due_at) if self.step_due_at else None
+            d.steps = [*d.steps, [self.step, self.to_unit, self.to_official, parse_iso(self.at),
+                                  due, self.budget]]
+
     class BecameOverdue(Event):
         """Recorded by the engine's deadline watcher at the due time (the "late" fact)."""
 
@@ -301,6 +304,7 @@ class Dossier(Subject):
         at: datetime,
         due_at: datetime,
         cause: Cause | None,
+        receive_budget: float | None = None,
     ) -> Dossier:
         marks = 0
         for name, bit in M.RECEIVED_MARKS.items():
@@ -322,8 +326,28 @@ class Dossier(Subject):
             flags=marks,
             due_source="catalog" if data.get("due_at") is None else "action",
             official_id=data.get("official_id"),
+            receive_budget=receive_budget,
         )
         return dossier
+
+    def hand_over(self, to_unit: str, to_official: str | None, step: str,
+                  step_due_at: datetime | None, budget: float | None, at: datetime,
+                  cause: Cause | None) -> None:
+        """A handover (chuyển hồ sơ): ends the current step and starts the next one."""
+        self._guard(at, "handed_over")
+        current = self.steps[-1][3]
+        if at < current:
+            raise OutOfOrderError(
+                f"handed_over at {at.isoformat()} is before the current step "
+                f"({self.steps[-1][0]}) of dossier {self.dossier_id} started "
+                f"({current.isoformat()}).", field="occurred_at")
+        if self.end_at is not None and at > self.end_at:
+            raise OutOfOrderError(
+                f"handed_over at {at.isoformat()} is after dossier {self.dossier_id} finished "
+                f"processing ({self.end_at.isoformat()}).", field="occurred_at")
+        self._emit(self.HandedOver, at, cause, to_unit=to_unit, to_official=to_official,
+                   step=step, step_due_at=step_due_at.isoformat() if step_due_at else None,
+                   budget=budget)
 
     def _guard(self, at: datetime, what: str) -> None:
         if self.is_withdrawn:

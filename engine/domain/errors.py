@@ -76,6 +76,12 @@ class TimeBeforeReceptionError(LifecycleError):
     reason = "before_reception"
 
 
+class OutOfOrderError(LifecycleError):
+    """A handover dated before the current step's start or after the end of processing."""
+
+    reason = "out_of_order"
+
+
 class UnknownSubjectError(RefusedActionError):
     """A subject action whose subject never arrived within the hold."""
 

@@ -144,6 +144,45 @@ def _id_list(value: Any, path: str) -> tuple[str, ...]:
     return tuple(_id(item, f"{path}[{i}]") for i, item in enumerate(value))
 
 
+def _bounded_id(maximum: int) -> _Check:
+    def check(value: Any, path: str) -> str:
+        if isinstance(value, str) and 1 <= len(value) <= maximum:
+            return value
+        raise _invalid(path, f"a string of 1 to {maximum} characters", value)
+
+    return check
+
+
+# A step's budget is at most a year of office hours: longer is a data error.
+_MAX_STEP_HOURS: Final = 2_000
+
+
+def _internal_process(value: Any, path: str) -> list[dict[str, Any]]:
+    """``[{"step": NAME, "working_hours": H}, …]``: each step named once, H ≥ 0."""
+    if not isinstance(value, list):
+        raise _invalid(path, 'a list of {"step": …, "working_hours": …}', value)
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        where = f"{path}[{i}]"
+        if not isinstance(item, dict):
+            raise _invalid(where, 'an object {"step": …, "working_hours": …}', item)
+        for key in ("step", "working_hours"):
+            if key not in item:
+                raise _missing(f"{where}.{key}")
+        step = _STEP(item["step"], f"{where}.step")
+        hours = item["working_hours"]
+        if (not isinstance(hours, int | float) or isinstance(hours, bool) or hours != hours
+                or not 0 <= hours <= _MAX_STEP_HOURS):
+            raise _invalid(f"{where}.working_hours", f"a number of hours from 0 to "
+                           f"{_MAX_STEP_HOURS}", hours)
+        if step in seen:
+            raise _invalid(f"{where}.step", "a step named once in the process", step)
+        seen.add(step)
+        out.append({"step": step, "working_hours": hours})
+    return out
+
+
 def _scores(value: Any, path: str) -> dict[str, int]:
     if not isinstance(value, dict):
         raise _invalid(path, "an object of criterion to score", value)
@@ -156,6 +195,7 @@ def _scores(value: Any, path: str) -> dict[str, int]:
 
 
 _PROCESSING_UNIT = _enum("hours", "days", "working_days", "months")
+_STEP = _bounded_id(32)
 _NON_NEGATIVE = _int_at_least(0)
 
 
@@ -207,6 +247,7 @@ _DATA_RULES: Final[Mapping[str, tuple[_Rule, ...]]] = MappingProxyType(
             ("procedure_id", _id, _REQUIRED),
             ("channel", _enum("direct", "online", "postal"), _REQUIRED),
             ("due_at", _datetime, _OPTIONAL),
+            ("official_id", _id, _OPTIONAL),
             *_flags(
                 "full_online",
                 "fee_required",
@@ -234,6 +275,12 @@ _DATA_RULES: Final[Mapping[str, tuple[_Rule, ...]]] = MappingProxyType(
         ),
         "synced": (),
         "rated": _rules(("satisfied", _bool, _REQUIRED), ("scores", _scores, _OPTIONAL)),
+        "handed_over": _rules(
+            ("to_unit", _id, _REQUIRED),
+            ("to_official", _id, _OPTIONAL),
+            ("step", _STEP, _REQUIRED),
+            ("step_due_at", _datetime, _OPTIONAL),
+        ),
         # feedback actions
         "feedback_received": _rules(
             ("agency_id", _id, _REQUIRED),
@@ -259,6 +306,7 @@ _DATA_RULES: Final[Mapping[str, tuple[_Rule, ...]]] = MappingProxyType(
             ("decision_date", _date, _REQUIRED),
             ("legal_basis_effective_date", _date, _REQUIRED),
             ("implementing_agency_ids", _id_list, _REQUIRED),
+            ("internal_process", _internal_process, _OPTIONAL),
             ("processing_time", _processing_time, _REQUIRED),
             *_flags(
                 "full_online_eligible",

@@ -26,6 +26,7 @@ DOSSIER_TYPES: Final = frozenset(
         "apology_issued",
         "synced",
         "rated",
+        "handed_over",
     }
 )
 FEEDBACK_TYPES: Final = frozenset(

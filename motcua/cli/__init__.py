@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from motcua.cli.common import EPILOG, EXIT_USER, Parser, run_command
 
 # In the order `motcua --help` lists their commands.
-GROUPS = ("roles", "ingest", "scores", "ops", "queries", "simulate", "tokens")
+GROUPS = ("roles", "ingest", "scores", "ops", "queries", "accountability", "simulate",
+          "tokens")
 
 
 def build_parser() -> argparse.ArgumentParser:

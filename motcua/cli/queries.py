@@ -18,6 +18,7 @@ from motcua.cli.common import (
     check_agency_known,
     load_settings,
     load_views,
+    now_of,
     print_json,
     print_lines,
     query,
@@ -44,7 +45,10 @@ def register(sub: Subparsers) -> None:
     sp = add_command(sub, "history", "Every recorded event of a dossier and the action that "
                      "caused it.", cmd_history)
     sp.add_argument("dossier_id", help="dossier id, e.g. H15.15-261005-0042")
-    sp.add_argument("--json", action="store_true", help="print JSON")
+    sp.add_argument("--now", help="judge the control sheet's open step at this RFC 3339 time "
+                    "(default: the clock)")
+    sp.add_argument("--json", action="store_true", help="print JSON (events and the control "
+                    "sheet)")
 
     sp = add_command(sub, "score", "Score given numerators and denominators (what-if).",
                      cmd_score)
@@ -89,20 +93,22 @@ def cmd_overdue(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     """Print every recorded event of a dossier and what caused it."""
     from motcua.pipeline import make_engine
+    from projections.source import dossier_history
 
     settings = load_settings()
     setup_logs(settings, quiet=True)
     engine = make_engine(settings)
     try:
-        events = engine.history("dossier", args.dossier_id)
+        doc = dossier_history(engine, args.dossier_id, now_of(args))
     finally:
         engine.close()
-    if events is None:
+    if doc is None:
         raise UserError(f"Dossier {args.dossier_id!r} has no recorded history.")
     if args.json:
-        print_json({"dossier_id": args.dossier_id, "events": events})
+        print_json(doc)
         return 0
-    print_lines(render.history_lines(events))
+    print_lines(render.history_lines(doc["events"]))
+    print_lines(render.control_sheet_lines(doc["control_sheet"]))
     return 0
 
 

@@ -45,6 +45,10 @@ def explain_lines(agency_id: str, result: dict[str, Any], limit: int) -> list[st
              "", f"not counted ({len(not_counted)}): where the points are lost"]
     for item in not_counted[:limit]:
         lines.append(f"  {item['id']:<26} {item.get('agency_id', ''):<10} {item['why']}")
+        for who in item.get("lost_by", ()):
+            holder = who["unit"] + (f" / {who['official']}" if who["official"] else "")
+            lines.append(f"  {'':<26} {'':<10}   lost by {who['step']}: {holder} "
+                         f"(+{who['overrun_hours']:.2f} office hours)")
     if len(not_counted) > limit:
         lines.append(f"  … {len(not_counted) - limit} more (--limit, or --json)")
     lines += ["", f"counted ({len(counted)})"]
@@ -93,6 +97,34 @@ def history_lines(events: list[dict[str, Any]]) -> list[str]:
         facts = e["facts"]
         if isinstance(facts, list) and len(facts) > 3:
             lines.append(f"     facts {', '.join(flag_names(facts[3])) or '-'}")
+    return lines
+
+
+def control_sheet_lines(sheet: list[dict[str, Any]]) -> list[str]:
+    """The control sheet (phiếu kiểm soát): one line per step with its holder, times and
+    result."""
+    lines = ["", "control sheet (phiếu kiểm soát)"]
+    for s in sheet:
+        holder = s["unit"] + (f" / {s['official']}" if s["official"] else "")
+        result = s["result"] + (f" +{s['overrun_hours']:.2f} h" if s["result"] == "late" else "")
+        lines.append(f"  {s['step']:<10} {holder:<34} {s['start'][:16]} → "
+                     f"{(s['end'] or 'open')[:16]:<16}  due {(s['due'] or '-')[:16]:<16}  "
+                     f"{result}")
+    return lines
+
+
+def delays_lines(result: dict[str, Any]) -> list[str]:
+    """The delays list for people: who made the view's late dossiers late."""
+    by_official = result["by"] == "official"
+    lines = [f"Delays of {result['agency_id']}  period {result['period']}  view end "
+             f"{result['view_end']}: {result['late_dossiers']} late dossiers", ""]
+    head = f"{'unit':<34} " + (f"{'official':<16} " if by_official else "")
+    lines.append(head + "dossiers  steps  overrun h  apology: in time / late / missing")
+    for r in result["rows"]:
+        who = f"{r['unit']:<34} " + (f"{r['official'] or '-':<16} " if by_official else "")
+        lines.append(f"{who}{r['late_dossiers']:>8} {r['late_steps']:>6} "
+                     f"{r['overrun_hours']:>10.2f}  {r['apology_in_time']:>8} / "
+                     f"{r['apology_late']} / {r['apology_missing']}")
     return lines
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from projections.api import index, ops, page
+from projections.api import accountability, index, ops, page
 from projections.api.common import (
     DASHBOARD,
     ApiError,
@@ -54,7 +54,7 @@ def create_app(
     install_error_handlers(app)
     ops.install_outage_handler(app)
     ctx = Ctx(source, rulesets, pinned, registry, clock)
-    for module in (index, page, ops):
+    for module in (index, accountability, page, ops):
         app.include_router(module.router(ctx))
     for r in extra:
         app.include_router(r)

@@ -79,6 +79,8 @@ class Ctx:
     registry: Registry
     clock: Clock
     cache: AnswerCache = field(default_factory=AnswerCache)
+    # Checks a request's read token for an agency (raises ApiError); None: no token store.
+    read_grants: Callable[[Request, str], None] | None = None
 
     def now_of(self, text: str | None) -> datetime:
         return self.clock() if not text else parse_instant(text, "Parameter now")
@@ -107,6 +109,15 @@ class Ctx:
         if agency_id not in tree.parent:
             raise ApiError(404, f"Agency {agency_id!r} is not known.")
         return tree
+
+    def authorize_read(self, request: Request, agency_id: str) -> None:
+        """Let a request read official-level (personal) data of an agency's subtree, or refuse
+        it: 401 without a valid read token, 403 out of scope."""
+        if self.read_grants is None:
+            raise ApiError(401, "Official rows need a read token scoped to the agency "
+                           "(`motcua tokens add SOURCE --agencies A --read`); this server "
+                           "has no token store.")
+        self.read_grants(request, agency_id)
 
     def pinned_name(self) -> str:
         if self.pinned:

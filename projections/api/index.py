@@ -72,13 +72,14 @@ def _lists(r: APIRouter, ctx: Ctx) -> None:
         return OrjsonResponse(ctx.query("overdue", (agency_id, p.label, ctx.at(p, t)), compute))
 
     @r.get("/api/v1/dossiers/{dossier_id}/history")
-    def get_history(dossier_id: str) -> OrjsonResponse:
-        """Every recorded event of a dossier, with its source action and offset."""
+    def get_history(dossier_id: str, now: str | None = None) -> OrjsonResponse:
+        """Every recorded event of a dossier, with its source action and offset, and its
+        control sheet (phiếu kiểm soát) now."""
         with METRICS.query_seconds.labels(query="history").time():
             try:
-                events = ctx.source.history(dossier_id)
+                doc = ctx.source.history(dossier_id, ctx.now_of(now))
             except HistoryUnavailableError as e:
                 raise ApiError(503, str(e)) from e
-        if events is None:
+        if doc is None:
             raise ApiError(404, f"Dossier {dossier_id!r} is not known.")
-        return OrjsonResponse({"dossier_id": dossier_id, "events": events})
+        return OrjsonResponse(doc)

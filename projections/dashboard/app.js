@@ -36,6 +36,13 @@ const I18N = {
     zeroFull: "chưa phát sinh: tính đủ điểm", zeroNone: "chưa phát sinh: 0 điểm",
     avgDays: (d, n) => `trung bình ${d} ngày làm việc trên ${n} hồ sơ đã giải quyết`,
     error: "Không tải được dữ liệu",
+    delays: "Đơn vị làm chậm hồ sơ", unit: "Đơn vị", lateDossiers: "Hồ sơ trễ",
+    lateSteps: "Bước trễ", overrun: "Giờ vượt", apologies: "Xin lỗi: đúng hạn · muộn · chưa",
+    noDelays: "Không đơn vị nào làm chậm hồ sơ trong kỳ này.",
+    sheet: "Phiếu kiểm soát quá trình giải quyết hồ sơ", step: "Bước", holder: "Người giữ",
+    start: "Bắt đầu", end: "Kết thúc", result: "Kết quả",
+    results: { on_time: "đúng hạn", late: "trễ", open: "đang xử lý", no_due: "không có hạn" },
+    hours: (h) => `${h} giờ`, openStep: "đang xử lý", close: "Đóng",
   },
   en: {
     title: "Citizen and business service index",
@@ -70,6 +77,13 @@ const I18N = {
     zeroFull: "nothing to count: full points", zeroNone: "nothing to count: 0 points",
     avgDays: (d, n) => `${d} working days on average over ${n} finished dossiers`,
     error: "Could not load the data",
+    delays: "Who made dossiers late", unit: "Unit", lateDossiers: "Late dossiers",
+    lateSteps: "Late steps", overrun: "Hours over", apologies: "Apology: in time · late · none",
+    noDelays: "No unit made a dossier late in this period.",
+    sheet: "Control sheet", step: "Step", holder: "Holder",
+    start: "Start", end: "End", result: "Result",
+    results: { on_time: "on time", late: "late", open: "in progress", no_due: "no due time" },
+    hours: (h) => `${h} h`, openStep: "in progress", close: "Close",
   },
 };
 
@@ -88,7 +102,7 @@ const state = {
   provinceId: null,
   version: null,
   ranking: null,
-  card: null, overdue: null, trend: null,
+  card: null, overdue: null, trend: null, delays: null,
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -191,12 +205,13 @@ async function loadAll() {
 async function loadDetail() {
   const id = encodeURIComponent(state.agency);
   const period = state.ranking.period;
-  const [card, overdue, trend] = await Promise.all([
+  const [card, overdue, trend, delays] = await Promise.all([
     api(`agencies/${id}/scorecard`, { period }),
     api(`agencies/${id}/overdue`, { period }),
     api(`agencies/${id}/trend`, { year: String(state.year) }),
+    api(`agencies/${id}/delays`, { period }),
   ]);
-  state.card = card; state.overdue = overdue; state.trend = trend;
+  state.card = card; state.overdue = overdue; state.trend = trend; state.delays = delays;
 }
 
 // ----- rendering ---------------------------------------------------------------------------
@@ -405,6 +420,90 @@ function renderDetail() {
   }
   renderTrend();
   renderLate();
+  renderDelays();
+}
+
+function renderDelays() {
+  const doc = state.delays;
+  const tbody = $("#delays tbody");
+  tbody.replaceChildren();
+  $("#delays-count").textContent = doc ? t("lateCount")(count(doc.late_dossiers)) : "";
+  $("#delays-empty").hidden = !doc || doc.rows.length > 0;
+  if (!doc) return;
+  const top = Math.max(1, ...doc.rows.map((r) => r.overrun_hours));
+  for (const r of doc.rows) {
+    tbody.append(el("tr", { "data-unit": r.unit },
+      el("td", {}, el("span", { class: "mono" }, r.unit)),
+      el("td", { class: "num" }, el("strong", {}, count(r.late_dossiers))),
+      el("td", { class: "num hide-sm" }, count(r.late_steps)),
+      el("td", { class: "num" }, fmt(r.overrun_hours, 2),
+        el("div", { class: "overrun-bar" }, el("span", { style: `width:${(100 * r.overrun_hours / top).toFixed(1)}%` }))),
+      el("td", { class: "hide-sm" },
+        el("span", { class: "pill ok" }, count(r.apology_in_time)), " ",
+        el("span", { class: "pill warn" }, count(r.apology_late)), " ",
+        el("span", { class: "pill bad" }, count(r.apology_missing)))));
+  }
+}
+
+// ----- one dossier: its control sheet as a timeline ---------------------------------------
+
+async function openDossier(dossierId) {
+  const doc = await api(`dossiers/${encodeURIComponent(dossierId)}/history`);
+  const box = $("#dossier");
+  $("#dossier-id").textContent = dossierId;
+  renderSheet(doc.control_sheet);
+  box.hidden = false;
+  box.dataset.dossier = dossierId;
+  box.scrollIntoView({ behavior: "smooth", block: "center" });
+}
+
+function renderSheet(sheet) {
+  const box = $("#sheet");
+  box.replaceChildren();
+  if (!sheet.length) return;
+  const ms = (iso) => Date.parse(iso);
+  const nowMs = state.now ? Date.parse(state.now) : Date.now();
+  const ends = sheet.map((s) => (s.end ? ms(s.end) : nowMs));
+  const lo = ms(sheet[0].start);
+  const hi = Math.max(...ends, ...sheet.filter((s) => s.due).map((s) => ms(s.due)));
+  const W = 760, L = 210, R = 16, row = 30, T = 8;
+  const H = T + row * sheet.length + 24;
+  const x = (v) => L + (W - L - R) * (hi === lo ? 0 : (v - lo) / (hi - lo));
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart sheet-chart", role: "img",
+    "aria-label": t("sheet") });
+  sheet.forEach((s, i) => {
+    const y = T + i * row;
+    const who = s.unit + (s.official ? ` · ${s.official}` : "");
+    chart.append(svg("text", { x: 4, y: y + 12, class: "step-name" }, s.step));
+    chart.append(svg("text", { x: 4, y: y + 24, class: "axis" }, who.length > 34 ? who.slice(0, 33) + "…" : who));
+    const a = x(ms(s.start)), b = x(ends[i]);
+    const dueX = s.due ? x(ms(s.due)) : null;
+    const okEnd = dueX === null ? b : Math.min(b, Math.max(a, dueX));
+    chart.append(svg("rect", { x: a, y: y + 6, width: Math.max(2, okEnd - a), height: 14, rx: 3,
+      class: "step-bar" + (s.end ? "" : " open") }));
+    if (s.result === "late" && dueX !== null && b > dueX) {
+      chart.append(svg("rect", { x: Math.max(a, dueX), y: y + 6, width: Math.max(2, b - Math.max(a, dueX)), height: 14, rx: 3,
+        class: "step-late", "data-step": s.step },
+      svg("title", {}, `${t("results").late}: +${t("hours")(fmt(s.overrun_hours, 2))}`)));
+    }
+    if (dueX !== null) chart.append(svg("line", { x1: dueX, x2: dueX, y1: y + 2, y2: y + 24, class: "due-mark" }));
+    const label = s.result === "late" ? `+${fmt(s.overrun_hours, 2)}` : t("results")[s.result];
+    chart.append(svg("text", { x: Math.min(b + 4, W - R), y: y + 17, class: "axis" + (s.result === "late" ? " late-text" : "") }, label));
+  });
+  box.append(chart);
+  const tbody = el("tbody");
+  for (const s of sheet) {
+    tbody.append(el("tr", { class: "sheet-row", "data-result": s.result },
+      el("td", {}, s.step), el("td", {}, s.unit + (s.official ? ` · ${s.official}` : "")),
+      el("td", { class: "num" }, dateTime(s.start)),
+      el("td", { class: "num" }, s.end ? dateTime(s.end) : t("openStep")),
+      el("td", { class: "num" }, s.due ? dateTime(s.due) : "–"),
+      el("td", {}, el("span", { class: "pill " + ({ late: "bad", on_time: "ok", open: "warn" }[s.result] || "") },
+        t("results")[s.result] + (s.result === "late" ? ` +${t("hours")(fmt(s.overrun_hours, 2))}` : "")))));
+  }
+  box.append(el("table", { class: "table sheet" },
+    el("thead", {}, el("tr", {}, ...["step", "holder", "start", "end", "due", "result"].map((k) => el("th", {}, t(k))))),
+    tbody));
 }
 
 function renderLate() {
@@ -422,7 +521,8 @@ function renderLate() {
     const status = d.status === "finished" ? t("finished") : d.status === "waiting_on_applicant" ? t("waiting") : t("open");
     tbody.append(el("tr", { "data-dossier": d.dossier_id },
       el("td", {},
-        el("a", { href: `api/v1/dossiers/${encodeURIComponent(d.dossier_id)}/history`, target: "_blank", rel: "noopener", class: "mono" }, d.dossier_id),
+        el("a", { href: `api/v1/dossiers/${encodeURIComponent(d.dossier_id)}/history`, class: "mono dossier-link",
+          onclick: (e) => { e.preventDefault(); openDossier(d.dossier_id); } }, d.dossier_id),
         el("div", { class: "muted small" }, status)),
       el("td", { class: "hide-sm" }, d.procedure_name || d.procedure_id),
       el("td", { class: "num" }, date(d.due_date)),
@@ -551,6 +651,7 @@ function wire() {
   $("#year").addEventListener("change", (e) => { state.year = Number(e.target.value); refresh(); });
   $("#period").addEventListener("change", (e) => { state.part = e.target.value; refresh(); });
   $("#detail-close").addEventListener("click", () => { state.agency = null; renderAll(); });
+  $("#dossier-close").addEventListener("click", () => { $("#dossier").hidden = true; });
   let resizing = null;
   window.addEventListener("resize", () => {
     clearTimeout(resizing);

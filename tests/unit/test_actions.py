@@ -44,6 +44,7 @@ MINIMAL_DATA: dict[str, dict[str, Any]] = {
     "late": {},
     "apology_issued": {"new_due_at": "2026-10-20T17:00:00+07:00", "reason": "thiếu hồ sơ"},
     "rated": {"satisfied": True},
+    "handed_over": {"to_unit": "H15.15/phong-tu-phap", "step": "process"},
     "feedback_received": {"agency_id": "H15.15", "classification": "procedure"},
     "feedback_rated": {"satisfied": False},
     "agency_registered": {"name": "Sở Tư pháp", "level": "department"},

@@ -85,6 +85,10 @@ def test_receiving_opens_the_dossier_with_its_flags_and_open_facts() -> None:
         date(2026, 10, 12).toordinal(),  # due 12 Oct 17:00 +07 is on 12 Oct locally
         -1,
         -1,
+        int(t(DUE_AT).timestamp()),  # the due instant in seconds
+        ["H15.15", None, "receive"],  # held by the receiving agency, no official named
+        [["receive", "H15.15", None, int(t(RECEIVED_AT).timestamp()), None, None]],
+        None,  # not finished: nobody to blame yet
     ]
 
 

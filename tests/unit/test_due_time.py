@@ -12,7 +12,8 @@ from uuid import uuid4
 
 import pytest
 
-from engine.domain.dossier import Dossier, compute_due
+from engine.domain.dossier import Dossier
+from engine.domain.due import compute_due
 from engine.domain.errors import NoDueTimeError
 from kernel.calendar import WorkCalendar
 from kernel.lifecycle import LifecycleRules

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.domain.dossier import compute_due
+from engine.domain.due import compute_due
 from kernel.calendar import WorkCalendar
 from producers.simulator import SimConfig, generate, simulate_live, write_ndjson
 
