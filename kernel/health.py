@@ -91,7 +91,7 @@ def dependency_of(error: BaseException) -> str:
     return INTERNAL
 
 
-def _db_errors() -> tuple[type[BaseException], ...]:
+def _db_errors() -> tuple[type[Exception], ...]:
     import psycopg
     import psycopg_pool
     from eventsourcing import persistence
@@ -102,7 +102,7 @@ def _db_errors() -> tuple[type[BaseException], ...]:
 
 _DB_ERRORS = _db_errors()
 # What a dependency that is away raises (an HTTP request meeting one answers 503).
-OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
     *_DB_ERRORS, sqlite3.OperationalError, KafkaError, BrokerUnreachableError)
 
 
