@@ -24,7 +24,7 @@ from engine.app import Engine, Message
 from engine.relay import Relay
 from engine.store import FencedError
 from kernel import kafka as K
-from kernel.health import Guard
+from kernel.health import DATABASE, Guard, dependency_of
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.metrics import METRICS
 from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC, KafkaSecurity
@@ -84,6 +84,7 @@ class EngineLoop:
         self._assigned: list[TopicPartition] = []
         self.ready = threading.Event()
         self.guard = Guard("engine", log)
+        self._resync = False
 
     # ----- setup ---------------------------------------------------------------------------
 
@@ -166,6 +167,10 @@ class EngineLoop:
             try:
                 if self.consumer is None or not self.ready.is_set():
                     self.setup()
+                    self._resync = False
+                elif self._resync:  # after a database outage: read on from what is stored
+                    self.take(sorted(self.consumer.assignment(), key=lambda tp: tp.partition))
+                    self._resync = False
                 assert self.consumer is not None and self.relay is not None
                 polled = self.consumer.poll(timeout_ms=100, max_records=self.max_records)
                 if polled and self._new_broker_log():
@@ -190,8 +195,14 @@ class EngineLoop:
                         pass
                 if self.on_batch is not None:
                     self.on_batch()
-            except Exception as e:  # the broker or the database away, or a bug: set up again
-                self.ready.clear()
+            except Exception as e:  # the broker or the database away, or a bug
+                if dependency_of(e) == DATABASE and self.consumer is not None:
+                    # The Kafka side is fine: keep the consumer (and its group membership, a
+                    # rejoin costs a rebalance) and take the partitions afresh once the store
+                    # answers.
+                    self._resync = True
+                else:
+                    self.ready.clear()  # set up again
                 self.guard.failed(e, stop)  # one log line per outage, and a backoff
                 continue
             self.guard.ok()

@@ -25,8 +25,11 @@ SCHEMA_LOCK = 7660001
 class Database:
     """A connection to ``sqlite:///PATH`` or ``postgresql://…``, reopened after it is lost."""
 
-    def __init__(self, url: str, *, connect_timeout: int = 5) -> None:
+    def __init__(self, url: str, *, connect_timeout: int = 5, durable: bool = False) -> None:
+        """``durable``: on SQLite, a commit reaches the disk before it returns (``synchronous=
+        FULL``: what an acknowledgement rests on survives a power cut, not only a crash)."""
         self.url = url
+        self.durable = durable
         self.is_pg = not url.startswith("sqlite:///")
         self.ph = "%s" if self.is_pg else "?"
         self.connect_timeout = connect_timeout
@@ -54,7 +57,7 @@ class Database:
             conn = sqlite3.connect(path, timeout=30, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
             self._conn = conn
         return self._conn
 

@@ -144,7 +144,7 @@ class Spool:
     """The durable intake of one store (``MOTCUA_DATABASE_URL``); thread-safe."""
 
     def __init__(self, database_url: str) -> None:
-        self.db = Database(database_url)
+        self.db = Database(database_url, durable=True)
         self._create()
         with self.db.tx() as c:
             c.execute(self.db.q(NAMESPACE_INSERT), (new_namespace(),))

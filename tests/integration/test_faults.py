@@ -15,7 +15,8 @@ PostgreSQL. Then, once all is quiet:
 
 The short form (one run, every kind of fault once) is part of the test command; the long form
 is ``scripts/faults RUNS`` (``MOTCUA_FAULT_RUNS``), which writes its tally to
-``benchmarks/results/faults.json`` (docs/reliability.md, "Faults").
+``benchmarks/results/faults.json`` (docs/reliability.md, "Faults"). The driver is
+``tests/fault_suite.py``.
 """
 
 from __future__ import annotations
@@ -27,16 +28,8 @@ from pathlib import Path
 import orjson
 import pytest
 from conftest import PgServer, SettingsFor
-from faults import (
-    FAULT_KINDS,
-    FaultRun,
-    Probe,
-    Tally,
-    lines_of,
-    publish_lines,
-    simulate,
-    wait_for,
-)
+from fault_suite import FAULT_KINDS, FaultRun, Tally, dump
+from faults import Probe, lines_of, publish_lines, simulate, wait_for
 
 from engine.app import Message
 from engine.runner import EngineLoop
@@ -159,11 +152,17 @@ def test_fault_suite_long_form(pg_server: PgServer, tmp_path_factory: pytest.Tem
         else:
             url, pg = f"sqlite:///{tmp / 'motcua.db'}", None
         with BundledBroker(tmp / "broker") as broker:
-            tally = FaultRun(tmp, url, broker, pg, seed=seed + i, agencies=rng.randint(2, 4),
-                             dossiers=rng.randint(300, 900), chunks=rng.randint(6, 10)).run()
+            run = FaultRun(tmp, url, broker, pg, seed=seed + i, agencies=rng.randint(2, 4),
+                           dossiers=rng.randint(300, 900), chunks=rng.randint(6, 10))
+            tally = run.run()
+        if tally.doubled or tally.stuck or tally.lost or tally.views_differ:
+            print(f"evidence: {dump(run.probe, tmp)}", flush=True)
         total.add(tally)
-        print(f"run {i + 1}/{runs} ({'postgresql' if pg else 'sqlite'}): {tally.as_dict()}",
-              flush=True)
+        print(f"run {i + 1}/{runs} ({'postgresql' if pg else 'sqlite'}, seed {seed + i}, "
+              f"{run.plan}): {tally.as_dict()}", flush=True)
+        assert tally.doubled == 0, (dict(run.doubled_by), url, tmp)
+        assert tally.stuck == 0, (run.stuck_by, run.stuck_why, tmp)
+        assert tally.views_differ == 0, run.verify_output
         assert_clean(tally)
     out = ROOT / "benchmarks" / "results" / "faults.json"
     out.write_bytes(orjson.dumps(total.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
