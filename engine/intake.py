@@ -43,6 +43,7 @@ from engine.store import (
 from kernel.calendar import WorkCalendar
 from kernel.contract.actions import Action, parse_action
 from kernel.errors import RefusedActionError
+from kernel.health import INTERNAL, dependency_of
 
 log = structlog.get_logger("motcua.engine")
 
@@ -253,6 +254,8 @@ class Batch:
             self.reject(m, a, e)
             return
         except Exception as e:  # a bug must not stall the partition: dead-letter it, loudly
+            if dependency_of(e) != INTERNAL:
+                raise  # the store is away, not the action at fault: the batch is redone
             log.exception("action_failed", topic=m.topic, partition=m.partition, offset=m.offset)
             self.reject(m, a, RefusedActionError(
                 f"The engine failed on this action: {type(e).__name__}: {e}.",
@@ -383,6 +386,8 @@ class Batch:
         except RefusedActionError as e:
             outcome, reason, message = REJECTED, e.reason, e.message
         except Exception as e:  # as in handle(): a bug dead-letters this action only
+            if dependency_of(e) != INTERNAL:
+                raise  # the store is away: the batch fails and is redone
             log.exception("held_action_failed")
             outcome, reason = REJECTED, "internal_error"
             message = f"The engine failed on this action: {type(e).__name__}: {e}."
