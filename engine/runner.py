@@ -265,7 +265,7 @@ class EngineLoop:
             self._check_identity()
             if not self.ready.is_set():
                 return
-            msgs = [m for m in msgs if m.offset >= expected]
+        msgs = _each_offset_once(msgs, expected)
         if not msgs:
             return
         epoch = self.epochs.get(partition)
@@ -310,6 +310,18 @@ class EngineLoop:
             self.relay.producer.close()
             self.relay = None
         self.identity.close()
+
+
+def _each_offset_once(msgs: list[Message], expected: int) -> list[Message]:
+    """The records from ``expected`` on, each offset once and in order: a broker may hand the
+    same records twice in one fetch (tansu does after a restart), and a repeat within a batch
+    would be recorded twice in the ledger."""
+    out = []
+    for m in msgs:
+        if m.offset >= expected:
+            out.append(m)
+            expected = m.offset + 1
+    return out
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
