@@ -29,8 +29,9 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.utils import get_topic
 
 from engine.cache import SubjectCache
@@ -44,8 +45,10 @@ from engine.intake import (
     Message,
     StoredHold,
 )
+from engine.scope import ScopeGate, agencies_of
 from engine.store import (
     DUPLICATE,
+    FencedError,
     IntakeMixin,
     OrjsonTranscoder,
     PostgresStore,
@@ -54,7 +57,11 @@ from engine.store import (
 )
 from kernel.calendar import WorkCalendar
 from kernel.contract.actions import Action, InvalidActionError, parse_action
-from kernel.errors import ConfigurationError
+from kernel.errors import ConfigurationError, RefusedActionError
+from kernel.failures import describe, reason_of, transient
+from kernel.grants import GrantBook
+
+log = structlog.get_logger("motcua.engine")
 
 __all__ = ["Engine", "FactsVersionError", "Message", "MotcuaApplication", "store_env",
            "tracking_name"]
@@ -122,6 +129,8 @@ class Engine:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         wall: Callable[[], float] = time.time,
         check_facts: bool = True,
+        grants: GrantBook | None = None,
+        require_grants: bool = False,
     ) -> None:
         self.app = MotcuaApplication(env=store_env(database_url))
         self.store: IntakeMixin = self.app.recorder  # type: ignore[assignment]
@@ -136,11 +145,14 @@ class Engine:
         # Which `motcua-spool` headers are copies of this store's spooled lines.
         self.spool_ns = self.store.spool_namespace()
         self.facts_version = facts_version or str(getattr(annotate, "version", ""))
+        # The sources' scopes, read from the grants table next to the events (kernel.grants).
+        self.grants = grants or GrantBook(database_url, require=require_grants)
         if annotate is not None and check_facts:
             self._check_facts_version(self.facts_version)
 
     def close(self) -> None:
         self.app.close()
+        self.grants.close()
 
     def _check_facts_version(self, version: str) -> None:
         stored = self.store.get_meta(FACTS_VERSION)
@@ -167,19 +179,61 @@ class Engine:
         return self.cache.uuid(kind, subject_id)
 
     def batch(self, log_id: str = "") -> Batch:
-        """A new unit of work on this engine's cache, holds and rules."""
-        return Batch(self.cache, self.holds, self.calendar, self.annotate, log_id)
+        """A new unit of work on this engine's cache, holds and rules, with the sources' scopes
+        as they stand (read before any action is applied: an unreadable grants table fails the
+        batch, to be redone, rather than any one action)."""
+        batch = Batch(self.cache, self.holds, self.calendar, self.annotate, log_id)
+        batch.scope = ScopeGate(self.grants.scopes(), batch.subject, self.cache.uuid)
+        return batch
 
     # ----- the batch -----------------------------------------------------------------------
 
     def process(self, log_id: str, messages: Sequence[Message],
-                epoch: int | None = None) -> dict[str, int]:
+                epoch: int | None = None, *, isolate: bool = False) -> dict[str, int]:
         """Record one partition's batch in one transaction; returns outcome counts.
 
         With ``epoch`` (consumer-group mode), the transaction commits only while this process
-        still owns the partition at that epoch (``FencedError`` otherwise)."""
+        still owns the partition at that epoch (``FencedError`` otherwise). A failure that is
+        not transient (``kernel.failures``) is the batch's own: the batch is split until the
+        message that fails alone is found and dead-lettered, and the rest is recorded. With
+        ``isolate``, a race (``IntegrityError``) that keeps coming back is treated so too."""
         if not messages:
             return {}
+        try:
+            return self._process_once(log_id, messages, epoch)
+        except Exception as e:
+            if isinstance(e, FencedError) or (transient(e) and not
+                                               (isolate and isinstance(e, IntegrityError))):
+                raise
+            return self._isolate(log_id, messages, epoch, e)
+
+    def _isolate(self, log_id: str, messages: Sequence[Message], epoch: int | None,
+                 error: Exception) -> dict[str, int]:
+        """Record ``messages`` in halves; a single message that fails alone is dead-lettered."""
+        if len(messages) > 1:
+            mid = len(messages) // 2
+            counts = self.process(log_id, messages[:mid], epoch, isolate=True)
+            for k, n in self.process(log_id, messages[mid:], epoch, isolate=True).items():
+                counts[k] = counts.get(k, 0) + n
+            return counts
+        m = messages[0]
+        log.error("message_quarantined", topic=m.topic, partition=m.partition, offset=m.offset,
+                  reason=reason_of(error), error=describe(error))
+        batch = self.batch(log_id)
+        if epoch is not None:
+            batch.fx.fence = (m.topic, m.partition, epoch)
+        if m.spool is not None and m.spool not in self.store.spool_fresh([m.spool]):
+            batch.row(m, None, DUPLICATE)  # a copy of a spooled line recorded already
+        else:
+            if m.spool is not None:  # the line's outcome is this dead letter: never sent again
+                batch.fx.spool_done.append((m.spool, log_id, m.partition, m.offset))
+            batch.reject(m, None, RefusedActionError(describe(error), reason=reason_of(error)))
+        # If even the dead letter cannot be written, the store itself is failing: raise.
+        self.commit(batch, Tracking(tracking_name(log_id, m.topic, m.partition), m.offset))
+        return batch.counts
+
+    def _process_once(self, log_id: str, messages: Sequence[Message],
+                      epoch: int | None) -> dict[str, int]:
         topic, partition = messages[0].topic, messages[0].partition
         self.holds.refresh()  # other processes may hold or release too
         batch = self.batch(log_id)
@@ -256,8 +310,9 @@ class Engine:
 
     # ----- timers --------------------------------------------------------------------------
 
-    def expire_holds(self) -> int:
-        """Reject held actions whose subject did not arrive in time (``unknown_dossier``)."""
+    def expire_holds(self, counts: dict[str, int] | None = None) -> int:
+        """Reject held actions whose subject did not arrive in time (``unknown_dossier``);
+        ``counts`` gets ``rejected:<reason>`` per refused action (for the metrics)."""
         rows = self.store.held_older_than(self.wall() - self.hold_seconds)
         if not rows:
             return 0
@@ -265,6 +320,9 @@ class Engine:
         for r in rows:
             batch.expire(StoredHold.of(r), self.hold_seconds)
         self.commit(batch, None)
+        if counts is not None:
+            for k, n in batch.counts.items():
+                counts[k] = counts.get(k, 0) + n
         return len(rows)
 
     def forget_due(self) -> None:
@@ -343,6 +401,12 @@ class Engine:
             return self.app.repository.get(subject_uuid(kind, subject_id))
         except AggregateNotFoundError:
             return None
+
+    def subject_agencies(self, kind: str, subject_id: str) -> list[tuple[str, str]] | None:
+        """The agencies a recorded subject belongs to now, read from the event store: for the
+        HTTP bridge's scope check of follow-up actions (``kernel.grants.SubjectAgencies``);
+        None when the subject is not recorded."""
+        return agencies_of(self.subject(kind, subject_id))
 
     def history(self, kind: str, subject_id: str) -> list[dict[str, Any]] | None:
         """Every recorded event of a subject, oldest first, or ``None`` if it is unknown.

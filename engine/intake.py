@@ -31,6 +31,7 @@ from engine.domain.due import compute_due
 from engine.domain.errors import UnknownSubjectError
 from engine.domain.feedback import Feedback
 from engine.facts_cache import FactRow
+from engine.scope import ScopeGate
 from engine.store import (
     ACCEPTED,
     DUPLICATE,
@@ -43,7 +44,7 @@ from engine.store import (
 from kernel.calendar import WorkCalendar
 from kernel.contract.actions import Action, parse_action
 from kernel.errors import RefusedActionError
-from kernel.health import INTERNAL, dependency_of
+from kernel.failures import transient
 
 log = structlog.get_logger("motcua.engine")
 
@@ -187,6 +188,8 @@ class Batch:
         self.held: dict[str, list[Pending]] = {}
         # Aggregate id -> (prev facts, facts) of each of its new events, in order.
         self.notes: dict[UUID, list[tuple[Any, Any]]] = {}
+        # The sources' scopes (kernel.grants), checked whenever an action is applied.
+        self.scope: ScopeGate | None = None
 
     # ----- aggregates ------------------------------------------------------------------------
 
@@ -254,8 +257,8 @@ class Batch:
             self.reject(m, a, e)
             return
         except Exception as e:  # a bug must not stall the partition: dead-letter it, loudly
-            if dependency_of(e) != INTERNAL:
-                raise  # the store is away, not the action at fault: the batch is redone
+            if transient(e):
+                raise  # the store is away or busy, not the action at fault: the batch is redone
             log.exception("action_failed", topic=m.topic, partition=m.partition, offset=m.offset)
             self.reject(m, a, RefusedActionError(
                 f"The engine failed on this action: {type(e).__name__}: {e}.",
@@ -287,6 +290,8 @@ class Batch:
         opening = OPENING.get(a.type)
         if agg is None and opening is None:
             return HELD, subject
+        if self.scope is not None:
+            self.scope(a, agg)
         data: dict[str, Any] = a.data  # type: ignore[assignment]  # a fresh dict per action
         if agg is None:
             if a.type == "received" and data.get("due_at") is None:
@@ -342,6 +347,8 @@ class Batch:
         """Mark a dossier as having feedback about it (5.4), now or when it arrives."""
         d = self.subject(self.cache.uuid("dossier", link.dossier_id))
         if isinstance(d, Dossier):
+            if self.scope is not None and link.cause is not None:
+                self.scope.link(link.cause.get("source"), d)
             d.link_feedback(link.feedback_id, link.at, link.cause)
             self.touch(d)
             return
@@ -386,8 +393,8 @@ class Batch:
         except RefusedActionError as e:
             outcome, reason, message = REJECTED, e.reason, e.message
         except Exception as e:  # as in handle(): a bug dead-letters this action only
-            if dependency_of(e) != INTERNAL:
-                raise  # the store is away: the batch fails and is redone
+            if transient(e):
+                raise  # the store is away or busy: the batch fails and is redone
             log.exception("held_action_failed")
             outcome, reason = REJECTED, "internal_error"
             message = f"The engine failed on this action: {type(e).__name__}: {e}."
@@ -440,6 +447,7 @@ class Batch:
             msg = (f"No {kind} {sid} arrived within {hold_seconds:g} s of this action; "
                    f"it refers to an unknown {kind}.")
         self.settle_stored(s, REJECTED, reason, msg)
+        self._count(f"{REJECTED}:{reason}")
 
     # ----- commit ----------------------------------------------------------------------------
 

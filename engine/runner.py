@@ -24,6 +24,7 @@ from engine.app import Engine, Message
 from engine.relay import Relay
 from engine.store import FencedError
 from kernel import kafka as K
+from kernel.failures import REDO_LIMIT, describe, transient
 from kernel.health import DATABASE, Guard, dependency_of
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.metrics import METRICS
@@ -85,6 +86,8 @@ class EngineLoop:
         self.ready = threading.Event()
         self.guard = Guard("engine", log)
         self._resync = False
+        # partition -> (first offset of the batch redone, times in a row): see _process.
+        self._redos: dict[int, tuple[int, int]] = {}
 
     # ----- setup ---------------------------------------------------------------------------
 
@@ -218,11 +221,20 @@ class EngineLoop:
             if self.group:
                 self.engine.forget_due()
                 released = self.engine.release_arrived(set(self.epochs))
-            expired = self.engine.expire_holds() if self._caught_up() else 0
+            refused: dict[str, int] = {}
+            expired = self.engine.expire_holds(refused) if self._caught_up() else 0
             overdue = self.engine.record_overdue()
         except IntegrityError as e:
             log.info("timer_race", error=str(e))
             return
+        except Exception as e:
+            if transient(e):
+                raise
+            # Not the partition's fault: its actions go on being recorded; logged, not retried
+            # in a tight loop (the next round comes after timer_every).
+            log.error("timers_failed", error=describe(e))
+            return
+        _count_outcomes(refused)
         if released or expired or overdue:
             log.info("timers", holds_released=released, holds_expired=expired,
                      overdue_recorded=overdue)
@@ -277,15 +289,20 @@ class EngineLoop:
             except IntegrityError as e:  # another engine settled them first: fine
                 log.info("release_race", error=str(e))
         t0 = time.perf_counter()
+        # A race redone over and over from the same offset is no race: isolate the batch.
+        redo = self._redos.get(partition)
+        isolate = redo is not None and redo[0] == msgs[0].offset and redo[1] >= REDO_LIMIT
         try:
             with structlog.contextvars.bound_contextvars(
                     partition=partition, offsets=f"{msgs[0].offset}-{msgs[-1].offset}"):
-                counts = self.engine.process(self.log_id, msgs, epoch=epoch)
+                counts = self.engine.process(self.log_id, msgs, epoch=epoch, isolate=isolate)
         except FencedError as e:
             log.warning("engine_fenced", partition=partition, error=str(e))
             self.drop([TopicPartition(ACTIONS_TOPIC, partition)])
             return
         except IntegrityError as e:  # a race with another engine: redo from the stored position
+            same = redo is not None and redo[0] == msgs[0].offset
+            self._redos[partition] = (msgs[0].offset, redo[1] + 1 if same and redo else 1)
             log.info("batch_redone", partition=partition, error=str(e))
             stored = self.engine.position(self.log_id, ACTIONS_TOPIC, partition)
             self.next_offset[partition] = 0 if stored is None else stored + 1
@@ -293,12 +310,9 @@ class EngineLoop:
             self.consumer.seek(TopicPartition(ACTIONS_TOPIC, partition),
                                self.next_offset[partition])
             return
+        self._redos.pop(partition, None)
         METRICS.batch_seconds.observe(time.perf_counter() - t0)
-        for outcome, n in counts.items():
-            if outcome.startswith("rejected:"):
-                METRICS.rejected.labels(reason=outcome.partition(":")[2]).inc(n)
-            elif n > 0:
-                METRICS.actions.labels(outcome=outcome).inc(n)
+        _count_outcomes(counts)
         self.next_offset[partition] = msgs[-1].offset + 1
         METRICS.engine_position.labels(partition=str(partition)).set(msgs[-1].offset)
 
@@ -322,6 +336,15 @@ def _each_offset_once(msgs: list[Message], expected: int) -> list[Message]:
             out.append(m)
             expected = m.offset + 1
     return out
+
+
+def _count_outcomes(counts: dict[str, int]) -> None:
+    """The Prometheus counters of a batch's (or a timer's) outcomes."""
+    for outcome, n in counts.items():
+        if outcome.startswith("rejected:"):
+            METRICS.rejected.labels(reason=outcome.partition(":")[2]).inc(n)
+        elif n > 0:
+            METRICS.actions.labels(outcome=outcome).inc(n)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

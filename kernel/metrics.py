@@ -20,6 +20,9 @@ class _Metrics:
                                      registry=registry)
         self.events_folded = Counter("motcua_events_folded_total",
                                      "Events folded into the views", registry=registry)
+        self.events_quarantined = Counter(
+            "motcua_events_quarantined_total", "Events the projection could not fold or store "
+            "and stepped over (see /healthz)", registry=registry)
         self.events_skipped = Counter("motcua_events_skipped_total",
                                       "Events already applied (redelivered)", registry=registry)
         self.projection_lag = Gauge("motcua_projection_lag_messages",

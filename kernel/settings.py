@@ -64,6 +64,8 @@ class Settings:
     ruleset_dir: str | None = None
     # Another lifecycle rules file than the shipped kernel/rules/lifecycle.json.
     lifecycle_rules: str | None = None
+    # Refuse actions of sources without a grant (kernel.grants) as source_not_registered.
+    require_grants: bool = False
 
     @property
     def embedded_broker(self) -> bool:
@@ -90,65 +92,162 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read the ``MOTCUA_*`` variables; a malformed value is a ``ConfigurationError``."""
+        """Read the ``MOTCUA_*`` variables; any malformed or out-of-range value is a
+        ``ConfigurationError`` naming the variable (every one is checked here, at start)."""
         env = os.environ if env is None else env
+        for name, value in env.items():
+            if name.startswith("MOTCUA_") and not _is_text(value):
+                raise ConfigurationError(f"{name} is not valid UTF-8 text.")
         home = Path(env.get("MOTCUA_HOME") or "./.motcua").expanduser()
-        database_url = env.get("MOTCUA_DATABASE_URL") or f"sqlite:///{home / 'motcua.db'}"
-        if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            raise ConfigurationError(
-                f"MOTCUA_DATABASE_URL {redact_url(database_url)!r} is neither "
-                "sqlite:///PATH nor postgresql://USER@HOST/DB."
-            )
-        bootstrap = (env.get("MOTCUA_KAFKA_BOOTSTRAP") or "").strip() or None
-        if bootstrap is not None:
-            for hp in bootstrap.split(","):
-                host, _, port = hp.strip().rpartition(":")
-                if not host or not port.isdigit():
-                    raise ConfigurationError(
-                        f"MOTCUA_KAFKA_BOOTSTRAP {bootstrap!r} is not host:port[,host:port]."
-                    )
-        security = KafkaSecurity(
-            security_protocol=env.get("MOTCUA_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
-            ssl_cafile=env.get("MOTCUA_KAFKA_SSL_CAFILE") or None,
-            ssl_certfile=env.get("MOTCUA_KAFKA_SSL_CERTFILE") or None,
-            ssl_keyfile=env.get("MOTCUA_KAFKA_SSL_KEYFILE") or None,
-            sasl_mechanism=env.get("MOTCUA_KAFKA_SASL_MECHANISM") or None,
-            sasl_plain_username=env.get("MOTCUA_KAFKA_SASL_USERNAME") or None,
-            sasl_plain_password=env.get("MOTCUA_KAFKA_SASL_PASSWORD") or None,
-        )
-        if security.security_protocol not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:
-            raise ConfigurationError(
-                f"MOTCUA_KAFKA_SECURITY_PROTOCOL {security.security_protocol!r} is not one of "
-                "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL."
-            )
+        if home.exists() and not home.is_dir():
+            raise ConfigurationError(f"MOTCUA_HOME {str(home)!r} is a file, not a directory.")
         return cls(
             home=home,
-            database_url=database_url,
-            kafka_bootstrap=bootstrap,
+            database_url=_database_url(env, home),
+            kafka_bootstrap=_bootstrap(env),
             ruleset=(env.get("MOTCUA_RULESET") or "").strip() or None,
-            kafka_security=security,
-            partitions=_int(env, "MOTCUA_PARTITIONS", 3),
-            hold_seconds=float(_int(env, "MOTCUA_HOLD_SECONDS", 10)),
-            hold_limit=_int(env, "MOTCUA_HOLD_LIMIT", 100_000),
-            log_level=(env.get("MOTCUA_LOG_LEVEL") or "info").lower(),
-            log_format=(env.get("MOTCUA_LOG_FORMAT") or "json").lower(),
-            http_host=env.get("MOTCUA_HTTP_HOST") or "127.0.0.1",
-            http_port=_int(env, "MOTCUA_HTTP_PORT", 8766),
-            consumer_group=env.get("MOTCUA_CONSUMER_GROUP") or "motcua",
-            session_timeout_ms=_int(env, "MOTCUA_SESSION_TIMEOUT_MS", 3_000),
-            ruleset_dir=env.get("MOTCUA_RULESET_DIR") or None,
-            lifecycle_rules=env.get("MOTCUA_LIFECYCLE_RULES") or None,
+            kafka_security=_security(env),
+            partitions=_int(env, "MOTCUA_PARTITIONS", 3, 1, 1024),
+            hold_seconds=_seconds(env, "MOTCUA_HOLD_SECONDS", 10.0),
+            hold_limit=_int(env, "MOTCUA_HOLD_LIMIT", 100_000, 0, 100_000_000),
+            log_level=_choice(env, "MOTCUA_LOG_LEVEL", "info", LOG_LEVELS),
+            log_format=_choice(env, "MOTCUA_LOG_FORMAT", "json", ("json", "console")),
+            http_host=(env.get("MOTCUA_HTTP_HOST") or "").strip() or "127.0.0.1",
+            http_port=_int(env, "MOTCUA_HTTP_PORT", 8766, 1, 65535),
+            consumer_group=(env.get("MOTCUA_CONSUMER_GROUP") or "").strip() or "motcua",
+            session_timeout_ms=_int(env, "MOTCUA_SESSION_TIMEOUT_MS", 3_000, 500, 3_600_000),
+            ruleset_dir=_path(env, "MOTCUA_RULESET_DIR", directory=True),
+            lifecycle_rules=_path(env, "MOTCUA_LIFECYCLE_RULES", directory=False),
+            require_grants=_flag(env, "MOTCUA_REQUIRE_GRANTS"),
         )
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
+
+
+def _is_text(value: str) -> bool:
+    """Storable text: no NUL, and no lone surrogate (what Python makes of bytes that are not
+    UTF-8 in the environment or on the command line)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _database_url(env: Mapping[str, str], home: Path) -> str:
+    url = env.get("MOTCUA_DATABASE_URL") or f"sqlite:///{home / 'motcua.db'}"
+    shown = redact_url(url)
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if not path or path.endswith("/") or Path(path).is_dir():
+            raise ConfigurationError(
+                f"MOTCUA_DATABASE_URL {shown!r} names a directory, not a database file.")
+        return url
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError(f"MOTCUA_DATABASE_URL {shown!r} is neither sqlite:///PATH nor "
+                                 "postgresql://USER@HOST/DB.")
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        raise ConfigurationError(f"MOTCUA_DATABASE_URL {shown!r} has a port that is not a "
+                                 "number from 1 to 65535.") from None
+    if port == 0:
+        raise ConfigurationError(f"MOTCUA_DATABASE_URL {shown!r} has port 0; a port is 1 to "
+                                 "65535.")
+    return url
+
+
+def _bootstrap(env: Mapping[str, str]) -> str | None:
+    bootstrap = (env.get("MOTCUA_KAFKA_BOOTSTRAP") or "").strip() or None
+    if bootstrap is not None:
+        for hp in bootstrap.split(","):
+            host, _, port = hp.strip().rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ConfigurationError(f"MOTCUA_KAFKA_BOOTSTRAP {bootstrap!r} is not "
+                                         "host:port[,host:port] with ports from 1 to 65535.")
+    return bootstrap
+
+
+def _security(env: Mapping[str, str]) -> KafkaSecurity:
+    files = {name: _path(env, f"MOTCUA_KAFKA_SSL_{name.upper()}", directory=False)
+             for name in ("cafile", "certfile", "keyfile")}
+    security = KafkaSecurity(
+        security_protocol=_choice(env, "MOTCUA_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT",
+                                  SECURITY_PROTOCOLS, upper=True),
+        ssl_cafile=files["cafile"], ssl_certfile=files["certfile"], ssl_keyfile=files["keyfile"],
+        sasl_mechanism=_choice(env, "MOTCUA_KAFKA_SASL_MECHANISM", "", SASL_MECHANISMS,
+                               upper=True) or None,
+        sasl_plain_username=env.get("MOTCUA_KAFKA_SASL_USERNAME") or None,
+        sasl_plain_password=env.get("MOTCUA_KAFKA_SASL_PASSWORD") or None,
+    )
+    if security.security_protocol.startswith("SASL_") and security.sasl_mechanism is None:
+        raise ConfigurationError(f"MOTCUA_KAFKA_SECURITY_PROTOCOL {security.security_protocol} "
+                                 "needs MOTCUA_KAFKA_SASL_MECHANISM (e.g. PLAIN).")
+    return security
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = (env.get(name) or "").strip()
+    if raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise ConfigurationError(f"{name} {raw!r} is not a whole number.") from None
+        value = None
+    if value is None or not lo <= value <= hi:
+        raise ConfigurationError(f"{name} {raw!r} is not a whole number from {lo:,} to {hi:,}.")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = (env.get(name) or "").strip()
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86_400 * 30:  # also refuses nan and inf
+        raise ConfigurationError(f"{name} {raw!r} is not a number of seconds from 0 to "
+                                 "2,592,000 (30 days).")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...],
+            upper: bool = False) -> str:
+    raw = (env.get(name) or "").strip()
+    if raw == "":
+        return default
+    value = raw.upper() if upper else raw.lower()
+    if value not in choices:
+        raise ConfigurationError(f"{name} {raw!r} is not one of {', '.join(choices)}.")
+    return value
+
+
+def _path(env: Mapping[str, str], name: str, *, directory: bool) -> str | None:
+    raw = env.get(name) or None
+    if raw is None:
+        return None
+    path = Path(raw).expanduser()
+    if directory and not path.is_dir():
+        raise ConfigurationError(f"{name} {raw!r} is not an existing directory.")
+    if not directory and not path.is_file():
+        raise ConfigurationError(f"{name} {raw!r} is not an existing file.")
+    return raw
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigurationError(f"{name} {env.get(name)!r} is not one of 1, 0, true, false.")
 
 
 def redact_url(url: str) -> str:

@@ -29,11 +29,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kernel.contract.actions import ACTION_MAX_BYTES
 from kernel.db import SCHEMA_LOCK, Database
 
 SPOOL_HEADER = "motcua-spool"
-# The largest line the spool takes: below Kafka's default 1 MiB message (key and headers too).
-MAX_ACTION_BYTES = 1_000_000
 # How long a done row is kept (for `ingest --wait` summaries) once its line's row is pruned.
 DONE_RETENTION_SECONDS = 24 * 3600
 
@@ -137,7 +136,7 @@ class Spooled:
 
 
 class SpoolError(ValueError):
-    """A line the spool cannot take (over :data:`MAX_ACTION_BYTES`)."""
+    """A line the spool cannot take (over the contract's ``ACTION_MAX_BYTES``)."""
 
 
 class Spool:
@@ -172,9 +171,9 @@ class Spool:
     def append(self, records: Sequence[tuple[bytes | None, bytes]]) -> list[int]:
         """Commit ``(key, raw)`` lines, in order; their ids once they are durable."""
         for _, raw in records:
-            if len(raw) > MAX_ACTION_BYTES:
+            if len(raw) > ACTION_MAX_BYTES:
                 raise SpoolError(f"An action of {len(raw):,} bytes is over the limit of "
-                                 f"{MAX_ACTION_BYTES:,} bytes.")
+                                 f"{ACTION_MAX_BYTES:,} bytes (too_large).")
         if not records:
             return []
         now = time.time()

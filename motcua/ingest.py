@@ -25,17 +25,17 @@ from engine.relay import Relay
 from engine.runner import actions_log
 from engine.store import ACCEPTED, DUPLICATE, HELD, REJECTED
 from kernel import kafka as K
+from kernel.contract.actions import ACTION_MAX_BYTES
 from kernel.contract.upcasting import subject_of
 from kernel.errors import UserError
 from kernel.kafka import LogIdentity, ensure_all_topics
 from kernel.settings import ACTIONS_TOPIC, KafkaSecurity
-from kernel.spool import MAX_ACTION_BYTES, Spooled
+from kernel.spool import Spooled
 from producers.forwarder import Intake
 from projections.store import ViewStore
 
 # Lines committed to the spool per transaction (a SQLite writer holds the file's lock meanwhile).
 CHUNK = 5000
-TOO_LARGE = "too_large"
 
 
 class IngestFileError(UserError):
@@ -65,37 +65,43 @@ def subject_key(line: bytes) -> bytes | None:
     return value.encode() if isinstance(value, str) else None
 
 
-def too_large(lines: list[bytes]) -> list[int]:
-    """The indexes of the lines over the size one action may have (the spool refuses them)."""
-    return [i for i, line in enumerate(lines) if len(line) > MAX_ACTION_BYTES]
+@dataclass
+class Submitted:
+    """What ``submit`` did with a file: the spool ids its lines got, and how many lines it
+    refused as ``too_large`` (over the contract's ACTION_MAX_BYTES: the engine would refuse
+    them, and one big line must stop nothing after it)."""
 
+    spooled: Spooled
+    too_large: int = 0
 
-def describe_too_large(lines: list[bytes], indexes: list[int]) -> str:
-    """One sentence naming the oversized actions of a file."""
-    first = indexes[0]
-    more = f" (and {len(indexes) - 1:,} more)" if len(indexes) > 1 else ""
-    return (f"Action {first + 1:,} of the file is {len(lines[first]):,} bytes, over the limit of "
-            f"{MAX_ACTION_BYTES:,} bytes for one action{more}; not published.")
+    @property
+    def count(self) -> int:
+        return self.spooled.count
 
 
 def submit(intake: Intake, lines: list[bytes], *, timeout: float,
-           progress: Callable[[int], None] = lambda n: None) -> Spooled:
+           progress: Callable[[int], None] = lambda n: None) -> Submitted:
     """Commit every line to the intake in file order; return once they are acknowledged (with
     an external Kafka: once the broker took every one)."""
-    spooled = Spooled((), 0)
+    out = Submitted(Spooled((), 0))
     for i in range(0, len(lines), CHUNK):
         chunk = lines[i:i + CHUNK]
-        spooled += intake.spool_lines([(subject_key(line), line) for line in chunk])
+        kept = [line for line in chunk if len(line) <= ACTION_MAX_BYTES]
+        out.too_large += len(chunk) - len(kept)
+        out.spooled += intake.spool_lines([(subject_key(line), line) for line in kept])
         progress(len(chunk))
     if intake.broker_ack:
-        intake.wait_sent(spooled, timeout)
-    return spooled
+        intake.wait_sent(out.spooled, timeout)
+    return out
 
 
 @dataclass
 class Published:
     count: int = 0
     ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # Lines not sent: over the contract's size limit (ACTION_MAX_BYTES), refused here as the
+    # engine would refuse them (too_large), so one big line stops nothing after it.
+    too_large: int = 0
 
 
 def publish(lines: list[bytes], bootstrap: str, security: KafkaSecurity | None,
@@ -107,6 +113,9 @@ def publish(lines: list[bytes], bootstrap: str, security: KafkaSecurity | None,
     try:
         futures = []
         for i, line in enumerate(lines, 1):
+            if len(line) > ACTION_MAX_BYTES:
+                out.too_large += 1
+                continue
             futures.append(producer.send(ACTIONS_TOPIC, key=subject_key(line), value=line))
             if i % 2000 == 0:
                 progress(2000)
@@ -205,14 +214,6 @@ def wait_recorded(
             raise UserError(f"Timed out after {timeout:g} s waiting for the projection.")
         time.sleep(0.1)
     return summarize(outcomes())
-
-
-def add_too_large(summary: dict[str, Any], n: int) -> dict[str, Any]:
-    """The summary with ``n`` lines the intake refused as too large counted as rejected."""
-    if n:
-        rejected = {**summary["rejected"], TOO_LARGE: summary["rejected"].get(TOO_LARGE, 0) + n}
-        summary = {**summary, "rejected": dict(sorted(rejected.items()))}
-    return summary
 
 
 def format_summary(summary: dict[str, Any]) -> Iterator[str]:

@@ -44,7 +44,8 @@ def engine_at(database_url: str, *, rules: LifecycleRules | None = None, **kw: A
 def make_engine(settings: Settings, **kw: Any) -> Engine:
     """The engine of these settings."""
     return engine_at(settings.database_url, rules=load_lifecycle(settings.lifecycle_rules),
-                     hold_seconds=settings.hold_seconds, hold_limit=settings.hold_limit, **kw)
+                     hold_seconds=settings.hold_seconds, hold_limit=settings.hold_limit,
+                     require_grants=settings.require_grants, **kw)
 
 
 def make_rulesets(settings: Settings) -> Rulesets:

@@ -54,6 +54,7 @@ def stop_http(server: Any) -> None:
 
 def api(pipeline: Any, settings: Settings, live: bool) -> Any:
     """The HTTP app over a pipeline's views (its live projection if ``live``), with the bridge."""
+    from kernel.grants import GrantBook
     from projections.api import create_app
     from projections.source import LiveSource, StoreSource
 
@@ -66,7 +67,11 @@ def api(pipeline: Any, settings: Settings, live: bool) -> Any:
     try:
         from producers.bridge import make_bridge
 
-        bridge = make_bridge(settings, pipeline.bootstrap, intake=pipeline.intake)
+        # The bridge scopes follow-ups by the agencies of the recorded subject they change.
+        agencies = pipeline.engine.subject_agencies if pipeline.engine is not None else None
+        bridge = make_bridge(settings, pipeline.bootstrap, subject_agencies=agencies,
+                             intake=pipeline.intake)
     except ImportError:
         pass
-    return create_app(source, pipeline.rulesets, pinned=settings.ruleset, bridge=bridge)
+    return create_app(source, pipeline.rulesets, pinned=settings.ruleset, bridge=bridge,
+                      grants=GrantBook(settings.database_url))

@@ -3,7 +3,7 @@
 A request carries one action or a JSON array of them and a per-source bearer token
 (:mod:`producers.tokens`). It is taken or refused as a whole, in this order:
 
-1. no token, or not a valid one → 401;
+1. no token, or not a valid one → 401; a read token → 403;
 2. more requests than the source's token bucket allows → 429 with ``Retry-After``;
 3. a body over the size limit → 413;
 4. an action the schema refuses (:func:`kernel.contract.actions.validate_action`) → 400 with its
@@ -21,16 +21,16 @@ A request carries one action or a JSON array of them and a per-source bearer tok
 Nothing of a refused request is sent. Every refusal is logged with the source and counted in
 ``motcua_bridge_refusals_total{status}``.
 
-Scope is checked where an action names an agency: ``received`` and ``feedback_received``
-(``data.agency_id``), ``agency_registered`` (the agency and its ``data.parent_id``: registering
-a unit under another agency's tree would pool its dossiers into that agency's scores) and
-``procedure_published`` (``data.authority_id``). Follow-up actions (a dossier's ``resolved``,
-``feedback_answered``, ``procedure_repealed`` …) name no agency and are allowed for the token's
-source: the bridge is stateless and does not know which agency a dossier belongs to (only the
-engine does), and a follow-up cannot open a subject — one whose subject was never opened is held
-and then rejected as ``unknown_dossier`` — so it cannot bring an agency into a score it is not
-already in. What remains (a trusted system touching a known subject of an agency outside its
-scope) is traceable: every recorded fact names the source and action that caused it.
+Scope (step 5) is the rule of :func:`kernel.grants.references`, the engine's own: every agency
+an action names (``data.agency_id``, ``agency_id``, ``data.parent_id``, ``data.authority_id``,
+each ``data.implementing_agency_ids`` entry) and, for an action on a subject that is already
+recorded, the agencies that subject belongs to (a dossier's or feedback's agency, a procedure's
+current authority and implementing agencies, an agency's current parent, the dossier a feedback
+names). The bridge keeps no state about subjects: the composition root gives it
+``subject_agencies`` (``Engine.subject_agencies``, read from the event store). A subject not
+recorded yet is checked by the engine when the action is applied (dead letter
+``agency_out_of_scope``). A read token (``motcua tokens add … --read``) may not send actions: 403
+``read_only_token``, right after authentication.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -50,13 +50,14 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from kernel.contract.actions import Action, InvalidActionError, validate_action
+from kernel.grants import WRITE, Grant, OutOfScopeError, SubjectAgencies, bearer_token, check_action
 from kernel.health import DATABASE, HEALTH, dependency_of
 from kernel.metrics import METRICS
 from kernel.settings import Settings
 from producers.client import Record
 from producers.errors import DeliveryError, RefusedRequestError
 from producers.forwarder import Intake
-from producers.tokens import Grant, TokenStore
+from producers.tokens import TokenStore
 
 log = structlog.get_logger("motcua.bridge")
 
@@ -120,13 +121,18 @@ class Bridge:
         limits: BridgeLimits | None = None,
         *,
         tokens: TokenStore | None = None,
+        subject_agencies: SubjectAgencies | None = None,
+        clock: Callable[[], float] = time.monotonic,
         intake: Intake | None = None,
     ) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
         self.limits = limits or BridgeLimits.from_settings(settings)
         self.tokens = tokens or TokenStore(settings.database_url)
-        self.limiter = RateLimiter(self.limits.rate, self.limits.burst)
+        # Without it (a bridge with no event store at hand) follow-ups are checked by the
+        # engine only.
+        self.subject_agencies = subject_agencies
+        self.limiter = RateLimiter(self.limits.rate, self.limits.burst, clock)
         self._intake = intake
         self._own_intake: Intake | None = None
         self._lock = threading.Lock()
@@ -134,21 +140,28 @@ class Bridge:
     # -- the steps, each raising RefusedRequestError --------------------------------------
 
     def authenticate(self, authorization: str | None) -> Grant:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(authorization)
+        if token is None:
             raise _refusal(
                 401,
                 "An Authorization: Bearer <token> header is required.",
                 "missing_token",
                 headers=_CHALLENGE,
             )
-        grant = self.tokens.verify(token.strip())
+        grant = self.tokens.verify(token)
         if grant is None:
             raise _refusal(
                 401,
                 "The bearer token is not valid (unknown, rotated or revoked).",
                 "invalid_token",
                 headers=_CHALLENGE,
+            )
+        if grant.kind != WRITE:
+            raise _refusal(
+                403,
+                f"The token of {grant.source!r} is a read token; sending actions needs a "
+                "write token.",
+                "read_only_token",
             )
         return grant
 
@@ -179,12 +192,13 @@ class Bridge:
             raise _refusal(400, f"The body is not valid UTF-8 JSON: {e}.", "malformed_json") from e
         items = payload if isinstance(payload, list) else [payload]
         records: list[Record] = []
+        existing = self._existing()
         for i, obj in enumerate(items):
             try:
                 action = validate_action(obj)
             except InvalidActionError as e:
                 raise _refusal(400, e.message, e.reason, index=i, field=e.field) from e
-            authorize(grant, action, i)
+            authorize(grant, action, i, existing)
             records.append(Record.of(action, obj))
         self.submit(records)
         return [r.action_id for r in records]
@@ -215,6 +229,28 @@ class Bridge:
             ) from e
         for d in HEALTH.up("bridge"):
             log.info("dependency_reachable", part="bridge", dependency=d.dependency)
+
+    def _existing(self) -> SubjectAgencies | None:
+        """``subject_agencies`` for one request: each subject read once; a store that cannot
+        be read refuses the request (503), never lets it through unchecked."""
+        lookup = self.subject_agencies
+        if lookup is None:
+            return None
+        seen: dict[tuple[str, str], Any] = {}
+
+        def existing(kind: str, subject_id: str) -> Any:
+            key = (kind, subject_id)
+            if key not in seen:
+                try:
+                    seen[key] = lookup(kind, subject_id)
+                except Exception as e:
+                    log.warning("bridge_store_unavailable", error=type(e).__name__)
+                    raise _refusal(
+                        503, "The event store could not be read to check the scope; retry "
+                        "later.", "store_unavailable", headers={"Retry-After": "5"}) from e
+            return seen[key]
+
+        return existing
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -287,32 +323,30 @@ class Bridge:
 
 
 def make_bridge(
-    settings: Settings, bootstrap: str, limits: BridgeLimits | None = None,
+    settings: Settings,
+    bootstrap: str,
+    limits: BridgeLimits | None = None,
+    *,
+    subject_agencies: SubjectAgencies | None = None,
+    clock: Callable[[], float] = time.monotonic,
     intake: Intake | None = None,
 ) -> APIRouter:
-    """The bridge's router, for ``projections.api.create_app(..., bridge=router)``; ``intake``:
+    """The bridge's router, for ``projections.api.create_app(..., bridge=router)``;
+    ``subject_agencies`` (``Engine.subject_agencies``) lets it scope follow-up actions,
+    ``clock`` (monotonic seconds) paces the rate limiter (tests inject one), and ``intake`` is
     the process's durable intake (else the bridge opens its own)."""
-    return Bridge(settings, bootstrap, limits, intake=intake).router()
+    return Bridge(settings, bootstrap, limits, subject_agencies=subject_agencies,
+                  clock=clock, intake=intake).router()
 
 
 # ----- scope ---------------------------------------------------------------------------------
 
 
-def agencies_named(action: Action) -> Iterator[tuple[str, str]]:
-    """(dotted field, agency id) of every agency the action reports for; none for follow-ups."""
-    data = action.data
-    if action.type in ("received", "feedback_received"):
-        yield "data.agency_id", data["agency_id"]
-    elif action.type == "agency_registered":
-        yield "agency_id", action.subject_id
-        if data.get("parent_id") is not None:
-            yield "data.parent_id", data["parent_id"]
-    elif action.type == "procedure_published":
-        yield "data.authority_id", data["authority_id"]
-
-
-def authorize(grant: Grant, action: Action, index: int) -> None:
-    """Refuse (403) an action of another source or for an agency outside the grant's scope."""
+def authorize(grant: Grant, action: Action, index: int,
+              existing: SubjectAgencies | None = None) -> None:
+    """Refuse (403) an action of another source, or one that refers to an agency outside the
+    grant's scope (:func:`kernel.grants.check_action`; ``existing``: a recorded subject's
+    agencies)."""
     if action.source != grant.source:
         raise _refusal(
             403,
@@ -321,16 +355,10 @@ def authorize(grant: Grant, action: Action, index: int) -> None:
             index=index,
             field="source",
         )
-    for field, agency in agencies_named(action):
-        if not grant.covers(agency):
-            raise _refusal(
-                403,
-                f"{field} {agency!r} is outside the agencies of "
-                f"{grant.source!r} ({', '.join(grant.agencies)}).",
-                "agency_out_of_scope",
-                index=index,
-                field=field,
-            )
+    try:
+        check_action(grant, action, existing)
+    except OutOfScopeError as e:
+        raise _refusal(403, e.message, e.reason, index=index, field=e.field) from e
 
 
 # ----- helpers -------------------------------------------------------------------------------
@@ -392,9 +420,10 @@ _OPENAPI: dict[str, Any] = {
                        "content": {"application/json": {"schema": _REFUSAL_SCHEMA}}}
            for code, text in ((400, "An action fails the schema (index, reason, field)"),
                               (401, "Missing or invalid bearer token"),
-                              (403, "Another source, or an agency outside the token's scope"),
+                              (403, "A read token, another source, or an agency outside "
+                                    "the token's scope"),
                               (413, "Body too large"),
                               (429, "Rate limited (Retry-After)"),
-                              (503, "Kafka or the store unavailable (Retry-After)"))},
+                              (503, "Kafka or the event store unavailable (Retry-After)"))},
     },
 }  # fmt: skip

@@ -37,7 +37,7 @@ from kernel.lifecycle import LifecycleRules, load_lifecycle
 from projections import controlsheet as CS
 
 # Bumped whenever a derivation rule below changes meaning.
-FACTS_CODE_VERSION: Final = 3
+FACTS_CODE_VERSION: Final = 4
 
 OPEN: Final = -1
 
@@ -160,8 +160,8 @@ def effective_due(d: Dossier, rules: LifecycleRules) -> datetime:
 
 
 def apology_in_time(d: Dossier, rules: LifecycleRules) -> bool:
-    """The latest apology was issued at least ``apology_notice`` before the due time it
-    apologised for (766 §4, accountability §3)."""
+    """An apology was issued at least ``apology_notice`` before the due time it apologised for
+    (766 §4, accountability §3: the domain keeps the apology with the most notice)."""
     return (d.apology_at is not None and d.apology_due_then is not None
             and d.apology_at <= d.apology_due_then - rules.apology_notice)
 

@@ -23,9 +23,15 @@ from projections.layout import DEFAULT_LAYOUT, Layout, SubjectLayout
 Cell = tuple[str, str]
 Hist = dict[int, list[int]]
 Delays = dict[DelayKey, list[int]]
-_ATTRIB = DossierFacts._fields.index("attrib")
-Transition = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...], tuple[int, ...],
-                   tuple[int, ...]]
+# The fold reads facts by position on its hot path; the positions are checked here.
+assert DossierFacts._fields.index("processing_days") == 6
+assert DossierFacts._fields.index("attrib") == 11
+_ATTRIB = 11
+# (moves: (into the cell? else the procedure vector, slot, ±1), histogram: None when the
+# subject is open neither before nor after, else (open vector before, after, whether they differ
+# or the judgement changed))
+HistMove = tuple[tuple[int, ...], tuple[int, ...], bool]
+Transition = tuple[tuple[tuple[bool, int, int], ...], HistMove | None]
 
 
 _BITS: dict[int, tuple[int, ...]] = {}
@@ -51,10 +57,12 @@ def bits_of(m: int) -> tuple[int, ...]:
 def _transition(lay: SubjectLayout, pf: int, pj: int, nf: int, nj: int) -> Transition:
     oc, op, ov = lay.masks(pf, pj)
     nc, np_, nv = lay.masks(nf, nj)
-    cell = tuple((b, -1) for b in bits_of(oc & ~nc)) + tuple((b, 1) for b in bits_of(nc & ~oc))
-    proc = tuple((b, -1) for b in bits_of(op & ~np_)) + tuple(
-        (b, 1) for b in bits_of(np_ & ~op))
-    return cell, proc, ov, nv
+    moves = (tuple((True, b, -1) for b in bits_of(oc & ~nc))
+             + tuple((True, b, 1) for b in bits_of(nc & ~oc))
+             + tuple((False, b, -1) for b in bits_of(op & ~np_))
+             + tuple((False, b, 1) for b in bits_of(np_ & ~op)))
+    hist = None if pj != -1 and nj != -1 else (ov, nv, pj != nj or ov != nv)
+    return moves, hist
 
 
 def _hist_add(hist: Hist, day: int, vec: tuple[int, ...], sign: int) -> None:
@@ -90,8 +98,10 @@ class Counters:
         # (cell key, procedure) -> (cell, procedure vector): one lookup on the hot path.
         self._cv: dict[tuple[Cell, str], tuple[list[int], list[int]]] = {}
         self._trans: dict[int, Transition] = {}
-        self._sums = [(slot, DossierFacts._fields.index(f))
-                      for f, slot in self.dl.sum_slots.items()]
+        # The one summed fact the layout keeps today (2.2's processing days): its slot.
+        self._pdays = self.dl.sum_slots.get("processing_days")
+        if set(self.dl.sum_slots) - {"processing_days"}:
+            raise ValueError("the fold sums processing_days only; another sum needs its code")
         self.procedures: dict[str, dict[str, Any]] = {}
         self.agencies: dict[str, dict[str, Any]] = {}
         # What changed since the last flush (for the view store).
@@ -107,44 +117,48 @@ class Counters:
 
     def fold_dossier(self, sid: str, prev: list[Any] | None, facts: list[Any]) -> None:
         """Move one dossier's contribution from ``prev`` to ``facts``."""
-        a, m, p, nf, nj, nd = facts[0], facts[1], facts[2], facts[3], facts[4], facts[5]
-        key = (a, m)
+        key = (facts[0], facts[1])
         self.dossiers[sid] = facts
         self.dirty_cells.add(key)
-        if prev is None or prev[0] != a or prev[1] != m or prev[2] != p:
+        if prev is None or prev[2] != facts[2] or prev[1] != facts[1] or prev[0] != facts[0]:
             if prev is not None:
                 self._dossier_delta(prev, -1)
             self._dossier_delta(facts, 1)
             return
-        # The common case: same cell, a few counters move by one.
-        pf, pj, pd = prev[3], prev[4], prev[5]
-        tk = (((pf << 2) | (pj + 1)) << 32) | (nf << 2) | (nj + 1)
+        # The common case: same cell, a few counters move by one (this path is the hot one of
+        # every replay and projection: keep it lean).
+        pj, nj = prev[4], facts[4]
+        tk = (prev[3] << 34) | ((pj + 1) << 32) | (facts[3] << 2) | (nj + 1)
         t = self._trans.get(tk)
         if t is None:
-            if len(self._trans) > 65536:
-                self._trans.clear()
-            t = self._trans[tk] = _transition(self.dl, pf, pj, nf, nj)
-        cell_moves, proc_moves, ov, nv = t
-        if cell_moves or proc_moves:
-            cell, vec = self._cv.get((key, p)) or self._cell_and_vec(key, p)
-            for b, d in cell_moves:
-                cell[b] += d
-            for b, d in proc_moves:
-                vec[b] += d
-        for slot, i in self._sums:
-            if prev[i] != facts[i]:
-                cell = self._cell_and_vec(key, p)[0]
-                cell[slot] += max(facts[i], 0) - max(prev[i], 0)
-        pa, na = prev[_ATTRIB], facts[_ATTRIB]
-        if pa is not None or na is not None:
+            t = self._new_transition(tk, prev[3], pj, facts[3], nj)
+        moves, hist_moves = t
+        if moves:
+            cell, vec = self._cv.get((key, facts[2])) or self._cell_and_vec(key, facts[2])
+            for into_cell, b, d in moves:
+                if into_cell:
+                    cell[b] += d
+                else:
+                    vec[b] += d
+        if prev[6] != facts[6] and self._pdays is not None:
+            self._cell_and_vec(key, facts[2])[0][self._pdays] += (
+                max(facts[6], 0) - max(prev[6], 0))
+        if prev[11] is not None or facts[11] is not None:
             self._delays_move(key, prev, facts)
-        if (pj == -1 or nj == -1) and (pj != nj or pd != nd or ov != nv):
-            self._cell_and_vec(key, p)  # this table set may not hold the cell yet
+        if hist_moves is not None and (hist_moves[2] or prev[5] != facts[5]):
+            self._cell_and_vec(key, facts[2])  # this table set may not hold the cell yet
             hist = self.open_due[key]
+            ov, nv, _ = hist_moves
             if ov:
-                _hist_add(hist, pd, ov, -1)
+                _hist_add(hist, prev[5], ov, -1)
             if nv:
-                _hist_add(hist, nd, nv, 1)
+                _hist_add(hist, facts[5], nv, 1)
+
+    def _new_transition(self, tk: int, pf: int, pj: int, nf: int, nj: int) -> Transition:
+        if len(self._trans) > 65536:
+            self._trans.clear()
+        t = self._trans[tk] = _transition(self.dl, pf, pj, nf, nj)
+        return t
 
     def _cell_and_vec(self, key: Cell, pid: str) -> tuple[list[int], list[int]]:
         """The cell of (agency, month) and its vector for one procedure, created if needed."""
@@ -171,8 +185,8 @@ class Counters:
             cell[b] += sign
         for b in bits_of(pbits):
             vec[b] += sign
-        for slot, i in self._sums:
-            cell[slot] += sign * max(f[i], 0)
+        if self._pdays is not None:
+            cell[self._pdays] += sign * max(f[6], 0)
         if open_vec:
             _hist_add(self.open_due[key], f[5], open_vec, sign)
         if f[_ATTRIB] is not None:
@@ -228,7 +242,10 @@ class Counters:
 
     def fold(self, event: dict[str, Any]) -> None:
         """Fold one ``motcua.events`` message (already decoded)."""
-        self.fold_row(event["kind"], event["sid"], event["prev"], event["facts"])
+        if event["kind"] == "dossier":
+            self.fold_dossier(event["sid"], event["prev"], event["facts"])
+        else:
+            self.fold_row(event["kind"], event["sid"], event["prev"], event["facts"])
 
     def fold_row(self, kind: str, sid: str, prev: Any, facts: Any) -> None:
         """Fold one event given as its kind, subject and facts before and after."""

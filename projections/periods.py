@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from kernel.calendar import VN_TZ, end_of_local_day
+from kernel.contract.bounds import DATE_MAX, DATE_MIN, TIME_RANGE, check_instant
+from kernel.contract.errors import InvalidActionError
 from kernel.errors import UserError
 
 _PATTERN = re.compile(r"^(\d{4})(?:-(?:(0[1-9]|1[0-2])|Q([1-4])|H([12])))?$")
@@ -43,6 +45,11 @@ def parse_period(text: str) -> Period:
             "(e.g. 2026, 2026-H2, 2026-Q4, 2026-10)."
         )
     year = int(m.group(1))
+    # The years actions may fall in (kernel/contract/bounds.py), and the local year of their
+    # last instants (2100-01-01 in Vietnam is still 2099 in UTC).
+    if not DATE_MIN.year <= year <= DATE_MAX.year + 1:
+        raise PeriodError(f"Period {text!r} is outside the years {DATE_MIN.year}-"
+                          f"{DATE_MAX.year + 1} that motcua records.")
     if m.group(2):
         first = last = int(m.group(2))
     elif m.group(3):
@@ -74,4 +81,7 @@ def parse_instant(text: str, what: str = "--now") -> datetime:
             f"{what} {text!r} is not an RFC 3339 time with an offset "
             "(e.g. 2026-10-10T23:59:59+07:00)."
         )
-    return t
+    try:  # the range actions are held to: a view's now outside it overflows date arithmetic
+        return check_instant(t, what, text)
+    except InvalidActionError:
+        raise TimeArgumentError(f"{what} {text!r} is not a time {TIME_RANGE}.") from None

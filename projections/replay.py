@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,21 +86,12 @@ class Replayer:
         target = until if until is not None else self.last_position()
         t0 = time.perf_counter()
         n = 0
-        loads = orjson.loads
-        fold_dossier = counters.fold_dossier
-        fold = counters.fold_row
         pages = 0
-        while True:  # the hot loop of a replay: decode and fold, nothing else
+        while True:
             raw = self.engine_store.read_facts(done + 1, self.page, target)
             if not raw:
                 break
-            for row in raw:
-                prev, facts = row[6], row[7]
-                if row[1] == "dossier" and facts is not None:
-                    fold_dossier(row[3], None if prev is None else loads(prev), loads(facts))
-                else:
-                    fold(row[1], row[3], None if prev is None else loads(prev),
-                         None if facts is None else loads(facts))
+            fold_page(counters, raw)
             done = raw[-1][0]
             n += len(raw)
             pages += 1
@@ -163,6 +154,9 @@ class Replayer:
             with live.tx() as c:  # index names travel with their tables; recreate ours
                 c.execute(f"CREATE INDEX IF NOT EXISTS {live.prefix}_{kind}_am2 ON "
                           f"{live.prefix}_{kind} (agency, month)")
+        with live.tx() as c:
+            c.execute(f"CREATE INDEX IF NOT EXISTS {live.prefix}_dossiers_end2 ON "
+                      f"{live.prefix}_dossiers (agency, end_day)")
         return generation
 
     # ----- verify --------------------------------------------------------------------------
@@ -192,18 +186,56 @@ class Replayer:
 
     # ----- as recorded ---------------------------------------------------------------------
 
-    def as_recorded(self, instant: datetime, progress: Progress | None = None) -> Counters:
-        """The counters from only the facts recorded by ``instant``."""
+    def as_recorded(self, instant: datetime, progress: Progress | None = None,
+                    into: ViewStore | None = None,
+                    subjects_of: Collection[str] | None = None) -> Counters:
+        """The counters from only the facts recorded by ``instant``; with ``into``, also
+        written to that (empty) table set with the subjects' latest facts (only those received
+        in the months ``subjects_of``, when given), flushed as it goes so that memory holds
+        counters, never all the subjects."""
         c = Counters(self.views.layout)
         last = self.last_position()
         by = (instant - _EPOCH) // timedelta(microseconds=1)
-        for page in read_log(self.engine_store, 1, self.page, recorded_by=by):
-            for _pos, kind, sid, prev, facts, _rec in page.rows:
-                fold_row(c, kind, sid, prev, facts)
+        done = pages = 0
+        while True:
+            raw = self.engine_store.read_facts(done + 1, self.page, None, by)
+            if not raw:
+                break
+            fold_page(c, raw)
+            done = raw[-1][0]
+            pages += 1
+            if into is not None and pages % self.flush_every == 0:
+                into.flush(_only(c, subjects_of), {})
             if progress:
-                progress(page.rows[-1][0], last)
+                progress(done, last)
+            if len(raw) < self.page:
+                break
+        if into is not None:
+            into.flush(_only(c, subjects_of), {"asof": int(instant.timestamp())})
         c.clear_dirty()
         return c
+
+
+def fold_page(c: Counters, raw: list[tuple[Any, ...]]) -> None:
+    """The hot loop of a replay: decode and fold one page of the facts cache, nothing else."""
+    loads = orjson.loads
+    fold_dossier = c.fold_dossier
+    fold = c.fold_row
+    for row in raw:
+        prev, facts = row[6], row[7]
+        if row[1] == "dossier" and facts is not None:
+            fold_dossier(row[3], None if prev is None else loads(prev), loads(facts))
+        else:
+            fold(row[1], row[3], None if prev is None else loads(prev),
+                 None if facts is None else loads(facts))
+
+
+def _only(c: Counters, months: Collection[str] | None) -> Counters:
+    """Keep, of the subjects folded since the last flush, those received in ``months``."""
+    if months is not None:
+        c.dossiers = {k: f for k, f in c.dossiers.items() if f[1] in months}
+        c.feedback = {k: f for k, f in c.feedback.items() if f[1] in months}
+    return c
 
 
 def compare(live: Counters, rebuilt: Counters) -> list[dict[str, Any]]:

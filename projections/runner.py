@@ -23,6 +23,7 @@ import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from kernel import kafka as K
+from kernel.failures import describe, transient
 from kernel.health import DATABASE, Guard, dependency_of
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.metrics import METRICS
@@ -206,7 +207,67 @@ class ProjectionLoop:
         self.close()
 
     def apply(self, polled: dict[Any, list[Any]]) -> int:
-        """Fold one poll's records and flush them with the positions, in one transaction."""
+        """Fold one poll's records and flush them with the positions, in one transaction.
+
+        A failure that is not transient (``kernel.failures``) is the batch's own: the poll is
+        folded again one record at a time, and a record that cannot be folded or stored is
+        quarantined (``_quarantine``) so that its partition goes on."""
+        try:
+            return self._apply(polled)
+        except (StaleViewsError, ViewsFencedError):
+            raise
+        except Exception as e:
+            if transient(e):
+                raise
+            log.error("projection_batch_failed", error=describe(e, "projection", "batch"))
+            return self._apply_one_by_one(polled)
+
+    def _apply_one_by_one(self, polled: dict[Any, list[Any]]) -> int:
+        with self.lock:  # what the failed attempt folded in memory is not in the store
+            for tp in polled:
+                if tp.partition in self.parts:
+                    self.parts[tp.partition] = self.store.load(tp.partition)
+        folded = 0
+        for tp, records in polled.items():
+            for r in records:
+                try:
+                    folded += self._apply({tp: [r]})
+                except (StaleViewsError, ViewsFencedError):
+                    raise
+                except Exception as e:
+                    if transient(e):
+                        raise
+                    self._quarantine(tp.partition, r, e)
+        return folded
+
+    def _quarantine(self, partition: int, record: Any, error: Exception) -> None:
+        """Step over a record that cannot be folded or stored: its positions move past it and
+        a ``quarantined|PARTITION|OFFSET`` entry (value: its store position, or -1) records it
+        beside them; counted in ``/metrics`` and shown by ``/healthz`` as degraded."""
+        with self.lock:
+            self.parts[partition] = self.store.load(partition)  # drop a half-done fold
+            try:
+                pos = int(orjson.loads(record.value)["pos"])
+            except Exception:
+                pos = -1
+            updates = {f"off|{self.log_id}|{partition}": record.offset + 1,
+                       f"quarantined|{partition}|{record.offset}": pos}
+            if pos > self.applied(partition):
+                updates[f"pos|{partition}"] = pos
+            self.store.flush_parts({}, updates, self.generation,
+                                   {partition: self.epochs[partition]})
+            self.positions.update(updates)
+            self.version += 1
+        METRICS.events_quarantined.inc()
+        log.error("event_quarantined", partition=partition, offset=record.offset, pos=pos,
+                  error=describe(error, "projection", "event"))
+
+    def quarantined(self) -> int:
+        """How many events this projection's views stepped over (``_quarantine``)."""
+        with self.lock:
+            return sum(1 for k in self.positions if k.startswith("quarantined|"))
+
+    def _apply(self, polled: dict[Any, list[Any]]) -> int:
         folded = skipped = 0
         with self.lock:
             updates: dict[str, int] = {}

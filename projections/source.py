@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kernel.lifecycle import load_lifecycle
 from projections.controlsheet import control_sheet
@@ -21,6 +21,7 @@ from projections.fold import Counters
 from projections.store import ViewStore
 
 LateRows = list[tuple[str, list[Any]]]
+T = TypeVar("T")
 
 
 class HistoryUnavailableError(RuntimeError):
@@ -55,8 +56,16 @@ class ViewSource(Protocol):
         """A dossier's recorded events and its control sheet at ``now``, or ``None``."""
         ...
 
+    def read(self, fn: Callable[[ViewStore], T]) -> T:
+        """``fn(view store)``, run while no one else uses the store's connection."""
+        ...
+
     def position(self) -> int:
         """The highest event-store position folded into the views (0 when none)."""
+        ...
+
+    def quarantined(self) -> int:
+        """How many events the projection stepped over, unable to fold or store them."""
         ...
 
 
@@ -81,6 +90,10 @@ def dossier_history(engine: Any, dossier_id: str, now: datetime) -> dict[str, An
 
 def _applied_max(positions: dict[str, int]) -> int:
     return max((v for k, v in positions.items() if k.startswith("pos|")), default=0)
+
+
+def _quarantined(positions: dict[str, int]) -> int:
+    return sum(1 for k in positions if k.startswith("quarantined|"))
 
 
 class LiveSource:
@@ -117,9 +130,17 @@ class LiveSource:
     def history(self, dossier_id: str, now: datetime) -> dict[str, Any] | None:
         return _history(self.engine, dossier_id, now)
 
+    def read(self, fn: Callable[[ViewStore], T]) -> T:
+        with self.loop.lock:
+            return fn(self.store)
+
     def position(self) -> int:
         with self.loop.lock:
             return _applied_max(self.loop.positions)
+
+    def quarantined(self) -> int:
+        with self.loop.lock:
+            return _quarantined(self.loop.positions)
 
 
 class StoreSource:
@@ -187,6 +208,14 @@ class StoreSource:
     def history(self, dossier_id: str, now: datetime) -> dict[str, Any] | None:
         return _history(self.engine, dossier_id, now)
 
+    def read(self, fn: Callable[[ViewStore], T]) -> T:
+        with self._lock:
+            return fn(self.store)
+
     def position(self) -> int:
         self.refresh()
         return _applied_max(self._positions)
+
+    def quarantined(self) -> int:
+        self.refresh()
+        return _quarantined(self._positions)

@@ -17,6 +17,7 @@ import orjson
 
 from kernel.db import Database
 from kernel.errors import ConfigurationError
+from projections.facts import END_DAY
 from projections.fold import Counters, merged
 from projections.layout import DEFAULT_LAYOUT, Layout
 
@@ -87,6 +88,7 @@ class ViewStore:
                           "relkind = 'r' AND relnamespace = current_schema()::regnamespace",
                           (tables,))
                 if int(c.fetchone()[0]) == len(tables):
+                    self._ensure_end_day(c, p)
                     return
                 c.execute("SELECT pg_advisory_xact_lock(7660002)")
             # ``part``: the events partition whose owner writes the row, or BASE (a replay's
@@ -102,14 +104,44 @@ class ViewStore:
                       "owner TEXT NOT NULL, epoch BIGINT NOT NULL, beat DOUBLE PRECISION "
                       "NOT NULL)")
             for kind in ("dossiers", "feedback"):
+                # end_day: a dossier's END_DAY fact (-1 while unfinished; always -1 for
+                # feedback), indexed for the dossiers carried over into a period.
                 c.execute(f"CREATE TABLE IF NOT EXISTS {p}_{kind} (id TEXT PRIMARY KEY, "
                           "agency TEXT NOT NULL, month TEXT NOT NULL, judged INTEGER NOT NULL, "
-                          "due_day INTEGER NOT NULL, finished INTEGER NOT NULL DEFAULT 0, "
-                          f"facts {blob} NOT NULL)")
+                          f"due_day INTEGER NOT NULL, facts {blob} NOT NULL, "
+                          "end_day INTEGER NOT NULL DEFAULT -1)")
                 c.execute(f"CREATE INDEX IF NOT EXISTS {p}_{kind}_am ON {p}_{kind} "
                           "(agency, month)")
+            self._ensure_end_day(c, p)
+            c.execute(f"CREATE INDEX IF NOT EXISTS {p}_dossiers_end ON {p}_dossiers "
+                      "(agency, end_day)")
             c.execute(f"CREATE TABLE IF NOT EXISTS {p}_positions (name TEXT PRIMARY KEY, "
                       "value BIGINT NOT NULL)")
+
+    def _ensure_end_day(self, c: Any, p: str) -> None:
+        """Views written before the column existed get it, filled from each dossier's facts."""
+        if self._has_end_day(c, p):
+            return
+        if self.is_pg:  # another process may be adding it: take turns, then look again
+            c.execute("SELECT pg_advisory_xact_lock(7660002)")
+            if self._has_end_day(c, p):
+                return
+        for kind in ("dossiers", "feedback"):
+            c.execute(f"ALTER TABLE {p}_{kind} ADD COLUMN end_day INTEGER NOT NULL DEFAULT -1")
+        c.execute(f"SELECT id, facts FROM {p}_dossiers")
+        rows = [(orjson.loads(bytes(body))[END_DAY], sid) for sid, body in c.fetchall()]
+        c.executemany(self._q(f"UPDATE {p}_dossiers SET end_day=? WHERE id=?"), rows)
+        c.execute(f"CREATE INDEX IF NOT EXISTS {p}_dossiers_end ON {p}_dossiers "
+                  "(agency, end_day)")
+
+    def _has_end_day(self, c: Any, p: str) -> bool:
+        if self.is_pg:
+            c.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = "
+                      "current_schema() AND table_name = %s AND column_name = 'end_day'",
+                      (f"{p}_dossiers",))
+            return c.fetchone() is not None
+        c.execute(f"PRAGMA table_info({p}_dossiers)")
+        return any(r[1] == "end_day" for r in c.fetchall())
 
     # ----- write ---------------------------------------------------------------------------
 
@@ -198,13 +230,14 @@ class ViewStore:
                                   "body=excluded.body"), cat)
         for kind, facts in (("dossiers", counters.dossiers), ("feedback", counters.feedback)):
             if facts:
+                end = END_DAY if kind == "dossiers" else None
                 c.executemany(self._q(
-                    f"INSERT INTO {self._t(kind)} (id, agency, month, judged, due_day, finished, "
+                    f"INSERT INTO {self._t(kind)} (id, agency, month, judged, due_day, end_day, "
                     "facts) VALUES (?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET "
                     "agency=excluded.agency, month=excluded.month, judged=excluded.judged, "
-                    "due_day=excluded.due_day, finished=excluded.finished, facts=excluded.facts"),
-                    [(sid, f[0], f[1], f[4], f[5], _finished(kind, f), orjson.dumps(f))
-                     for sid, f in facts.items()])
+                    "due_day=excluded.due_day, end_day=excluded.end_day, facts=excluded.facts"),
+                    [(sid, f[0], f[1], f[4], f[5], -1 if end is None else f[end],
+                      orjson.dumps(f)) for sid, f in facts.items()])
         if positions:
             self._write_positions(c, positions)
 
@@ -283,7 +316,7 @@ class ViewStore:
         """Dossiers not finished that are late at a view whose end falls before
         ``before_day``: waiting on the applicant and late for good, or open and past due."""
         return self.subject_rows("dossiers", agencies, months,
-                                 "finished = 0 AND (judged = 0 OR (judged = -1 AND due_day < ?))",
+                                 "end_day = -1 AND (judged = 0 OR (judged = -1 AND due_day < ?))",
                                  [before_day])
 
     def subject_rows(self, kind: str, agencies: Iterable[str], months: Sequence[str],
@@ -303,6 +336,25 @@ class ViewStore:
                 out.extend((r[0], orjson.loads(bytes(r[1]))) for r in c.fetchall())
         return out
 
+    def unfinished_rows(self, agencies: Iterable[str], before_month: str,
+                        day: int) -> list[tuple[str, list[Any]]]:
+        """(id, facts) of the dossiers of these agencies received before ``before_month``
+        (``YYYY-MM``) and not finished before ``day`` (an ordinal): open, or finished on or
+        after it."""
+        agencies = list(agencies)
+        out: list[tuple[str, list[Any]]] = []
+        with self.tx() as c:
+            for i in range(0, len(agencies), 400):
+                chunk = agencies[i:i + 400]
+                marks = ",".join("?" * len(chunk))
+                c.execute(self._q(
+                    f"SELECT id, facts FROM {self._t('dossiers')} WHERE agency IN ({marks}) "
+                    "AND end_day = -1 AND month < ? UNION ALL SELECT id, facts FROM "
+                    f"{self._t('dossiers')} WHERE agency IN ({marks}) AND end_day >= ? "
+                    "AND month < ?"), [*chunk, before_month, *chunk, day, before_month])
+                out.extend((r[0], orjson.loads(bytes(r[1]))) for r in c.fetchall())
+        return out
+
     def subject_facts(self, kind: str, subject_id: str) -> list[Any] | None:
         with self.tx() as c:
             c.execute(self._q(f"SELECT facts FROM {self._t(kind)} WHERE id=?"), (subject_id,))
@@ -317,11 +369,6 @@ class ViewStore:
 
 def _delays(rows: dict[Any, list[int]] | None) -> list[list[Any]]:
     return [[*k, *v] for k, v in (rows or {}).items()]
-
-
-def _finished(kind: str, f: list[Any]) -> int:
-    """Whether a dossier has ended (its end day is set); feedback rows say 0."""
-    return int(kind == "dossiers" and f[7] >= 0)
 
 
 def _hist(h: dict[int, list[int]]) -> dict[str, list[int]]:

@@ -135,19 +135,32 @@ _db_numbers = itertools.count(1)
 
 
 @pytest.fixture
-def pg_url(pg_server: PgServer) -> Iterator[str]:
-    """A fresh, empty database for this test: ``postgresql://postgres@127.0.0.1:PORT/DB``."""
+def new_pg_database(pg_server: PgServer) -> Iterator[Callable[[], str]]:
+    """``new_pg_database()``: the URL of a new, empty database, dropped after the test."""
     import psycopg
 
-    name = f"motcua_test_{os.getpid()}_{next(_db_numbers)}"
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield pg_server.url(name)
-    try:
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"motcua_test_{os.getpid()}_{next(_db_numbers)}"
         with psycopg.connect(pg_server.url(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    except psycopg.Error:
-        pass  # the whole cluster goes at session end anyway
+            conn.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return pg_server.url(name)
+
+    yield make
+    for name in made:
+        try:
+            with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg.Error:
+            pass  # the whole cluster goes at session end anyway
+
+
+@pytest.fixture
+def pg_url(new_pg_database: Callable[[], str]) -> str:
+    """A fresh, empty database for this test: ``postgresql://postgres@127.0.0.1:PORT/DB``."""
+    return new_pg_database()
 
 
 # --------------------------------------------------------------------------- settings
@@ -186,3 +199,17 @@ def settings_for(motcua_home: Path) -> SettingsFor:
         return make_settings(motcua_home, database_url, bootstrap, **env)
 
     return build
+
+
+# --------------------------------------------------------------------------- browser
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium for the browser tests; without it they fail, never skip."""
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(f"{CHROMIUM} is not installed: install it with `apt-get install -y chromium` "
+                    "(scripts/test does this).", pytrace=False)
+    return CHROMIUM

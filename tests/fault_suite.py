@@ -129,7 +129,7 @@ class FaultRun:
             self.submitted.update(chunk)
             ingest.start()
             if attempt == 0:
-                time.sleep(self.rng.uniform(0.0, 1.5))
+                self._during(ingest, self.rng.uniform(0.0, 1.5))
                 self._inject(fault, ingest)
             assert ingest.proc is not None
             try:
@@ -157,7 +157,7 @@ class FaultRun:
             self.project.start()
         elif fault == "kill_replay":
             replay = Role("replay", self.env, self.tmp, name="replay").start()
-            time.sleep(self.rng.uniform(0.5, 3.0))
+            self._during(replay, self.rng.uniform(0.5, 3.0))
             replay.kill()
             done = cli(self.env, "replay")  # resumes (or restarts) and swaps under the projection
             assert done.returncode == 0, done.stderr
@@ -167,6 +167,13 @@ class FaultRun:
             self.pg.restart()
         else:  # pragma: no cover
             raise AssertionError(fault)
+
+    @staticmethod
+    def _during(role: Role, seconds: float) -> None:
+        """Let ``role`` run for ``seconds`` (a random point of its life), or until it ends."""
+        until = time.monotonic() + seconds
+        while role.alive and time.monotonic() < until:
+            time.sleep(0.02)
 
     def _last_pos(self) -> int:
         rows = self.probe._rows(self.url, "SELECT MAX(pos) FROM motcua_facts")

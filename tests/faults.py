@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -305,6 +306,43 @@ def wait_for(cond: Callable[[], Any], what: str, timeout: float = 60.0,
         time.sleep(every)
 
 
+class Wall:
+    """An engine's wall clock for hold ages (``Engine(wall=...)``): the real time plus what the
+    test adds to it, so a test moves past a hold instead of sleeping through it (ledger rows
+    are stamped with the real time when they are written)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead
+
+
+class EngineThread:
+    """The engine role in this process (``EngineLoop`` on a thread): what ``motcua engine``
+    runs, with an injectable wall clock and direct access to the loop."""
+
+    def __init__(self, database_url: str, bootstrap: str, *, hold_seconds: float = 600.0,
+                 wall: Callable[[], float] = time.time, **loop_kw: Any) -> None:
+        from engine.runner import EngineLoop
+
+        self.engine = engine_at(database_url, hold_seconds=hold_seconds, wall=wall)
+        self.loop = EngineLoop(self.engine, bootstrap, None, partitions=3, timer_every=0.1,
+                               **loop_kw)
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.loop.run, args=(self.stop_event,),
+                                       name="engine", daemon=True)
+
+    def __enter__(self) -> EngineThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        self.thread.join(30)
+        self.engine.close()
+
+
 # ----- store probes --------------------------------------------------------------------------
 
 
@@ -406,6 +444,11 @@ class Probe:
     def projected(self) -> int:
         """Total folded events position over partitions (for "mid-stream" checks)."""
         return sum(v for k, v in self.view_positions().items() if k.startswith("pos|"))
+
+    def last_position(self) -> int:
+        """The store position of the last event recorded (its facts row)."""
+        rows = self._rows(self.url, "SELECT MAX(pos) FROM motcua_facts")
+        return int(rows[0][0] or 0) if rows else 0
 
     def relayed_all(self, last_pos: int) -> bool:
         """The relay published every event up to ``last_pos``."""

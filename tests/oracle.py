@@ -1,11 +1,13 @@
-"""A deliberately naive scorer, written straight from spec/766.md §3–§5, to check the projection.
+"""A deliberately naive scorer, written straight from spec/766.md §2–§6, to check the projection.
 
-It shares nothing with ``projections.fold`` or ``projections.views`` and nothing with the engine's
-facts: it replays the accepted actions (in the order the engine applied them) into plain records,
-and for each question (agency, period, now) walks every dossier, feedback and procedure again.
-Working days are walked one day at a time over the ruleset's calendar. Only the last step, counts
-to points, is shared (``projections.scoring.build_scorecard``), because that is tested on its own
-against the portal's published numbers.
+It shares nothing with the engine or the projections: not the facts, not ``projections.fold``
+or ``projections.views``, not the working-day calendar (``kernel.calendar``) and not the points
+step (``projections.scoring``). It replays the accepted actions (in the order the engine applied
+them) into plain records, and for each question (agency, period, now) walks every dossier,
+feedback and procedure again. Working days are walked one day at a time from spec §6 (the
+``holidays`` package's VN list and make-up Saturdays, then the lifecycle rules' extra days off and
+make-up days, read as data); points follow spec §2 in exact fractions from the spec §1 table.
+The only things it takes from the code are the lifecycle rules' settings, as plain data.
 
 Where the spec is silent the oracle does what the engine does; each such choice is listed in
 docs/decisions.md, "Scoring decisions".
@@ -14,23 +16,57 @@ docs/decisions.md, "Scoring decisions".
 from __future__ import annotations
 
 import calendar as _months
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from fractions import Fraction
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from kernel.calendar import VN_TZ, local_date
+import holidays
+
 from projections.ruleset import Ruleset
-from projections.scoring import build_scorecard
 
-# ----- working days, the slow way -----------------------------------------------------------
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+# ----- working days, the slow way (spec §6) ---------------------------------------------------
 
 
 class Days:
-    """``add_working_days`` and working-day counts by walking the calendar one day at a time."""
+    """``add_working_days`` and working-day counts by walking the calendar one day at a time.
 
-    def __init__(self, ruleset: Ruleset) -> None:
-        self.is_working = ruleset.calendar.is_working_day
+    A working day is Monday to Friday, minus the VN public holidays of the ``holidays`` package
+    (with the days off it substitutes for a worked Saturday), plus the Saturdays it lists as
+    make-up working days, minus the extra days off and plus the make-up working days of the
+    lifecycle rules (spec §6)."""
+
+    def __init__(self, rules: dict[str, Any]) -> None:
+        self.extra_off = {date.fromisoformat(d) for d in rules["extra_days_off"]}
+        self.makeup = {date.fromisoformat(d) for d in rules["makeup_working_days"]}
+        self.vn: dict[int, Any] = {}
+        self.known: dict[date, bool] = {}  # the walk asks about the same days again and again
+
+    def is_working(self, d: date) -> bool:
+        known = self.known.get(d)
+        if known is None:
+            known = self.known[d] = self._working(d)
+        return known
+
+    def _working(self, d: date) -> bool:
+        vn = self.vn.get(d.year)
+        if vn is None:
+            vn = self.vn[d.year] = holidays.country_holidays("VN", years=d.year)
+        working = d.weekday() < 5
+        if d in vn:
+            working = False
+        if d in vn.weekend_workdays:
+            working = True
+        if d in self.extra_off:
+            working = False
+        if d in self.makeup:
+            working = True
+        return working
 
     def add(self, d: date, n: int) -> date:
         """The n-th working day after ``d`` (``d`` itself not counted)."""
@@ -50,8 +86,12 @@ class Days:
         return n
 
 
+def local_date(instant: datetime) -> date:
+    return instant.astimezone(VN).date()
+
+
 def end_of_day(d: date) -> datetime:
-    return datetime.combine(d, time(23, 59, 59), tzinfo=VN_TZ)
+    return datetime.combine(d, time(23, 59, 59), tzinfo=VN)
 
 
 def _t(text: str) -> datetime:
@@ -63,6 +103,68 @@ def _plus_months(d: date, n: int) -> date:
     m = d.month - 1 + n
     y, m = d.year + m // 12, m % 12 + 1
     return date(y, m, min(d.day, _months.monthrange(y, m)[1]))
+
+
+# ----- ratio to points (spec §1 table, §2 rule) -----------------------------------------------
+
+# Ruleset portal-2026 as spec §1 lists it: group → [(code, max, target)]; shown-only criteria
+# have max 0 and no target.
+SPEC_GROUPS: dict[str, list[tuple[str, int, Fraction | None]]] = {
+    "transparency": [("PUBLISH_ON_TIME", 6, Fraction(1)), ("PUBLIC_UPDATE_ON_TIME", 4, Fraction(1)),
+                     ("PUBLIC_CONTENT_FULL", 2, Fraction(1)), ("DOSSIER_SYNC", 6, Fraction(1))],
+    "progress": [("ON_TIME", 20, Fraction(1)), ("AVG_PROCESSING_TIME", 0, None)],
+    "online_service": [("ONLINE_FULL_PROCESS", 12, Fraction(1))],
+    "payment": [("PAYMENT_DOSSIER_ONLINE", 6, Fraction(1)),
+                ("PAYMENT_FORMALITY_FEE_DOSSIER", 2, Fraction(4, 5)),
+                ("PAYMENT_FORMALITY_TRANSACTION", 2, Fraction(4, 5))],
+    "digitization": [("ORIGINAL_RESULT_AVAILABLE", 6, Fraction(1)),
+                     ("DOSSIER_DIGITIZED", 4, Fraction(1)),
+                     ("REUSED_DIGITIZED_DATA", 2, Fraction(4, 5)),
+                     ("SYNCED_WITH_DVCQG_PERSONAL_STORAGE", 4, Fraction(1)),
+                     ("CITIZEN_DATA_CONNECTED_FORMALITY", 2, Fraction(1)),
+                     ("CITIZEN_DATA_CONNECTED_DOSSIER", 2, Fraction(1)),
+                     ("ELECTRONIC_CERTIFIED_COPY", 2, Fraction(1))],
+    "satisfaction": [("PETITION_CLASSIFICATION_TTHC", 0, None),
+                     ("PETITION_CLASSIFICATION_STAFF", 0, None),
+                     ("PETITION_PROCESSING_ON_TIME", 6, Fraction(1)),
+                     ("PETITION_HANDLING_SATISFACTION", 6, Fraction(1)),
+                     ("DOSSIER_RECEIVING_SATISFACTION", 6, Fraction(9, 10))],
+}
+# Spec §2: with nothing to count, the feedback criteria, 4.6 and (a decision) the catalog and
+# procedure criteria score full points; the dossier criteria score 0.
+FULL_WHEN_EMPTY = frozenset({
+    "PETITION_PROCESSING_ON_TIME", "PETITION_HANDLING_SATISFACTION", "ELECTRONIC_CERTIFIED_COPY",
+    "PUBLISH_ON_TIME", "PUBLIC_UPDATE_ON_TIME", "PUBLIC_CONTENT_FULL",
+    "PAYMENT_FORMALITY_FEE_DOSSIER", "PAYMENT_FORMALITY_TRANSACTION",
+    "CITIZEN_DATA_CONNECTED_FORMALITY"})
+# Spec §3, 1.1 and 1.2: N and M working days by the publishing authority's level.
+PUBLISH_DAYS = {"province": 5, "ministry": 20}
+PUBLIC_DAYS = {"province": 5, "ministry": 10}
+
+
+def half_up(x: Fraction) -> Fraction:
+    """Rounded to 2 decimals, a half going up (points are never negative)."""
+    return Fraction(math.floor(x * 100 + Fraction(1, 2)), 100)
+
+
+def points(code: str, maximum: int, target: Fraction | None, n: int, d: int) -> Fraction:
+    """Spec §2: round_half_up_2(max × min(1, ratio / target)); a zero denominator gives 0 or
+    full points."""
+    if maximum == 0 or target is None:
+        return Fraction(0)
+    if d == 0:
+        return Fraction(maximum) if code in FULL_WHEN_EMPTY else Fraction(0)
+    return half_up(maximum * min(Fraction(1), Fraction(n, d) / target))
+
+
+def score(counts: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """Criterion points, group scores (sums of rounded points) and the total, exactly."""
+    by_code = {code: points(code, mx, target, *counts[code])
+               for crits in SPEC_GROUPS.values() for code, mx, target in crits}
+    groups = {key: sum((by_code[code] for code, _, _ in crits), Fraction(0))
+              for key, crits in SPEC_GROUPS.items()}
+    total = sum(groups.values(), Fraction(0))
+    return {"points": by_code, "groups": groups, "total": float(total), "exact_total": total}
 
 
 # ----- the records the actions build ----------------------------------------------------------
@@ -113,8 +215,10 @@ class Oracle:
     """The world the accepted actions leave, and every criterion counted over it by brute force."""
 
     def __init__(self, actions: Iterable[dict[str, Any]], ruleset: Ruleset) -> None:
-        self.ruleset = ruleset
-        self.days = Days(ruleset)
+        self.ruleset_name = ruleset.name
+        # The lifecycle rules as plain data (what the facts version fingerprints).
+        self.rules = ruleset.lifecycle.settings()
+        self.days = Days(self.rules)
         self.dossiers: dict[str, Dossier] = {}
         self.feedback: dict[str, Feedback] = {}
         self.procedures: dict[str, Procedure] = {}
@@ -215,7 +319,7 @@ class Oracle:
     def due(self, d: Dossier) -> datetime:
         """The due time after the supplement shift (and the apology, if the ruleset says so)."""
         base = d.base_due
-        if self.ruleset.lifecycle.apology_moves_due and d.apology_due is not None:
+        if self.rules["apology_moves_due"] and d.apology_due is not None:
             base = d.apology_due
         shift = timedelta(0)
         for asked, done in zip(d.requests, d.completions, strict=False):
@@ -294,7 +398,7 @@ class Oracle:
         # Feedback.
         def answered_on_time(f: Feedback) -> bool:
             deadline = self.days.add(local_date(f.received_at),
-                                     self.ruleset.lifecycle.petition_answer_working_days)
+                                     self.rules["petition_answer_working_days"])
             if f.answered_at is not None:
                 return local_date(f.answered_at) <= deadline
             return local_date(view_end) <= deadline
@@ -325,8 +429,7 @@ class Oracle:
                 for x in decisions:
                     level = x["authority_level"]
                     dd = date.fromisoformat(x["decision_date"])
-                    n = self.ruleset.publish_on_time_working_days[level]
-                    m = self.ruleset.public_update_working_days[level]
+                    n, m = PUBLISH_DAYS[level], PUBLIC_DAYS[level]
                     if self.days.add(dd, n) > date.fromisoformat(x["legal_basis_effective_date"]):
                         ok_publish = False
                     deadline = self.days.add(dd, m)
@@ -344,9 +447,9 @@ class Oracle:
         }
 
     def scorecard(self, agency: str, start: date, end: date, now: datetime) -> dict[str, Any]:
-        counts = self.counts(agency, start, end, now)
-        return build_scorecard(self.ruleset, counts, agency_id=agency, period=f"{start}..{end}",
-                               view_end=None)
+        """Points by criterion and group, and the total (spec §2), of ``agency`` for a period."""
+        assert self.ruleset_name == "portal-2026", "the oracle scores by the spec's §1 table"
+        return score(self.counts(agency, start, end, now))
 
     def agencies(self) -> set[str]:
         """Every agency the actions name: registered, parents, and those of dossiers or feedback."""

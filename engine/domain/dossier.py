@@ -76,8 +76,9 @@ class Dossier(Subject):
     pending_since: datetime | None
     shift: timedelta
     end_at: datetime | None
+    # Of the apology issued with the most notice: when, and the due time (with the waits so
+    # far) it apologised for.
     apology_at: datetime | None
-    # The due time (with the waits so far) that the latest apology apologised for.
     apology_due_then: datetime | None
     apology_new_due: datetime | None
     returned: bool
@@ -234,8 +235,11 @@ class Dossier(Subject):
 
         def evolve(self, d: Dossier) -> None:
             d.marks |= M.APOLOGY_ISSUED
-            d.apology_at = parse_iso(self.at)
-            d.apology_due_then = d.due()
+            at, due_then = parse_iso(self.at), d.due()
+            # One apology in time is enough (accountability §3): keep the one with most notice.
+            if (d.apology_at is None or d.apology_due_then is None
+                    or due_then - at > d.apology_due_then - d.apology_at):
+                d.apology_at, d.apology_due_then = at, due_then
             d.apology_new_due = parse_iso(self.new_due_at)
 
     class Synced(Event):

@@ -19,12 +19,21 @@ from typing import Any, Final
 
 import orjson
 
+from kernel.contract.bounds import (
+    ACTION_MAX_BYTES,
+    check_date,
+    check_instant,
+    check_size,
+    check_storable_json,
+)
+from kernel.contract.bounds import check_storable as _check_storable
 from kernel.contract.errors import REASON_CODES, InvalidActionError
 from kernel.contract.errors import bad_time as _bad_time
 from kernel.contract.errors import invalid as _invalid
 from kernel.contract.errors import missing as _missing
 from kernel.contract.errors import show as _show
 from kernel.contract.types import (
+    AGENCY_LEVELS,
     CATALOG_TYPES,
     DOSSIER_TYPES,
     FEEDBACK_TYPES,
@@ -82,9 +91,10 @@ def _datetime(value: Any, path: str) -> datetime:
         raise _bad_time(path, _DATETIME_EXPECTED, value)
     try:
         # RFC 3339 allows lower-case 't' and 'z'; fromisoformat does not.
-        return datetime.fromisoformat(value if value[10] == "T" else value.upper())
+        t = datetime.fromisoformat(value if value[10] == "T" else value.upper())
     except ValueError as e:
         raise _bad_time(path, "a real date-time", value) from e
+    return check_instant(t, path, value)
 
 
 def _date(value: Any, path: str) -> date:
@@ -93,9 +103,10 @@ def _date(value: Any, path: str) -> date:
     if _DATE_RE.fullmatch(value) is None:
         raise _bad_time(path, _DATE_EXPECTED, value)
     try:
-        return date.fromisoformat(value)
+        d = date.fromisoformat(value)
     except ValueError as e:
         raise _bad_time(path, "a real date", value) from e
+    return check_date(d, path, value)
 
 
 def _bool(value: Any, path: str) -> bool:
@@ -116,12 +127,18 @@ def _text(value: Any, path: str) -> str:
     raise _invalid(path, "a non-empty string", value)
 
 
+# The largest integer every JSON reader keeps exactly (2^53 - 1): counts and amounts above it
+# are data errors, and would not survive a trip through a JavaScript dashboard.
+_INT_MAX: Final = 2**53 - 1
+
+
 def _int_at_least(minimum: int) -> _Check:
     def check(value: Any, path: str) -> int:
         # bool is a subclass of int in Python; true is not a count.
-        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        if (isinstance(value, int) and not isinstance(value, bool)
+                and minimum <= value <= _INT_MAX):
             return value
-        raise _invalid(path, f"an integer >= {minimum}", value)
+        raise _invalid(path, f"an integer from {minimum} to {_INT_MAX}", value)
 
     return check
 
@@ -293,11 +310,7 @@ _DATA_RULES: Final[Mapping[str, tuple[_Rule, ...]]] = MappingProxyType(
         # catalog actions
         "agency_registered": _rules(
             ("name", _text, _REQUIRED),
-            (
-                "level",
-                _enum("ministry", "province", "department", "district", "commune"),
-                _REQUIRED,
-            ),
+            ("level", _enum(*AGENCY_LEVELS), _REQUIRED),
             ("parent_id", _id, _OPTIONAL),
         ),
         "procedure_published": _rules(
@@ -335,34 +348,41 @@ _TYPES_EXPECTED: Final = "one of the motcua.action/1 types, e.g. 'received'"
 
 
 def parse_action(raw: bytes) -> Action:
-    """Decode one Kafka message value (UTF-8 JSON) and validate it as ``motcua.action/1``."""
+    """Decode one Kafka message value (UTF-8 JSON) and validate it as ``motcua.action/1``;
+    a value over ``ACTION_MAX_BYTES`` is ``too_large`` without being decoded."""
+    if not isinstance(raw, bytes | bytearray | memoryview):  # a Kafka tombstone has no value
+        raise InvalidActionError("The message has no value (a Kafka tombstone?), not an action.",
+                                 reason="malformed_json")
+    check_size(len(raw))
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise InvalidActionError(
             f"The message is not valid UTF-8 JSON: {e}.", reason="malformed_json"
         ) from e
-    return validate_action(obj)
+    return _validate(obj, raw)
 
 
 def validate_action(obj: object) -> Action:
     """Validate an already-decoded JSON object as ``motcua.action/1`` (or ``/2``, upcast to
     ``/1`` first) and normalize its data."""
+    encoded = None
+    if isinstance(obj, dict):
+        try:
+            encoded = orjson.dumps(obj)
+        except orjson.JSONEncodeError:
+            encoded = None  # the exact walk names the field, else the encoding step fails
+    return _validate(obj, encoded)
+
+
+def _validate(obj: object, encoded: bytes | None) -> Action:
+    """The rules; ``encoded`` is the object's JSON if known (to skip the storable walk)."""
     if not isinstance(obj, dict):
         raise InvalidActionError(
             f"The action must be a JSON object, got {type(obj).__name__} {_show(obj)}.",
             reason="not_an_object",
         )
-    schema = obj.get("schema")
-    if schema == SCHEMA_V2:
-        obj = upcast_action_v2(obj)
-    elif schema != SCHEMA:
-        if schema is None and "schema" not in obj:
-            message = f"schema is required and must be {SCHEMA!r} or {SCHEMA_V2!r}."
-        else:
-            message = f"schema must be {SCHEMA!r} or {SCHEMA_V2!r}, got {_show(schema)}."
-        raise InvalidActionError(message, reason="unsupported_schema", field="schema")
-
+    obj = _canonical_schema(obj, encoded)
     action_id = _envelope_string(obj, "action_id", _ACTION_ID_MAX)
     source = _envelope_string(obj, "source", _SOURCE_MAX)
 
@@ -389,6 +409,7 @@ def validate_action(obj: object) -> Action:
         raise InvalidActionError(
             f"The action cannot be encoded as JSON: {e}.", reason="malformed_json"
         ) from e
+    check_size(len(canonical))
 
     return Action(
         action_id=action_id,
@@ -400,6 +421,24 @@ def validate_action(obj: object) -> Action:
         data=data,
         fingerprint=hashlib.sha256(canonical).hexdigest(),
     )
+
+
+def _canonical_schema(obj: dict[str, Any], encoded: bytes | None) -> dict[str, Any]:
+    """Check the schema and what no store can hold; the object in ``motcua.action/1``."""
+    schema = obj.get("schema")
+    if schema not in (SCHEMA, SCHEMA_V2):
+        if schema is None and "schema" not in obj:
+            message = f"schema is required and must be {SCHEMA!r} or {SCHEMA_V2!r}."
+        else:
+            message = f"schema must be {SCHEMA!r} or {SCHEMA_V2!r}, got {_show(schema)}."
+        raise InvalidActionError(message, reason="unsupported_schema", field="schema")
+    # Before any field rule, on the fields as sent: what no store can hold, wherever it is
+    # (kernel/contract/bounds.py).
+    if encoded is None:
+        _check_storable(obj)
+    else:
+        check_storable_json(encoded, obj)
+    return upcast_action_v2(obj) if schema == SCHEMA_V2 else obj
 
 
 def _envelope_string(obj: dict[str, Any], key: str, maximum: int) -> str:
@@ -437,6 +476,7 @@ def _validate_data(type_: str, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
-    "CATALOG_TYPES", "DOSSIER_TYPES", "FEEDBACK_TYPES", "REASON_CODES", "SCHEMA", "SCHEMA_V2",
-    "SUBJECT_FIELD", "Action", "InvalidActionError", "parse_action", "validate_action",
+    "ACTION_MAX_BYTES", "CATALOG_TYPES", "DOSSIER_TYPES", "FEEDBACK_TYPES", "REASON_CODES",
+    "SCHEMA", "SCHEMA_V2", "SUBJECT_FIELD", "Action", "InvalidActionError", "parse_action",
+    "validate_action",
 ]

@@ -19,9 +19,11 @@ REASON_CODES: Final[Mapping[str, str]] = MappingProxyType(
         "unknown_type": "`type` is missing or is not one of the action types",
         "missing_field": "a required field (or `data` itself) is absent",
         "invalid_field": "a field has the wrong type, an out-of-range value, a bad enum value "
-        "or a bad length",
+        "or a bad length; or a string anywhere holds what no store can (NUL, a lone surrogate), "
+        "or a number is outside the 64-bit range or not finite",
         "invalid_time": "a timestamp is not RFC 3339 with an offset, or a date is not a real "
-        "YYYY-MM-DD date",
+        "YYYY-MM-DD date, or either is outside the years 1900-2099 (kernel/contract/bounds.py)",
+        "too_large": "the action's encoded JSON is over 64 KiB (ACTION_MAX_BYTES)",
     }
 )
 

@@ -36,6 +36,9 @@ CATALOG_TYPES: Final = frozenset(
     {"agency_registered", "procedure_published", "procedure_publicized", "procedure_repealed"}
 )
 
+# The levels an agency registers at (agency_registered data.level), highest first.
+AGENCY_LEVELS: Final = ("ministry", "province", "department", "district", "commune")
+
 SUBJECT_FIELD: Final[Mapping[str, str]] = MappingProxyType(
     {
         **{t: "dossier_id" for t in sorted(DOSSIER_TYPES)},

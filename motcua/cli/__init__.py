@@ -1,5 +1,5 @@
 """The ``motcua`` command (contract/interface.md): every command has --help; a user mistake is
-one sentence on stderr and a non-zero exit, never a traceback.
+one sentence on stderr and exit status 2, never a traceback.
 
 Each command group is a module of this package with a ``register(subparsers)`` function that
 adds its commands; a new group is a new module and its name in ``GROUPS``.
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
 
 from motcua.cli.common import EPILOG, EXIT_USER, Parser, run_command
 
 # In the order `motcua --help` lists their commands.
-GROUPS = ("roles", "ingest", "scores", "ops", "queries", "accountability", "simulate",
-          "tokens")
+GROUPS = ("roles", "ingest", "scores", "ops", "queries", "accountability", "reports",
+          "simulate", "tokens")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``motcua`` with ``argv`` (default: the process's arguments); the exit status."""
     parser = build_parser()
+    for arg in sys.argv[1:] if argv is None else argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8 come as lone surrogates
+            shown = arg.encode("utf-8", "backslashreplace").decode()
+            parser.error(f"argument {shown!r} is not valid UTF-8 text")
     args = parser.parse_args(argv)
     if not getattr(args, "fn", None):
         parser.print_help()

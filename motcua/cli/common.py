@@ -35,9 +35,10 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one sentence and exit status 2."""
 
     def error(self, message: str) -> Any:
-        """Exit 2 with the message as a sentence and where to find the usage."""
-        self.exit(EXIT_USER, f"motcua: {message[0].upper() + message[1:]}.\n"
-                             f"Run `{self.prog} --help` for usage.\n")
+        """Exit 2 with the message as one sentence (one line) saying where the usage is."""
+        text = " ".join(message.split()).rstrip(".")
+        self.exit(EXIT_USER, f"motcua: {text[0].upper() + text[1:]} (see `{self.prog} "
+                             "--help`).\n")
 
 
 def add_command(sub: Subparsers, name: str, help_: str, fn: Command) -> Any:
@@ -48,12 +49,62 @@ def add_command(sub: Subparsers, name: str, help_: str, fn: Command) -> Any:
     return sp
 
 
+# ----- argument types: a bad value is argparse's one-sentence error naming the argument ------
+
+
+def int_from(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``lo`` (to ``hi``)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < lo or (hi is not None and value > hi):
+            within = f"from {lo:,} to {hi:,}" if hi is not None else f"of {lo:,} or more"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number {within}")
+        return value
+    return parse
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number above 0")
+    return value
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    """An argparse type: one of ``choices`` (listed when it is not)."""
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(choices)}")
+        return text
+    return parse
+
+
+def not_empty(what: str) -> Callable[[str], str]:
+    """An argparse type: a value that is not empty or blank."""
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"an empty {what} is not a {what}")
+        return text
+    return parse
+
+
+PORT = int_from(1, 65535)
+
+
 def add_time_args(sp: Any, period: bool = True) -> None:
     """Add the view's ``--period`` (unless not ``period``) and ``--now`` to a query command."""
     if period:
-        sp.add_argument("--period", help="2026, 2026-H2, 2026-Q4 or 2026-10 "
-                        "(default: the current year)")
-    sp.add_argument("--now", help="the view's now, RFC 3339 (default: the clock)")
+        sp.add_argument("--period", type=not_empty("period"), help="2026, 2026-H2, 2026-Q4 or "
+                        "2026-10 (default: the current year)")
+    sp.add_argument("--now", type=not_empty("time"), help="the view's now, RFC 3339 "
+                    "(default: the clock)")
 
 
 # ----- settings and the query preamble -------------------------------------------------------
@@ -62,6 +113,43 @@ def add_time_args(sp: Any, period: bool = True) -> None:
 def load_settings() -> Settings:
     """The settings from the environment."""
     return Settings.from_env()
+
+
+def check_settings() -> None:
+    """Every setting, checked before any command runs: the variables themselves, and the files
+    some of them name (a pinned ruleset must exist, rules files must load)."""
+    from kernel.errors import ConfigurationError
+
+    settings = load_settings()
+    if settings.ruleset or settings.ruleset_dir:
+        from motcua.pipeline import make_rulesets
+        from projections.ruleset import UnknownRulesetError
+
+        try:
+            make_rulesets(settings)
+        except UserError as e:
+            named = (f"MOTCUA_RULESET {settings.ruleset!r}" if isinstance(e, UnknownRulesetError)
+                     else f"MOTCUA_RULESET_DIR {settings.ruleset_dir!r}")
+            raise ConfigurationError(f"{named}: {e}") from None
+    if settings.lifecycle_rules:
+        from kernel.lifecycle import load_lifecycle
+
+        try:
+            load_lifecycle(settings.lifecycle_rules)
+        except UserError as e:
+            raise ConfigurationError(
+                f"MOTCUA_LIFECYCLE_RULES {settings.lifecycle_rules!r}: {e}") from None
+
+
+def require_store(settings: Settings) -> None:
+    """A command that only reads must not create a store: a SQLite file that is not there is
+    a mistyped MOTCUA_DATABASE_URL or MOTCUA_HOME, not an empty store to make."""
+    from kernel.settings import redact_url
+
+    if not settings.is_postgres and not settings.sqlite_path.is_file():
+        raise UserError(f"The database {redact_url(settings.database_url)} does not exist: "
+                        "nothing has been recorded there (check MOTCUA_HOME and "
+                        "MOTCUA_DATABASE_URL).")
 
 
 def setup_logs(settings: Settings, quiet: bool = False) -> None:
@@ -75,14 +163,15 @@ def now_of(args: argparse.Namespace) -> datetime:
     """The view's now: ``--now`` if given, else the clock."""
     from projections.periods import parse_instant
 
-    return parse_instant(args.now) if getattr(args, "now", None) else datetime.now(UTC)
+    return parse_instant(args.now) if getattr(args, "now", None) is not None \
+        else datetime.now(UTC)
 
 
 def period_of(args: argparse.Namespace, now: datetime) -> Any:
     """The view's period: ``--period`` if given, else the year of ``now``."""
     from projections.periods import current_year, parse_period
 
-    return parse_period(args.period) if args.period else current_year(now)
+    return parse_period(args.period) if args.period is not None else current_year(now)
 
 
 def query(args: argparse.Namespace) -> tuple[Settings, Any, datetime, Any]:
@@ -92,6 +181,7 @@ def query(args: argparse.Namespace) -> tuple[Settings, Any, datetime, Any]:
     setup_logs(settings, quiet=True)
     now = now_of(args)
     period = period_of(args, now)
+    require_store(settings)
     return settings, ruleset_for(settings, args, period, now), now, period
 
 
@@ -233,23 +323,33 @@ def database_problem(e: Exception) -> str | None:
 
 
 def run_command(fn: Command, args: argparse.Namespace) -> int:
-    """Run a command; a user mistake or an unusable database is one sentence on stderr."""
+    """Run a command; a user mistake or an unusable database is one sentence on stderr.
+
+    The settings are checked first, whatever the command: a bad ``MOTCUA_*`` value is a
+    mistake even where the command would not have read it."""
     try:
-        return int(fn(args))
+        check_settings()
+        code = int(fn(args))
+        sys.stdout.flush()  # here, so that a reader gone away is the BrokenPipeError below
+        return code
     except UserError as e:
-        msg = str(e).strip()
-        print(f"motcua: {msg}", file=sys.stderr)
+        _say(str(e))
         return EXIT_USER
     except KeyboardInterrupt:
-        print("motcua: interrupted.", file=sys.stderr)
+        _say("interrupted.")
         return 130
-    except Exception as e:
-        where = database_problem(e)
-        if where is None:
-            raise
-        print(f"motcua: {where}", file=sys.stderr)
-        return EXIT_USER
     except BrokenPipeError:  # e.g. `motcua ranking | head`: the reader left; so do we, quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception as e:
+        where = database_problem(e)
+        if where is None:
+            raise
+        _say(where)
+        return EXIT_USER
+
+
+def _say(message: str) -> None:
+    """One line on stderr, whatever line breaks the message holds."""
+    print(f"motcua: {' '.join(message.split())}", file=sys.stderr)

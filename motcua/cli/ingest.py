@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kernel.contract.actions import ACTION_MAX_BYTES
 from kernel.errors import UserError
 from kernel.settings import Settings
 from motcua.cli.common import (
     Subparsers,
     add_command,
     load_settings,
+    positive_number,
     print_json,
     print_lines,
     setup_logs,
@@ -39,8 +41,8 @@ def register(sub: Subparsers) -> None:
     sp.add_argument("--wait", action="store_true", help="block until processed (starts the "
                     "embedded pipeline if none is running)")
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
-    sp.add_argument("--timeout", type=float, default=600.0, help="seconds to wait at most "
-                    "(default 600)")
+    sp.add_argument("--timeout", type=positive_number, default=600.0,
+                    help="seconds to wait at most (default 600)")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -50,10 +52,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     settings = load_settings()
     setup_logs(settings, quiet=True)
     lines = I.read_lines(Path(args.file))
-    big = I.too_large(lines)
-    if big:  # the spool refuses them; say so, and count them in the summary
-        print(I.describe_too_large(lines, big), file=sys.stderr)
-        lines = [line for i, line in enumerate(lines) if i not in set(big)]
     own: Pipeline | None = None
     intake: Intake | None = None
     try:
@@ -62,23 +60,27 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         with _progress() as progress:
             t_pub = progress.add_task("publishing", total=len(lines))
             try:
-                spooled = I.submit(intake, lines, timeout=args.timeout,
-                                   progress=lambda n: progress.advance(t_pub, n))
+                pub = I.submit(intake, lines, timeout=args.timeout,
+                               progress=lambda n: progress.advance(t_pub, n))
             except DeliveryError as e:
                 raise UserError(str(e)) from None
             if not args.wait:
                 progress.stop()
-                print(f"published {spooled.count:,} actions to motcua.actions", file=sys.stderr)
+                print(f"published {pub.count:,} actions to motcua.actions{_refused(pub)}",
+                      file=sys.stderr)
                 return 0
             if own is None and settings.kafka_bootstrap is not None:
                 own = _start_engine_if_none(settings)
-            summary = I.add_too_large(_wait_done(settings, own, spooled, args.timeout, progress),
-                                      len(big))
+            summary = _wait_done(settings, own, pub.spooled, args.timeout, progress)
     finally:
         if intake is not None and (own is None or intake is not own.intake):
             intake.close()
         if own is not None:
             own.stop()
+    if pub.too_large:  # refused here, not sent: counted with the engine's refusals
+        rejected = summary["rejected"]
+        rejected["too_large"] = rejected.get("too_large", 0) + pub.too_large
+        summary["rejected"] = dict(sorted(rejected.items()))
     if args.json:
         print_json(summary)
     else:
@@ -94,6 +96,13 @@ def _intake(settings: Settings, bootstrap: str, own: Pipeline | None) -> Intake:
     if own is not None and own.intake is not None:
         return own.intake
     return Intake.open(settings, bootstrap, part="ingest-forwarder").start()
+
+
+def _refused(pub: Any) -> str:
+    if not pub.too_large:
+        return ""
+    return (f"; refused {pub.too_large:,} over the size limit of {ACTION_MAX_BYTES:,} bytes "
+            "(too_large)")
 
 
 def _bootstrap(settings: Settings, wait: bool) -> tuple[str, Pipeline | None]:

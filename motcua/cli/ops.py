@@ -15,9 +15,11 @@ from motcua.cli.common import (
     add_command,
     load_settings,
     load_views,
+    not_empty,
     open_replayer,
     print_json,
     print_lines,
+    require_store,
     setup_logs,
 )
 
@@ -29,8 +31,8 @@ def register(sub: Subparsers) -> None:
                      "freezes the views as recorded at a time.", cmd_replay)
     sp.add_argument("--verify", action="store_true", help="compare a rebuild with the live "
                     "views; exit 1 on any difference")
-    sp.add_argument("--until", help="rebuild only the facts recorded by this RFC 3339 time "
-                    "(into the 'asof' table set)")
+    sp.add_argument("--until", type=not_empty("time"), help="rebuild only the facts recorded "
+                    "by this RFC 3339 time (into the 'asof' table set)")
     sp.add_argument("--restart", action="store_true", help="start the rebuild over instead of "
                     "resuming a stopped one")
     sp.add_argument("--rederive", action="store_true", help="first derive every event's "
@@ -52,6 +54,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                         "--verify or --until after it, not with it.")
     settings = load_settings()
     setup_logs(settings, quiet=True)
+    if args.verify:  # compares only: nothing to create
+        require_store(settings)
     engine, replayer = open_replayer(settings, check_facts=not args.rederive)
     try:
         if args.rederive:
@@ -59,7 +63,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return _rebuild(replayer, resume=False)
         if args.verify:
             return _verify(replayer, args.json)
-        if args.until:
+        if args.until is not None:
             return _until(replayer, args.until)
         return _rebuild(replayer, resume=not args.restart)
     finally:
@@ -98,29 +102,22 @@ def _dossiers_of(replayer: Any, diffs: list[dict[str, Any]]) -> list[tuple[str, 
 
 
 def _until(replayer: Any, until: str) -> int:
-    """Replay the facts recorded by ``until`` into the 'asof' table set."""
+    """Replay the facts recorded by ``until`` into the 'asof' table set (counters and every
+    dossier's facts as recorded then)."""
     from projections.periods import parse_instant
     from projections.store import ViewStore
 
     at = parse_instant(until, "--until")
-    with ProgressBar("replaying") as bar:
-        counters = replayer.as_recorded(at, progress=bar)
-    snap = ViewStore(replayer.views.url, prefix="asof")
-    snap.drop("asof")
-    snap.create_tables()
-    snap.flush(_all_dirty(counters), {"asof": int(at.timestamp())})
-    snap.close()
+    snap = ViewStore(replayer.views.url, prefix="asof", layout=replayer.views.layout)
+    try:
+        snap.drop("asof")
+        snap.create_tables()
+        with ProgressBar("replaying") as bar:
+            replayer.as_recorded(at, progress=bar, into=snap)
+    finally:
+        snap.close()
     print(render.until_line(at, until))
     return 0
-
-
-def _all_dirty(counters: Any) -> Any:
-    # A flush writes only dirty cells; a fresh table set needs every one of them written.
-    counters.dirty_cells.update(counters.cells)
-    counters.dirty_fb.update(counters.fb_cells)
-    counters.dirty_catalog.update(("procedure", k) for k in counters.procedures)
-    counters.dirty_catalog.update(("agency", k) for k in counters.agencies)
-    return counters
 
 
 def _rebuild(replayer: Any, resume: bool) -> int:
@@ -142,6 +139,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     setup_logs(settings, quiet=True)
+    require_store(settings)
     bootstrap = settings.kafka_bootstrap or running_embedded_broker(settings)
     engine = make_engine(settings)
     views = load_views(settings)

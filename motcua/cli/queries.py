@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 
+from kernel.contract.types import AGENCY_LEVELS
 from kernel.errors import UserError
 from motcua.cli import render
 from motcua.cli.common import (
@@ -19,9 +20,11 @@ from motcua.cli.common import (
     load_settings,
     load_views,
     now_of,
+    one_of,
     print_json,
     print_lines,
     query,
+    require_store,
     setup_logs,
     views_counters,
 )
@@ -32,8 +35,8 @@ def register(sub: Subparsers) -> None:
     sp = add_command(sub, "ranking", "Agencies ranked by total score.", cmd_ranking)
     add_time_args(sp)
     add_ruleset_arg(sp)
-    sp.add_argument("--level", help="only agencies of this level (province, department, "
-                    "commune, …)")
+    sp.add_argument("--level", type=one_of(*AGENCY_LEVELS), help="only agencies of this "
+                    f"level ({', '.join(AGENCY_LEVELS)})")
     sp.add_argument("--json", action="store_true", help="print JSON")
 
     sp = add_command(sub, "overdue", "The late-dossier list of an agency, with apology status.",
@@ -97,6 +100,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     setup_logs(settings, quiet=True)
+    require_store(settings)
     engine = make_engine(settings)
     try:
         doc = dossier_history(engine, args.dossier_id, now_of(args))
@@ -122,8 +126,15 @@ def cmd_score(args: argparse.Namespace) -> int:
         doc = orjson.loads(path.read_bytes())
     except FileNotFoundError:
         raise UserError(f"File {str(path)!r} does not exist.") from None
+    except IsADirectoryError:
+        raise UserError(f"--counts {str(path)!r} is a directory, not a JSON file.") from None
+    except OSError as e:
+        raise UserError(f"File {str(path)!r} cannot be read: {e.strerror}.") from None
     except orjson.JSONDecodeError as e:
         raise UserError(f"File {str(path)!r} is not JSON: {e}.") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"File {str(path)!r} holds JSON {type(doc).__name__}, not an object "
+                        '{"ruleset": …, "criteria": {…}}.')
     from datetime import date
 
     from motcua.pipeline import make_rulesets

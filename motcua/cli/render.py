@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from producers.tokens import Grant
+    from kernel.grants import Grant
 
 
 def scorecard_lines(card: dict[str, Any]) -> list[str]:
@@ -129,8 +129,9 @@ def delays_lines(result: dict[str, Any]) -> list[str]:
 
 
 def token_lines(grants: Iterable[Grant]) -> list[str]:
-    """The sources with a token: agencies, token id and dates (never the token)."""
-    return [f"{g.source:<24} {','.join(g.agencies):<24} {g.token_id}  created {g.created_at}"
+    """The sources with a token: kind, agencies, token id and dates (never the token)."""
+    return [f"{g.source:<24} {g.kind:<5} {','.join(g.agencies):<24} {g.token_id}  "
+            f"created {g.created_at}"
             + (f", rotated {g.rotated_at}" if g.rotated_at else "") for g in grants]
 
 

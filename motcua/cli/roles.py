@@ -7,7 +7,16 @@ import argparse
 import sys
 from typing import Any
 
-from motcua.cli.common import Command, Subparsers, add_command, load_settings, setup_logs
+from motcua.cli.common import (
+    PORT,
+    Command,
+    Subparsers,
+    add_command,
+    int_from,
+    load_settings,
+    positive_number,
+    setup_logs,
+)
 
 # Each role command, the roles it runs and its help; in the order of `motcua --help`.
 ROLE_COMMANDS = (
@@ -25,12 +34,14 @@ def register(sub: Subparsers) -> None:
     sp = add_command(sub, "demo", "Run the whole product on the embedded default, fed by a "
                      "simulated province, and serve the scoreboard.", cmd_demo)
     _http_args(sp)
-    sp.add_argument("--agencies", type=int, default=20, help="simulated units (default 20)")
-    sp.add_argument("--dossiers", type=int, default=15000, help="simulated dossiers "
-                    "(default 15000)")
-    sp.add_argument("--seed", type=int, default=766, help="simulation seed (default 766)")
-    sp.add_argument("--rate", type=float, default=40.0, help="live actions per second after "
-                    "the backlog (default 40)")
+    sp.add_argument("--agencies", type=int_from(1, 10_000), default=20,
+                    help="simulated units (default 20)")
+    sp.add_argument("--dossiers", type=int_from(0, 10_000_000), default=15000,
+                    help="simulated dossiers (default 15000)")
+    sp.add_argument("--seed", type=int_from(0), default=766, help="simulation seed "
+                    "(default 766)")
+    sp.add_argument("--rate", type=positive_number, default=40.0, help="live actions per "
+                    "second after the backlog (default 40)")
     sp.add_argument("--no-browser-hint", action="store_true", help=argparse.SUPPRESS)
     sp.add_argument("--verbose", action="store_true", help="show the JSON logs")
     for name, roles, text in ROLE_COMMANDS:
@@ -41,7 +52,7 @@ def register(sub: Subparsers) -> None:
 
 def _http_args(sp: Any) -> None:
     sp.add_argument("--host", default=None, help="HTTP host (default 127.0.0.1)")
-    sp.add_argument("--port", type=int, default=None, help="HTTP port (default 8766)")
+    sp.add_argument("--port", type=PORT, default=None, help="HTTP port (default 8766)")
 
 
 def _role_command(roles: frozenset[str]) -> Command:

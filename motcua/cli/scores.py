@@ -16,7 +16,9 @@ from motcua.cli.common import (
     add_ruleset_arg,
     add_time_args,
     check_agency_known,
+    int_from,
     load_views,
+    not_empty,
     open_replayer,
     period_of,
     print_json,
@@ -34,16 +36,19 @@ def register(sub: Subparsers) -> None:
     sp.add_argument("agency", help="agency id, e.g. H15 or H15.3")
     add_time_args(sp)
     add_ruleset_arg(sp)
-    sp.add_argument("--as-recorded", help="only the facts recorded by this RFC 3339 time")
+    sp.add_argument("--as-recorded", type=not_empty("time"),
+                    help="only the facts recorded by this RFC 3339 time")
     sp.add_argument("--json", action="store_true", help="print the scorecard JSON")
 
     sp = add_command(sub, "explain", "The dossiers, procedures or feedback behind a criterion's "
                      "numerator and denominator: where an agency loses its points.", cmd_explain)
     sp.add_argument("agency", help="agency id")
     add_time_args(sp)
-    sp.add_argument("--criterion", required=True, help="criterion code, e.g. ON_TIME")
+    sp.add_argument("--criterion", required=True, type=not_empty("criterion"),
+                    help="criterion code, e.g. ON_TIME")
     add_ruleset_arg(sp)
-    sp.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
+    sp.add_argument("--limit", type=int_from(0), default=50, help="rows to print "
+                    "(default 50)")
     sp.add_argument("--json", action="store_true", help="print JSON with every subject")
 
 
@@ -57,9 +62,9 @@ def cmd_scores(args: argparse.Namespace) -> int:
 
         at = parse_instant(args.as_recorded, "--as-recorded")
         # Unless given, the view's now (and so its default period) is the recorded time.
-        if not args.now:
+        if args.now is None:
             now = at
-        if not args.period:
+        if args.period is None:
             period = period_of(args, now)
         ruleset = ruleset_for(settings, args, period, now)
         counters = _as_recorded(settings, at)

@@ -4,9 +4,11 @@
 procedure catalog first, then dossier and feedback lifecycles. Every random draw comes from one
 ``random.Random(cfg.seed)`` and nothing reads the clock, so a seed always gives the same bytes.
 
-The parts: ``config`` (what to simulate, every rate named), ``clock`` (simulated time and office
-hours), ``catalog`` (agencies and procedures), ``receptions`` (when dossiers arrive),
-``dossiers`` (one dossier's lifecycle), ``feedback``, and ``stream`` (the actions in order).
+The parts: ``config`` (what to simulate, every rate named), ``clock`` (simulated time, office
+hours and office time), ``catalog`` (agencies, procedures and their internal processes),
+``receptions`` (when dossiers arrive), ``dossiers`` (one dossier's lifecycle), ``staff`` (each
+agency's units and officials, some slow), ``handovers`` (a dossier's control sheet),
+``feedback``, and ``stream`` (the actions in order).
 """
 
 from producers.simulator.clock import TZ

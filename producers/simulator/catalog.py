@@ -6,8 +6,9 @@ from bisect import bisect_right
 from dataclasses import dataclass, replace
 from datetime import date
 from itertools import accumulate
+from typing import Any
 
-from producers.simulator.clock import DAY, HOUR, MINUTE, NEVER
+from producers.simulator.clock import DAY, DUE_TIME_OF_DAY, HOUR, MINUTE, NEVER
 from producers.simulator.names import COMMUNES, DEPARTMENTS, PROCEDURES
 from producers.simulator.province import Province
 
@@ -37,6 +38,14 @@ _REPEALS_SPREAD_PART = 3
 _REPEALED_AFTER_DAYS = 7
 _REPEALED_AT = 10 * HOUR
 _PICK_TRIES = 20  # draws for a procedure in force before settling for the first one
+_LAST_DAY_IN_EVERY_MONTH = 28
+# The steps of an internal process and their shares of its budget.
+_STEP_WEIGHTS = {"receive": 1.0, "process": 5.0, "review": 1.5, "approve": 1.5, "return": 1.0}
+_ROUTES: tuple[tuple[str, ...], ...] = (("receive", "process", "return"),
+           ("receive", "process", "review", "approve", "return"),
+           ("receive", "process", "approve", "return"))
+_BUDGET_GRAIN = HOUR // 2  # budgets are whole half hours, at least one
+_SLOTS = 1 << 16  # which of an agency's processing units handles the procedure: slot % units
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +63,10 @@ class Procedure:
     certified: bool
     active_from: int
     repealed_at: int
+    route: tuple[str, ...]  # the steps its dossiers go through, from reception
+    budgets: tuple[int, ...]  # office seconds per step of the route (published or not)
+    published_budgets: bool  # whether the internal process is published with the procedure
+    slot: int
 
 
 def publish_catalog(province: Province) -> list[Procedure]:
@@ -88,6 +101,7 @@ def _register_agencies(province: Province) -> tuple[list[str], list[str]]:
     n_dep = max(1, round(cfg.agencies / _AGENCIES_PER_DEPARTMENT)) if cfg.agencies > 1 else 1
     departments = [f"{pid}.{i}" for i in range(1, n_dep + 1)]
     communes = [f"{pid}.{i}" for i in range(n_dep + 1, cfg.agencies + 1)]
+    province.communes.update(communes)
     for ids, level, names in (
         (departments, "department", list(DEPARTMENTS)),
         (communes, "commune", [f"UBND {c}" for c in COMMUNES]),
@@ -130,7 +144,13 @@ def _publish(
         certified=certified,
         active_from=effective * DAY,
         repealed_at=NEVER,
+        **_internal_process(province, unit, value),
     )
+    internal = {}
+    if proc.published_budgets:
+        internal["internal_process"] = [
+            {"step": step, "working_hours": _hours(budget)}
+            for step, budget in zip(proc.route, proc.budgets, strict=True)]
     province.push(
         decided * DAY + province.between(*_PUBLISHED_HOURS),
         "procedure_published",
@@ -150,9 +170,57 @@ def _publish(
             "individual_applicants": proc.individual,
             "certified_copy": certified,
             "parts_complete": rng.random() < cfg.parts_complete_rate,
+            **internal,
         },
     )
     return proc, decided
+
+
+def _internal_process(province: Province, unit: str, value: int) -> dict[str, Any]:
+    """The route of the procedure's dossiers and its step budgets: a share of the office hours
+    its processing time gives a dossier."""
+    cfg, r = province.cfg, province.rng.random
+    x = r()
+    if x < cfg.two_handover_rate:
+        route = _ROUTES[0]
+    elif x < cfg.two_handover_rate + cfg.four_handover_rate:
+        route = _ROUTES[1]
+    else:
+        route = _ROUTES[2]
+    # Received at the start of the office day for hours, at its end for days (whose count
+    # starts the next day).
+    t0 = province.working.add(cfg.start.toordinal() - 1, 1) * DAY + (
+        province.office.sessions[0][0] if unit == "hours" else province.office.sessions[-1][1])
+    total = province.office.between(t0, due_from(province, t0, unit, value))
+    share = cfg.internal_budget_share * total / sum(_STEP_WEIGHTS[s] for s in route)
+    budgets = tuple(max(1, round(share * _STEP_WEIGHTS[s] / _BUDGET_GRAIN)) * _BUDGET_GRAIN
+                    for s in route)
+    return {"route": route, "budgets": budgets,
+            "published_budgets": r() < cfg.internal_process_rate,
+            "slot": int(r() * _SLOTS)}
+
+
+def _hours(seconds: int) -> float | int:
+    """Office seconds as hours, whole hours as an integer."""
+    hours = seconds / HOUR
+    return int(hours) if hours.is_integer() else hours
+
+
+def due_from(province: Province, t0: int, unit: str, value: int) -> int:
+    """The due time a sender writes for a processing time from reception at ``t0``: hours from
+    the instant, else the end of the office day that many working days, days or months on."""
+    day = t0 // DAY
+    if unit == "hours":
+        return t0 + value * HOUR
+    if unit == "working_days":
+        return province.working.add(day, value) * DAY + DUE_TIME_OF_DAY
+    if unit == "days":
+        return (day + value) * DAY + DUE_TIME_OF_DAY
+    d = date.fromordinal(day)
+    month0 = d.month - 1 + value
+    year, month = d.year + month0 // 12, month0 % 12 + 1
+    last = date(year, month, min(d.day, _LAST_DAY_IN_EVERY_MONTH))
+    return last.toordinal() * DAY + DUE_TIME_OF_DAY
 
 
 def _decision_days(province: Province, i: int) -> tuple[int, int]:

@@ -96,6 +96,9 @@ class SimConfig:
     """Of late dossiers, those late by a further 5 to 30 days."""
     apology_rate_of_late: float = _probability(0.5)
     """Of late dossiers, those whose agency apologizes and sets a new due time."""
+    late_apology_rate: float = _probability(0.25)
+    """Of apologies, those issued less than a day before the due time, or after it (late by
+    the rules; the rest come in time)."""
     late_mark_rate_of_late: float = _probability(0.6)
     """Of late dossiers, those the sender itself marks late."""
     late_mark_divisor: int = 2
@@ -118,6 +121,35 @@ class SimConfig:
     """Of ratings, the unsatisfied ones."""
     rating_scores_rate: float = _probability(0.5)
     """Of ratings, those that also score each criterion (progress, attitude, result)."""
+
+    # --- the control sheet (phiếu kiểm soát): handovers between holders ------------------------
+    handovers: bool = True
+    """Whether dossiers are handed over at all (off: each stays with its receiving official,
+    e.g. to measure what handovers cost)."""
+    internal_process_rate: float = _probability(0.8)
+    """Procedures published with an internal process (a budget of office hours per step)."""
+    internal_budget_share: float = _probability(0.9)
+    """The share of a procedure's processing time, in office hours, its step budgets add up to."""
+    two_handover_rate: float = _probability(0.3)
+    """Procedures whose dossiers go receive → process → return (handed over twice)."""
+    four_handover_rate: float = _probability(0.3)
+    """Procedures whose dossiers go receive → process → review → approve → return (four
+    handovers; the rest skip the review: three)."""
+    back_and_forth_rate: float = _probability(0.05)
+    """Dossiers sent back from the step after processing to processing, and on again (two
+    more handovers)."""
+    official_named_rate: float = _probability(0.97)
+    """Receptions and handovers that name the official (the rest name only the unit)."""
+    slow_official_rate: float = _probability(0.15)
+    """Officials who are slow."""
+    step_overrun_rate: float = _probability(0.04)
+    """Steps held by an ordinary official that overrun their budget (if the dossier's time
+    allows; a late dossier's delay goes to an overrunning step)."""
+    slow_step_overrun_rate: float = _probability(0.35)
+    """Steps held by a slow official that overrun their budget (likewise)."""
+    step_due_at_rate: float = _probability(0.1)
+    """Handovers whose sender writes the step's due time (the end of the office day in which
+    its budget runs out)."""
 
     # --- feedback (phản ánh, kiến nghị) -------------------------------------------------------
     feedback_per_dossier: float = _probability(0.01)
@@ -209,6 +241,7 @@ class SimConfig:
         for names in (
             ("rejected_rate", "stopped_rate"),
             ("feedback_procedure_rate", "feedback_staff_conduct_rate"),
+            ("two_handover_rate", "four_handover_rate"),
             (
                 "processing_in_working_days_rate",
                 "processing_in_hours_rate",

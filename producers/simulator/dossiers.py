@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
 from typing import Any
 
 from kernel.calendar import add_processing_time
-from producers.simulator.catalog import Procedure
+from producers.simulator.catalog import Procedure, due_from
 from producers.simulator.clock import (
     DAY,
-    DUE_TIME_OF_DAY,
     HOUR,
     MINUTE,
     NEVER,
@@ -20,8 +18,10 @@ from producers.simulator.clock import (
     to_datetime,
 )
 from producers.simulator.feedback import FeedbackDesk
+from producers.simulator.handovers import ControlSheets
 from producers.simulator.names import APOLOGY_REASONS, LATE_REASONS, SUPPLEMENT_REASONS
 from producers.simulator.province import Province
+from producers.simulator.staff import Holder
 
 _EPSILON = 1e-9  # keeps a rate divided by a zero rate finite
 # The window-end corrections at most double a chance: a longer cut would mean a window shorter
@@ -46,7 +46,6 @@ _RATING_DELAY = (MINUTE, 2 * DAY)
 _SATISFIED_SCORES = (4, 5)
 _UNSATISFIED_SCORES = (1, 3)
 _CRITERIA = ("tien_do", "thai_do", "ket_qua")  # progress, attitude, result
-_LAST_DAY_IN_EVERY_MONTH = 28
 _ID_COUNTERS_KEPT = 4096  # per-agency-day counters kept before the past days are dropped
 
 # (time, type, data) of one dossier's action.
@@ -63,8 +62,11 @@ class _Case:
     due: int
     events: list[_Event]
     last: int  # the latest early event, or the end of the last wait on the applicant
+    receiver: Holder
     shifted: int = 0  # the due time, moved by the time spent waiting on the applicant
     late: bool = False
+    waits: list[tuple[int, int]] = field(default_factory=list)  # on the applicant, completed
+    asked: int = NEVER  # when a request for papers was left unanswered
 
 
 class Dossiers:
@@ -75,6 +77,7 @@ class Dossiers:
         self.province = province
         self.cfg = cfg = province.cfg
         self.feedback = feedback
+        self.sheets = ControlSheets(province)
         self.per_agency_day: dict[tuple[str, int], int] = {}
         # Only approved, resolved dossiers get an e-result: those that were neither withdrawn nor
         # left waiting on the applicant (see _supplements), and that end before the window closes.
@@ -103,22 +106,33 @@ class Dossiers:
         if withdrawn and case.due - case.last > _MIN_ROOM:
             at = case.last + self.province.between(MINUTE, case.due - case.last)
             case.events.append((at, "withdrawn", {}))
+            self._hand_over(case, p, case.due, at)
             self._close(case, linkable=False)
             return
         case.shifted = case.due
         if r() < cfg.supplement_rate and not self._supplements(case):
+            self._hand_over(case, p, case.shifted, case.asked)
             self._close(case, linkable=True)
             return
         end = self._late_end(case) if case.late else self._on_time_end(case)
         self._resolve(case, end)
+        self._hand_over(case, p, end, end)
         self._close(case, linkable=True)
+
+    def _hand_over(self, case: _Case, p: Procedure, planned_end: int, cut: int) -> None:
+        """The control sheet's handovers: steps laid out up to ``planned_end``, those before
+        ``cut`` (the end of processing, the withdrawal or the unanswered request) kept."""
+        if not self.cfg.handovers:
+            return
+        case.events += self.sheets.hand_over(case.receiver, case.t0, p, planned_end=planned_end,
+                                             cut=cut, waits=case.waits, late=case.late)
 
     def _received(self, t0: int, channel: str, p: Procedure) -> _Case:
         """The reception, with the due time the sender writes (or leaves to the procedure)."""
         cfg, r = self.cfg, self.province.rng.random
         agency = p.agencies[int(r() * len(p.agencies))]
         dossier_id = self._dossier_id(agency, t0)
-        sent_due = self._due(t0, p)
+        sent_due = due_from(self.province, t0, p.unit, p.value)
         data: dict[str, Any] = {"agency_id": agency, "procedure_id": p.id, "channel": channel}
         if r() < cfg.due_at_rate:
             data["due_at"] = format_time(sent_due)
@@ -127,13 +141,16 @@ class Dossiers:
             due = from_datetime(
                 add_processing_time(to_datetime(t0), p.value, p.unit, self.province.calendar)
             )
+        receiver = self.sheets.receiver(agency)
+        if self.sheets.named():
+            data["official_id"] = receiver.official
         online = channel == "online"
         data["full_online"] = online and p.eligible and r() < cfg.full_online_rate
         data["fee_required"] = p.fee_bearing
         data["reused_digitized_data"] = r() < cfg.reused_data_rate
         data["from_personal_repository"] = online and r() < cfg.personal_repository_rate
         data["population_data_used"] = p.individual and r() < cfg.population_data_rate
-        return _Case(dossier_id, agency, t0, due, [(t0, "received", data)], t0)
+        return _Case(dossier_id, agency, t0, due, [(t0, "received", data)], t0, receiver)
 
     def _early_events(self, case: _Case, p: Procedure) -> None:
         """Sync, digitization and online payment, early in the time allowed."""
@@ -166,8 +183,10 @@ class Dossiers:
             case.events.append((ask, "supplement_requested", {"reason": reason}))
             if not case.late and requests == 1 and r() < cfg.stuck_supplement_rate:
                 # Still waiting on the applicant: judged at the request time, stays open.
+                case.asked = ask
                 return False
             gap = _SUPPLEMENT_MIN_WAIT + int(rng.expovariate(1 / _SUPPLEMENT_MEAN_WAIT))
+            case.waits.append((ask, ask + gap))
             case.last = ask + gap
             case.shifted += gap
             case.events.append((case.last, "supplement_completed", {}))
@@ -227,13 +246,20 @@ class Dossiers:
         case.events.append((after + between(*_RATING_DELAY), "rated", rating))
 
     def _apology(self, case: _Case, end: int) -> None:
-        """The apology with a new due time, at least a day before the due time."""
-        rng, between = self.province.rng, self.province.between
-        t0, due = case.t0, case.due
-        hi = due - _APOLOGY_NOTICE
-        if rng.random() < self.cfg.apology_rate_of_late and hi - t0 > _APOLOGY_MIN_ROOM:
-            lo = max(t0 + MINUTE, hi - _APOLOGY_WINDOW)
-            at = in_office_hours(between(lo, hi), t0, hi)
+        """The apology with a new due time: at least a day before the due time, or (late by
+        the rules) less than a day before it or after it, before the resolution."""
+        cfg, rng, between = self.cfg, self.province.rng, self.province.between
+        if rng.random() >= cfg.apology_rate_of_late:
+            return
+        t0, hi = case.t0, case.due - _APOLOGY_NOTICE
+        if rng.random() < cfg.late_apology_rate:
+            lo, top = max(t0, hi) + MINUTE, end - MINUTE
+        elif hi - t0 > _APOLOGY_MIN_ROOM:
+            lo, top = max(t0 + MINUTE, hi - _APOLOGY_WINDOW), hi
+        else:
+            return
+        if top > lo:
+            at = in_office_hours(between(lo, top), lo, top)
             data = {
                 "new_due_at": format_time(end + between(0, _NEW_DUE_SLACK)),
                 "reason": rng.choice(APOLOGY_REASONS),
@@ -277,21 +303,6 @@ class Dossiers:
             previous = t
             self.province.push(t, type_, "dossier_id", case.dossier_id, data)
         self.feedback.maybe_file(case.agency, case.dossier_id, case.t0, linkable=linkable)
-
-    def _due(self, t0: int, p: Procedure) -> int:
-        """The due time the sender would write: processing time from reception, at day's end."""
-        day = t0 // DAY
-        if p.unit == "hours":
-            return t0 + p.value * HOUR
-        if p.unit == "working_days":
-            return self.province.working.add(day, p.value) * DAY + DUE_TIME_OF_DAY
-        if p.unit == "days":
-            return (day + p.value) * DAY + DUE_TIME_OF_DAY
-        d = date.fromordinal(day)
-        month0 = d.month - 1 + p.value
-        year, month = d.year + month0 // 12, month0 % 12 + 1
-        last = date(year, month, min(d.day, _LAST_DAY_IN_EVERY_MONTH))
-        return last.toordinal() * DAY + DUE_TIME_OF_DAY
 
     def _dossier_id(self, agency: str, t0: int) -> str:
         """The agency's next dossier number of the day, as ``agency-YYMMDD-nnnn``."""

@@ -52,3 +52,12 @@ APOLOGY_REASONS = _names("""
     Hệ thống liên thông gặp sự cố
 """)
 LATE_REASONS = _names("Chờ kết quả xác minh | Quá tải hồ sơ | Chờ ý kiến của cơ quan cấp trên")
+# Units inside an agency that process dossiers (the handovers' ``to_unit`` is ``agency/unit``).
+DEPARTMENT_UNITS = _names("""
+    phong-hanh-chinh-tong-hop | phong-nghiep-vu | phong-kinh-te | phong-quan-ly-chuyen-nganh |
+    phong-ke-hoach-tai-chinh | phong-phap-che
+""")
+COMMUNE_UNITS = _names("""
+    tu-phap-ho-tich | dia-chinh-xay-dung | van-hoa-xa-hoi | tai-chinh-ke-toan
+""")
+LEADERSHIP_UNIT = "lanh-dao"  # the agency's leaders, who approve

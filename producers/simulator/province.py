@@ -8,7 +8,7 @@ import random
 from typing import Any
 
 from kernel.calendar import WorkCalendar
-from producers.simulator.clock import DAY, WorkingDays
+from producers.simulator.clock import DAY, OfficeTime, WorkingDays
 from producers.simulator.config import SimConfig
 
 # A scheduled action: (time, sequence, type, subject field, subject id, data).
@@ -23,6 +23,8 @@ class Province:
         self.rng = random.Random(cfg.seed)
         self.calendar = WorkCalendar()
         self.working = WorkingDays(self.calendar)
+        self.office = OfficeTime(self.working)
+        self.communes: set[str] = set()  # filled when the agency tree is drawn
         self.horizon = (cfg.start.toordinal() + cfg.days) * DAY
         self.heap: list[Scheduled] = []
         self.seq = 0

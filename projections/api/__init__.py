@@ -4,7 +4,8 @@
 of this process or the view store of another one. Queries read one consistent snapshot of the
 counters; their JSON is written by orjson. Mistakes in the query string are 400 with one sentence
 naming the bad input, an unknown agency or dossier is 404. Routes live in one module per group
-(``index``, ``page``, ``ops``); each takes the shared request context (``common.Ctx``).
+(``index``, ``page``, ``ops``, ``reports``); each takes the shared request context
+(``common.Ctx``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from projections.api import accountability, index, ops, page
+from kernel.grants import GrantBook
+from projections.api import accountability, index, ops, page, reports
 from projections.api.common import (
     DASHBOARD,
     ApiError,
@@ -40,11 +42,13 @@ def create_app(
     clock: Clock = lambda: datetime.now(UTC),
     bridge: APIRouter | None = None,
     extra: Iterable[APIRouter] = (),
+    grants: GrantBook | None = None,
 ) -> FastAPI:
     """The API, the scoreboard page and, when given, the action bridge's router.
 
     Each view is scored under the ruleset in force at its end, or the one ``pinned``
-    (``MOTCUA_RULESET``), or the one a request names (``?ruleset=``, what-if)."""
+    (``MOTCUA_RULESET``), or the one a request names (``?ruleset=``, what-if). ``grants``
+    checks the read tokens of official-level data (``Ctx.read_grant``)."""
     app = FastAPI(
         title="motcua",
         version="1",
@@ -53,8 +57,8 @@ def create_app(
     )
     install_error_handlers(app)
     ops.install_outage_handler(app)
-    ctx = Ctx(source, rulesets, pinned, registry, clock)
-    for module in (index, accountability, page, ops):
+    ctx = Ctx(source, rulesets, pinned, registry, clock, grants=grants)
+    for module in (index, accountability, page, ops, reports):
         app.include_router(module.router(ctx))
     for r in extra:
         app.include_router(r)

@@ -17,7 +17,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kernel.calendar import local_date
+from kernel.contract.types import AGENCY_LEVELS
 from kernel.errors import UserError
+from kernel.grants import WRITE, Grant, GrantBook, bearer_token
 from kernel.metrics import METRICS
 from projections.criteria import Registry
 from projections.fold import Counters
@@ -27,7 +29,7 @@ from projections.source import ViewSource
 from projections.views import Tree, UnknownAgencyError
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard"
-LEVELS = ("ministry", "province", "department", "district", "commune")
+LEVELS = AGENCY_LEVELS
 Clock = Callable[[], datetime]
 
 
@@ -41,14 +43,16 @@ class OrjsonResponse(JSONResponse):
 class ApiError(Exception):
     """A request that cannot be answered: an HTTP status and one sentence."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
-def error(status: int, message: str) -> OrjsonResponse:
-    return OrjsonResponse({"error": message}, status_code=status)
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> OrjsonResponse:
+    return OrjsonResponse({"error": message}, status_code=status, headers=headers)
 
 
 class AnswerCache:
@@ -79,8 +83,8 @@ class Ctx:
     registry: Registry
     clock: Clock
     cache: AnswerCache = field(default_factory=AnswerCache)
-    # Checks a request's read token for an agency (raises ApiError); None: no token store.
-    read_grants: Callable[[Request, str], None] | None = None
+    # The read tokens (kernel.grants) that official-level data needs; None: none can be checked.
+    grants: GrantBook | None = None
 
     def now_of(self, text: str | None) -> datetime:
         return self.clock() if not text else parse_instant(text, "Parameter now")
@@ -110,14 +114,31 @@ class Ctx:
             raise ApiError(404, f"Agency {agency_id!r} is not known.")
         return tree
 
+    def read_grant(self, request: Request, agency_id: str) -> Grant:
+        """The read grant of the request's bearer token when it covers ``agency_id``, for
+        official-level data (officials' ids are personal data): 401 without a valid token,
+        403 for a write token or an agency outside the token's scope."""
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
+            raise ApiError(401, "Official-level data needs an Authorization: Bearer <read "
+                           "token> header.", _CHALLENGE)
+        grant = self.grants.verify(token) if self.grants is not None else None
+        if grant is None:
+            raise ApiError(401, "The bearer token is not valid (unknown, rotated or revoked).",
+                           _CHALLENGE)
+        if grant.kind == WRITE:
+            raise ApiError(403, f"The token of {grant.source!r} is a write token; official-level "
+                           "data needs a read token (motcua tokens add SOURCE --agencies A "
+                           "--read).")
+        if not grant.covers(agency_id):
+            raise ApiError(403, f"Agency {agency_id!r} is outside the agencies of the read token "
+                           f"of {grant.source!r} ({', '.join(grant.agencies)}).")
+        return grant
+
     def authorize_read(self, request: Request, agency_id: str) -> None:
         """Let a request read official-level (personal) data of an agency's subtree, or refuse
-        it: 401 without a valid read token, 403 out of scope."""
-        if self.read_grants is None:
-            raise ApiError(401, "Official rows need a read token scoped to the agency "
-                           "(`motcua tokens add SOURCE --agencies A --read`); this server "
-                           "has no token store.")
-        self.read_grants(request, agency_id)
+        it (:meth:`read_grant`)."""
+        self.read_grant(request, agency_id)
 
     def pinned_name(self) -> str:
         if self.pinned:
@@ -125,12 +146,15 @@ class Ctx:
         return self.rulesets.name if isinstance(self.rulesets, Ruleset) else "in force"
 
 
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="motcua"'}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every refusal is JSON ``{"error": one sentence}`` with its status."""
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, e: ApiError) -> OrjsonResponse:
-        return error(e.status, e.message)
+        return error(e.status, e.message, e.headers)
 
     @app.exception_handler(UserError)
     async def user_error(_: Request, e: UserError) -> OrjsonResponse:

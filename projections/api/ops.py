@@ -2,8 +2,9 @@
 
 ``/healthz`` says ``"status": "ok"``, or ``"degraded"`` with each part of this process (engine,
 projection, forwarder, bridge, serve) that cannot reach a dependency (database, kafka) and since
-when; ``ok`` again once it can. It answers 200 either way: the process is alive and retrying
-by itself. A query that needs the database while it is away is 503 with one sentence.
+when, or when the projection quarantined events; ``ok`` again once it can. It answers 200 either
+way: the process is alive and retrying by itself. A query that needs the database while it is
+away is 503 with one sentence.
 """
 
 from __future__ import annotations
@@ -29,20 +30,25 @@ def router(ctx: Ctx) -> APIRouter:
 
     @r.get("/healthz")
     def healthz() -> OrjsonResponse:
-        """Health (``ok`` or ``degraded``: which part cannot reach which dependency, since
-        when), with the projection's version and folded event-store position."""
+        """Health: ``ok``, or ``degraded`` when a part of this process cannot reach a
+        dependency (which, since when) or the projection stepped over events it could not fold
+        or store; with the projection's version and folded event-store position."""
         version: int | None = None
         position: int | None = None
+        quarantined: Any = None
         try:
             version, position = ctx.source.version(), ctx.source.position()
+            quarantined = ctx.source.quarantined()
         except Exception as e:
             if not _outage(e):
                 raise
         else:
             _back()
         report = HEALTH.report()
-        return OrjsonResponse({"status": report["status"], "degraded": report["degraded"],
+        return OrjsonResponse({"status": "degraded" if quarantined else report["status"],
+                               "degraded": report["degraded"],
                                "version": version, "position": position,
+                               "quarantined_events": quarantined,
                                "ruleset": ctx.pinned_name()})
 
     @r.get("/metrics")

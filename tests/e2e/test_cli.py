@@ -34,8 +34,8 @@ def motcua(home: Path, *args: str, timeout: float = 120,
 
 
 def one_line_error(done: subprocess.CompletedProcess[str], names: str) -> None:
-    """A user mistake: non-zero exit, one stderr line naming the bad input, no traceback."""
-    assert done.returncode != 0, done
+    """A user mistake: exit status 2, one stderr line naming the bad input, no traceback."""
+    assert done.returncode == 2, done
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert names in lines[0], lines[0]
@@ -150,6 +150,7 @@ def test_scores_with_bad_input_names_it_in_one_line(
     motcua_home: Path, args: list[str], names: str,
 ) -> None:
     """A bad period, time or agency for ``scores``: non-zero exit, one line naming it."""
+    assert motcua(motcua_home, "replay").returncode == 0  # an empty store: scores only reads
     one_line_error(motcua(motcua_home, *args), names)
 
 

@@ -29,7 +29,6 @@ from projections.store import ViewStore, views_url
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 NOW = datetime.fromisoformat("2026-10-31T16:00:00+07:00")
@@ -132,10 +131,9 @@ def shown_totals(page: Any) -> dict[str, str]:
 
 
 def test_scoreboard_shows_the_ranking_detail_languages_and_live_updates(
-        served: tuple[Server, Pipeline], actions: list[dict[str, Any]], tmp_path: Path) -> None:
+        chromium: str, served: tuple[Server, Pipeline], actions: list[dict[str, Any]],
+        tmp_path: Path) -> None:
     """The page ranks the simulated agencies with the API's totals, explains one, and follows."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (scripts/test installs it)")
     from playwright.sync_api import sync_playwright
 
     server, pipeline = served
@@ -144,7 +142,7 @@ def test_scoreboard_shows_the_ranking_detail_languages_and_live_updates(
     errors: list[str] = []
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.on("pageerror", lambda e: errors.append(str(e)))

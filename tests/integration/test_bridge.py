@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,14 +68,15 @@ class Env:
 
 
 def make_env(
-    broker: BundledBroker, settings_for: SettingsFor, limits: BridgeLimits
+    broker: BundledBroker, settings_for: SettingsFor, limits: BridgeLimits,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[Env]:
     settings = settings_for(bootstrap=broker.bootstrap)
     store = TokenStore(settings.database_url)
     source = f"igate-{uuid.uuid4().hex[:8]}"
     token = store.add(source, "H15,G09.2")
     app = FastAPI()
-    app.include_router(make_bridge(settings, broker.bootstrap, limits))
+    app.include_router(make_bridge(settings, broker.bootstrap, limits, clock=clock))
     try:
         with TestClient(app) as client:
             yield Env(client, store, source, token, broker.bootstrap, settings.sqlite_path)
@@ -128,7 +130,8 @@ def test_an_array_is_forwarded_whole_and_in_order(env: Env) -> None:
 
 
 def test_follow_up_actions_need_no_agency_in_scope(env: Env) -> None:
-    """A dossier follow-up names no agency, so the token's source may send it."""
+    """A follow-up on a dossier no store here has recorded is forwarded (this bridge has no
+    ``subject_agencies``; the engine checks the dossier's agency when it applies the action)."""
     response = env.post(follow_up(env.source, "H16.2-0001"))
     assert response.status_code == 202, response.text
 
@@ -217,13 +220,22 @@ def test_an_oversized_body_is_413_declared_or_streamed(env: Env) -> None:
 
 def test_a_flood_is_429_with_retry_after(broker: BundledBroker, settings_for: SettingsFor) -> None:
     """Past the burst, a source's requests are refused with Retry-After until it refills."""
-    for env in make_env(broker, settings_for, BridgeLimits(rate=0.5, burst=3)):
+    now = [1000.0]  # the limiter's clock, moved by the test (monotonic seconds)
+    for env in make_env(broker, settings_for, BridgeLimits(rate=0.5, burst=3),
+                        clock=lambda: now[0]):
         statuses = [env.post(follow_up(env.source, f"H15.1-{i}")).status_code for i in range(3)]
         assert statuses == [202, 202, 202]
         before = env.offsets()
         response = env.post(follow_up(env.source, "H15.1-9"))
         refused(env, before, response, 429, "rate_limited")
-        assert int(response.headers["Retry-After"]) >= 1
+        # The bucket is empty and refills at 0.5 a second: one request's token takes 2 s.
+        assert response.headers["Retry-After"] == "2"
+        now[0] += 1.9
+        refused(env, before, env.post(follow_up(env.source, "H15.1-9")), 429, "rate_limited")
+        now[0] += 2.0  # 0.95 + 1.0 tokens: one request goes, the next waits again
+        assert env.post(follow_up(env.source, "H15.1-9")).status_code == 202
+        after = env.offsets()
+        refused(env, after, env.post(follow_up(env.source, "H15.1-10")), 429, "rate_limited")
 
 
 def test_a_rotated_token_stops_working_and_the_new_one_works(env: Env) -> None:

@@ -239,7 +239,11 @@ def test_a_postgresql_restart_under_running_roles_is_survived_and_the_views_are_
                             "/healthz to say degraded", roles=roles)
             wait_for(lambda: project.log_events("dependency_unreachable"),
                      "the projection to notice", roles=roles)
-            time.sleep(2)  # an outage of some seconds: many retries, still one line
+            # An outage of some seconds (many retries, still one line): degraded throughout.
+            until = time.monotonic() + 2
+            while time.monotonic() < until:
+                assert healthz(port)["status"] == "degraded"
+                time.sleep(0.1)
         finally:
             pg_server.start()
         # Which parts noticed first depends on when each touched the database; what they

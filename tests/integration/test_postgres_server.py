@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -28,10 +29,20 @@ def test_connects_to_a_fresh_database(pg_url: str) -> None:
     assert row[1] == 0
 
 
-def test_each_test_gets_its_own_database(pg_url: str, pg_server: object) -> None:
-    with psycopg.connect(pg_url) as conn:
+def test_each_test_gets_its_own_database(new_pg_database: Callable[[], str]) -> None:
+    """Two databases of the fixture behind ``pg_url`` are separate: what one holds, the
+    other does not."""
+    first, second = new_pg_database(), new_pg_database()
+    assert first != second
+    with psycopg.connect(first) as conn:
         conn.execute("create table mark (x int)")
-    assert urlsplit(pg_url).hostname == "127.0.0.1"
+        conn.execute("insert into mark values (766)")
+    with psycopg.connect(second) as conn:
+        tables = conn.execute("select tablename from pg_tables "
+                              "where schemaname = 'public'").fetchall()  # fmt: skip
+    assert tables == []
+    with psycopg.connect(first) as conn:
+        assert conn.execute("select x from mark").fetchall() == [(766,)]
 
 
 def test_eventsourcing_postgres_creates_its_tables(pg_url: str) -> None:

@@ -16,10 +16,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +107,11 @@ def open_store(url: str, **engine_kw: Any) -> Open:
     return Open(url, engine, views, Replayer(engine.store, views))
 
 
+def recorded_at(row: tuple[Any, ...]) -> datetime:
+    """When a facts cache row ``(pos, kind, type, sid, at, recorded_us, …)`` was recorded."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=row[5])
+
+
 def fresh_rebuild(o: Open, prefix: str = "check") -> Counters:
     """Every recorded event folded once into a table set of its own (the reference)."""
     shadow, counters, _ = o.replayer.rebuild(prefix, resume=False)
@@ -146,10 +150,8 @@ class Feed:
         self.cursor = dict.fromkeys(range(partitions), 0)
         self.pos = 0
         self.loop = ProjectionLoop(o.views, "127.0.0.1:9", None, partitions=partitions)
-        # No broker here: a loop that claims its partitions is handed them as an assignment.
-        take = getattr(self.loop, "take", None)
-        if take is not None:
-            take(list(range(partitions)))
+        # No broker here: the loop claims its partitions as if the group had assigned them.
+        self.loop.take(list(range(partitions)))
 
     def record(self, lines: list[bytes], offset: int = 0, batch: int = 300) -> None:
         for i in range(0, len(lines), batch):
@@ -358,14 +360,21 @@ def test_as_recorded_reproduces_a_scorecard_captured_earlier(
         feed = Feed(o, 3)
         feed.record(lines[:half])
         feed.drain()
-        time.sleep(0.01)
-        t = datetime.now(UTC).isoformat()
-        time.sleep(0.01)
+        # T after every fact recorded so far, and the later facts recorded after T: wait for
+        # the clock to pass each instant (no fixed margin).
+        earlier = o.engine.store.read_facts(1, 10**9)
+        last = max(recorded_at(r) for r in earlier)
+        wait_for(lambda: datetime.now(UTC) > last, "the clock to pass the last recording")
+        at = datetime.now(UTC)
+        t = at.isoformat()
+        wait_for(lambda: datetime.now(UTC) > at, "the clock to pass T")
         first = cli(env, "scores", "H15", "--period", "2026", "--now", t, "--json")
         assert first.returncode == 0, first.stderr.decode()
         captured = orjson.loads(first.stdout)
         feed.record(lines[half:], half)
         feed.drain()
+        newer = o.engine.store.read_facts(earlier[-1][0] + 1, 10**9)
+        assert newer and min(recorded_at(r) for r in newer) > at
         later = cli(env, "scores", "H15", "--period", "2026", "--now", t, "--json")
         assert orjson.loads(later.stdout) != captured  # the later facts change the figures
         again = cli(env, "scores", "H15", "--period", "2026", "--as-recorded", t, "--json")

@@ -21,7 +21,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -501,28 +500,20 @@ def test_each_overdue_dossier_is_marked_once_while_engines_join_and_die(
     chunks = [stream[i * len(stream) // 8:(i + 1) * len(stream) // 8] for i in range(8)]
     c.publish(chunks[0])
     c.until(lambda: overdue_count(c) > 0, "the watchers to mark a dossier overdue")
-    errors: list[BaseException] = []
-
-    def feed() -> None:
-        try:
-            for chunk in chunks[1:]:
-                c.publish(chunk)
-                time.sleep(0.6)
-        except BaseException as e:  # noqa: BLE001 - reported by the test thread
-            errors.append(e)
-
-    t = threading.Thread(target=feed)
-    t.start()
-    try:
-        time.sleep(1.0)
-        victim = e1 if c.engine_owners().get(0) == e1.pid else e2
-        victim.kill()
-        marked_at_kill = overdue_count(c)
-        time.sleep(1.0)
-        c.start("engine")
-    finally:
-        t.join(60)
-    assert not errors, errors
+    c.publish(chunks[1] + chunks[2])
+    c.until(lambda: c.probe.intake() > len(chunks[0]), "the engines to record more")
+    # The relay's owner dies while the watchers work; another engine joins at once, in the
+    # middle of the rebalance; the rest of the stream arrives a chunk at a time meanwhile,
+    # each once the engines have recorded something more (progress, not time).
+    victim = e1 if c.engine_owners().get(0) == e1.pid else e2
+    victim.kill()
+    marked_at_kill = overdue_count(c)
+    c.start("engine")
+    for chunk in chunks[3:]:
+        before = c.probe.intake()
+        c.publish(chunk)
+        c.until(lambda b=before: c.probe.intake() > b, "the engines to keep recording",
+                timeout=60)
     assert marked_at_kill < dossiers, "the kill came after the watchers were done"
 
     def done() -> bool:

@@ -706,5 +706,6 @@ def test_reason_codes_are_the_stable_list() -> None:
         "missing_field",
         "invalid_field",
         "invalid_time",
+        "too_large",
     }
     assert all(meaning and "\n" not in meaning for meaning in REASON_CODES.values())

@@ -7,7 +7,6 @@ a test says otherwise; Tue 24 Nov 2026 and Mon 16 – Fri 20 Feb 2026 are VN hol
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
+from faults import Wall
 
 from engine.app import Engine, Message
 from engine.domain.dossier import Dossier
@@ -113,6 +113,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
+def wall() -> Wall:
+    return Wall()
+
+
+@pytest.fixture
 def make_engine(tmp_path: Path, clock: Clock) -> Iterator[MakeEngine]:
     """Engines on one SQLite file in tmp (a second call is a restart); all closed at the end."""
     made: list[Engine] = []
@@ -184,13 +189,14 @@ def test_a_held_action_refused_on_release_in_the_same_batch_counts_as_rejected(f
 
 
 def test_a_held_action_whose_dossier_never_comes_is_rejected_as_unknown_dossier(
-    make_engine: MakeEngine,
+    make_engine: MakeEngine, wall: Wall,
 ) -> None:
-    """After the hold (0 s here) ``expire_holds`` dead-letters the action with its bytes."""
-    feed = Feed(make_engine(hold_seconds=0))
+    """After the hold (10 s here) ``expire_holds`` dead-letters the action with its bytes."""
+    feed = Feed(make_engine(hold_seconds=10, wall=wall))
     raw = action("a1", "resolved", "2026-10-06T09:00:00+07:00", data={"outcome": "approved"})
     assert feed.send(raw) == {"held": 1}
-    time.sleep(0.01)
+    assert feed.engine.expire_holds() == 0  # still within its hold
+    wall.ahead = 10.5
     assert feed.engine.expire_holds() == 1
     [letter] = feed.engine.store.dead_letters_after(0, 100)
     assert (letter["reason"], letter["off"], bytes(letter["raw"])) == ("unknown_dossier", 0, raw)
@@ -365,12 +371,13 @@ def test_a_procedure_published_in_the_same_batch_gives_the_due_time(feed: Feed) 
 
 
 def test_no_due_at_and_a_procedure_that_never_comes_is_rejected_as_no_due_time(
-    make_engine: MakeEngine,
+    make_engine: MakeEngine, wall: Wall,
 ) -> None:
     """Without ``due_at``, ``received`` waits for its procedure; after the hold, ``no_due_time``."""
-    feed = Feed(make_engine(hold_seconds=0))
+    feed = Feed(make_engine(hold_seconds=10, wall=wall))
     assert feed.send(received(due_at=None, procedure_id="9.999999")) == {"held": 1}
-    time.sleep(0.01)
+    assert feed.engine.expire_holds() == 0  # still within its hold
+    wall.ahead = 10.5
     assert feed.engine.expire_holds() == 1
     assert feed.dead() == [("no_due_time", None, 0)]
     assert feed.engine.history("dossier", "D1") is None

@@ -20,6 +20,7 @@ from engine.relay import event_message
 from kernel.calendar import VN_TZ
 from motcua.pipeline import engine_at
 from producers.simulator import SimConfig, generate
+from projections.criteria import REGISTRY, SubjectCriterion
 from projections.explain import explain
 from projections.fold import Counters
 from projections.periods import parse_period
@@ -100,8 +101,15 @@ def test_explanation_adds_up_to_the_scorecard_figure(
 def test_what_is_not_counted_says_why(province: tuple[ViewStore, Counters], code: str) -> None:
     """Every subject in a denominator but not in the numerator carries a specific reason."""
     views, counters = province
+    seen = 0
     for label in PERIODS:
         got = explain(views, counters, RULESET, "H15", parse_period(label), NOWS[1], code)
         for item in got["not_counted"]:
             why = item.get("why")
             assert isinstance(why, str) and why not in ("", "counted", "not counted"), item
+        seen += len(got["not_counted"])
+    declared = REGISTRY.by_code[code]
+    if isinstance(declared, SubjectCriterion) and declared.sum_of is not None:
+        assert seen == 0, f"{code} is a mean: every finished subject counts with its value"
+    else:  # not vacuous: every other criterion leaves some subject of the province uncounted
+        assert seen > 0, f"{code}: nothing is left uncounted, so no reason was checked"

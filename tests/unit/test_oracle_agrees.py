@@ -1,9 +1,11 @@
 """The projection agrees with the naive oracle (tests/oracle.py) on every criterion.
 
 Random valid action streams (catalog first, then dossier lifecycles and feedback) go through the
-real engine and fold; the oracle replays the accepted actions and counts by brute force. The same
-stream delivered twice over and shuffled must give the same counts, and so must a simulated
-province, for the province and every unit.
+real engine and fold; the oracle replays the accepted actions and counts by brute force, on its
+own working-day calendar, and scores by its own points step (both from the spec). The same stream
+delivered twice over and shuffled must give the same counts, and so must simulated provinces (one
+around the holidays of 2026), for the province and every unit. The oracle's calendar and points
+are themselves checked against dates read off the 2026 calendar and the spec's worked example.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ import random
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from oracle import Oracle
-from pipeline import Pipeline
+from oracle import SPEC_GROUPS, Days, Oracle, local_date, score
+from oracle import VN as VN_TZ
+from pipeline import Pipeline, points
 
-from kernel.calendar import VN_TZ, local_date
 from producers.simulator import SimConfig, generate
 from projections.periods import Period, parse_period
 from projections.ruleset import load_ruleset
@@ -333,6 +337,7 @@ def test_projection_counts_equal_the_oracle_on_every_criterion(world: dict[str, 
         assert bad == []
         card, want = p.scorecard("P", period, now), oracle.scorecard("P", period.start,
                                                                       period.end, now)
+        assert {c: Fraction(str(v)) for c, v in points(card).items()} == want["points"]
         assert card["total"] == want["total"]
 
 
@@ -369,3 +374,63 @@ def test_a_simulated_province_agrees_for_the_province_and_each_unit(tmp_path: Pa
         # Not vacuous: the live view has open dossiers, and some lateness.
         on_time, n = p.counts("H15", periods[0], now)["ON_TIME"]
         assert 0 < on_time < n
+
+
+@pytest.mark.parametrize("start", [date(2026, 2, 2), date(2026, 11, 2)],
+                         ids=["lunar-new-year", "vietnam-cultural-day"])
+def test_a_province_around_the_holidays_agrees_with_the_oracle(tmp_path: Path,
+                                                                start: date) -> None:
+    """Dossiers received around Tet (16-20 Feb 2026) or Vietnam Cultural Day (Tue 24 Nov 2026),
+    due and finished in working days across them: every criterion and total as the oracle says,
+    on its own calendar."""
+    actions = list(generate(SimConfig(agencies=6, dossiers=1200, seed=24, start=start, days=40,
+                                      due_at_rate=0.2, feedback_per_dossier=0.1)))
+    now = datetime.combine(start + timedelta(days=45), datetime.min.time(), VN_TZ)
+    with Pipeline(tmp_path / "m.db", clock=now) as p:
+        p.send(actions, batch=5000)
+        assert p.rejected() == []
+        oracle = Oracle(p.accepted(), RULESET)
+        month = parse_period(f"{start:%Y-%m}")
+        periods = [month, parse_period(str(start.year))]
+        assert disagreements(p, oracle, all_agencies(oracle), periods, now) == []
+        card = p.scorecard("H15", month, now)
+        want = oracle.scorecard("H15", month.start, month.end, now)
+        assert {c: Fraction(str(v)) for c, v in points(card).items()} == want["points"]
+        assert card["total"] == want["total"]
+        # Not vacuous: the holiday falls inside what was counted in working days.
+        avg, finished = p.counts("H15", month, now)["AVG_PROCESSING_TIME"]
+        assert finished > 0 and avg > 0
+
+
+def test_the_oracle_calendar_is_the_2026_wall_calendar() -> None:
+    """The oracle's working days, read off a 2026 calendar: Tue 24 Nov (Vietnam Cultural Day)
+    and Mon 16 - Fri 20 Feb (Tet) are days off, Sat 22 Aug is worked for Mon 31 Aug."""
+    days = Days({"extra_days_off": [], "makeup_working_days": []})
+    assert not days.is_working(date(2026, 11, 24))
+    assert days.add(date(2026, 11, 23), 1) == date(2026, 11, 25)
+    assert [d for d in range(16, 21) if days.is_working(date(2026, 2, d))] == []
+    assert days.add(date(2026, 2, 13), 1) == date(2026, 2, 23)
+    assert days.is_working(date(2026, 8, 22)) and not days.is_working(date(2026, 8, 31))
+    assert days.between(date(2026, 11, 20), date(2026, 11, 27)) == 4  # Mon, Wed, Thu, Fri
+    extra = Days({"extra_days_off": ["2026-11-23"], "makeup_working_days": ["2026-11-28"]})
+    assert not extra.is_working(date(2026, 11, 23)) and extra.is_working(date(2026, 11, 28))
+
+
+def test_the_oracle_points_reproduce_the_portal_s_published_figures() -> None:
+    """Spec §2's worked example (Đắk Lắk, year to date on 10 Oct 2026): 2.1 393,087 / 443,565
+    gives 17.72; payment 5.26 + 1.06 + 0.37 = 6.69; 5.4 at a 90 % target 5.90; 4.6 at 0/0, 2."""
+    counts = {code: (0, 0) for crits in SPEC_GROUPS.values() for code, _, _ in crits}
+    counts.update({"ON_TIME": (393_087, 443_565), "PAYMENT_DOSSIER_ONLINE": (179_460, 204_757),
+                   "PAYMENT_FORMALITY_FEE_DOSSIER": (160, 376),
+                   "PAYMENT_FORMALITY_TRANSACTION": (56, 376),
+                   "DOSSIER_RECEIVING_SATISFACTION": (392_869, 443_565)})
+    got = score(counts)
+    assert got["points"]["ON_TIME"] == Fraction("17.72")
+    assert [got["points"][c] for c in ("PAYMENT_DOSSIER_ONLINE", "PAYMENT_FORMALITY_FEE_DOSSIER",
+                                       "PAYMENT_FORMALITY_TRANSACTION")] == [
+        Fraction("5.26"), Fraction("1.06"), Fraction("0.37")]
+    assert got["groups"]["payment"] == Fraction("6.69")
+    assert got["points"]["DOSSIER_RECEIVING_SATISFACTION"] == Fraction("5.90")
+    assert got["points"]["ELECTRONIC_CERTIFIED_COPY"] == 2
+    assert got["points"]["DOSSIER_SYNC"] == 0  # a dossier criterion with nothing to count
+

@@ -52,6 +52,7 @@ def test_rates_at_the_bounds_are_accepted() -> None:
         ({"rejected_rate": 0.7, "stopped_rate": 0.4}, "rejected_rate \\+ stopped_rate"),
         ({"feedback_staff_conduct_rate": 0.5}, "feedback_procedure_rate \\+ "),
         ({"processing_in_hours_rate": 0.2}, "processing_in_working_days_rate \\+ "),
+        ({"two_handover_rate": 0.8}, "two_handover_rate \\+ four_handover_rate"),
         ({"supplement_ask_earliest": 0.6}, "supplement_ask_earliest must not exceed"),
         ({"on_time_resolve_skew": -1.0}, "on_time_resolve_skew must not be negative"),
         ({"popularity_exponent": -0.5}, "popularity_exponent must not be negative"),

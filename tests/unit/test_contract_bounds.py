@@ -1,0 +1,171 @@
+"""The schema refuses what no store can hold and no date arithmetic can take (issue 10 items 2, 5):
+NUL and lone surrogates anywhere, integers past 64 bits, times outside 1900–2099, over-size
+messages; each with a stable reason and the field named."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+import pytest
+
+from kernel.contract.actions import (
+    ACTION_MAX_BYTES,
+    InvalidActionError,
+    parse_action,
+    validate_action,
+)
+from kernel.contract.bounds import check_instant
+
+RECEIVED: dict[str, Any] = {
+    "schema": "motcua.action/1", "action_id": "a-1", "source": "daklak-igate",
+    "type": "received", "occurred_at": "2026-10-05T08:14:00+07:00", "dossier_id": "D-1",
+    "data": {"agency_id": "H15.15", "procedure_id": "1.001612", "channel": "online",
+             "due_at": "2026-10-12T17:00:00+07:00"},
+}
+
+
+def with_(path: str, value: Any, base: dict[str, Any] = RECEIVED) -> dict[str, Any]:
+    obj = copy.deepcopy(base)
+    *parents, last = path.split(".")
+    target = obj
+    for p in parents:
+        target = target[p]
+    target[last] = value
+    return obj
+
+
+def refusal(obj: Any) -> InvalidActionError:
+    with pytest.raises(InvalidActionError) as e:
+        validate_action(obj)
+    # The message is storable itself: PostgreSQL text takes it.
+    assert "\x00" not in e.value.message and "\x00" not in (e.value.field or "")
+    e.value.message.encode("utf-8")
+    return e.value
+
+
+@pytest.mark.parametrize("path", ["action_id", "source", "dossier_id", "data.agency_id",
+                                  "data.procedure_id", "data.extra", "data.nested.deep"])
+def test_a_nul_character_in_any_string_is_invalid_field_naming_it(path: str) -> None:
+    """A NUL in the envelope, in data, or in an unknown nested field is refused at its path."""
+    obj = with_("data.nested", {"deep": "ok"})
+    obj = with_(path, "H1\x005", obj)
+    e = refusal(obj)
+    assert (e.reason, e.field) == ("invalid_field", path)
+    assert "NUL" in e.message
+
+
+def test_a_nul_character_in_a_key_is_refused_at_its_object() -> None:
+    """A key with a NUL is named by the object that holds it."""
+    e = refusal(with_("data.scores", {"a\x00": 5}, with_("type", "rated", with_(
+        "data", {"satisfied": True}))))
+    assert (e.reason, e.field) == ("invalid_field", "data.scores")
+
+
+def test_a_lone_surrogate_is_refused_as_not_utf8() -> None:
+    """A decoded dict (the bridge's, a client's) may hold a lone surrogate: UTF-8 cannot."""
+    e = refusal(with_("data.agency_id", "H\ud80015"))
+    assert (e.reason, e.field) == ("invalid_field", "data.agency_id")
+    assert "surrogate" in e.message
+
+
+def test_nul_in_raw_bytes_from_kafka_is_refused() -> None:
+    """The escaped form \\u0000 in a Kafka message is the same refusal."""
+    raw = orjson.dumps(RECEIVED).replace(b'"a-1"', b'"a\\u00001"')
+    with pytest.raises(InvalidActionError) as e:
+        parse_action(raw)
+    assert (e.value.reason, e.value.field) == ("invalid_field", "action_id")
+
+
+@pytest.mark.parametrize(("value", "ok"), [(2**64 - 1, True), (2**64, False),
+                                           (-(2**63), True), (-(2**63) - 1, False)])
+def test_integers_past_64_bits_are_refused_anywhere(value: int, ok: bool) -> None:
+    """An unknown field's integer must be one JSON encoding can carry (it names the field)."""
+    obj = with_("data.extra", value)
+    if ok:
+        validate_action(obj)
+    else:
+        assert refusal(obj).field == "data.extra"
+
+
+def test_counts_above_2_pow_53_are_refused() -> None:
+    """amount_vnd is a count of đồng: above 2^53 − 1 no JSON reader keeps it exactly."""
+    paid = {**RECEIVED, "type": "paid_online",
+            "data": {"gateway": "national_portal", "amount_vnd": 2**53}}
+    assert refusal(paid).field == "data.amount_vnd"
+    paid["data"]["amount_vnd"] = 2**53 - 1
+    assert validate_action(paid).data["amount_vnd"] == 2**53 - 1
+
+
+@pytest.mark.parametrize(("path", "text"), [
+    ("occurred_at", "9999-12-31T23:59:59+00:00"),
+    ("occurred_at", "0001-01-01T00:00:00+00:00"),
+    ("occurred_at", "0001-01-01T00:00:00+14:00"),
+    ("occurred_at", "1899-12-31T23:59:59Z"),
+    ("occurred_at", "2100-01-01T00:00:00Z"),
+    ("occurred_at", "2099-12-31T23:00:00-05:00"),  # 2100-01-01T04:00Z as an instant
+    ("occurred_at", "2026-10-05T08:14:00+23:59"),
+    ("data.due_at", "9999-12-31T23:59:59+07:00"),
+])
+def test_times_outside_1900_to_2099_are_invalid_time(path: str, text: str) -> None:
+    """Times the due-date arithmetic cannot take are refused before they reach it."""
+    e = refusal(with_(path, text))
+    assert (e.reason, e.field) == ("invalid_time", path)
+    assert "1900" in e.message
+
+
+@pytest.mark.parametrize("text", ["1900-01-01T00:00:00Z", "2099-12-31T23:59:59Z",
+                                  "2026-10-05T08:14:00-14:00"])
+def test_times_at_the_edges_of_the_range_pass(text: str) -> None:
+    """The first and last instants of the range, and a −14:00 offset, are accepted."""
+    assert validate_action(with_("occurred_at", text)).occurred_at.year in (1900, 2026, 2099)
+
+
+def test_new_due_at_and_decision_dates_out_of_range_are_invalid_time() -> None:
+    """An apology's new due time and a catalog date are checked the same way."""
+    apology = {**RECEIVED, "type": "apology_issued",
+               "data": {"new_due_at": "9999-01-01T00:00:00Z", "reason": "x"}}
+    assert refusal(apology).field == "data.new_due_at"
+    repeal = {"schema": "motcua.action/1", "action_id": "r", "source": "s",
+              "type": "procedure_repealed", "occurred_at": "2026-01-01T00:00:00Z",
+              "procedure_id": "P", "data": {"decision_date": "0001-01-01"}}
+    e = refusal(repeal)
+    assert (e.reason, e.field) == ("invalid_time", "data.decision_date")
+
+
+def test_an_action_over_64_kib_is_too_large() -> None:
+    """The bytes from Kafka and a decoded dict are held to the same documented limit."""
+    big = with_("data.note", "x" * ACTION_MAX_BYTES)
+    e = refusal(big)
+    assert e.reason == "too_large"
+    with pytest.raises(InvalidActionError) as raw:
+        parse_action(orjson.dumps(big))
+    assert raw.value.reason == "too_large"
+    # 2 MB of anything is refused without being decoded.
+    with pytest.raises(InvalidActionError) as junk:
+        parse_action(b"[" * 2_000_000)
+    assert junk.value.reason == "too_large"
+
+
+def test_deep_nesting_is_refused_without_a_recursion_error() -> None:
+    """orjson takes 1024 levels; the storable walk must not overflow the Python stack on them."""
+    deep: Any = "x\x00"
+    for _ in range(1000):
+        deep = [deep]
+    assert refusal(with_("data.extra", deep)).reason == "invalid_field"
+
+
+def test_check_instant_is_what_time_arguments_use() -> None:
+    """check_instant refuses the same years for an argument as for an action's time."""
+    from datetime import datetime
+
+    with pytest.raises(InvalidActionError):
+        check_instant(datetime.fromisoformat("0001-01-01T00:00:00+14:00"), "--now", "x")
+
+
+def test_a_message_without_a_value_is_malformed_json() -> None:
+    """A Kafka tombstone (value None) is refused like any other non-JSON message."""
+    with pytest.raises(InvalidActionError) as e:
+        parse_action(None)  # type: ignore[arg-type]
+    assert e.value.reason == "malformed_json"
