@@ -47,6 +47,7 @@ from engine.intake import (
 )
 from engine.scope import ScopeGate, agencies_of
 from engine.store import (
+    DUPLICATE,
     FencedError,
     IntakeMixin,
     OrjsonTranscoder,
@@ -141,6 +142,8 @@ class Engine:
         self.wall = wall
         self.cache = SubjectCache(self.app.repository, self.store, cache_size)
         self.holds = HoldBook(self.store, hold_limit)
+        # Which `motcua-spool` headers are copies of this store's spooled lines.
+        self.spool_ns = self.store.spool_namespace()
         self.facts_version = facts_version or str(getattr(annotate, "version", ""))
         # The sources' scopes, read from the grants table next to the events (kernel.grants).
         self.grants = grants or GrantBook(database_url, require=require_grants)
@@ -219,7 +222,12 @@ class Engine:
         batch = self.batch(log_id)
         if epoch is not None:
             batch.fx.fence = (m.topic, m.partition, epoch)
-        batch.reject(m, None, RefusedActionError(describe(error), reason=reason_of(error)))
+        if m.spool is not None and m.spool not in self.store.spool_fresh([m.spool]):
+            batch.row(m, None, DUPLICATE)  # a copy of a spooled line recorded already
+        else:
+            if m.spool is not None:  # the line's outcome is this dead letter: never sent again
+                batch.fx.spool_done.append((m.spool, log_id, m.partition, m.offset))
+            batch.reject(m, None, RefusedActionError(describe(error), reason=reason_of(error)))
         # If even the dead letter cannot be written, the store itself is failing: raise.
         self.commit(batch, Tracking(tracking_name(log_id, m.topic, m.partition), m.offset))
         return batch.counts
@@ -232,7 +240,7 @@ class Engine:
         if epoch is not None:
             batch.fx.fence = (topic, partition, epoch)
         parsed: list[tuple[Message, Action]] = []
-        for m in messages:
+        for m in self._first_copies(batch, log_id, messages):
             try:
                 parsed.append((m, parse_action(m.value)))
             except InvalidActionError as e:
@@ -248,6 +256,33 @@ class Engine:
             batch.handle(m, a)
         self.commit(batch, Tracking(tracking_name(log_id, topic, partition), messages[-1].offset))
         return batch.counts
+
+    def _first_copies(self, batch: Batch, log_id: str,
+                      messages: Sequence[Message]) -> list[Message]:
+        """The messages to process: all but the copies of spooled lines that do not count,
+        which are recorded as duplicates whatever their bytes (so a line without a key is
+        never dead-lettered twice): a line already recorded, or one whose subject has an older
+        line not recorded yet (engine.spooled). Each copy that counts settles its line in
+        this transaction."""
+        fresh = self.store.spool_fresh(m.spool for m in messages if m.spool is not None)
+        queues = self.store.spool_queues(k for k in fresh.values() if k is not None)
+        out = []
+        for m in messages:
+            if m.spool is not None:
+                if m.spool not in fresh:
+                    batch.row(m, None, DUPLICATE)
+                    continue
+                queue = queues.get(fresh[m.spool] or b"")
+                if queue and queue[0] != m.spool:  # an older line of its subject comes first
+                    batch.row(m, None, DUPLICATE)
+                    batch.fx.spool_resend.append(m.spool)
+                    continue
+                if queue:
+                    queue.pop(0)
+                del fresh[m.spool]
+                batch.fx.spool_done.append((m.spool, log_id, m.partition, m.offset))
+            out.append(m)
+        return out
 
     def _subjects_of(self, actions: Any) -> list[UUID]:
         """Every aggregate a batch of actions may read."""

@@ -44,6 +44,7 @@ from engine.store import (
 from kernel.calendar import WorkCalendar
 from kernel.contract.actions import Action, parse_action
 from kernel.errors import RefusedActionError
+from kernel.failures import transient
 
 log = structlog.get_logger("motcua.engine")
 
@@ -70,12 +71,13 @@ Annotate = Callable[[Subject], Any]
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One consumed Kafka record."""
+    """One consumed Kafka record; ``spool``: the spooled line it is a copy of, if any."""
 
     topic: str
     partition: int
     offset: int
     value: bytes
+    spool: int | None = None
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,8 @@ class Batch:
             self.reject(m, a, e)
             return
         except Exception as e:  # a bug must not stall the partition: dead-letter it, loudly
+            if transient(e):
+                raise  # the store is away or busy, not the action at fault: the batch is redone
             log.exception("action_failed", topic=m.topic, partition=m.partition, offset=m.offset)
             self.reject(m, a, RefusedActionError(
                 f"The engine failed on this action: {type(e).__name__}: {e}.",
@@ -389,6 +393,8 @@ class Batch:
         except RefusedActionError as e:
             outcome, reason, message = REJECTED, e.reason, e.message
         except Exception as e:  # as in handle(): a bug dead-letters this action only
+            if transient(e):
+                raise  # the store is away or busy: the batch fails and is redone
             log.exception("held_action_failed")
             outcome, reason = REJECTED, "internal_error"
             message = f"The engine failed on this action: {type(e).__name__}: {e}."

@@ -27,6 +27,10 @@ from kernel.settings import EVENTS_TOPIC, REJECTED_TOPIC
 
 log = structlog.get_logger("motcua.relay")
 
+class RelayPartitionsError(RuntimeError):
+    """The events topic came back with fewer partitions than its events are spread over."""
+
+
 def partition_for(key: bytes, partitions: int) -> int:
     """The events partition of a subject: Kafka's own murmur2 rule, stated here so that a
     replay knows which partition position covers an event."""
@@ -70,6 +74,10 @@ class Relay:
 
     def new_log(self, log_id: str) -> None:
         """Start over if the output topics are not the log we published to last time."""
+        # Known before anything is published: a replay that swaps in views before the relay's
+        # first page must still cover every partition's position (else a partition it leaves
+        # without one is folded again from its beginning, on top of the replayed views).
+        self._note_partitions()
         known = self.store.get_position(f"{self.LOG}:{log_id}")
         if known:
             return
@@ -78,6 +86,23 @@ class Relay:
         self.store.set_position(self.EVENTS, 0)
         self.store.set_position(self.REJECTED, 0)
         self.store.set_position(f"{self.LOG}:{log_id}", 1)
+
+    def _note_partitions(self) -> int:
+        """How many events partitions the events are spread over: the topic's count at the
+        first look, recorded and then kept. A replay needs it to know which partition's position
+        covers an event, and an event must never move to another partition: a broker that
+        forgot its topics may get them back created by its own default (tansu makes 4
+        partitions for any topic a client merely asks about), and the extra ones stay empty."""
+        have = len(self.producer.partitions_for(EVENTS_TOPIC) or ())
+        if not self._partitions:
+            self._partitions = have or 1
+            self.store.set_position(self.PARTITIONS, self._partitions)
+        elif have < self._partitions:
+            raise RelayPartitionsError(
+                f"Topic {EVENTS_TOPIC} has {have} partitions, fewer than the "
+                f"{self._partitions} its events are spread over; create it again with "
+                f"{self._partitions} partitions (MOTCUA_PARTITIONS).")
+        return self._partitions
 
     def run_once(self) -> int:
         """Publish one page of events and dead letters; returns how many were published."""
@@ -89,10 +114,7 @@ class Relay:
         notes = self.store.read_facts(self._events_pos + 1, self.page)
         if not notes:
             return 0
-        n = len(self.producer.partitions_for(EVENTS_TOPIC) or ()) or 1
-        if n != self._partitions:  # a replay needs it to know which position covers an event
-            self.store.set_position(self.PARTITIONS, n)
-            self._partitions = n
+        n = self._note_partitions()
         futures = []
         for note in notes:
             key, value = event_message(note)

@@ -19,18 +19,32 @@ from typing import Any
 import structlog
 from eventsourcing.persistence import IntegrityError
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
 
 from engine.app import Engine, Message
 from engine.relay import Relay
 from engine.store import FencedError
 from kernel import kafka as K
 from kernel.failures import REDO_LIMIT, describe, transient
+from kernel.health import DATABASE, Guard, dependency_of
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.metrics import METRICS
 from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC, KafkaSecurity
+from kernel.spool import spool_id
 
 log = structlog.get_logger("motcua.engine")
+
+EPOCH = f"epoch:{ACTIONS_TOPIC}"
+
+
+def actions_log(engine: Engine, identity: str) -> str:
+    """The engine's name of a ``motcua.actions`` log: the broker's identity (cluster id / topic
+    id) and our epoch (bumped when a log turns out shorter than what was recorded of it)."""
+    return f"{identity}#{engine.store.get_position(EPOCH)}"
+
+
+def recorded_offset(engine: Engine, identity: str, partition: int) -> int | None:
+    """The last offset of a ``motcua.actions`` partition the engine has recorded, or None."""
+    return engine.position(actions_log(engine, identity), ACTIONS_TOPIC, partition)
 
 
 class EngineLoop:
@@ -70,18 +84,20 @@ class EngineLoop:
         # (end_offsets) are refused, so the loop's own thread takes them after poll().
         self._assigned: list[TopicPartition] = []
         self.ready = threading.Event()
+        self.guard = Guard("engine", log)
+        self._resync = False
         # partition -> (first offset of the batch redone, times in a row): see _process.
         self._redos: dict[int, tuple[int, int]] = {}
 
     # ----- setup ---------------------------------------------------------------------------
 
     def _epoch(self) -> int:
-        return self.engine.store.get_position(f"epoch:{ACTIONS_TOPIC}")
+        return self.engine.store.get_position(EPOCH)
 
     def setup(self) -> None:
         """(Re)join the actions log: topics, log identity, positions, seeks, relay."""
         ensure_all_topics(self.bootstrap, self.security, self.partitions)
-        self.log_id = f"{self.identity.of(ACTIONS_TOPIC)}#{self._epoch()}"
+        self.log_id = actions_log(self.engine, self.identity.of(ACTIONS_TOPIC))
         if self.consumer is not None:
             close_consumer(self.consumer, self.session_timeout_ms)
         self.next_offset, self.epochs, self._assigned = {}, {}, []
@@ -124,7 +140,7 @@ class EngineLoop:
         if any(start > ends.get(p, 0) for p, start in starts.items()):
             # The log is shorter than what we recorded: a new log under the same ids.
             epoch = self._epoch() + 1
-            self.engine.store.set_position(f"epoch:{ACTIONS_TOPIC}", epoch)
+            self.engine.store.set_position(EPOCH, epoch)
             self.log_id = f"{self.log_id.rpartition('#')[0]}#{epoch}"
             starts = {p: 0 for p in starts}
             log.warning("actions_log_reset", log_id=self.log_id)
@@ -154,11 +170,19 @@ class EngineLoop:
             try:
                 if self.consumer is None or not self.ready.is_set():
                     self.setup()
+                    self._resync = False
+                elif self._resync:  # after a database outage: read on from what is stored
+                    self.take(sorted(self.consumer.assignment(), key=lambda tp: tp.partition))
+                    self._resync = False
                 assert self.consumer is not None and self.relay is not None
                 polled = self.consumer.poll(timeout_ms=100, max_records=self.max_records)
+                if polled and self._new_broker_log():
+                    continue  # the records may be the new log's: set up again, read it afresh
+                ns = self.engine.spool_ns
                 for tp, records in polled.items():
                     self._process(tp.partition, [
-                        Message(tp.topic, tp.partition, r.offset, r.value) for r in records])
+                        Message(tp.topic, tp.partition, r.offset, r.value, spool_id(r.headers, ns))
+                        for r in records])
                 if self._assigned:
                     assigned, self._assigned = self._assigned, []
                     self.take(assigned)
@@ -174,14 +198,17 @@ class EngineLoop:
                         pass
                 if self.on_batch is not None:
                     self.on_batch()
-            except KafkaError as e:
-                log.warning("kafka_error", error=repr(e))
-                self.ready.clear()
-                time.sleep(0.5)
-            except Exception:
-                log.exception("engine_loop_error")
-                self.ready.clear()
-                time.sleep(0.5)
+            except Exception as e:  # the broker or the database away, or a bug
+                if dependency_of(e) == DATABASE and self.consumer is not None:
+                    # The Kafka side is fine: keep the consumer (and its group membership, a
+                    # rejoin costs a rebalance) and take the partitions afresh once the store
+                    # answers.
+                    self._resync = True
+                else:
+                    self.ready.clear()  # set up again
+                self.guard.failed(e, stop)  # one log line per outage, and a backoff
+                continue
+            self.guard.ok()
         self.close()
 
     def _timers(self) -> None:
@@ -225,8 +252,20 @@ class EngineLoop:
                 return False
         return True
 
+    def _new_broker_log(self) -> bool:
+        """Whether the topic is another log now than the one this loop reads as.
+
+        Asked after each poll that returned records: records fetched before a check that finds
+        the same log are that log's (a log id never comes back), so they are recorded under
+        their own log's name and never under a restarted broker's earlier one."""
+        if self.identity.of(ACTIONS_TOPIC) == self.log_id.rpartition("#")[0]:
+            return False
+        log.warning("actions_log_changed", old=self.log_id)
+        self.ready.clear()
+        return True
+
     def _check_identity(self) -> None:
-        current = f"{self.identity.of(ACTIONS_TOPIC)}#{self._epoch()}"
+        current = actions_log(self.engine, self.identity.of(ACTIONS_TOPIC))
         if current != self.log_id:
             log.warning("actions_log_changed", old=self.log_id, new=current)
             self.ready.clear()
@@ -238,7 +277,7 @@ class EngineLoop:
             self._check_identity()
             if not self.ready.is_set():
                 return
-            msgs = [m for m in msgs if m.offset >= expected]
+        msgs = _each_offset_once(msgs, expected)
         if not msgs:
             return
         epoch = self.epochs.get(partition)
@@ -285,6 +324,18 @@ class EngineLoop:
             self.relay.producer.close()
             self.relay = None
         self.identity.close()
+
+
+def _each_offset_once(msgs: list[Message], expected: int) -> list[Message]:
+    """The records from ``expected`` on, each offset once and in order: a broker may hand the
+    same records twice in one fetch (tansu does after a restart), and a repeat within a batch
+    would be recorded twice in the ledger."""
+    out = []
+    for m in msgs:
+        if m.offset >= expected:
+            out.append(m)
+            expected = m.offset + 1
+    return out
 
 
 def _count_outcomes(counts: dict[str, int]) -> None:

@@ -29,13 +29,14 @@ from eventsourcing.sqlite import SQLiteProcessRecorder
 from psycopg.sql import SQL
 
 from engine.facts_cache import FACTS_TABLES, FactRow, FactsCacheMixin
+from engine.spooled import SpoolMixin
+from kernel.db import SCHEMA_LOCK
+from kernel.spool import spool_tables
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
 HELD = "held"
-# The advisory lock under which a process creates the tables (PostgreSQL).
-SCHEMA_LOCK = 7660001
 _CREATED = re.compile(r'CREATE (?:UNIQUE )?(?:TABLE|INDEX) IF NOT EXISTS (?:"?\w+"?\.)?"?(\w+)"?')
 
 
@@ -96,10 +97,15 @@ class SideEffects:
     deadlines: dict[str, float | None] = field(default_factory=dict)
     # One per new event, in the order the events are inserted.
     facts: list[FactRow] = field(default_factory=list)
+    # (spool id, log, partition, offset): spooled lines this batch recorded (kernel.spool).
+    spool_done: list[tuple[int, str, int, int]] = field(default_factory=list)
+    # Spool ids whose copy came before an older line of its subject: send them again.
+    spool_resend: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.intake or self.resolved_holds or self.dead_letters or self.deadlines
-                    or self.rehold or self.fence or self.facts)
+                    or self.rehold or self.fence or self.facts or self.spool_done
+                    or self.spool_resend)
 
 
 def akey(source: str, action_id: str) -> str:
@@ -139,10 +145,11 @@ def _schema(serial: str, blob: str) -> list[str]:
         "CREATE TABLE IF NOT EXISTS motcua_owners (topic TEXT NOT NULL, part INTEGER NOT NULL, "
         "owner TEXT NOT NULL, epoch BIGINT NOT NULL, beat DOUBLE PRECISION NOT NULL, "
         "PRIMARY KEY (topic, part))",
+        *spool_tables(postgres=serial != "INTEGER"),
     ]
 
 
-class IntakeMixin(FactsCacheMixin):
+class IntakeMixin(FactsCacheMixin, SpoolMixin):
     """The motcua tables, written in the same transaction as the events (one home, two dialects)."""
 
     @contextmanager
@@ -184,6 +191,7 @@ class IntakeMixin(FactsCacheMixin):
                 [(r.log, r.topic, r.partition, r.offset, r.akey, r.reason, r.field, r.message,
                   r.raw, now) for r in fx.dead_letters],
             )
+        self.write_spool_done(c, fx.spool_done, fx.spool_resend)
         drops = [(oid,) for oid, due in fx.deadlines.items() if due is None]
         sets = [(oid, due) for oid, due in fx.deadlines.items() if due is not None]
         if drops:

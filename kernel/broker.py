@@ -49,14 +49,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def _die_with_parent(any_thread: bool = False) -> Callable[[], None] | None:
     """A ``preexec_fn`` asking Linux to SIGKILL the child when its parent dies.
 
-    Linux fires this when the *thread* that forked exits, so it is only armed from the main thread.
+    Linux fires this when the *thread* that forked exits, so it is only armed from the main
+    thread, or from a thread that outlives the broker (``any_thread``).
     """
-    if (
-        not sys.platform.startswith("linux")
-        or threading.current_thread() is not threading.main_thread()
+    if not sys.platform.startswith("linux") or not (
+        any_thread or threading.current_thread() is threading.main_thread()
     ):
         return None
     import ctypes
@@ -103,8 +103,11 @@ class BundledBroker:
     def log_path(self) -> Path:
         return self.log_dir / "tansu.log"
 
-    def start(self) -> BundledBroker:
-        """Launch the broker and wait until it answers a metadata request."""
+    def start(self, *, any_thread: bool = False) -> BundledBroker:
+        """Launch the broker and wait until it answers a metadata request.
+
+        ``any_thread``: the calling thread outlives the broker (a supervisor), so the broker may
+        be tied to it: it dies when this process does, even if started off the main thread."""
         if self.running:
             return self
         binary = broker_binary()
@@ -130,7 +133,7 @@ class BundledBroker:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=_die_with_parent(any_thread),
             )
         try:
             self._wait_ready()

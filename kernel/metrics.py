@@ -36,6 +36,19 @@ class _Metrics:
         self.http_refusals = Counter("motcua_bridge_refusals_total",
                                      "Refused HTTP bridge requests", ["status"],
                                      registry=registry)
+        self.dependency_up = Gauge("motcua_dependency_up",
+                                   "1 while a part of this process reaches a dependency, 0 "
+                                   "while it cannot (database, kafka, internal)",
+                                   ["part", "dependency"], registry=registry)
+        self.spooled = Counter("motcua_spooled_actions_total",
+                               "Actions committed to the durable intake (spool)",
+                               registry=registry)
+        self.forwarded = Counter("motcua_forwarded_actions_total",
+                                 "Spooled actions forwarded to motcua.actions (repeats included)",
+                                 registry=registry)
+        self.spool_backlog = Gauge("motcua_spool_backlog",
+                                   "Spooled actions the engine has not recorded yet",
+                                   registry=registry)
 
 
 METRICS = _Metrics(REGISTRY)

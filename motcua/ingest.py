@@ -1,8 +1,13 @@
-"""``motcua ingest FILE``: publish an NDJSON file of actions and, with ``--wait``, see it through.
+"""``motcua ingest FILE``: submit an NDJSON file of actions and, with ``--wait``, see it through.
 
-The wait is exact: the engine's intake ledger says what became of every offset this command
-produced (accepted, duplicate, held, rejected by reason); the relay's per-partition positions
-and the projection's applied positions say when the scores include it.
+The file's lines are committed to the durable intake (``producers.forwarder.Intake``) before
+"published" is printed: they survive a SIGKILL of any motcua process and the loss of the bundled
+broker's memory, and with an external Kafka the broker has acknowledged them too (``acks=all``).
+
+The wait is exact: the spool says which line the engine recorded from which copy, and the
+engine's intake ledger what became of it (accepted, duplicate, held, rejected by reason); the
+relay's per-partition positions and the projection's applied positions say when the scores
+include it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import orjson
 
 from engine.app import Engine
 from engine.relay import Relay
+from engine.runner import actions_log
 from engine.store import ACCEPTED, DUPLICATE, HELD, REJECTED
 from kernel import kafka as K
 from kernel.contract.actions import ACTION_MAX_BYTES
@@ -24,7 +30,12 @@ from kernel.contract.upcasting import subject_of
 from kernel.errors import UserError
 from kernel.kafka import LogIdentity, ensure_all_topics
 from kernel.settings import ACTIONS_TOPIC, KafkaSecurity
+from kernel.spool import Spooled
+from producers.forwarder import Intake
 from projections.store import ViewStore
+
+# Lines committed to the spool per transaction (a SQLite writer holds the file's lock meanwhile).
+CHUNK = 5000
 
 
 class IngestFileError(UserError):
@@ -52,6 +63,36 @@ def subject_key(line: bytes) -> bytes | None:
     except (orjson.JSONDecodeError, AttributeError, TypeError):
         return None
     return value.encode() if isinstance(value, str) else None
+
+
+@dataclass
+class Submitted:
+    """What ``submit`` did with a file: the spool ids its lines got, and how many lines it
+    refused as ``too_large`` (over the contract's ACTION_MAX_BYTES: the engine would refuse
+    them, and one big line must stop nothing after it)."""
+
+    spooled: Spooled
+    too_large: int = 0
+
+    @property
+    def count(self) -> int:
+        return self.spooled.count
+
+
+def submit(intake: Intake, lines: list[bytes], *, timeout: float,
+           progress: Callable[[int], None] = lambda n: None) -> Submitted:
+    """Commit every line to the intake in file order; return once they are acknowledged (with
+    an external Kafka: once the broker took every one)."""
+    out = Submitted(Spooled((), 0))
+    for i in range(0, len(lines), CHUNK):
+        chunk = lines[i:i + CHUNK]
+        kept = [line for line in chunk if len(line) <= ACTION_MAX_BYTES]
+        out.too_large += len(chunk) - len(kept)
+        out.spooled += intake.spool_lines([(subject_key(line), line) for line in kept])
+        progress(len(chunk))
+    if intake.broker_ack:
+        intake.wait_sent(out.spooled, timeout)
+    return out
 
 
 @dataclass
@@ -93,10 +134,9 @@ def publish(lines: list[bytes], bootstrap: str, security: KafkaSecurity | None,
 def actions_log_id(engine: Engine, bootstrap: str, security: KafkaSecurity | None) -> str:
     ident = LogIdentity(bootstrap, security)
     try:
-        base = ident.of(ACTIONS_TOPIC)
+        return actions_log(engine, ident.of(ACTIONS_TOPIC))
     finally:
         ident.close()
-    return f"{base}#{engine.store.get_position(f'epoch:{ACTIONS_TOPIC}')}"
 
 
 def summarize(rows: list[tuple[str, str | None, int]]) -> dict[str, Any]:
@@ -119,16 +159,37 @@ def wait_done(
     hold_seconds: float, timeout: float, progress: Callable[[int, str], None],
 ) -> dict[str, Any]:
     """Block until the engine recorded every published offset and the views include it."""
+    return wait_recorded(engine, views, lambda: engine.store.intake_summary(
+        log_id, ACTIONS_TOPIC, pub.ranges), pub.count, hold_seconds=hold_seconds,
+        timeout=timeout, progress=progress)
+
+
+def wait_spooled(
+    engine: Engine, views: ViewStore, spooled: Spooled, *,
+    hold_seconds: float, timeout: float, progress: Callable[[int, str], None],
+) -> dict[str, Any]:
+    """Block until the engine recorded every spooled line and the views include it."""
+    return wait_recorded(engine, views, lambda: engine.store.spool_summary(spooled),
+                         spooled.count, hold_seconds=hold_seconds, timeout=timeout,
+                         progress=progress)
+
+
+def wait_recorded(
+    engine: Engine, views: ViewStore, outcomes: Callable[[], list[tuple[str, str | None, int]]],
+    count: int, *, hold_seconds: float, timeout: float, progress: Callable[[int, str], None],
+) -> dict[str, Any]:
+    """Block until ``outcomes`` (outcome, reason, n) covers ``count`` actions, held ones are
+    settled (or their hold time is up), and the views include every event recorded so far."""
     deadline = time.monotonic() + timeout
     store = engine.store
-    # 1. The engine: every offset has an outcome; held ones settle within the hold time.
+    # 1. The engine: every action has an outcome; held ones settle within the hold time.
     held_deadline: float | None = None
     while True:
-        rows = store.intake_summary(log_id, ACTIONS_TOPIC, pub.ranges)
+        rows = outcomes()
         done = sum(n for _, _, n in rows)
         held = sum(n for o, _, n in rows if o == HELD)
         progress(done, "engine")
-        if done >= pub.count:
+        if done >= count:
             if held == 0:
                 break
             held_deadline = held_deadline or time.monotonic() + hold_seconds + 5
@@ -136,7 +197,7 @@ def wait_done(
                 break
         if time.monotonic() > deadline:
             raise UserError(f"Timed out after {timeout:g} s waiting for the engine: "
-                            f"{done} of {pub.count} actions recorded.")
+                            f"{done} of {count} actions recorded.")
         time.sleep(0.1)
     # 2. The relay and the projection: every event recorded so far is folded.
     target = engine.app.recorder.max_notification_id() or 0
@@ -148,11 +209,11 @@ def wait_done(
             applied = views.positions()
             if all(applied.get(f"pos|{p}", 0) >= pos for p, pos in parts.items()):
                 break
-        progress(pub.count, "projection")
+        progress(count, "projection")
         if time.monotonic() > deadline:
             raise UserError(f"Timed out after {timeout:g} s waiting for the projection.")
         time.sleep(0.1)
-    return summarize(store.intake_summary(log_id, ACTIONS_TOPIC, pub.ranges))
+    return summarize(outcomes())
 
 
 def format_summary(summary: dict[str, Any]) -> Iterator[str]:

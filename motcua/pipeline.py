@@ -18,19 +18,19 @@ import orjson
 import structlog
 
 from engine.app import HEARTBEAT, Engine
-from engine.runner import EngineLoop
+from engine.runner import EngineLoop, recorded_offset
 from kernel.broker import BundledBroker
+from kernel.errors import UserError
 from kernel.kafka import wait_until_reachable
 from kernel.lifecycle import LifecycleRules, load_lifecycle
 from kernel.settings import Settings
+from producers.forwarder import Intake
 from projections.facts import Annotator
 from projections.ruleset import Rulesets, default_rulesets
 from projections.runner import ProjectionLoop
 from projections.store import ViewStore, views_url
 
 log = structlog.get_logger("motcua")
-
-
 
 def engine_at(database_url: str, *, rules: LifecycleRules | None = None, **kw: Any) -> Engine:
     """An engine on a store, wired to the projections' facts: the one place that tells the
@@ -71,6 +71,13 @@ def running_embedded_broker(settings: Settings) -> str | None:
     return str(info["bootstrap"])
 
 
+def intake_for(settings: Settings, bootstrap: str, engine: Engine) -> Intake:
+    """The durable intake of a process that has the engine's store: its forwarder also sends
+    again what the engine read past without recording."""
+    return Intake.open(settings, bootstrap,
+                       recorded=lambda log_id, part: recorded_offset(engine, log_id, part))
+
+
 @dataclass
 class Pipeline:
     """The roles of one process and what they share."""
@@ -85,6 +92,8 @@ class Pipeline:
     engine_loop: EngineLoop | None = None
     views: ViewStore | None = None
     projection: ProjectionLoop | None = None
+    # The durable intake and its forwarder (with the engine or the API, see intake_for).
+    intake: Intake | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     owns_broker_file: bool = False
@@ -108,6 +117,7 @@ class Pipeline:
                 self.owns_broker_file = True
                 log.info("bundled_broker_started", bootstrap=self.bootstrap,
                          pid=self.broker.pid)
+                self._spawn("broker", self._supervise_broker)
         else:
             self.bootstrap = s.kafka_bootstrap
             wait_until_reachable(self.bootstrap, s.kafka_security, timeout=15)
@@ -125,6 +135,8 @@ class Pipeline:
                 group=f"{s.consumer_group}-engine" if self.group else None,
                 session_timeout_ms=s.session_timeout_ms)
             self._spawn("engine", self.engine_loop.run)
+        if self.engine is not None:
+            self.intake = intake_for(s, self.bootstrap, self.engine).start()
         if "project" in self.roles or "serve" in self.roles:
             self.views = ViewStore(views_url(s.database_url))
         if "project" in self.roles:
@@ -144,6 +156,21 @@ class Pipeline:
             self._last_beat = now
             self.engine.store.set_position(HEARTBEAT, int(now))
 
+    def _supervise_broker(self, stop: threading.Event) -> None:
+        """Start the bundled broker again (same port) if it dies: it comes back empty, and the
+        forwarder sends whatever the engine has not recorded yet."""
+        while not stop.wait(0.5):
+            broker = self.broker
+            if broker is None or broker.running or stop.is_set():
+                continue
+            log.warning("bundled_broker_exited", bootstrap=broker.bootstrap)
+            try:
+                broker.start(any_thread=True)  # this thread lives as long as the broker
+            except UserError as e:
+                log.warning("bundled_broker_not_restarted", error=str(e))
+                continue
+            log.info("bundled_broker_restarted", bootstrap=broker.bootstrap, pid=broker.pid)
+
     def _spawn(self, name: str, target: Any) -> None:
         t = threading.Thread(target=target, args=(self.stop_event,), name=name, daemon=True)
         t.start()
@@ -159,6 +186,8 @@ class Pipeline:
         self.stop_event.set()
         for t in self.threads:
             t.join(timeout=10)
+        if self.intake is not None:
+            self.intake.close()
         if self.engine is not None:
             if self.engine_loop is not None:  # no engine records here any more
                 self.engine.store.set_position(HEARTBEAT, 0)

@@ -69,7 +69,8 @@ def api(pipeline: Any, settings: Settings, live: bool) -> Any:
 
         # The bridge scopes follow-ups by the agencies of the recorded subject they change.
         agencies = pipeline.engine.subject_agencies if pipeline.engine is not None else None
-        bridge = make_bridge(settings, pipeline.bootstrap, subject_agencies=agencies)
+        bridge = make_bridge(settings, pipeline.bootstrap, subject_agencies=agencies,
+                             intake=pipeline.intake)
     except ImportError:
         pass
     return create_app(source, pipeline.rulesets, pinned=settings.ruleset, bridge=bridge,

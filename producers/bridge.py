@@ -9,10 +9,14 @@ A request carries one action or a JSON array of them and a per-source bearer tok
 4. an action the schema refuses (:func:`kernel.contract.actions.validate_action`) → 400 with its
    ``index``, ``reason`` and ``field``;
 5. an action of another ``source``, or for an agency outside the token's scope → 403;
-6. otherwise every action is produced to ``motcua.actions`` keyed by its subject id and
-   confirmed (:class:`producers.client.ReliableSender`), then 202 ``{"accepted": [ids]}``.
-   A broker that stays away past the retries → 503 with ``Retry-After``; some actions may have
-   landed, and sending the request again is safe (the engine keeps one fact per action id).
+6. otherwise every action is committed to the durable intake (:class:`producers.forwarder.Intake`:
+   the spool in the event store's database, forwarded to ``motcua.actions`` keyed by subject
+   id), then 202 ``{"accepted": [ids]}``. The 202 means the actions survive a crash of any
+   motcua process and the loss of the bundled broker's memory; with an external Kafka, also
+   that the broker acknowledged them (``acks=all``). An external broker that does not within
+   15 s → 503 ``broker_unavailable``, a database that cannot be written → 503
+   ``store_unavailable``, both with ``Retry-After``; sending the request again is safe (the
+   engine keeps one fact per action id).
 
 Nothing of a refused request is sent. Every refusal is logged with the source and counted in
 ``motcua_bridge_refusals_total{status}``.
@@ -47,10 +51,12 @@ from starlette.concurrency import run_in_threadpool
 
 from kernel.contract.actions import Action, InvalidActionError, validate_action
 from kernel.grants import WRITE, Grant, OutOfScopeError, SubjectAgencies, bearer_token, check_action
+from kernel.health import DATABASE, HEALTH, dependency_of
 from kernel.metrics import METRICS
 from kernel.settings import Settings
-from producers.client import Record, ReliableSender
+from producers.client import Record
 from producers.errors import DeliveryError, RefusedRequestError
+from producers.forwarder import Intake
 from producers.tokens import TokenStore
 
 log = structlog.get_logger("motcua.bridge")
@@ -103,7 +109,10 @@ class RateLimiter:
 
 
 class Bridge:
-    """The bridge's state: the token store, the rate limiter and one shared Kafka sender."""
+    """The bridge's state: the token store, the rate limiter and the durable intake (the
+    process's own, e.g. ``motcua up``'s, or one of the bridge's)."""
+
+    ACK_TIMEOUT = 15.0  # an external broker's acknowledgement, before a 503
 
     def __init__(
         self,
@@ -114,6 +123,7 @@ class Bridge:
         tokens: TokenStore | None = None,
         subject_agencies: SubjectAgencies | None = None,
         clock: Callable[[], float] = time.monotonic,
+        intake: Intake | None = None,
     ) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
@@ -123,7 +133,8 @@ class Bridge:
         # engine only.
         self.subject_agencies = subject_agencies
         self.limiter = RateLimiter(self.limits.rate, self.limits.burst, clock)
-        self._sender: ReliableSender | None = None
+        self._intake = intake
+        self._own_intake: Intake | None = None
         self._lock = threading.Lock()
 
     # -- the steps, each raising RefusedRequestError --------------------------------------
@@ -189,8 +200,14 @@ class Bridge:
                 raise _refusal(400, e.message, e.reason, index=i, field=e.field) from e
             authorize(grant, action, i, existing)
             records.append(Record.of(action, obj))
+        self.submit(records)
+        return [r.action_id for r in records]
+
+    def submit(self, records: list[Record]) -> None:
+        """Commit the records to the intake (and, with an external Kafka, see the broker take
+        them); a 503 when that cannot be done now."""
         try:
-            self.sender().deliver(records)
+            self.intake().submit([(r.key, r.value) for r in records], timeout=self.ACK_TIMEOUT)
         except DeliveryError as e:
             raise _refusal(
                 503,
@@ -198,7 +215,20 @@ class Bridge:
                 "broker_unavailable",
                 headers={"Retry-After": "5"},
             ) from e
-        return [r.action_id for r in records]
+        except Exception as e:
+            if dependency_of(e) != DATABASE:
+                raise
+            if HEALTH.down("bridge", DATABASE, e):
+                log.warning("dependency_unreachable", part="bridge", dependency=DATABASE,
+                            error=repr(e))
+            raise _refusal(
+                503,
+                "The actions could not be stored now; sending the request again is safe.",
+                "store_unavailable",
+                headers={"Retry-After": "5"},
+            ) from e
+        for d in HEALTH.up("bridge"):
+            log.info("dependency_reachable", part="bridge", dependency=d.dependency)
 
     def _existing(self) -> SubjectAgencies | None:
         """``subject_agencies`` for one request: each subject read once; a store that cannot
@@ -224,22 +254,21 @@ class Bridge:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def sender(self) -> ReliableSender:
-        """The shared sender, created on first use (no client exists before a request)."""
+    def intake(self) -> Intake:
+        """The process's intake, or the bridge's own, opened on first use (with a forwarder
+        of its own: only the holder of the spool's lease sends)."""
         with self._lock:
-            if self._sender is None:
-                self._sender = ReliableSender(
-                    self.bootstrap, self.settings.kafka_security,
-                    partitions=self.settings.partitions, linger_ms=2, retries=4,
-                    ack_timeout=5.0, connect_timeout=2.0,  # a 503 within ~30 s, not minutes
-                )  # fmt: skip
-            return self._sender
+            if self._intake is None:
+                self._intake = self._own_intake = Intake.open(
+                    self.settings, self.bootstrap, part="bridge-forwarder").start()
+            return self._intake
 
     def close(self) -> None:
         with self._lock:
-            sender, self._sender = self._sender, None
-        if sender is not None:
-            sender.close()
+            own, self._own_intake = self._own_intake, None
+            self._intake = None
+        if own is not None:
+            own.close()
         self.tokens.close()
 
     def refuse(self, e: RefusedRequestError, grant: Grant | None) -> JSONResponse:
@@ -300,12 +329,14 @@ def make_bridge(
     *,
     subject_agencies: SubjectAgencies | None = None,
     clock: Callable[[], float] = time.monotonic,
+    intake: Intake | None = None,
 ) -> APIRouter:
     """The bridge's router, for ``projections.api.create_app(..., bridge=router)``;
-    ``subject_agencies`` (``Engine.subject_agencies``) lets it scope follow-up actions, and
-    ``clock`` (monotonic seconds) paces the rate limiter (tests inject one)."""
+    ``subject_agencies`` (``Engine.subject_agencies``) lets it scope follow-up actions,
+    ``clock`` (monotonic seconds) paces the rate limiter (tests inject one), and ``intake`` is
+    the process's durable intake (else the bridge opens its own)."""
     return Bridge(settings, bootstrap, limits, subject_agencies=subject_agencies,
-                  clock=clock).router()
+                  clock=clock, intake=intake).router()
 
 
 # ----- scope ---------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ __all__ = [
     "OnError",
     "Record",
     "ReliableSender",
+    "Sent",
     "build_action",
     "derive_action_id",
 ]
@@ -113,11 +114,14 @@ def build_action(
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One validated action as Kafka sees it: key = subject id, value = UTF-8 JSON."""
+    """One validated action as Kafka sees it: key = subject id, value = UTF-8 JSON.
+
+    ``headers`` travel with it (the forwarder marks each copy of a spooled line)."""
 
     action_id: str
-    key: bytes
+    key: bytes | None
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
 
     @classmethod
     def of(cls, action: Action, obj: Mapping[str, Any]) -> Record:
@@ -128,8 +132,11 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
-class _Sent:
-    """A record handed to one Kafka producer; ``future`` is None when the hand-over failed."""
+class Sent:
+    """A record handed to one Kafka producer; ``future`` is None when the hand-over failed.
+
+    Once confirmed, ``future.value`` is the broker's ``RecordMetadata`` (partition, offset) in
+    the log ``log_id``."""
 
     record: Record
     producer: Any
@@ -186,25 +193,42 @@ class ReliableSender:
         if left:
             raise self._failure(left, error)
 
-    def send(self, records: Iterable[Record]) -> list[_Sent]:
+    def send(self, records: Iterable[Record]) -> list[Sent]:
         """Hand the records to the Kafka producer without waiting; failures wait for confirm."""
-        out: list[_Sent] = []
+        out: list[Sent] = []
         error: Exception | None = None
         for r in records:
             if error is not None:  # the broker is not there: do not wait once per record
-                out.append(_Sent(r, None, None, None, error))
+                out.append(Sent(r, None, None, None, error))
                 continue
             try:
                 producer, log_id = self._connection()
-                future = producer.send(self.topic, key=r.key, value=r.value)
+                future = producer.send(self.topic, key=r.key, value=r.value,
+                                       headers=list(r.headers) or None)
             except (KafkaError, UserError, OSError) as e:  # BrokerUnreachableError is a UserError
                 error = e
-                out.append(_Sent(r, None, None, None, e))
+                out.append(Sent(r, None, None, None, e))
             else:
-                out.append(_Sent(r, producer, future, log_id))
+                out.append(Sent(r, producer, future, log_id))
         return out
 
-    def confirm(self, sent: list[_Sent]) -> tuple[list[_Sent], Exception | None]:
+    def settle(self, sent: list[Sent]) -> tuple[list[Sent], list[Sent], Exception | None]:
+        """Wait once for acknowledgements, without resending: (confirmed, failed, error), each
+        in the order given."""
+        failed, error = self._settle(sent)
+        gone = {id(s) for s in failed}
+        return [s for s in sent if id(s) not in gone], failed, error
+
+    def partition_ids(self) -> list[int]:
+        """The topic's partition numbers, from the producer's metadata."""
+        producer, _ = self._connection()
+        return sorted(producer.partitions_for(self.topic) or ())
+
+    def current_log(self) -> str | None:
+        """The topic's log identity now (cluster id / topic id); ``None`` without the topic."""
+        return self._current_log()
+
+    def confirm(self, sent: list[Sent]) -> tuple[list[Sent], Exception | None]:
         """Wait for acknowledgements, resending what failed; returns what is still unconfirmed."""
         attempt = 0
         while True:
@@ -247,7 +271,7 @@ class ReliableSender:
             log_id = str(self._identity.of(self.topic))
         return None if log_id.endswith("/None") else log_id
 
-    def _settle(self, sent: list[_Sent]) -> tuple[list[_Sent], Exception | None]:
+    def _settle(self, sent: list[Sent]) -> tuple[list[Sent], Exception | None]:
         """Flush, then split ``sent`` (in order) into confirmed and failed."""
         error: Exception | None = None
         for producer in {
@@ -265,7 +289,7 @@ class ReliableSender:
                 current = self._current_log()
             except (KafkaError, OSError) as e:
                 error = error or e
-        failed: list[_Sent] = []
+        failed: list[Sent] = []
         for s in sent:
             if s.acked and current is not None and s.log_id == current:
                 continue
@@ -291,7 +315,7 @@ class ReliableSender:
                 self._log_id = None
         _close_producer(producer, 0)
 
-    def _failure(self, left: list[_Sent], error: Exception | None) -> DeliveryError:
+    def _failure(self, left: list[Sent], error: Exception | None) -> DeliveryError:
         ids = tuple(s.record.action_id for s in left)
         err = DeliveryError(
             f"{len(ids)} action(s) were not acknowledged by Kafka at {self.bootstrap} after "
@@ -302,7 +326,7 @@ class ReliableSender:
         return err
 
 
-def _future_error(s: _Sent) -> Exception | None:
+def _future_error(s: Sent) -> Exception | None:
     if s.future is None:
         return None
     if not s.future.is_done:
@@ -354,7 +378,7 @@ class ActionProducer:
             bootstrap, security, partitions=partitions, linger_ms=linger_ms, retries=retries,
             ack_timeout=ack_timeout, connect_timeout=connect_timeout, on_error=on_error,
         )  # fmt: skip
-        self._pending: list[_Sent] = []
+        self._pending: list[Sent] = []
 
     def emit(
         self,

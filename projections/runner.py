@@ -21,10 +21,10 @@ from typing import Any
 import orjson
 import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
 
 from kernel import kafka as K
 from kernel.failures import describe, transient
+from kernel.health import DATABASE, Guard, dependency_of
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.metrics import METRICS
 from kernel.settings import EVENTS_TOPIC, KafkaSecurity
@@ -75,6 +75,8 @@ class ProjectionLoop:
         self.consumer: KafkaConsumer | None = None
         self.log_id = ""
         self.ready = threading.Event()
+        self.guard = Guard("projection", log)
+        self._resync = False
         self.reload()
 
     # ----- state ---------------------------------------------------------------------------
@@ -148,6 +150,18 @@ class ProjectionLoop:
         log.info("projection_ready", log_id=self.log_id, group=self.group)
         self.ready.set()
 
+    def resync(self) -> None:
+        """Reload what the store says (after a replay's swap, or a database outage) and read on
+        from its positions, keeping the consumer: leaving and rejoining the group would cost a
+        rebalance (and tansu can leave a member that rejoins at the wrong moment without any
+        partition)."""
+        assert self.consumer is not None
+        self.reload()
+        for tp in self.consumer.assignment():
+            self._seek(tp)
+        self._resync = False
+        log.info("projection_resynced", generation=self.generation)
+
     def _seek(self, tp: TopicPartition) -> None:
         assert self.consumer is not None
         self.consumer.seek(tp, self.positions.get(f"off|{self.log_id}|{tp.partition}", 0))
@@ -158,6 +172,9 @@ class ProjectionLoop:
             try:
                 if self.consumer is None or not self.ready.is_set():
                     self.setup()
+                    self._resync = False
+                elif self._resync:
+                    self.resync()
                 assert self.consumer is not None
                 polled = self.consumer.poll(timeout_ms=100, max_records=self.max_records)
                 if polled:
@@ -173,18 +190,20 @@ class ProjectionLoop:
                     self._lag()
             except StaleViewsError:
                 log.info("views_replaced_by_replay_reloading")
-                self.ready.clear()
+                self._resync = True
+                continue
             except ViewsFencedError as e:
                 log.warning("projection_fenced", error=str(e))
                 self.ready.clear()
-            except KafkaError as e:
-                log.warning("kafka_error", error=repr(e))
-                self.ready.clear()
-                time.sleep(0.5)
-            except Exception:
-                log.exception("projection_loop_error")
-                self.ready.clear()
-                time.sleep(0.5)
+                continue
+            except Exception as e:  # the broker or the database away, or a bug
+                if dependency_of(e) == DATABASE and self.consumer is not None:
+                    self._resync = True  # the Kafka side is fine: keep the consumer
+                else:
+                    self.ready.clear()  # set up again
+                self.guard.failed(e, stop)  # one log line per outage, and a backoff
+                continue
+            self.guard.ok()
         self.close()
 
     def apply(self, polled: dict[Any, list[Any]]) -> int:
@@ -275,9 +294,13 @@ class ProjectionLoop:
                 self.store.flush_parts(touched, updates, self.generation,
                                        {p: self.epochs[p] for p in touched})
             except BaseException:
-                # What was folded is not in the store: forget it (the loop reloads and seeks).
-                for p in touched:
-                    self.parts[p] = self.store.load(p)
+                # What was folded is not in the store: forget it (the loop reloads and seeks;
+                # if the store is away, setup() reloads everything once it is back).
+                try:
+                    for p in touched:
+                        self.parts[p] = self.store.load(p)
+                except Exception:
+                    self._resync = True  # reloaded (all of it) once the store answers
                 raise
             self.positions.update(updates)
             self.version += 1

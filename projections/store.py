@@ -7,16 +7,15 @@ of the same database. ``prefix`` names a table set, so a replay can build a shad
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from kernel.db import Database
 from kernel.errors import ConfigurationError
 from projections.facts import END_DAY
 from projections.fold import Counters, merged
@@ -54,59 +53,25 @@ class ViewStore:
         self.url = url
         self.prefix = prefix
         self.layout = layout
-        self.is_pg = not url.startswith("sqlite:///")
-        self._lock = threading.RLock()
-        self._cursor: Any = None
-        if self.is_pg:
-            import psycopg
-
-            self._conn: Any = psycopg.connect(url, autocommit=False)
-            self.ph = "%s"
-        else:
-            path = Path(url.removeprefix("sqlite:///"))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(path, timeout=30, isolation_level=None,
-                                         check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self.ph = "?"
+        self.db = Database(url)
+        self.is_pg = self.db.is_pg
+        self.ph = self.db.ph
         self.create_tables()
 
     def close(self) -> None:
-        self._conn.close()
+        self.db.close()
 
     def _t(self, name: str) -> str:
         return f"{self.prefix}_{name}"
 
     def _q(self, sql: str) -> str:
-        return sql if self.ph == "?" else sql.replace("?", "%s")
+        return self.db.q(sql)
 
-    @contextmanager
-    def tx(self) -> Iterator[Any]:
+    def tx(self) -> AbstractContextManager[Any]:
         """One transaction on this store's connection. Threads take turns (the projection
-        thread and readers share the connection); a nested call joins the open transaction."""
-        with self._lock:
-            if self._cursor is not None:
-                yield self._cursor
-                return
-            try:
-                if self.is_pg:
-                    with self._conn.transaction(), self._conn.cursor() as cur:
-                        self._cursor = cur
-                        yield cur
-                else:
-                    cur = self._conn.cursor()
-                    cur.execute("BEGIN IMMEDIATE")
-                    self._cursor = cur
-                    try:
-                        yield cur
-                    except BaseException:
-                        cur.execute("ROLLBACK")
-                        raise
-                    else:
-                        cur.execute("COMMIT")
-            finally:
-                self._cursor = None
+        thread and readers share the connection); a nested call joins the open transaction.
+        A lost PostgreSQL connection is opened again by the next call (kernel.db)."""
+        return self.db.tx()
 
     def create_tables(self, prefix: str | None = None) -> None:
         p = prefix or self.prefix

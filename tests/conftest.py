@@ -45,9 +45,25 @@ class PgServer:
     port: int
     user: str
     base_dir: Path
+    options: str = ""
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
+
+    def stop(self) -> None:
+        """Shut the server down (fast: open connections are cut), as an outage would."""
+        _run([str(pg_bin_dir() / "pg_ctl"), "-D", str(self.base_dir / "data"), "-m", "fast",
+              "-w", "stop"], self.base_dir / "pg_ctl.log")
+
+    def start(self) -> None:
+        """Start the server again on the same port, with the same data."""
+        _run([str(pg_bin_dir() / "pg_ctl"), "-D", str(self.base_dir / "data"), "-l",
+              str(self.base_dir / "server.log"), "-o", self.options, "-w", "-t", "60", "start"],
+             self.base_dir / "pg_ctl.log")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
 
 def pg_bin_dir() -> Path:
@@ -102,7 +118,7 @@ def pg_server() -> Iterator[PgServer]:
     _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w",
           "-t", "60", "start"], base / "pg_ctl.log")  # fmt: skip
     try:
-        yield PgServer("127.0.0.1", port, "postgres", base)
+        yield PgServer("127.0.0.1", port, "postgres", base, options)
     finally:
         subprocess.run(
             _as_postgres(

@@ -182,6 +182,29 @@ def role_env(home: Path, database_url: str, bootstrap: str, **extra: str) -> dic
     return env
 
 
+def embedded_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a motcua process on the embedded default: SQLite under ``home`` and
+    the bundled broker that ``motcua up`` starts (no ``MOTCUA_KAFKA_BOOTSTRAP``)."""
+    env = role_env(home, f"sqlite:///{home / 'motcua.db'}", "", **extra)
+    del env["MOTCUA_KAFKA_BOOTSTRAP"]
+    return env
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``motcua ARGS`` to its end."""
+    return subprocess.run([sys.executable, "-m", "motcua", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False,
+                          preexec_fn=_die_with_parent)
+
+
+def embedded_broker_pid(home: Path) -> int | None:
+    """The pid of the process that runs the bundled broker of ``home`` (broker.json)."""
+    try:
+        return int(orjson.loads((home / "broker.json").read_bytes())["pid"])
+    except (OSError, ValueError, KeyError, orjson.JSONDecodeError):
+        return None
+
+
 def _die_with_parent() -> None:
     """Have Linux SIGKILL the child if the test process dies first."""
     if sys.platform.startswith("linux"):
@@ -193,10 +216,12 @@ def _die_with_parent() -> None:
 class Role:
     """One ``motcua ROLE`` subprocess; its stderr goes to a file quoted when a wait fails."""
 
-    def __init__(self, role: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, role: str, env: dict[str, str], log_dir: Path, *args: str,
+                 name: str | None = None) -> None:
         self.role = role
+        self.args = args
         self.env = env
-        self.log_path = log_dir / f"{role}.log"
+        self.log_path = log_dir / f"{name or role}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -207,11 +232,28 @@ class Role:
             log.write(f"--- start {self.starts}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "motcua", self.role], cwd=ROOT, env=self.env,
+                [sys.executable, "-m", "motcua", self.role, *self.args], cwd=ROOT, env=self.env,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
             )
         return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def log_events(self, event: str) -> list[dict[str, Any]]:
+        """The JSON log lines of this role (all its starts) whose ``event`` is ``event``."""
+        out = []
+        for line in self.tail(10**9).splitlines():
+            if line.startswith("{") and f'"{event}"' in line:
+                try:
+                    doc = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if doc.get("event") == event:
+                    out.append(doc)
+        return out
 
     @property
     def alive(self) -> bool:
@@ -364,6 +406,30 @@ class Probe:
         rows = self._rows(self.url, "SELECT COUNT(*) FROM (SELECT log, part, off FROM "
                           "motcua_intake WHERE topic=? GROUP BY log, part, off "
                           "HAVING COUNT(*) > 1) x", (ACTIONS_TOPIC,))
+        return int(rows[0][0]) if rows else 0
+
+    def accepted_keys(self) -> Counter[str]:
+        """(source, action_id) key → how many times it was accepted (must be at most once)."""
+        rows = self._rows(self.url, "SELECT akey, COUNT(*) FROM motcua_intake WHERE outcome = "
+                          "'accepted' AND akey IS NOT NULL GROUP BY akey")
+        return Counter({str(r[0]): int(r[1]) for r in rows})
+
+    def dead_letters(self) -> Counter[bytes]:
+        """Dead-lettered bytes → how many dead letters hold them."""
+        rows = self._rows(self.url, "SELECT raw FROM motcua_dead_letters")
+        return Counter(bytes(r[0]) for r in rows)
+
+    def spool_backlog(self) -> int:
+        """Spooled lines the engine has not recorded yet."""
+        rows = self._rows(self.url, "SELECT COUNT(*) FROM motcua_spool s WHERE NOT EXISTS "
+                          "(SELECT 1 FROM motcua_spool_done d WHERE d.id = s.id)")
+        return int(rows[0][0]) if rows else 0
+
+    def spool_settled_twice(self) -> int:
+        """Recorded spooled lines whose settling copy is not exactly one ledger row."""
+        rows = self._rows(self.url, "SELECT COUNT(*) FROM motcua_spool_done d WHERE (SELECT "
+                          "COUNT(*) FROM motcua_intake i WHERE i.log = d.log AND i.part = d.part "
+                          "AND i.off = d.off AND i.topic = 'motcua.actions') <> 1")
         return int(rows[0][0]) if rows else 0
 
     def positions(self, prefix: str = "") -> dict[str, int]:

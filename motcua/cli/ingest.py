@@ -1,5 +1,5 @@
-"""``motcua ingest``: publish an NDJSON file of actions and, with ``--wait``, report what became
-of it."""
+"""``motcua ingest``: submit an NDJSON file of actions to the durable intake and, with
+``--wait``, report what became of it."""
 
 from __future__ import annotations
 
@@ -22,15 +22,20 @@ from motcua.cli.common import (
     setup_logs,
     stderr_console,
 )
+from producers.errors import DeliveryError
 
 if TYPE_CHECKING:
     from motcua.pipeline import Pipeline
+    from producers.forwarder import Intake
 
 
 def register(sub: Subparsers) -> None:
     """Add ``ingest``."""
     sp = add_command(sub, "ingest", "Publish an NDJSON file of actions to motcua.actions; with "
-                     "--wait, see it recorded and scored and print what became of it.",
+                     "--wait, see it recorded and scored and print what became of it. "
+                     "\"published\" means the actions are stored durably (they survive a crash "
+                     "of any motcua process and a restart of the bundled broker); with "
+                     "MOTCUA_KAFKA_BOOTSTRAP, also acknowledged by Kafka (acks=all).",
                      cmd_ingest)
     sp.add_argument("file", help="NDJSON file, one action per line")
     sp.add_argument("--wait", action="store_true", help="block until processed (starts the "
@@ -48,12 +53,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     setup_logs(settings, quiet=True)
     lines = I.read_lines(Path(args.file))
     own: Pipeline | None = None
+    intake: Intake | None = None
     try:
         bootstrap, own = _bootstrap(settings, args.wait)
+        intake = _intake(settings, bootstrap, own)
         with _progress() as progress:
             t_pub = progress.add_task("publishing", total=len(lines))
-            pub = I.publish(lines, bootstrap, settings.kafka_security, settings.partitions,
-                            progress=lambda n: progress.advance(t_pub, n))
+            try:
+                pub = I.submit(intake, lines, timeout=args.timeout,
+                               progress=lambda n: progress.advance(t_pub, n))
+            except DeliveryError as e:
+                raise UserError(str(e)) from None
             if not args.wait:
                 progress.stop()
                 print(f"published {pub.count:,} actions to motcua.actions{_refused(pub)}",
@@ -61,8 +71,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 return 0
             if own is None and settings.kafka_bootstrap is not None:
                 own = _start_engine_if_none(settings)
-            summary = _wait_done(settings, own, bootstrap, pub, args.timeout, progress)
+            summary = _wait_done(settings, own, pub.spooled, args.timeout, progress)
     finally:
+        if intake is not None and (own is None or intake is not own.intake):
+            intake.close()
         if own is not None:
             own.stop()
     if pub.too_large:  # refused here, not sent: counted with the engine's refusals
@@ -76,6 +88,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _intake(settings: Settings, bootstrap: str, own: Pipeline | None) -> Intake:
+    """The pipeline's intake when this command runs one, else one of its own (its forwarder
+    sends only if no other holds the spool's lease)."""
+    from producers.forwarder import Intake
+
+    if own is not None and own.intake is not None:
+        return own.intake
+    return Intake.open(settings, bootstrap, part="ingest-forwarder").start()
+
+
 def _refused(pub: Any) -> str:
     if not pub.too_large:
         return ""
@@ -85,9 +107,13 @@ def _refused(pub: Any) -> str:
 
 def _bootstrap(settings: Settings, wait: bool) -> tuple[str, Pipeline | None]:
     """The broker to publish to, and the pipeline started for it here (or None)."""
+    from kernel.kafka import wait_until_reachable
     from motcua.pipeline import Pipeline, running_embedded_broker
 
     if settings.kafka_bootstrap is not None:
+        # The broker must take the actions before they count as published: say at once that
+        # it is not there, rather than spool what it would not acknowledge.
+        wait_until_reachable(settings.kafka_bootstrap, settings.kafka_security, timeout=10)
         return settings.kafka_bootstrap, None
     bootstrap = running_embedded_broker(settings)
     if bootstrap is not None:
@@ -113,24 +139,23 @@ def _progress() -> Any:
                     disable=not sys.stderr.isatty())
 
 
-def _wait_done(settings: Settings, own: Pipeline | None, bootstrap: str, pub: Any, timeout: float,
+def _wait_done(settings: Settings, own: Pipeline | None, spooled: Any, timeout: float,
                progress: Any) -> Any:
-    """Wait until the published actions are recorded and scored; their intake summary."""
+    """Wait until the spooled actions are recorded and scored; their intake summary."""
     from motcua import ingest as I
     from motcua.pipeline import make_engine
     from projections.store import ViewStore, views_url
 
     engine = own.engine if own and own.engine else make_engine(settings)
     views = own.views if own and own.views else ViewStore(views_url(settings.database_url))
-    log_id = I.actions_log_id(engine, bootstrap, settings.kafka_security)
-    t_eng = progress.add_task("recording", total=pub.count)
+    t_eng = progress.add_task("recording", total=spooled.count)
 
     def report(done: int, stage: str) -> None:
         progress.update(t_eng, completed=done,
                         description="recording" if stage == "engine" else "scoring")
 
-    return I.wait_done(engine, views, log_id, pub, hold_seconds=settings.hold_seconds,
-                       timeout=timeout, progress=report)
+    return I.wait_spooled(engine, views, spooled, hold_seconds=settings.hold_seconds,
+                          timeout=timeout, progress=report)
 
 
 def _start_engine_if_none(settings: Settings) -> Pipeline | None:

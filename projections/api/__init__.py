@@ -56,6 +56,7 @@ def create_app(
         default_response_class=OrjsonResponse,
     )
     install_error_handlers(app)
+    ops.install_outage_handler(app)
     ctx = Ctx(source, rulesets, pinned, registry, clock, grants=grants)
     for module in (index, accountability, page, ops, reports):
         app.include_router(module.router(ctx))

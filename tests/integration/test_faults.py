@@ -1,0 +1,169 @@
+"""The fault suite: real processes, faults at random points, then the invariants (issue 10).
+
+Each run ingests a simulated province whose every action comes twice, reordered, with junk lines
+among them (not JSON, or JSON without a key), in chunks, through real ``motcua ingest``
+processes, next to ``motcua engine`` and ``motcua project`` processes; one fault is injected at a
+random point of each chunk: SIGKILL of the ingest, the engine, the engine while its relay is
+behind, the projection, a replay; a restart of the broker (which forgets everything) or of
+PostgreSQL. Then, once all is quiet:
+
+- every acknowledged line is recorded (its key accepted once) or dead-lettered with a reason:
+  lost 0; nothing is accepted, caused or dead-lettered more often than it was submitted:
+  doubled 0;
+- no partition, no spooled line, no relay or projection position is left behind: stuck 0;
+- ``motcua replay --verify`` finds the live views equal to a clean rebuild.
+
+The short form (one run, every kind of fault once) is part of the test command; the long form
+is ``scripts/faults RUNS`` (``MOTCUA_FAULT_RUNS``), which writes its tally to
+``benchmarks/results/faults.json`` (docs/reliability.md, "Faults"). The driver is
+``tests/fault_suite.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import orjson
+import pytest
+from conftest import PgServer, SettingsFor
+from fault_suite import FAULT_KINDS, FaultRun, Tally, dump
+from faults import Probe, lines_of, publish_lines, simulate, wait_for
+
+from engine.app import Message
+from engine.runner import EngineLoop
+from kernel import kafka as K
+from kernel.broker import BundledBroker
+from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC
+from motcua.pipeline import Pipeline, engine_at
+from projections.replay import Replayer
+from projections.store import ViewStore, views_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def assert_clean(t: Tally) -> None:
+    assert (t.lost, t.doubled, t.stuck, t.views_differ) == (0, 0, 0, 0), t.as_dict()
+
+
+@pytest.mark.postgres
+def test_every_kind_of_fault_once_loses_nothing_and_doubles_nothing(
+    pg_server: PgServer, pg_url: str, fresh_broker: BundledBroker, tmp_path: Path,
+) -> None:
+    """One run with each kind of fault at a random point of its own chunk: every acknowledged
+    action recorded once or dead-lettered with a reason, no partition stuck, and the views equal
+    a clean rebuild."""
+    run = FaultRun(tmp_path, pg_url, fresh_broker, pg_server, seed=766, faults=FAULT_KINDS)
+    tally = run.run()
+    assert tally.acknowledged == sum(len(c) for c in run.chunks)
+    assert sum(tally.faults.values()) == len(FAULT_KINDS)
+    assert tally.views_differ == 0, run.verify_output
+    assert_clean(tally)
+    # The junk lines are the only acknowledged lines the engine can refuse here.
+    assert set(tally.dead_lettered) <= {"malformed_json", "missing_field"}, tally.dead_lettered
+
+
+def test_a_replay_swapped_in_before_the_relays_first_page_folds_nothing_twice(
+    fresh_broker: BundledBroker, settings_for: SettingsFor, tmp_path: Path,
+) -> None:
+    """An engine that has set up and recorded actions, but whose relay has not published a
+    page yet, and a replay swapped in just then: once the relay and the projection run, the
+    views equal a clean rebuild (no events partition is folded again from its beginning)."""
+    url = f"sqlite:///{tmp_path / 'motcua.db'}"
+    lines = lines_of(simulate(2, 200))
+    engine = engine_at(url, hold_seconds=600)
+    loop = EngineLoop(engine, fresh_broker.bootstrap, None)
+    views = ViewStore(views_url(url))
+    try:
+        loop.setup()  # what the engine role does before its first batch
+        for i in range(0, len(lines), 500):
+            engine.process(loop.log_id, [Message(ACTIONS_TOPIC, 0, off, line)
+                                         for off, line in enumerate(lines[i:i + 500], i)])
+        replayer = Replayer(engine.store, views)
+        shadow, counters, done = replayer.rebuild()
+        replayer.swap(shadow, counters, done)
+        shadow.close()
+    finally:
+        views.close()
+        loop.close()
+        engine.close()
+    probe = Probe(url)
+    settings = settings_for(url, fresh_broker.bootstrap, MOTCUA_HOLD_SECONDS="600")
+    with Pipeline(settings, roles=frozenset({"engine", "project"})) as p:
+        p.wait_ready()
+        wait_for(lambda: probe.relayed_all(done) and probe.projection_caught_up(),
+                 "the relay and the projection to catch up")
+        assert p.engine is not None and p.views is not None
+        assert Replayer(p.engine.store, p.views).verify() == []
+
+
+def test_events_topic_back_with_another_partition_count_folds_nothing_twice(
+    fresh_broker: BundledBroker, settings_for: SettingsFor, tmp_path: Path,
+) -> None:
+    """The bundled broker restarts and a client's mere question brings motcua.events back with
+    the broker's own partition count (4, not 3): the relay republishes every event to the
+    partition it had before, and the views still equal a clean rebuild."""
+    url = f"sqlite:///{tmp_path / 'motcua.db'}"
+    lines = lines_of(simulate(2, 200))
+    probe = Probe(url)
+    settings = settings_for(url, fresh_broker.bootstrap, MOTCUA_HOLD_SECONDS="600")
+    with Pipeline(settings, roles=frozenset({"engine", "project"})) as p:
+        p.wait_ready()
+        publish_lines(fresh_broker.bootstrap, lines)
+        wait_for(lambda: probe.intake() == len(lines) and probe.relayed_all(last_pos(probe))
+                 and probe.projection_caught_up(), "the first log to be folded")
+        fresh_broker.restart()
+        asker = K.producer(fresh_broker.bootstrap)
+        try:
+            assert len(asker.partitions_for(EVENTS_TOPIC)) == 4  # tansu's default, not ours
+        finally:
+            asker.close()
+        wait_for(lambda: len(probe.positions("relay:log:")) == 2 and probe.relayed_all(
+            last_pos(probe)) and probe.projection_caught_up(), "the new log to be republished")
+        assert p.engine is not None and p.views is not None
+        assert Replayer(p.engine.store, p.views).verify() == []
+
+
+def last_pos(probe: Probe) -> int:
+    rows = probe._rows(probe.url, "SELECT MAX(pos) FROM motcua_facts")
+    return int(rows[0][0] or 0) if rows else 0
+
+
+@pytest.mark.skipif(not os.environ.get("MOTCUA_FAULT_RUNS"),
+                    reason="the long form: scripts/faults RUNS")
+def test_fault_suite_long_form(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory,
+                               ) -> None:
+    """``MOTCUA_FAULT_RUNS`` runs, on SQLite and PostgreSQL in turn, random faults: the
+    invariants hold in every one; the tally goes to benchmarks/results/faults.json."""
+    import psycopg
+
+    runs = int(os.environ["MOTCUA_FAULT_RUNS"])
+    seed = int(os.environ.get("MOTCUA_FAULT_SEED", "1"))
+    total = Tally()
+    for i in range(runs):
+        tmp = tmp_path_factory.mktemp(f"faults-{i}")
+        rng = random.Random(seed + i)
+        if i % 2:
+            name = f"motcua_faults_{os.getpid()}_{i}"
+            with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            url, pg = pg_server.url(name), pg_server
+        else:
+            url, pg = f"sqlite:///{tmp / 'motcua.db'}", None
+        with BundledBroker(tmp / "broker") as broker:
+            run = FaultRun(tmp, url, broker, pg, seed=seed + i, agencies=rng.randint(2, 4),
+                           dossiers=rng.randint(300, 900), chunks=rng.randint(6, 10))
+            tally = run.run()
+        if tally.doubled or tally.stuck or tally.lost or tally.views_differ:
+            print(f"evidence: {dump(run.probe, tmp)}", flush=True)
+        total.add(tally)
+        print(f"run {i + 1}/{runs} ({'postgresql' if pg else 'sqlite'}, seed {seed + i}, "
+              f"{run.plan}): {tally.as_dict()}", flush=True)
+        assert tally.doubled == 0, (dict(run.doubled_by), url, tmp)
+        assert tally.stuck == 0, (run.stuck_by, run.stuck_why, tmp)
+        assert tally.views_differ == 0, run.verify_output
+        assert_clean(tally)
+    out = ROOT / "benchmarks" / "results" / "faults.json"
+    out.write_bytes(orjson.dumps(total.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    print(f"total: {total.as_dict()}")
