@@ -115,6 +115,8 @@ class Batch:
         # recorded without it (no step budgets from the catalog).
         self.uncatalogued: set[str] = set()
         self.record_uncatalogued = False
+        # The actions partitions whose held work this batch may settle (None: all).
+        self.owned: set[int] | None = None
         # Ids of the stored held rows this batch settled.
         self.settled: set[int] = set()
 
@@ -300,8 +302,9 @@ class Batch:
         first (the batch's own and what the store holds)."""
         pending = self.held.pop(subject, [])
         if self.holds.count > len(pending):
-            pending += [Pending.from_store(StoredHold.of(r))
-                        for r in self.holds.store.held_for([subject])]
+            pending += [Pending.from_store(s) for s in map(StoredHold.of,
+                                                            self.holds.store.held_for([subject]))
+                        if self.owned is None or s.part < 0 or s.part in self.owned]
         pending.sort(key=lambda p: (p.at, p.offset))
         for p in pending:
             self.holds.count -= 1
