@@ -375,7 +375,7 @@ class Engine:
         ids = {}
         for subject, where in parts.items():
             kind, _, sid = subject.partition(":")
-            if where <= mine:
+            if where & mine:  # a batch releases only the rows of ``owned`` (Batch.release)
                 ids[subject] = self.uuid(kind, sid)
         if not ids:
             return 0

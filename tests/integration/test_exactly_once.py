@@ -197,8 +197,13 @@ class HoldCase:
     c: list[dict[str, Any]]  # another dossier with its own due time
 
 
+# Dossiers in the hold cases: enough that one has no due_at whatever today's date (the
+# simulation starts in the future of today; 10 % of dossiers come without due_at).
+HOLD_DOSSIERS = 120
+
+
 def hold_case() -> HoldCase:
-    actions = simulate(1, 40)
+    actions = simulate(1, HOLD_DOSSIERS)
     by: dict[str, list[dict[str, Any]]] = {}
     for x in actions:
         by.setdefault(_subject(x), []).append(x)
@@ -231,7 +236,7 @@ def test_actions_held_until_their_subject_arrives_are_then_applied(
         publish_lines(fresh_broker.bootstrap, lines_of(late))
         wait_for(lambda: probe.outcomes() == Counter({("accepted", None): len(early + late)}),
                  "every held action to be applied", roles=[engine])
-    in_order = lines_of(x for x in simulate(1, 40) if x in early + late)
+    in_order = lines_of(x for x in simulate(1, HOLD_DOSSIERS) if x in early + late)
     reference = recorded_by(reference_engine(tmp_path / "reference.db", in_order))
     assert_same_facts(recorded(url), reference)
 
