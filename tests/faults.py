@@ -326,7 +326,9 @@ class EngineThread:
                  wall: Callable[[], float] = time.time, **loop_kw: Any) -> None:
         from engine.runner import EngineLoop
 
-        self.engine = engine_at(database_url, hold_seconds=hold_seconds, wall=wall)
+        # As the role does by default: a dossier waits for its procedure (docs/decisions.md).
+        self.engine = engine_at(database_url, hold_seconds=hold_seconds, wall=wall,
+                                record_uncatalogued=False)
         self.loop = EngineLoop(self.engine, bootstrap, None, partitions=3, timer_every=0.1,
                                **loop_kw)
         self.stop_event = threading.Event()
