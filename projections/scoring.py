@@ -33,6 +33,13 @@ def criterion_points(c: Criterion, numerator: int, denominator: int) -> Decimal:
     return round_half_up(Fraction(c.max) * achieved)
 
 
+def total_points(ruleset: Ruleset, counts: Counts) -> Decimal:
+    """The scorecard's total: the sum over groups of the sums of rounded criterion points
+    (``build_scorecard`` adds them the same way; a criterion without counts scores as 0/0)."""
+    return sum((criterion_points(c, *counts.get(c.code, (0, 0)))
+                for g in ruleset.groups for c in g.criteria), Decimal("0.00"))
+
+
 def classify(ruleset: Ruleset, total: Decimal) -> str:
     """The band label for a total: the first band whose threshold the total reaches."""
     for threshold, label in ruleset.bands:

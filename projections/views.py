@@ -193,9 +193,12 @@ def catalog_members(counters: Counters, authority: str, ctx: CatalogContext,
 
 def counts_for(
     counters: Counters, ruleset: Ruleset, tree: Tree, agency_id: str, period: Period,
-    now: datetime,
+    now: datetime, memo: dict[Any, tuple[int, int]] | None = None,
 ) -> tuple[dict[str, tuple[int, int]], datetime]:
-    """Numerator and denominator of every criterion for an agency's subtree over a period."""
+    """Numerator and denominator of every criterion for an agency's subtree over a period.
+
+    ``memo`` (optional) keeps the catalog criteria's counts of a publishing authority between
+    calls on the same counters: every agency under one authority shows the same values."""
     view_end = period.view_end(now)
     agencies = tree.subtree(agency_id)
     s = gather(counters, agencies, period.months, local_date(view_end).toordinal())
@@ -212,8 +215,14 @@ def counts_for(
     ctx = catalog_context(ruleset, period, view_end)
     authority = tree.root(agency_id)
     for cc in registry.catalog_criteria():
-        num, den = catalog_members(counters, authority, ctx, cc)
-        counts[cc.code] = (len(num), len(den))
+        key = (cc.code, authority, ctx.start, ctx.last, ruleset.name)
+        hit = memo.get(key) if memo is not None else None
+        if hit is None:
+            num, den = catalog_members(counters, authority, ctx, cc)
+            hit = (len(num), len(den))
+            if memo is not None:
+                memo[key] = hit
+        counts[cc.code] = hit
     return counts, view_end
 
 
