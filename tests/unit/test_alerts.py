@@ -39,7 +39,6 @@ from alert_support import Receiver
 from pipeline import Pipeline
 
 from engine.relay import event_message
-from kernel.calendar import VN_TZ
 from kernel.lifecycle import load_lifecycle
 from projections.alerts.deliver import Dispatcher
 from projections.alerts.role import Decider
