@@ -58,8 +58,9 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     if settings.kafka_bootstrap is not None or settings.is_postgres:
         demo_settings = replace(settings, home=home)
     t0 = time.monotonic()
-    p = Pipeline(demo_settings, roles=frozenset({"engine", "project"})).start()
+    p = Pipeline(demo_settings, roles=frozenset({"engine", "project", "alert"})).start()
     server: Any = None
+    receiver = _subscribe_receiver(p, args)
     stop = threading.Event()
     stats: dict[str, int] = {"published": 0, "total": 0}
     try:
@@ -79,6 +80,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
             stop.set()
             stop_http(server)
             p.stop()
+            receiver.close()
 
         run_until_signal(shutdown)
     except BaseException:
@@ -86,9 +88,23 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         if server is not None:
             stop_http(server)
         p.stop()
+        receiver.close()
         raise
     print("motcua demo: stopped.", file=sys.stderr)
     return 0
+
+
+def _subscribe_receiver(p: Any, args: argparse.Namespace) -> Any:
+    """A local webhook receiver that prints the alerts of the simulated province, subscribed
+    to every rule (the demo's store is new at every start)."""
+    from motcua.alerting import DemoReceiver
+    from producers.simulator import SimConfig
+
+    receiver = DemoReceiver(lambda line: print(line, flush=True))
+    root = SimConfig(agencies=args.agencies, dossiers=args.dossiers, seed=args.seed).province_id
+    p.alerts.decider.store.add([root], "webhook", receiver.url, "demo-secret")
+    print(f"motcua demo: alerts of {root} go to {receiver.url}", flush=True)
+    return receiver
 
 
 def _report(p: Any, stats: dict[str, int], stop: threading.Event, t0: float) -> None:

@@ -145,6 +145,22 @@ def at_risk_lines(result: dict[str, Any]) -> list[str]:
     return out
 
 
+def alert_lines(subs: list[dict[str, Any]]) -> list[str]:
+    """Alert subscriptions for people: where they go, what, and how their deliveries stand."""
+    if not subs:
+        return ["no alert subscription; add one with `motcua alerts add --agencies H15 "
+                "--webhook URL`"]
+    out = []
+    for s in subs:
+        d = s["deliveries"]
+        out.append(f"{s['id']}  {s['state']:<6} {s['channel']:<7} {s['target']}")
+        out.append(f"    agencies {','.join(s['agencies'])}; rules {','.join(s['rules'])}; "
+                   f"within {s['within']}; delivered {d['delivered']}, pending {d['pending']}, "
+                   f"dead {d['dead']}, cancelled {d['cancelled']}"
+                   + (f"; last error: {s['last_error']}" if s["last_error"] else ""))
+    return out
+
+
 def token_lines(grants: Iterable[Grant]) -> list[str]:
     """The sources with a token: kind, agencies, token id and dates (never the token)."""
     return [f"{g.source:<24} {g.kind:<5} {','.join(g.agencies):<24} {g.token_id}  "

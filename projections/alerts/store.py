@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -57,6 +58,28 @@ class Pending:
     attempts: int
     first_try: float | None
     created_at: float
+
+
+def check_subscription(agencies: Sequence[str], channel: str, target: str,
+                       rules: Sequence[str], within: int) -> None:
+    """Refuse a subscription a user got wrong, in one sentence naming the bad input."""
+    if not agencies or any(not a or len(a) > 64 or any(c.isspace() for c in a)
+                           for a in agencies):
+        raise UserError(f"Agencies {','.join(agencies)!r} are not agency ids (comma separated, "
+                        "1 to 64 characters, no spaces), e.g. H15,H15.3.")
+    if channel not in CHANNELS:
+        raise UserError(f"Channel {channel!r} is not one of {', '.join(CHANNELS)}.")
+    if channel == "webhook":
+        parts = urlsplit(target)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UserError(f"Webhook {target!r} is not an http:// or https:// URL.")
+    elif "@" not in target.strip("@") or any(c.isspace() for c in target):
+        raise UserError(f"E-mail address {target!r} is not an address like name@example.vn.")
+    bad = [r for r in rules if r not in RULES]
+    if bad or not rules:
+        raise UserError(f"Rule {(bad or [''])[0]!r} is not one of {', '.join(RULES)}.")
+    if not 0 <= within <= 366:
+        raise UserError(f"Within {within} is not a whole number of working days from 0 to 366.")
 
 
 class AlertStore:
@@ -102,11 +125,7 @@ class AlertStore:
     def add(self, agencies: Sequence[str], channel: str, target: str, secret: str | None,
             rules: Sequence[str] = RULES, within: int = 2) -> str:
         """A new subscription's id; every followed subject is decided again for it."""
-        if channel not in CHANNELS:
-            raise UserError(f"Channel {channel!r} is not one of {', '.join(CHANNELS)}.")
-        bad = [r for r in rules if r not in RULES]
-        if bad:
-            raise UserError(f"Rule {bad[0]!r} is not one of {', '.join(RULES)}.")
+        check_subscription(agencies, channel, target, rules, within)
         sid = "sub-" + secrets.token_hex(6)
         with self.db.tx() as c:
             c.execute(self._q("INSERT INTO alert_subscriptions (id, agencies, channel, target, "
