@@ -15,6 +15,7 @@ from motcua.cli.common import (
     load_settings,
     print_json,
     print_lines,
+    require_store,
 )
 
 RULES = "due_soon,apology_due,overdue,feedback_due"
@@ -55,6 +56,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from projections.store import views_url
 
     settings = load_settings()
+    if args.alerts_command != "add":
+        require_store(settings)  # listing or removing must not create a store
     if args.alerts_command == "add" and args.secret is not None and args.email:
         raise UserError("--secret signs webhooks; an e-mail subscription has none.")
     store = AlertStore(views_url(settings.database_url))

@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 import pytest
-from alert_support import Receiver
+from alert_support import Receiver, actions
 from pipeline import Pipeline
 
 from engine.relay import event_message
@@ -44,45 +44,9 @@ from projections.alerts.deliver import Dispatcher
 from projections.alerts.role import Decider
 from projections.alerts.store import AlertStore
 
-_n = 0
-
 
 def at(text: str) -> float:
     return datetime.fromisoformat(f"2026-{text}+07:00").timestamp()
-
-
-def act(type_: str, when: str, subject: dict[str, str], **data: Any) -> dict[str, Any]:
-    global _n
-    _n += 1
-    return {"schema": "motcua.action/1", "source": "t", "action_id": f"al{_n}", "type": type_,
-            "occurred_at": f"2026-{when}:00+07:00", **subject, "data": data}
-
-
-def actions() -> list[dict[str, Any]]:
-    proc = {"authority_id": "H15", "authority_level": "province", "decision_date": "2026-01-05",
-            "legal_basis_effective_date": "2026-02-01", "implementing_agency_ids": ["H15.3"],
-            "processing_time": {"value": 5, "unit": "working_days"}}
-
-    def dossier(d: str, *more: tuple[str, str, dict[str, Any]]) -> list[dict[str, Any]]:
-        return [act("received", "08-10T08:00", {"dossier_id": d}, agency_id="H15.3",
-                    procedure_id="P1", channel="direct", due_at="2026-09-03T17:00:00+07:00",
-                    official_id="o-rec")] + [act(t, w, {"dossier_id": d}, **x)
-                                             for t, w, x in more]
-
-    return [
-        act("agency_registered", "01-02T08:00", {"agency_id": "H15"}, name="Tỉnh",
-            level="province"),
-        act("agency_registered", "01-02T08:00", {"agency_id": "H15.3"}, name="Sở",
-            level="department", parent_id="H15"),
-        act("procedure_published", "01-02T08:00", {"procedure_id": "P1"}, **proc),
-        *dossier("B", ("handed_over", "08-11T09:00", {"to_unit": "H15.3/kt",
-                                                      "to_official": "o1", "step": "process"})),
-        *dossier("C", ("apology_issued", "08-25T09:00",
-                       {"new_due_at": "2026-09-10T17:00:00+07:00", "reason": "quá tải"})),
-        *dossier("G", ("supplement_requested", "08-25T09:00", {})),
-        act("feedback_received", "08-10T09:00", {"feedback_id": "FB1"}, agency_id="H15.3",
-            classification="procedure"),
-    ]
 
 
 class Clock:
