@@ -53,7 +53,7 @@ class Stakes:
         self.now = now
         self.timely = [c for c in counters.layout.registry.subject_criteria("dossier")
                        if c.timely]
-        self._catalog: dict[Any, tuple[int, int]] = {}
+        self._memo: dict[Any, Any] = {}
         self._base: dict[tuple[str, str], tuple[Ruleset, dict[str, tuple[int, int]], int,
                                                 Decimal]] = {}
         self._lost: dict[tuple[int, int, bool, int], tuple[str, ...]] = {}
@@ -68,7 +68,7 @@ class Stakes:
             period = parse_period(year)
             ruleset = self.rules_of(period)
             counts, view_end = counts_for(self.counters, ruleset, self.tree, agency, period,
-                                          self.now, self._catalog)
+                                          self.now, self._memo)
             hit = (ruleset, counts, local_date(view_end).toordinal(),
                    total_points(ruleset, counts))
             self._base[key] = hit
@@ -86,12 +86,13 @@ class Stakes:
             self._lost[key] = hit
         return hit
 
-    def stake(self, agency: str, f: DossierFacts) -> float:
+    def stake(self, agency: str, f: DossierFacts, lost: tuple[str, ...] | None = None) -> float:
         """The agency's total for the year of ``f``'s reception, minus the same total with
-        ``f`` counted late."""
+        ``f`` counted late (``lost``: the criteria that lose ``f``, when already known)."""
         year = f.month[:4]
         ruleset, counts, e_day, total = self.base(agency, year)
-        lost = self.lost(f, e_day)
+        if lost is None:
+            lost = self.lost(f, e_day)
         if not lost:
             return 0.0
         key = (agency, year, lost)
@@ -103,6 +104,13 @@ class Stakes:
                 late[code] = (num - 1, den)
             hit = self._stake[key] = total - total_points(ruleset, late)
         return float(hit)
+
+    def both(self, unit: str, agency: str, f: DossierFacts) -> tuple[float, float]:
+        """(stake for the dossier's own agency, stake for the queried agency): the view's end
+        is the same for both (the year of reception, judged at now), so is what ``f`` loses."""
+        e_day = self.base(agency, f.month[:4])[2]
+        lost = self.lost(f, e_day)
+        return self.stake(unit, f, lost), self.stake(agency, f, lost)
 
 
 def at_risk(counters: Counters, open_rows: OpenRows, rules_of: RulesOf, agency_id: str,
@@ -137,9 +145,9 @@ def at_risk(counters: Counters, open_rows: OpenRows, rules_of: RulesOf, agency_i
 
 def _row(sid: str, f: DossierFacts, stakes: Stakes, agency_id: str) -> dict[str, Any]:
     unit, official, step = f.holder
+    stake_unit, stake = stakes.both(f.agency, agency_id, f)
     return {"dossier_id": sid, "agency_id": f.agency, "procedure_id": f.procedure,
             "due_at": instant(f.due_s).isoformat(),
             "holder": {"unit": unit, "official": official, "step": step},
             "apology_issued": bool(f.flags & APOLOGY_ISSUED),
-            "stake_unit": stakes.stake(f.agency, f),
-            "stake": stakes.stake(agency_id, f)}
+            "stake_unit": stake_unit, "stake": stake}

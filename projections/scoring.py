@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from kernel.errors import UserError
@@ -22,8 +23,10 @@ class CountsError(UserError):
     """A ``score --counts`` document that cannot be scored."""
 
 
+@lru_cache(maxsize=65536)
 def criterion_points(c: Criterion, numerator: int, denominator: int) -> Decimal:
-    """Points for one criterion: max × min(1, ratio / target), rounded half up to 2 decimals."""
+    """Points for one criterion: max × min(1, ratio / target), rounded half up to 2 decimals
+    (a pure function of its arguments, memoized: many totals share most of their counts)."""
     if c.shown_only or c.max == 0:
         return Decimal("0.00")
     if denominator == 0:

@@ -115,6 +115,9 @@ class ViewStore:
             self._ensure_end_day(c, p)
             c.execute(f"CREATE INDEX IF NOT EXISTS {p}_dossiers_end ON {p}_dossiers "
                       "(agency, end_day)")
+            # The at-risk list: unfinished dossiers by due day.
+            c.execute(f"CREATE INDEX IF NOT EXISTS {p}_dossiers_due ON {p}_dossiers "
+                      "(end_day, due_day)")
             c.execute(f"CREATE TABLE IF NOT EXISTS {p}_positions (name TEXT PRIMARY KEY, "
                       "value BIGINT NOT NULL)")
 
