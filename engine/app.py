@@ -37,13 +37,12 @@ from eventsourcing.utils import get_topic
 from engine.cache import SubjectCache
 from engine.domain.base import subject_uuid
 from engine.domain.dossier import Dossier
+from engine.holds import HoldBook, StoredHold
 from engine.intake import (
     KIND_OF_FIELD,
     Annotate,
     Batch,
-    HoldBook,
     Message,
-    StoredHold,
 )
 from engine.scope import ScopeGate, agencies_of
 from engine.store import (
@@ -131,12 +130,16 @@ class Engine:
         check_facts: bool = True,
         grants: GrantBook | None = None,
         require_grants: bool = False,
+        record_uncatalogued: bool = False,
     ) -> None:
         self.app = MotcuaApplication(env=store_env(database_url))
         self.store: IntakeMixin = self.app.recorder  # type: ignore[assignment]
         self.annotate = annotate
         self.calendar = calendar or WorkCalendar()
         self.hold_seconds = hold_seconds
+        # False: a dossier of a procedure not seen yet waits for it (up to the hold), so its
+        # steps' budgets do not depend on which partition arrived first (docs/decisions.md).
+        self.record_uncatalogued = record_uncatalogued
         self.clock = clock
         # Hold ages are wall-clock seconds (ledger rows record time.time()); tests inject it.
         self.wall = wall
@@ -184,6 +187,7 @@ class Engine:
         batch, to be redone, rather than any one action)."""
         batch = Batch(self.cache, self.holds, self.calendar, self.annotate, log_id)
         batch.scope = ScopeGate(self.grants.scopes(), batch.subject, self.cache.uuid)
+        batch.record_uncatalogued = self.record_uncatalogued
         return batch
 
     # ----- the batch -----------------------------------------------------------------------
@@ -317,6 +321,9 @@ class Engine:
         if not rows:
             return 0
         batch = self.batch()
+        # Dossiers waiting for their procedure first: one received with a due_at is recorded
+        # now, and releases its own later actions (which must not expire as unknown).
+        rows.sort(key=lambda r: not str(r["subject"]).startswith("procedure:"))
         for r in rows:
             batch.expire(StoredHold.of(r), self.hold_seconds)
         self.commit(batch, None)

@@ -31,6 +31,7 @@ from engine.domain.due import compute_due
 from engine.domain.errors import UnknownSubjectError
 from engine.domain.feedback import Feedback
 from engine.facts_cache import FactRow
+from engine.holds import HeldLink, HoldBook, Pending, StoredHold
 from engine.scope import ScopeGate
 from engine.store import (
     ACCEPTED,
@@ -42,7 +43,7 @@ from engine.store import (
     akey,
 )
 from kernel.calendar import WorkCalendar
-from kernel.contract.actions import Action, parse_action
+from kernel.contract.actions import Action
 from kernel.errors import RefusedActionError
 from kernel.failures import transient
 
@@ -80,86 +81,6 @@ class Message:
     spool: int | None = None
 
 
-@dataclass(frozen=True)
-class HeldLink:
-    """A feedback names a dossier that has not arrived: the link waits for it."""
-
-    dossier_id: str
-    feedback_id: str
-    at: datetime
-    cause: Cause | None
-
-    MARK = b'{"internal"'
-
-    def to_raw(self) -> bytes:
-        return orjson.dumps({"internal": "feedback_linked", "dossier_id": self.dossier_id,
-                             "feedback_id": self.feedback_id, "at": self.at.isoformat(),
-                             "cause": self.cause})
-
-    @classmethod
-    def from_raw(cls, raw: bytes) -> HeldLink | None:
-        """The link a ledger row holds, or ``None`` when the row holds an action."""
-        if not raw.startswith(cls.MARK):
-            return None
-        doc = orjson.loads(raw)
-        return cls(doc["dossier_id"], doc["feedback_id"], datetime.fromisoformat(doc["at"]),
-                   doc["cause"])
-
-
-@dataclass(frozen=True)
-class StoredHold:
-    """A held ledger row as the store returns it."""
-
-    id: int
-    log: str
-    topic: str
-    part: int
-    off: int
-    akey: str | None
-    subject: str
-    raw: bytes
-
-    @classmethod
-    def of(cls, row: dict[str, Any]) -> StoredHold:
-        return cls(int(row["id"]), str(row["log"]), str(row["topic"]), int(row["part"]),
-                   int(row["off"]), row["akey"], str(row["subject"]), bytes(row["raw"]))
-
-
-@dataclass
-class Pending:
-    """Held work to apply now: held in this batch (``row``) or read back (``stored``)."""
-
-    at: datetime
-    offset: int
-    action: Action | None
-    link: HeldLink | None
-    row: IntakeRow | None = None
-    stored: StoredHold | None = None
-
-    @classmethod
-    def from_store(cls, s: StoredHold) -> Pending:
-        link = HeldLink.from_raw(s.raw)
-        action = None if link is not None else parse_action(s.raw)
-        at = link.at if link is not None else action.occurred_at  # type: ignore[union-attr]
-        return cls(at, s.off, action, link, stored=s)
-
-
-class HoldBook:
-    """How many actions are held, across processes, against the limit."""
-
-    def __init__(self, store: Any, limit: int) -> None:
-        self.store = store
-        self.limit = limit
-        self.count = store.held_count()
-
-    def refresh(self) -> None:
-        self.count = self.store.held_count()
-
-    @property
-    def full(self) -> bool:
-        return bool(self.count >= self.limit)
-
-
 def cause_of(a: Action, topic: str, partition: int, offset: int) -> Cause:
     return {"source": a.source, "action_id": a.action_id, "topic": topic,
             "partition": partition, "offset": offset}
@@ -190,6 +111,12 @@ class Batch:
         self.notes: dict[UUID, list[tuple[Any, Any]]] = {}
         # The sources' scopes (kernel.grants), checked whenever an action is applied.
         self.scope: ScopeGate | None = None
+        # Dossiers received with a due_at whose procedure did not arrive within the hold:
+        # recorded without it (no step budgets from the catalog).
+        self.uncatalogued: set[str] = set()
+        self.record_uncatalogued = False
+        # Ids of the stored held rows this batch settled.
+        self.settled: set[int] = set()
 
     # ----- aggregates ------------------------------------------------------------------------
 
@@ -294,11 +221,12 @@ class Batch:
             self.scope(a, agg)
         data: dict[str, Any] = a.data  # type: ignore[assignment]  # a fresh dict per action
         if agg is None:
-            if a.type == "received" and data.get("due_at") is None:
-                pid = data["procedure_id"]
-                if self._procedure(pid) is None:
-                    # Its due time comes from a procedure the catalog has not sent yet.
-                    return HELD, f"procedure:{pid}"
+            if (a.type == "received" and self._procedure(data["procedure_id"]) is None
+                    and self._waits_for_catalog(a, data)):
+                # Its due time (without due_at) and its steps' budgets come from a procedure
+                # the catalog has not sent yet: wait for it, so that what is recorded does
+                # not depend on which partition arrived first (docs/decisions.md).
+                return HELD, f"procedure:{data['procedure_id']}"
             agg = self.create(a, sid, data, cause)
             self.touch(agg)
             self.cache.remember(agg)
@@ -310,6 +238,11 @@ class Batch:
             COMMANDS[a.type](agg, data, a.occurred_at, cause)
         self.touch(agg)
         return ACCEPTED, subject
+
+    def _waits_for_catalog(self, a: Action, data: dict[str, Any]) -> bool:
+        if data.get("due_at") is None:
+            return True  # no due time without the procedure's processing time
+        return not self.record_uncatalogued and a.subject_id not in self.uncatalogued
 
     def hand_over(self, d: Dossier, data: dict[str, Any], at: datetime, cause: Cause) -> None:
         """A control-sheet line, with the step's budget from the procedure's internal process
@@ -428,6 +361,7 @@ class Batch:
     def settle_stored(self, s: StoredHold, outcome: str, reason: str | None,
                       message: str | None) -> None:
         """Settle a held row read back from the store (an update in this transaction)."""
+        self.settled.add(s.id)
         self.fx.resolved_holds.append((s.id, outcome, reason, message))
         if outcome == REJECTED and s.off >= 0:
             self.fx.dead_letters.append(IntakeRow(
@@ -436,8 +370,15 @@ class Batch:
 
     def expire(self, s: StoredHold, hold_seconds: float) -> None:
         """A held row whose subject did not arrive in time."""
+        if s.id in self.settled:
+            return  # released earlier in this batch by a dossier recorded without its procedure
         self.holds.count -= 1
         kind, _, sid = s.subject.partition(":")
+        if kind == "procedure" and (p := Pending.from_store(s)).action is not None \
+                and p.action.data.get("due_at") is not None:
+            self.uncatalogued.add(p.action.subject_id)
+            self._release_one(p)
+            return
         if kind == "procedure":
             reason = "no_due_time"
             msg = (f"The received action has no due_at and its procedure {sid} did not arrive "

@@ -66,6 +66,9 @@ class Settings:
     lifecycle_rules: str | None = None
     # Refuse actions of sources without a grant (kernel.grants) as source_not_registered.
     require_grants: bool = False
+    # Record a dossier received with a due_at at once, even when its procedure has not reached
+    # the engine (no step budgets from the catalog), instead of waiting up to the hold for it.
+    record_uncatalogued: bool = False
     # Where alert e-mails go: smtp://host:port or smtps://user:pass@host:port (None: no e-mail).
     smtp_url: str | None = field(default=None, repr=False)
 
@@ -121,6 +124,7 @@ class Settings:
             ruleset_dir=_path(env, "MOTCUA_RULESET_DIR", directory=True),
             lifecycle_rules=_path(env, "MOTCUA_LIFECYCLE_RULES", directory=False),
             require_grants=_flag(env, "MOTCUA_REQUIRE_GRANTS"),
+            record_uncatalogued=_flag(env, "MOTCUA_RECORD_UNCATALOGUED"),
             smtp_url=_smtp(env),
         )
 

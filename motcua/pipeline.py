@@ -34,8 +34,13 @@ log = structlog.get_logger("motcua")
 
 def engine_at(database_url: str, *, rules: LifecycleRules | None = None, **kw: Any) -> Engine:
     """An engine on a store, wired to the projections' facts: the one place that tells the
-    engine how its events are annotated (and with which lifecycle rules)."""
+    engine how its events are annotated (and with which lifecycle rules).
+
+    For in-process use (tools, tests, benchmarks) a dossier of a procedure not seen yet is
+    recorded at once unless ``record_uncatalogued=False``; the roles' engines
+    (``make_engine``) wait for the catalog as ``MOTCUA_RECORD_UNCATALOGUED`` says."""
     rules = rules or load_lifecycle()
+    kw.setdefault("record_uncatalogued", True)
     annotator = Annotator(rules)
     return Engine(database_url, annotate=annotator, facts_version=annotator.version,
                   calendar=rules.calendar, **kw)
@@ -45,7 +50,8 @@ def make_engine(settings: Settings, **kw: Any) -> Engine:
     """The engine of these settings."""
     return engine_at(settings.database_url, rules=load_lifecycle(settings.lifecycle_rules),
                      hold_seconds=settings.hold_seconds, hold_limit=settings.hold_limit,
-                     require_grants=settings.require_grants, **kw)
+                     require_grants=settings.require_grants,
+                     record_uncatalogued=settings.record_uncatalogued, **kw)
 
 
 def make_rulesets(settings: Settings) -> Rulesets:

@@ -45,11 +45,14 @@ class Pipeline:
         hold_seconds: float = 3600.0,
         clock: datetime | None = None,
         layout: Layout = DEFAULT_LAYOUT,
+        record_uncatalogued: bool = True,
     ) -> None:
         self.ruleset = load_ruleset(ruleset) if isinstance(ruleset, str) else ruleset
         self.now = clock or datetime.now(UTC)
+        # Most streams here name procedures they never publish: record them at once (as
+        # MOTCUA_RECORD_UNCATALOGUED=1 does), unless a test looks at the wait for the catalog.
         self.engine = engine_at(f"sqlite:///{db_path}", hold_seconds=hold_seconds,
-                             clock=lambda: self.now)
+                                clock=lambda: self.now, record_uncatalogued=record_uncatalogued)
         self.counters = Counters(layout)
         # Last facts of every dossier, by dossier id (the view store keeps only the late ones).
         self.dossier_facts: dict[str, list[Any]] = {}
@@ -88,6 +91,18 @@ class Pipeline:
         _add(self.outcomes, totals)
         self.sync()
         return totals
+
+    def expire_holds(self) -> int:
+        """Settle every held action as the engine does once its hold has passed (a dossier
+        received with a due_at is recorded without its missing procedure; the rest are
+        refused), then fold what was recorded."""
+        hold, self.engine.hold_seconds = self.engine.hold_seconds, -1.0
+        try:
+            n = self.engine.expire_holds(self.outcomes)
+        finally:
+            self.engine.hold_seconds = hold
+        self.sync()
+        return n
 
     def record_overdue(self, now: datetime) -> int:
         """Run the engine's deadline watcher as of ``now`` and fold its ``BecameOverdue`` facts."""

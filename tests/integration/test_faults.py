@@ -21,14 +21,11 @@ is ``scripts/faults RUNS`` (``MOTCUA_FAULT_RUNS``), which writes its tally to
 
 from __future__ import annotations
 
-import os
-import random
 from pathlib import Path
 
-import orjson
 import pytest
 from conftest import PgServer, SettingsFor
-from fault_suite import FAULT_KINDS, FaultRun, Tally, dump
+from fault_suite import FAULT_KINDS, FaultRun, Tally
 from faults import Probe, lines_of, publish_lines, simulate, wait_for
 
 from engine.app import Message
@@ -128,42 +125,3 @@ def test_events_topic_back_with_another_partition_count_folds_nothing_twice(
 def last_pos(probe: Probe) -> int:
     rows = probe._rows(probe.url, "SELECT MAX(pos) FROM motcua_facts")
     return int(rows[0][0] or 0) if rows else 0
-
-
-@pytest.mark.skipif(not os.environ.get("MOTCUA_FAULT_RUNS"),
-                    reason="the long form: scripts/faults RUNS")
-def test_fault_suite_long_form(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory,
-                               ) -> None:
-    """``MOTCUA_FAULT_RUNS`` runs, on SQLite and PostgreSQL in turn, random faults: the
-    invariants hold in every one; the tally goes to benchmarks/results/faults.json."""
-    import psycopg
-
-    runs = int(os.environ["MOTCUA_FAULT_RUNS"])
-    seed = int(os.environ.get("MOTCUA_FAULT_SEED", "1"))
-    total = Tally()
-    for i in range(runs):
-        tmp = tmp_path_factory.mktemp(f"faults-{i}")
-        rng = random.Random(seed + i)
-        if i % 2:
-            name = f"motcua_faults_{os.getpid()}_{i}"
-            with psycopg.connect(pg_server.url(), autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            url, pg = pg_server.url(name), pg_server
-        else:
-            url, pg = f"sqlite:///{tmp / 'motcua.db'}", None
-        with BundledBroker(tmp / "broker") as broker:
-            run = FaultRun(tmp, url, broker, pg, seed=seed + i, agencies=rng.randint(2, 4),
-                           dossiers=rng.randint(300, 900), chunks=rng.randint(6, 10))
-            tally = run.run()
-        if tally.doubled or tally.stuck or tally.lost or tally.views_differ:
-            print(f"evidence: {dump(run.probe, tmp)}", flush=True)
-        total.add(tally)
-        print(f"run {i + 1}/{runs} ({'postgresql' if pg else 'sqlite'}, seed {seed + i}, "
-              f"{run.plan}): {tally.as_dict()}", flush=True)
-        assert tally.doubled == 0, (dict(run.doubled_by), url, tmp)
-        assert tally.stuck == 0, (run.stuck_by, run.stuck_why, tmp)
-        assert tally.views_differ == 0, run.verify_output
-        assert_clean(tally)
-    out = ROOT / "benchmarks" / "results" / "faults.json"
-    out.write_bytes(orjson.dumps(total.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
-    print(f"total: {total.as_dict()}")

@@ -30,7 +30,8 @@ def wall() -> Wall:
 
 @pytest.fixture
 def feed(tmp_path: Path, wall: Wall) -> Iterator[Feed]:
-    engine = engine_at(f"sqlite:///{tmp_path / 'm.db'}", hold_seconds=10, wall=wall)
+    engine = engine_at(f"sqlite:///{tmp_path / 'm.db'}", hold_seconds=10, wall=wall,
+                       record_uncatalogued=True)
     yield Feed(engine)
     engine.close()
 

@@ -124,6 +124,8 @@ def make_engine(tmp_path: Path, clock: Clock) -> Iterator[MakeEngine]:
 
     def make(**kw: Any) -> Engine:
         kw.setdefault("hold_seconds", 60.0)
+        # These tests name procedures they do not publish (see the catalog tests for the wait).
+        kw.setdefault("record_uncatalogued", True)
         e = engine_at(f"sqlite:///{tmp_path}/m.db", clock=clock, **kw)
         made.append(e)
         return e
@@ -398,9 +400,57 @@ def test_a_received_waiting_for_its_procedure_is_applied_when_the_procedure_come
     assert feed.dead() == []
 
 
-def test_a_dossier_of_an_unknown_procedure_with_due_at_is_accepted(feed: Feed) -> None:
-    """A procedure the catalog does not know yet does not block a dossier that has ``due_at``."""
+def test_a_dossier_of_an_unknown_procedure_with_due_at_is_accepted_when_so_configured(
+    feed: Feed,
+) -> None:
+    """With ``record_uncatalogued`` (MOTCUA_RECORD_UNCATALOGUED=1) a procedure the catalog does
+    not know yet does not hold a dossier that has ``due_at``."""
     assert feed.send(received(procedure_id="9.999999")) == {"accepted": 1}
+
+
+def internal(action_id: str) -> bytes:
+    """Procedure 1.001612 with an internal process: ``process`` has 8 office hours."""
+    return action(action_id, "procedure_published", "2026-01-10T09:00:00+07:00", "1.001612", {
+        "authority_id": "H15", "authority_level": "province", "decision_date": "2026-01-10",
+        "legal_basis_effective_date": "2026-01-01", "implementing_agency_ids": ["H15.15"],
+        "processing_time": {"value": 5, "unit": "working_days"},
+        "internal_process": [{"step": "process", "working_hours": 8}]})
+
+
+def handed(action_id: str) -> bytes:
+    return action(action_id, "handed_over", "2026-10-05T09:00:00+07:00",
+                  data={"to_unit": "X", "step": "process"})
+
+
+def test_a_dossier_with_due_at_waits_for_its_procedure_so_its_steps_have_budgets(
+    make_engine: MakeEngine,
+) -> None:
+    """By default a dossier whose procedure has not arrived is held with what follows it, and
+    recorded when the procedure comes: its ``process`` step then gets the catalog's 8 office
+    hours (Mon 5 Oct 09:00 + 8 h = Tue 6 Oct 09:00), as if the catalog had come first."""
+    feed = Feed(make_engine(record_uncatalogued=False))
+    assert feed.send(received(), handed("h1")) == {"held": 2}
+    assert feed.send(internal("p1")) == {"accepted": 1}
+    assert feed.types() == ["Received", "HandedOver"]
+    sheet = feed.last_facts()[F.DossierFacts._fields.index("sheet")]
+    assert sheet[-1][:2] == ["process", "X"]
+    assert sheet[-1][4] == int(t("2026-10-06T09:00:00+07:00").timestamp())
+
+
+def test_a_dossier_with_due_at_whose_procedure_never_comes_is_recorded_after_the_hold(
+    make_engine: MakeEngine, wall: Wall,
+) -> None:
+    """After the hold the dossier is recorded without the catalog (no step budget), and the
+    actions held behind it are applied, not refused as unknown."""
+    feed = Feed(make_engine(hold_seconds=10, wall=wall, record_uncatalogued=False))
+    assert feed.send(received(procedure_id="9.999999"), handed("h1")) == {"held": 2}
+    assert feed.engine.expire_holds() == 0  # still within its hold
+    wall.ahead = 10.5
+    assert feed.engine.expire_holds() == 2
+    assert feed.types() == ["Received", "HandedOver"] and feed.dead() == []
+    sheet = feed.last_facts()[F.DossierFacts._fields.index("sheet")]
+    assert sheet[-1][:2] == ["process", "X"] and sheet[-1][4] is None
+    assert feed.engine.store.held_count() == 0
 
 
 # ----- the deadline watcher -------------------------------------------------------------------

@@ -35,6 +35,8 @@ from projections.fold import Counters
 # with its open-dossier histogram.
 PER_PROCEDURE_USED = 512
 PER_AGENCY_MONTH = 900
+# ... and per (agency, month, unit or official) with a late dossier: its delays row.
+PER_DELAYS_ROW = 300
 PROVINCE = SimConfig(agencies=5, procedures=8, dossiers=300, seed=3, start=date(2026, 1, 5),
                      days=90)
 
@@ -149,13 +151,17 @@ def test_memory_grows_by_half_a_kilobyte_per_procedure_used(
 def test_memory_is_proportional_to_agencies_and_months(events: list[dict[str, Any]],
                                                       what: str) -> None:
     """Four times the agencies (or months): four times the memory beyond the catalog, and
-    the README's model (0.9 KB per agency-month, 0.5 KB per procedure used) within a quarter."""
+    the README's model (0.9 KB per agency-month, 0.5 KB per procedure used, 0.3 KB per delays
+    row) within a quarter."""
     catalog, _ = held(events, 0)
     one, c1 = held(events, 1)
     four, c4 = held(events, 4, what)
     assert len(c4.cells) == 4 * len(c1.cells) and vectors(c4) == 4 * vectors(c1)
     assert 3.8 <= (four - catalog) / (one - catalog) <= 4.2, (catalog, one, four)
-    model = PER_AGENCY_MONTH * len(c1.cells) + PER_PROCEDURE_USED * vectors(c1)
+    rows = sum(len(d) for d in c1.delays.values())
+    assert rows > 0
+    model = (PER_AGENCY_MONTH * len(c1.cells) + PER_PROCEDURE_USED * vectors(c1)
+             + PER_DELAYS_ROW * rows)
     assert 0.75 * model <= one - catalog <= 1.25 * model, (one - catalog, model)
 
 
@@ -180,4 +186,5 @@ def test_a_flush_leaves_no_dossier_in_memory(events: list[dict[str, Any]]) -> No
     assert len(c.dossiers) == 300
     c.clear_dirty()
     assert c.dossiers == {} and c.feedback == {}
+
 

@@ -191,7 +191,7 @@ def _received(**over: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    e = engine_at(f"sqlite:///{tmp_path / 'm.db'}")
+    e = engine_at(f"sqlite:///{tmp_path / 'm.db'}", record_uncatalogued=True)
     yield e
     e.close()
 
@@ -259,7 +259,7 @@ def test_a_v1_store_reads_scores_and_replays_as_the_same_actions_recorded_now(
     half = len(actions) // 2
     new_db, old_db = tmp_path / "new.db", tmp_path / "old.db"
     new_url, old_url = f"sqlite:///{new_db}", f"sqlite:///{old_db}"
-    new = engine_at(new_url)
+    new = engine_at(new_url, record_uncatalogued=True)
     record(new, actions[:half])
     new.close()
     copy_store(new_db, old_db)
@@ -269,7 +269,7 @@ def test_a_v1_store_reads_scores_and_replays_as_the_same_actions_recorded_now(
             "SELECT state FROM stored_events WHERE topic = ?", (RECEIVED_TOPIC,))]
     assert states and all("class_version" not in s and "due_source" not in s for s in states)
 
-    new, old = engine_at(new_url), engine_at(old_url)
+    new, old = (engine_at(u, record_uncatalogued=True) for u in (new_url, old_url))
     try:
         for a in actions[:half]:
             if a["type"] == "received":
@@ -348,7 +348,7 @@ def _write_snapshot_state(db: Path, sid: UUID, state: dict[str, Any]) -> None:
 def snapshotted(tmp_path: Path) -> Iterator[tuple[Path, Engine, SnapshottingApplication, UUID]]:
     """A store with a catalog-due dossier that was received and digitized, and a snapshot."""
     db = tmp_path / "snap.db"
-    engine = engine_at(f"sqlite:///{db}")
+    engine = engine_at(f"sqlite:///{db}", record_uncatalogued=True)
     actions = province(40)
     pid = next(a["data"]["procedure_id"] for a in actions if a["type"] == "received"
                and a["data"].get("due_at") is None)
