@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from motcua.cli import render
 from motcua.cli.common import (
@@ -15,7 +16,6 @@ from motcua.cli.common import (
     load_settings,
     print_json,
     print_lines,
-    require_store,
 )
 
 RULES = "due_soon,apology_due,overdue,feedback_due"
@@ -56,11 +56,16 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from projections.store import views_url
 
     settings = load_settings()
-    if args.alerts_command != "add":
-        require_store(settings)  # listing or removing must not create a store
+    url = views_url(settings.database_url)
+    if args.alerts_command != "add" and not settings.is_postgres \
+            and not Path(url.removeprefix("sqlite:///")).is_file():
+        # Listing or removing must not create a store: a missing file is a mistyped setting.
+        raise UserError(f"The database {url.removeprefix('sqlite:///')} does not exist: no "
+                        "alert subscription was recorded there (check MOTCUA_HOME and "
+                        "MOTCUA_DATABASE_URL).")
     if args.alerts_command == "add" and args.secret is not None and args.email:
         raise UserError("--secret signs webhooks; an e-mail subscription has none.")
-    store = AlertStore(views_url(settings.database_url))
+    store = AlertStore(url)
     try:
         if args.alerts_command == "add":
             agencies = [a.strip() for a in args.agencies.split(",")]
