@@ -112,3 +112,19 @@ def test_http_subscriptions_need_a_write_token_of_their_agencies(
                     headers=auth("write")).status_code == 200
     assert c.delete(f"/api/v1/alerts/subscriptions/{sub_id}",
                     headers=auth("write")).status_code == 404
+
+
+@pytest.mark.parametrize("url", ["http://mail.h15.gov.vn:25", "smtp://", "smtps://u:p@h:0",
+                                 "smtp://host:notaport"])
+def test_a_bad_smtp_url_is_one_sentence_naming_the_variable_without_its_password(
+        url: str, tmp_path: Path) -> None:
+    """MOTCUA_SMTP_URL must be smtp://host:port or smtps://user:pass@host:port."""
+    from kernel.errors import ConfigurationError
+    from kernel.settings import Settings
+
+    with pytest.raises(ConfigurationError) as e:
+        Settings.from_env({"MOTCUA_HOME": str(tmp_path), "MOTCUA_SMTP_URL": url})
+    assert "MOTCUA_SMTP_URL" in str(e.value) and ":p@" not in str(e.value)
+    ok = Settings.from_env({"MOTCUA_HOME": str(tmp_path),
+                            "MOTCUA_SMTP_URL": "smtps://u:p@mail.h15.gov.vn:465"})
+    assert ok.smtp_url == "smtps://u:p@mail.h15.gov.vn:465" and "p@" not in repr(ok)
