@@ -140,6 +140,8 @@ class Engine:
         # False: a dossier of a procedure not seen yet waits for it (up to the hold), so its
         # steps' budgets do not depend on which partition arrived first (docs/decisions.md).
         self.record_uncatalogued = record_uncatalogued
+        # The actions partitions this engine owns in a group (None: all of them, alone).
+        self.owned: set[int] | None = None
         self.clock = clock
         # Hold ages are wall-clock seconds (ledger rows record time.time()); tests inject it.
         self.wall = wall
@@ -188,6 +190,7 @@ class Engine:
         batch = Batch(self.cache, self.holds, self.calendar, self.annotate, log_id)
         batch.scope = ScopeGate(self.grants.scopes(), batch.subject, self.cache.uuid)
         batch.record_uncatalogued = self.record_uncatalogued
+        batch.owned = self.owned
         return batch
 
     # ----- the batch -----------------------------------------------------------------------
@@ -317,7 +320,8 @@ class Engine:
     def expire_holds(self, counts: dict[str, int] | None = None) -> int:
         """Reject held actions whose subject did not arrive in time (``unknown_dossier``);
         ``counts`` gets ``rejected:<reason>`` per refused action (for the metrics)."""
-        rows = self.store.held_older_than(self.wall() - self.hold_seconds)
+        rows = [r for r in self.store.held_older_than(self.wall() - self.hold_seconds)
+                if self._mine(int(r["part"]))]
         if not rows:
             return 0
         batch = self.batch()
@@ -343,6 +347,10 @@ class Engine:
         if due:
             self.cache.forget(UUID(oid) for oid, _ in due)
 
+    def _mine(self, part: int) -> bool:
+        """Held work of this partition is this engine's to settle (-1: no partition)."""
+        return self.owned is None or part < 0 or part in self.owned
+
     def release_arrived(self, owned: set[int], min_age: float = 1.0) -> int:
         """Apply held actions whose subject exists by now.
 
@@ -358,15 +366,16 @@ class Engine:
         parts: dict[str, set[int]] = {}
         for subject, part in self.store.held_subjects(self.wall() - min_age):
             parts.setdefault(subject, set()).add(part)
-        # A subject's own actions are released by the owner of their partition (``owned``: this
-        # engine's actions partitions), which keeps the subject in its cache (a release
-        # elsewhere would leave that copy stale); actions waiting for a catalog entry (a
-        # dossier's received) may be released by anyone.
+        # Held work is released by the owner of its partition (``owned``: this engine's actions
+        # partitions), which keeps the subject in its cache (a release elsewhere would leave
+        # that copy stale) and in its order: a dossier's received waiting for the catalog is
+        # recorded where that dossier's later actions are (elsewhere, one of them could be
+        # applied before an earlier one held here).
         mine = owned | {-1}
         ids = {}
         for subject, where in parts.items():
             kind, _, sid = subject.partition(":")
-            if where <= mine or (kind in ("procedure", "agency") and min_age > 0):
+            if where <= mine:
                 ids[subject] = self.uuid(kind, sid)
         if not ids:
             return 0

@@ -115,6 +115,8 @@ class Batch:
         # recorded without it (no step budgets from the catalog).
         self.uncatalogued: set[str] = set()
         self.record_uncatalogued = False
+        # The actions partitions whose held work this batch may settle (None: all).
+        self.owned: set[int] | None = None
         # Ids of the stored held rows this batch settled.
         self.settled: set[int] = set()
 
@@ -248,7 +250,7 @@ class Batch:
         """A control-sheet line, with the step's budget from the procedure's internal process
         as the catalog has it now (the sender's ``step_due_at`` wins, in the facts)."""
         proc = self._procedure(d.procedure_id)
-        budget = proc.step_budget(data["step"]) if proc is not None else None
+        budget = proc.step_budget(data["step"], at) if proc is not None else None
         d.hand_over(data["to_unit"], data.get("to_official"), data["step"],
                     data.get("step_due_at"), budget, at, cause)
 
@@ -261,9 +263,10 @@ class Batch:
         if a.type == "received":
             proc = self._procedure(data["procedure_id"])
             due = compute_due(at, data.get("due_at"),
-                              proc.processing_time if proc is not None else None, self.calendar)
+                              proc.processing_time(at) if proc is not None else None,
+                              self.calendar)
             return Dossier.receive(id=sid, dossier_id=a.subject_id, data=data, at=at, due_at=due,
-                                   cause=cause, receive_budget=proc.step_budget("receive")
+                                   cause=cause, receive_budget=proc.step_budget("receive", at)
                                    if proc is not None else None)
         if a.type == "feedback_received":
             fb = Feedback.receive(id=sid, feedback_id=a.subject_id, data=data, at=at,
@@ -299,8 +302,9 @@ class Batch:
         first (the batch's own and what the store holds)."""
         pending = self.held.pop(subject, [])
         if self.holds.count > len(pending):
-            pending += [Pending.from_store(StoredHold.of(r))
-                        for r in self.holds.store.held_for([subject])]
+            pending += [Pending.from_store(s) for s in map(StoredHold.of,
+                                                            self.holds.store.held_for([subject]))
+                        if self.owned is None or s.part < 0 or s.part in self.owned]
         pending.sort(key=lambda p: (p.at, p.offset))
         for p in pending:
             self.holds.count -= 1

@@ -219,6 +219,7 @@ class EngineLoop:
         try:
             released = 0
             if self.group:
+                self.engine.owned = set(self.epochs)
                 self.engine.forget_due()
                 released = self.engine.release_arrived(set(self.epochs))
             refused: dict[str, int] = {}
@@ -284,6 +285,7 @@ class EngineLoop:
         if epoch is None:  # revoked meanwhile
             return
         if self.group:
+            self.engine.owned = set(self.epochs)
             try:
                 self.engine.release_arrived(set(self.epochs), min_age=0.0)
             except IntegrityError as e:  # another engine settled them first: fine

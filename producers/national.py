@@ -30,7 +30,8 @@ def province_configs(base: SimConfig, provinces: int) -> list[SimConfig]:
     if not 1 <= provinces <= len(PROVINCES):
         raise ValueError(f"provinces must be between 1 and {len(PROVINCES)}, got {provinces}.")
     return [replace(base, province_id=f"P{i + 1:02d}", province_name=PROVINCES[i],
-                    source=f"p{i + 1:02d}-igate", seed=base.seed * 1000 + i + 1)
+                    source=f"p{i + 1:02d}-igate", seed=base.seed * 1000 + i + 1,
+                    code_block=i)
             for i in range(provinces)]
 
 

@@ -207,6 +207,8 @@ class Procedure:
     id: str
     entry: dict[str, Any]
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    # (when decided, processing time) of each publication decision.
+    processing_times: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
     publicized: list[datetime] = field(default_factory=list)
     repealed: bool = False
 
@@ -238,6 +240,7 @@ class Oracle:
                 p = self.procedures[a["procedure_id"]] = Procedure(a["procedure_id"], {})
             p.entry = dict(data)  # a later decision amends the procedure: latest values count
             p.decisions.append(data)
+            p.processing_times.append((at, data["processing_time"]))
         elif t == "procedure_publicized":
             self.procedures[a["procedure_id"]].publicized.append(at)
         elif t == "procedure_repealed":
@@ -262,11 +265,15 @@ class Oracle:
                 fb.recomplained = True
 
     def _due(self, at: datetime, data: dict[str, Any]) -> datetime:
-        """Spec §4: ``due_at``, else the procedure's processing time as the catalog has it now."""
+        """Spec §4: ``due_at``, else the procedure's processing time in force at the reception
+        (docs/decisions.md: the latest decision dated at or before it, else the earliest)."""
         if data.get("due_at"):
             return _t(data["due_at"])
         p = self.procedures[data["procedure_id"]]  # the engine refuses it otherwise
-        n, unit = int(p.entry["processing_time"]["value"]), p.entry["processing_time"]["unit"]
+        dated = sorted(p.processing_times, key=lambda x: x[0])
+        before = [pt for when, pt in dated if when <= at]
+        pt = before[-1] if before else dated[0][1]
+        n, unit = int(pt["value"]), pt["unit"]
         if unit == "hours":
             return at + timedelta(hours=n)
         day = local_date(at)

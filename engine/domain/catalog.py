@@ -30,6 +30,8 @@ class Procedure(Subject):
 
     procedure_id: str
     entry: dict[str, Any]
+    # (business time, processing time, internal process) of each decision, oldest first.
+    terms: list[tuple[datetime, dict[str, Any], list[dict[str, Any]]]]
 
     class Event(Subject.Event):
         pass
@@ -46,13 +48,14 @@ class Procedure(Subject):
                 "publicized": [],
                 "repealed": None,
             }
-            _apply_decision(p.entry, self.decision)
+            p.terms = []
+            _apply_decision(p, self.decision, datetime.fromisoformat(self.at))
 
     class Republished(Event):
         decision: dict[str, Any]
 
         def evolve(self, p: Procedure) -> None:
-            _apply_decision(p.entry, self.decision)
+            _apply_decision(p, self.decision, datetime.fromisoformat(self.at))
 
     class Publicized(Event):
         def evolve(self, p: Procedure) -> None:
@@ -64,17 +67,27 @@ class Procedure(Subject):
         def evolve(self, p: Procedure) -> None:
             p.entry["repealed"] = self.decision_date
 
-    def step_budget(self, step: str) -> float | None:
-        """The office hours the internal process gives a step, or ``None``."""
-        for s in self.entry.get("internal_process") or ():
+    def _in_force(self, at: datetime) -> tuple[datetime, dict[str, Any], list[dict[str, Any]]]:
+        """The terms of the latest decision dated at or before ``at`` (the first decision's
+        for an earlier time): what is in force at a business time does not depend on whether
+        a later amendment reached the engine first (docs/decisions.md)."""
+        chosen = self.terms[0]
+        for term in self.terms:
+            if term[0] > at:
+                break
+            chosen = term
+        return chosen
+
+    def step_budget(self, step: str, at: datetime) -> float | None:
+        """The office hours the internal process in force at ``at`` gives a step, or ``None``."""
+        for s in self._in_force(at)[2]:
             if s["step"] == step:
                 return float(s["working_hours"])
         return None
 
-    @property
-    def processing_time(self) -> dict[str, Any] | None:
-        pt = self.entry.get("processing_time")
-        return pt if isinstance(pt, dict) else None
+    def processing_time(self, at: datetime) -> dict[str, Any] | None:
+        """The processing time in force at ``at``."""
+        return self._in_force(at)[1] or None
 
     @classmethod
     def publish(
@@ -126,7 +139,11 @@ def _decision(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _apply_decision(entry: dict[str, Any], decision: dict[str, Any]) -> None:
+def _apply_decision(p: Procedure, decision: dict[str, Any], at: datetime) -> None:
+    entry = p.entry
+    # Sorted by business time (stable: of two decisions at one instant, the later one wins).
+    p.terms = sorted([*p.terms, (at, decision["processing_time"], decision["internal_process"])],
+                     key=lambda t: t[0])
     entry["decisions"] = [
         *entry["decisions"],
         {

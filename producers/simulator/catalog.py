@@ -277,7 +277,8 @@ def _procedure_id(province: Province, taken: set[str]) -> str:
     """A procedure code like the national database's, not yet in ``taken``."""
     rng = province.rng
     while True:
-        candidate = f"{rng.choice(_CODE_LEVELS)}.{rng.randrange(1, _CODE_NUMBERS):06d}"
+        number = province.cfg.code_block * _CODE_NUMBERS + rng.randrange(1, _CODE_NUMBERS)
+        candidate = f"{rng.choice(_CODE_LEVELS)}.{number:06d}"
         if candidate not in taken:
             taken.add(candidate)
             return candidate

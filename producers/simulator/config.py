@@ -35,6 +35,9 @@ class SimConfig:
     province_id: str = "H15"
     province_name: str = "Tỉnh Đắk Lắk"
     source: str = "daklak-igate"
+    # Which block of procedure code numbers this province draws from (a national simulation
+    # gives each province its own, so no two provinces publish one code with other terms).
+    code_block: int = 0
     procedures: int = 80
     repealed: int = 2
 
@@ -218,6 +221,8 @@ class SimConfig:
                 raise ValueError(
                     f"SimConfig.{name} must be at least {low}, got {getattr(self, name)}."
                 )
+        if not 0 <= self.code_block < 70:  # codes have six digits: 70 blocks of 14,000
+            raise ValueError(f"SimConfig.code_block must be in [0, 70), got {self.code_block}.")
         if not 0 <= self.repealed < self.procedures:
             raise ValueError(f"SimConfig.repealed must be in [0, procedures), got {self.repealed}.")
         if not 0 <= self.off_day_reception_percent <= 100:

@@ -99,7 +99,7 @@ def test_engine_killed_mid_stream_records_every_action_exactly_once(
 ) -> None:
     """An engine SIGKILLed twice mid-stream and restarted records each action once, as the
     reference does, and counts every repeat as a duplicate."""
-    s = province(10, 3000)
+    s = province(8, 1800)
     total = len(s.stream)
     half = total // 2
     probe = Probe(database_url)

@@ -444,7 +444,7 @@ def test_replay_verifies_equal_after_projection_kill_and_duplicated_delivery(
     """A larger province through the broker, its ``motcua project`` SIGKILLed mid-stream and
     restarted, then every events message delivered twice: verify (in process, while it lags,
     and ``motcua replay --verify``) finds nothing, and a rebuild scores the same."""
-    lines = province(10, 2500, seed=5)
+    lines = province(8, 1500, seed=5)
     half = len(lines) // 2
     bootstrap = fresh_broker.bootstrap
     s = _settings(settings_for, database_url, bootstrap)

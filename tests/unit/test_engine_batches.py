@@ -372,6 +372,26 @@ def test_a_procedure_published_in_the_same_batch_gives_the_due_time(feed: Feed) 
     assert t(history[0]["data"]["due_at"]) == t("2026-11-25T23:59:59+07:00")
 
 
+def test_an_amendment_dated_after_the_reception_does_not_change_the_due_time(
+    feed: Feed,
+) -> None:
+    """The processing time in force at the reception gives the due time, even when a later
+    amendment reached the engine first (catalog and dossiers travel on different partitions):
+    1 working day from Mon 23 Nov 10:00 skips the Tue 24 Nov holiday (Wed 25 Nov), not the
+    10 working days the procedure was given on 1 Dec."""
+    later = orjson.loads(published("p2", 10, "working_days"))
+    later["occurred_at"] = "2026-12-01T09:00:00+07:00"
+    assert feed.send(published("p1", 1, "working_days"), orjson.dumps(later)) == {"accepted": 2}
+    assert feed.send(received(at="2026-11-23T10:00:00+07:00", due_at=None)) == {"accepted": 1}
+    history = feed.engine.history("dossier", "D1")
+    assert history is not None
+    assert t(history[0]["data"]["due_at"]) == t("2026-11-25T23:59:59+07:00")
+    feed.send(received("r2", "D2", at="2026-12-02T10:00:00+07:00", due_at=None))
+    second = feed.engine.history("dossier", "D2")
+    assert second is not None  # Wed 2 Dec + 10 working days: Wed 16 Dec
+    assert t(second[0]["data"]["due_at"]) == t("2026-12-16T23:59:59+07:00")
+
+
 def test_no_due_at_and_a_procedure_that_never_comes_is_rejected_as_no_due_time(
     make_engine: MakeEngine, wall: Wall,
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -133,7 +133,8 @@ def test_publishing_a_procedure_records_its_catalog_entry() -> None:
                                      "legal_basis_effective_date": "2026-01-01",
                                      "authority_level": "province"}]
     assert F.facts_of(p)["repealed"] is None
-    assert p.processing_time == {"value": 5, "unit": "working_days"}
+    assert p.processing_time(datetime(2026, 6, 1, tzinfo=UTC)) == {"value": 5,
+                                                                   "unit": "working_days"}
 
 
 def test_publishing_again_amends_the_entry_and_keeps_every_decision() -> None:
@@ -143,7 +144,10 @@ def test_publishing_again_amends_the_entry_and_keeps_every_decision() -> None:
              "processing_time": {"value": 3, "unit": "days"}}
     p.publish_again(later, t("2026-06-01T09:00:00+07:00"), None)
     assert kinds(p)[-1] == "Republished"
-    assert p.processing_time == {"value": 3, "unit": "days"}
+    assert p.processing_time(t("2026-06-02T09:00:00+07:00")) == {"value": 3, "unit": "days"}
+    # Before the amendment, the first decision's processing time is still the one in force.
+    assert p.processing_time(t("2026-05-31T09:00:00+07:00")) == {"value": 5,
+                                                                 "unit": "working_days"}
     assert [d["decision_date"] for d in F.facts_of(p)["decisions"]] == ["2026-01-10", "2026-06-01"]
 
 

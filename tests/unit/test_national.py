@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from kernel.contract.actions import validate_action
 from producers.national import PROVINCES, generate_national
 from producers.simulator import SimConfig
@@ -27,3 +29,16 @@ def test_each_province_is_its_own_system_in_one_time_ordered_stream():
     assert times == sorted(times)
     for a in actions[:500]:
         validate_action(a)
+
+
+def test_the_provinces_of_a_national_simulation_never_share_a_procedure_code() -> None:
+    """Each province draws its codes from its own block: two provinces never publish one code
+    with other terms (a catalog the engine could only order by arrival)."""
+    codes: dict[str, set[str]] = {}
+    for a in generate_national(SimConfig(agencies=2, dossiers=5, procedures=200, days=20), 4):
+        if a["type"] == "procedure_published":
+            codes.setdefault(a["source"], set()).add(a["procedure_id"])
+    assert len(codes) == 4 and all(len(c) == 200 for c in codes.values())
+    assert len(set().union(*codes.values())) == 800
+    with pytest.raises(ValueError, match="code_block"):
+        SimConfig(code_block=70)

@@ -65,3 +65,4 @@ def test_inconsistent_settings_are_refused(changes: dict[str, object], message: 
     """Shares of one draw that add up past 1, or a reversed window or divisor 0, are refused."""
     with pytest.raises(ValueError, match=message):
         replace(DEFAULT, **changes)
+
