@@ -53,6 +53,11 @@ class Stakes:
         self.now = now
         self.timely = [c for c in counters.layout.registry.subject_criteria("dossier")
                        if c.timely]
+        # The flags the timely criteria read: what a dossier loses depends on no other bit.
+        self.mask = 0
+        for c in self.timely:
+            for need in (*c.den, *c.num):
+                self.mask |= need.bits
         self._memo: dict[Any, Any] = {}
         self._base: dict[tuple[str, str], tuple[Ruleset, dict[str, tuple[int, int]], int,
                                                 Decimal]] = {}
@@ -77,12 +82,13 @@ class Stakes:
     def lost(self, f: DossierFacts, e_day: int) -> tuple[str, ...]:
         """The timely criteria whose numerator holds ``f`` at a view ending on ``e_day`` and
         would not if it were late."""
-        key = (f.flags, f.judged, f.due_day >= e_day, e_day)
+        flags = f.flags & self.mask
+        key = (flags, f.judged, f.due_day >= e_day, e_day)
         hit = self._lost.get(key)
         if hit is None:
             hit = tuple(c.code for c in self.timely
-                        if membership(c, f.flags, f.judged, f.due_day, None, e_day, 0)[0]
-                        and not membership(c, f.flags, 0, f.due_day, None, e_day, 0)[0])
+                        if membership(c, flags, f.judged, f.due_day, None, e_day, 0)[0]
+                        and not membership(c, flags, 0, f.due_day, None, e_day, 0)[0])
             self._lost[key] = hit
         return hit
 
