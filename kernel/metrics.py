@@ -49,6 +49,23 @@ class _Metrics:
         self.spool_backlog = Gauge("motcua_spool_backlog",
                                    "Spooled actions the engine has not recorded yet",
                                    registry=registry)
+        # The alerting role (projections.alerts).
+        self.alerts_decided = Counter("motcua_alerts_decided_total",
+                                      "Alerts put in the outbox, by rule", ["rule"],
+                                      registry=registry)
+        self.alert_decision_seconds = Histogram(
+            "motcua_alert_decision_seconds", "From when an alert became due (or its event was "
+            "recorded, if later) to its decision", registry=registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
+        self.alerts_delivered = Counter("motcua_alerts_delivered_total",
+                                        "Alerts delivered (2xx, or accepted by SMTP)",
+                                        ["channel"], registry=registry)
+        self.alerts_failed = Counter("motcua_alert_delivery_failures_total",
+                                     "Failed delivery attempts (retried with backoff)",
+                                     ["channel"], registry=registry)
+        self.alerts_dead = Counter("motcua_alerts_dead_total",
+                                   "Alerts given up after failing for the dead-after time "
+                                   "(their subscription flagged dead)", registry=registry)
 
 
 METRICS = _Metrics(REGISTRY)

@@ -69,6 +69,8 @@ class Settings:
     # Record a dossier received with a due_at at once, even when its procedure has not reached
     # the engine (no step budgets from the catalog), instead of waiting up to the hold for it.
     record_uncatalogued: bool = False
+    # Where alert e-mails go: smtp://host:port or smtps://user:pass@host:port (None: no e-mail).
+    smtp_url: str | None = field(default=None, repr=False)
 
     @property
     def embedded_broker(self) -> bool:
@@ -123,7 +125,24 @@ class Settings:
             lifecycle_rules=_path(env, "MOTCUA_LIFECYCLE_RULES", directory=False),
             require_grants=_flag(env, "MOTCUA_REQUIRE_GRANTS"),
             record_uncatalogued=_flag(env, "MOTCUA_RECORD_UNCATALOGUED"),
+            smtp_url=_smtp(env),
         )
+
+
+def _smtp(env: Mapping[str, str]) -> str | None:
+    """MOTCUA_SMTP_URL: ``smtp://host:port`` or ``smtps://user:pass@host:port``, or unset."""
+    url = (env.get("MOTCUA_SMTP_URL") or "").strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname or port in (-1, 0):
+        raise ConfigurationError(f"MOTCUA_SMTP_URL {redact_url(url)!r} is not smtp://host:port "
+                                 "or smtps://user:pass@host:port.")
+    return url
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")

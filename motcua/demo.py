@@ -32,6 +32,7 @@ def _feed(bootstrap: str, settings: Settings, args: argparse.Namespace,
     actions = [a for _, a in simulate_live(cfg, datetime.now(UTC), ahead_days=0)]
     stats["total"] = len(actions)
     backlog = int(len(actions) * 0.85)
+    stats["backlog"] = backlog
     producer = K.producer(bootstrap, settings.kafka_security)
     try:
         for i, a in enumerate(actions):
@@ -58,8 +59,9 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     if settings.kafka_bootstrap is not None or settings.is_postgres:
         demo_settings = replace(settings, home=home)
     t0 = time.monotonic()
-    p = Pipeline(demo_settings, roles=frozenset({"engine", "project"})).start()
+    p = Pipeline(demo_settings, roles=frozenset({"engine", "project", "alert"})).start()
     server: Any = None
+    receiver = _receiver()
     stop = threading.Event()
     stats: dict[str, int] = {"published": 0, "total": 0}
     try:
@@ -72,6 +74,8 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
                                                       stats), name="feeder", daemon=True)
         feeder.start()
         print(f"motcua demo: scoreboard at {url}  (Ctrl-C to stop)", flush=True)
+        threading.Thread(target=_subscribe_when_live, args=(p, receiver, args, stats, stop),
+                         name="demo-alerts", daemon=True).start()
         reporter = threading.Thread(target=_report, args=(p, stats, stop, t0), daemon=True)
         reporter.start()
 
@@ -79,6 +83,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
             stop.set()
             stop_http(server)
             p.stop()
+            receiver.close()
 
         run_until_signal(shutdown)
     except BaseException:
@@ -86,9 +91,45 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         if server is not None:
             stop_http(server)
         p.stop()
+        receiver.close()
         raise
     print("motcua demo: stopped.", file=sys.stderr)
     return 0
+
+
+def _receiver() -> Any:
+    from motcua.alerting import DemoReceiver
+
+    return DemoReceiver(lambda line: print(line, flush=True))
+
+
+def _subscribe_when_live(p: Any, receiver: Any, args: argparse.Namespace,
+                         stats: dict[str, int], stop: threading.Event) -> None:
+    """Subscribe the local receiver to every alert of the simulated province once the
+    history is in (published, and applied by the alerting role): the backlog replays months
+    of dossiers whose later events are still on their way, and alerting on them would cry
+    wolf; from then on the alerts are those of the live province."""
+    from engine.relay import Relay
+    from producers.simulator import SimConfig
+
+    while not stop.wait(0.2):
+        if stats.get("total") and stats["published"] >= stats.get("backlog", 1 << 62):
+            break
+    # The history is in when the relay publishes no faster than the live pace and the
+    # alerting role has applied what it published.
+    before = -1
+    while not stop.wait(0.5):
+        relayed = p.engine.store.get_position(Relay.EVENTS)
+        applied = max((v for k, v in p.alerts.decider.positions.items()
+                       if k.startswith("pos|")), default=0)
+        if before >= 0 and relayed - before <= max(20, args.rate) and applied >= relayed > 0:
+            break
+        before = relayed
+    if stop.is_set():
+        return
+    root = SimConfig(agencies=args.agencies, dossiers=args.dossiers, seed=args.seed).province_id
+    p.alerts.decider.store.add([root], "webhook", receiver.url, "demo-secret")
+    print(f"motcua demo: alerts of {root} now go to {receiver.url}", flush=True)
 
 
 def _report(p: Any, stats: dict[str, int], stop: threading.Event, t0: float) -> None:

@@ -106,6 +106,8 @@ class Pipeline:
     # Consumer-group mode (many processes share the partitions) for the one-role commands;
     # an all-in-one process assigns itself every partition.
     group: bool = False
+    # The alerting role (motcua.alerting), when "alert" is one of the roles.
+    alerts: Any = None
 
     def start(self) -> Pipeline:
         s = self.settings
@@ -152,6 +154,12 @@ class Pipeline:
                 group=f"{s.consumer_group}-projection" if self.group else None,
                 session_timeout_ms=s.session_timeout_ms)
             self._spawn("projection", self.projection.run)
+        if "alert" in self.roles:
+            from motcua.alerting import alert_loop
+
+            self.alerts = alert_loop(s, self.bootstrap, self.group)
+            self._spawn("alerts", self.alerts.run)
+            self._spawn("alert-delivery", self.alerts.deliver)
         return self
 
     _last_beat: float = 0.0
@@ -200,6 +208,8 @@ class Pipeline:
             self.engine.close()
         if self.views is not None:
             self.views.close()
+        if self.alerts is not None:
+            self.alerts.decider.store.close()
         if self.broker is not None:
             self.broker.stop()
             if self.owns_broker_file:

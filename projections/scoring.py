@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from kernel.errors import UserError
@@ -22,8 +23,10 @@ class CountsError(UserError):
     """A ``score --counts`` document that cannot be scored."""
 
 
+@lru_cache(maxsize=65536)
 def criterion_points(c: Criterion, numerator: int, denominator: int) -> Decimal:
-    """Points for one criterion: max × min(1, ratio / target), rounded half up to 2 decimals."""
+    """Points for one criterion: max × min(1, ratio / target), rounded half up to 2 decimals
+    (a pure function of its arguments, memoized: many totals share most of their counts)."""
     if c.shown_only or c.max == 0:
         return Decimal("0.00")
     if denominator == 0:
@@ -31,6 +34,13 @@ def criterion_points(c: Criterion, numerator: int, denominator: int) -> Decimal:
     target = Fraction(c.target) if c.target is not None else Fraction(1)
     achieved = min(Fraction(1), Fraction(numerator, denominator) / target)
     return round_half_up(Fraction(c.max) * achieved)
+
+
+def total_points(ruleset: Ruleset, counts: Counts) -> Decimal:
+    """The scorecard's total: the sum over groups of the sums of rounded criterion points
+    (``build_scorecard`` adds them the same way; a criterion without counts scores as 0/0)."""
+    return sum((criterion_points(c, *counts.get(c.code, (0, 0)))
+                for g in ruleset.groups for c in g.criteria), Decimal("0.00"))
 
 
 def classify(ruleset: Ruleset, total: Decimal) -> str:

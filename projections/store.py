@@ -115,6 +115,9 @@ class ViewStore:
             self._ensure_end_day(c, p)
             c.execute(f"CREATE INDEX IF NOT EXISTS {p}_dossiers_end ON {p}_dossiers "
                       "(agency, end_day)")
+            # The at-risk list: unfinished dossiers by due day.
+            c.execute(f"CREATE INDEX IF NOT EXISTS {p}_dossiers_due ON {p}_dossiers "
+                      "(end_day, due_day)")
             c.execute(f"CREATE TABLE IF NOT EXISTS {p}_positions (name TEXT PRIMARY KEY, "
                       "value BIGINT NOT NULL)")
 
@@ -318,6 +321,22 @@ class ViewStore:
         return self.subject_rows("dossiers", agencies, months,
                                  "end_day = -1 AND (judged = 0 OR (judged = -1 AND due_day < ?))",
                                  [before_day])
+
+    def open_rows(self, agencies: Iterable[str],
+                  due_by_day: int) -> list[tuple[str, list[Any]]]:
+        """(id, facts) of the unfinished dossiers of these agencies (any reception month) whose
+        due date's ordinal is at most ``due_by_day``: the candidates of the at-risk list."""
+        agencies = list(agencies)
+        out: list[tuple[str, list[Any]]] = []
+        with self.tx() as c:
+            for i in range(0, len(agencies), 400):
+                chunk = agencies[i:i + 400]
+                c.execute(self._q(
+                    f"SELECT id, facts FROM {self._t('dossiers')} WHERE agency IN "
+                    f"({','.join('?' * len(chunk))}) AND end_day = -1 AND due_day <= ?"),
+                    [*chunk, due_by_day])
+                out.extend((r[0], orjson.loads(bytes(r[1]))) for r in c.fetchall())
+        return out
 
     def subject_rows(self, kind: str, agencies: Iterable[str], months: Sequence[str],
                      where: str = "1=1", params: Sequence[Any] = ()) -> list[tuple[str, list[Any]]]:

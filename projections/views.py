@@ -158,12 +158,26 @@ def subject_counts(plan: Plan, lay: SubjectLayout, cell: list[int], open_ok: lis
 
 
 def procedure_members(counters: Counters, agencies: set[str], per_proc: dict[str, list[int]],
-                      c: ProcedureCriterion) -> tuple[set[str], set[str]]:
+                      c: ProcedureCriterion,
+                      memo: dict[Any, Any] | None = None) -> tuple[set[str], set[str]]:
     """A procedure criterion as (numerator, denominator) sets of procedure ids: the subtree's
-    own current procedures with the attribute, and those with a qualifying dossier."""
-    den = {e["procedure_id"] for e in counters.procedures.values()
-           if active(e) and e.get(c.proc_attr)
-           and agencies.intersection(e.get("implementing_agency_ids", ()))}
+    own current procedures with the attribute, and those with a qualifying dossier.
+
+    With ``memo`` (many agencies of the same counters) the procedures are indexed once by
+    implementing agency, the same rule looked up instead of scanned."""
+    if memo is None:
+        den = {e["procedure_id"] for e in counters.procedures.values()
+               if active(e) and e.get(c.proc_attr)
+               and agencies.intersection(e.get("implementing_agency_ids", ()))}
+    else:
+        index = memo.get(("procedures by agency", c.proc_attr))
+        if index is None:
+            index = memo[("procedures by agency", c.proc_attr)] = {}
+            for e in counters.procedures.values():
+                if active(e) and e.get(c.proc_attr):
+                    for a in e.get("implementing_agency_ids", ()):
+                        index.setdefault(a, set()).add(e["procedure_id"])
+        den = set().union(*(index[a] for a in agencies if a in index))
     slot = counters.layout.procedure_slots[c.code]
     return {p for p in den if p in per_proc and per_proc[p][slot] > 0}, den
 
@@ -193,9 +207,13 @@ def catalog_members(counters: Counters, authority: str, ctx: CatalogContext,
 
 def counts_for(
     counters: Counters, ruleset: Ruleset, tree: Tree, agency_id: str, period: Period,
-    now: datetime,
+    now: datetime, memo: dict[Any, Any] | None = None,
 ) -> tuple[dict[str, tuple[int, int]], datetime]:
-    """Numerator and denominator of every criterion for an agency's subtree over a period."""
+    """Numerator and denominator of every criterion for an agency's subtree over a period.
+
+    ``memo`` (optional, for many calls on the same counters) keeps the catalog criteria's
+    counts of a publishing authority (every agency under it shows the same values) and an
+    index of the procedures by implementing agency."""
     view_end = period.view_end(now)
     agencies = tree.subtree(agency_id)
     s = gather(counters, agencies, period.months, local_date(view_end).toordinal())
@@ -207,13 +225,19 @@ def counts_for(
             counts[code] = subject_counts(plan, lay, cell, open_ok, s.per_proc,
                                           counters.procedures)
     for pc in registry.procedure_criteria():
-        num, den = procedure_members(counters, agencies, s.per_proc, pc)
+        num, den = procedure_members(counters, agencies, s.per_proc, pc, memo)
         counts[pc.code] = (len(num), len(den))
     ctx = catalog_context(ruleset, period, view_end)
     authority = tree.root(agency_id)
     for cc in registry.catalog_criteria():
-        num, den = catalog_members(counters, authority, ctx, cc)
-        counts[cc.code] = (len(num), len(den))
+        key = (cc.code, authority, ctx.start, ctx.last, ruleset.name)
+        hit = memo.get(key) if memo is not None else None
+        if hit is None:
+            num, den = catalog_members(counters, authority, ctx, cc)
+            hit = (len(num), len(den))
+            if memo is not None:
+                memo[key] = hit
+        counts[cc.code] = hit
     return counts, view_end
 
 

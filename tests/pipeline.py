@@ -22,6 +22,7 @@ import orjson
 from engine.app import Message
 from engine.relay import event_message
 from motcua.pipeline import engine_at
+from projections.atrisk import at_risk
 from projections.delays import delays
 from projections.fold import Counters
 from projections.layout import DEFAULT_LAYOUT, Layout
@@ -185,6 +186,19 @@ class Pipeline:
         """The delays list from the real fold and the real delays view."""
         return delays(self.counters, self.unfinished_late_rows, self.ruleset, agency_id,
                       period, now, by)  # type: ignore[arg-type]
+
+
+    def open_rows(self, agencies: Iterable[str],
+                  due_by_day: int) -> list[tuple[str, list[Any]]]:
+        """As the view store's query: unfinished, due on or before a day."""
+        ags = set(agencies)
+        return [(sid, f) for sid, f in sorted(self.dossier_facts.items())
+                if f[0] in ags and f[7] < 0 and f[5] <= due_by_day]
+
+    def at_risk(self, agency_id: str, now: datetime, within: int = 2) -> dict[str, Any]:
+        """The at-risk list from the real fold and the real at-risk view."""
+        return at_risk(self.counters, self.open_rows, lambda _p: self.ruleset, agency_id,
+                       now, within)
 
 
 def _add(into: dict[str, int], more: dict[str, int]) -> None:

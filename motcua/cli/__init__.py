@@ -16,7 +16,7 @@ from motcua.cli.common import EPILOG, EXIT_USER, Parser, run_command
 
 # In the order `motcua --help` lists their commands.
 GROUPS = ("roles", "ingest", "scores", "ops", "queries", "accountability", "reports",
-          "simulate", "tokens")
+          "simulate", "tokens", "alerts")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -128,6 +128,39 @@ def delays_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def at_risk_lines(result: dict[str, Any]) -> list[str]:
+    """The at-risk list for people: what falls due soon, what is already late, and its cost."""
+    out = [f"{result['agency_id']} at {result['now']}: due within {result['within']} working "
+           "days"]
+    for title, key in (("Due soon", "due_soon"), ("Open past due", "overdue_open")):
+        rows = result[key]
+        out.append(f"{title}: {len(rows)}")
+        for r in rows:
+            h = r["holder"]
+            who = f"{h['unit']}" + (f" / {h['official']}" if h["official"] else "")
+            out.append(f"  {r['dossier_id']:<14} due {r['due_at'][:16]}  {h['step']:<10} "
+                       f"{who:<30} apology {'yes' if r['apology_issued'] else 'no ':<3}  "
+                       f"at stake: unit {r['stake_unit']:.2f}, {result['agency_id']} "
+                       f"{r['stake']:.2f}")
+    return out
+
+
+def alert_lines(subs: list[dict[str, Any]]) -> list[str]:
+    """Alert subscriptions for people: where they go, what, and how their deliveries stand."""
+    if not subs:
+        return ["no alert subscription; add one with `motcua alerts add --agencies H15 "
+                "--webhook URL`"]
+    out = []
+    for s in subs:
+        d = s["deliveries"]
+        out.append(f"{s['id']}  {s['state']:<6} {s['channel']:<7} {s['target']}")
+        out.append(f"    agencies {','.join(s['agencies'])}; rules {','.join(s['rules'])}; "
+                   f"within {s['within']}; delivered {d['delivered']}, pending {d['pending']}, "
+                   f"dead {d['dead']}, cancelled {d['cancelled']}"
+                   + (f"; last error: {s['last_error']}" if s["last_error"] else ""))
+    return out
+
+
 def token_lines(grants: Iterable[Grant]) -> list[str]:
     """The sources with a token: kind, agencies, token id and dates (never the token)."""
     return [f"{g.source:<24} {g.kind:<5} {','.join(g.agencies):<24} {g.token_id}  "

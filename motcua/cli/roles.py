@@ -1,5 +1,5 @@
-"""Running the product: ``demo``, ``up`` and the one-role commands ``engine``, ``project`` and
-``serve``."""
+"""Running the product: ``demo``, ``up`` and the one-role commands ``engine``, ``project``,
+``alert`` and ``serve``."""
 
 from __future__ import annotations
 
@@ -20,17 +20,19 @@ from motcua.cli.common import (
 
 # Each role command, the roles it runs and its help; in the order of `motcua --help`.
 ROLE_COMMANDS = (
-    ("up", {"engine", "project", "serve"}, "Run engine, projections and API in one process "
-     "against the configured broker and database."),
+    ("up", {"engine", "project", "alert", "serve"}, "Run engine, projections, alerting and API "
+     "in one process against the configured broker and database."),
     ("engine", {"engine"}, "Run the engine role: motcua.actions → event store → "
      "motcua.events / motcua.rejected."),
     ("project", {"project"}, "Run the projection role: motcua.events → views."),
+    ("alert", {"alert"}, "Run the alerting role: motcua.events → alert decisions → webhook "
+     "and e-mail deliveries."),
     ("serve", {"serve"}, "Serve the HTTP API and the scoreboard from the views."),
 )
 
 
 def register(sub: Subparsers) -> None:
-    """Add ``demo``, ``up``, ``engine``, ``project`` and ``serve``."""
+    """Add ``demo``, ``up``, ``engine``, ``project``, ``alert`` and ``serve``."""
     sp = add_command(sub, "demo", "Run the whole product on the embedded default, fed by a "
                      "simulated province, and serve the scoreboard.", cmd_demo)
     _http_args(sp)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kernel.grants import GrantBook
-from projections.api import accountability, index, ops, page, reports
+from projections.api import accountability, alerts, index, ops, page, reports
 from projections.api.common import (
     DASHBOARD,
     ApiError,
@@ -58,7 +58,7 @@ def create_app(
     install_error_handlers(app)
     ops.install_outage_handler(app)
     ctx = Ctx(source, rulesets, pinned, registry, clock, grants=grants)
-    for module in (index, accountability, page, ops, reports):
+    for module in (index, accountability, alerts, page, ops, reports):
         app.include_router(module.router(ctx))
     for r in extra:
         app.include_router(r)

@@ -43,6 +43,11 @@ const I18N = {
     start: "Bắt đầu", end: "Kết thúc", result: "Kết quả",
     results: { on_time: "đúng hạn", late: "trễ", open: "đang xử lý", no_due: "không có hạn" },
     hours: (h) => `${h} giờ`, openStep: "đang xử lý", close: "Đóng",
+    atRisk: "Hồ sơ sắp đến hạn", stakeUnit: "Điểm đơn vị mất", stake: "Điểm mất",
+    noAtRisk: "Không có hồ sơ sắp đến hạn hoặc đã quá hạn.",
+    dueSoon: (n, w) => `${n} hồ sơ đến hạn trong ${w} ngày làm việc`,
+    overdueOpen: (n) => `${n} hồ sơ đã quá hạn chưa trả`, pastDue: "quá hạn",
+    apologyYes: "Đã xin lỗi",
   },
   en: {
     title: "Citizen and business service index",
@@ -84,6 +89,11 @@ const I18N = {
     start: "Start", end: "End", result: "Result",
     results: { on_time: "on time", late: "late", open: "in progress", no_due: "no due time" },
     hours: (h) => `${h} h`, openStep: "in progress", close: "Close",
+    atRisk: "Falling due", stakeUnit: "Unit loses", stake: "Loses",
+    noAtRisk: "No dossier falling due or open past due.",
+    dueSoon: (n, w) => `${n} due within ${w} working days`,
+    overdueOpen: (n) => `${n} open past due`, pastDue: "past due",
+    apologyYes: "Apologized",
   },
 };
 
@@ -102,8 +112,9 @@ const state = {
   provinceId: null,
   version: null,
   ranking: null,
-  card: null, overdue: null, trend: null, delays: null,
+  card: null, overdue: null, trend: null, delays: null, atRisk: null,
 };
+const AT_RISK_WITHIN = 2;
 
 const $ = (sel) => document.querySelector(sel);
 const t = (key) => I18N[state.lang][key];
@@ -198,6 +209,10 @@ async function loadAll() {
   state.ranking = ranking;
   state.province = state.provinceId
     ? await api(`agencies/${encodeURIComponent(state.provinceId)}/scorecard`, { period: ranking.period })
+    : null;
+  const risky = state.agency || state.provinceId;
+  state.atRisk = risky
+    ? await api(`agencies/${encodeURIComponent(risky)}/at-risk`, { within: String(AT_RISK_WITHIN) })
     : null;
   if (state.agency) await loadDetail();
 }
@@ -445,6 +460,36 @@ function renderDelays() {
   }
 }
 
+function renderAtRisk() {
+  const doc = state.atRisk;
+  const tbody = $("#atrisk tbody");
+  tbody.replaceChildren();
+  const rows = doc ? [...doc.due_soon.map((r) => [r, false]), ...doc.overdue_open.map((r) => [r, true])] : [];
+  $("#atrisk-empty").hidden = rows.length > 0;
+  $("#atrisk-agency").textContent = doc ? doc.agency_id : "";
+  $("#atrisk-meta").textContent = doc
+    ? `${t("dueSoon")(count(doc.due_soon.length), doc.within)} · ${t("overdueOpen")(count(doc.overdue_open.length))}`
+    : "";
+  $("#atrisk").dataset.count = String(rows.length);
+  for (const [r, past] of rows.slice(0, LATE_SHOWN)) {
+    const h = r.holder;
+    tbody.append(el("tr", { "data-dossier": r.dossier_id, class: past ? "past-due" : "" },
+      el("td", {},
+        el("a", { href: `api/v1/dossiers/${encodeURIComponent(r.dossier_id)}/history`, class: "mono dossier-link",
+          // The control sheet opens in the agency's detail; without one, the link's JSON.
+          onclick: (e) => { if (!$("#detail").hidden) { e.preventDefault(); openDossier(r.dossier_id); } } },
+        r.dossier_id),
+        el("div", { class: "muted small" }, r.agency_id)),
+      el("td", { class: "num" }, dateTime(r.due_at), past ? el("div", {}, el("span", { class: "pill bad" }, t("pastDue"))) : ""),
+      el("td", {}, el("span", { class: "mono" }, h.unit + (h.official ? ` · ${h.official}` : "")),
+        el("div", { class: "muted small" }, h.step)),
+      el("td", { class: "hide-sm" }, r.apology_issued
+        ? el("span", { class: "pill ok" }, t("apologyYes")) : el("span", { class: "pill bad" }, t("apologyNone"))),
+      el("td", { class: "num stake-unit" }, score(r.stake_unit)),
+      el("td", { class: "num stake" }, el("strong", {}, score(r.stake)))));
+  }
+}
+
 // ----- one dossier: its control sheet as a timeline ---------------------------------------
 
 async function openDossier(dossierId) {
@@ -595,6 +640,7 @@ function renderAll() {
   renderTabs();
   renderRanking();
   renderDetail();
+  renderAtRisk();
   $("#updated").textContent = t("updated")(new Intl.DateTimeFormat(LOCALES[state.lang], { timeStyle: "medium" }).format(new Date()));
   renderLive();
   saveUrl();

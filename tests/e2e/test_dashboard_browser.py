@@ -178,6 +178,18 @@ def test_scoreboard_shows_the_ranking_detail_languages_and_live_updates(
             late = api.get(f"/api/v1/agencies/{chosen}/overdue").json()
             assert page.locator("#late tbody tr").count() == min(late["count"], 100)
 
+            # The at-risk panel follows the chosen agency, with the API's rows and stakes.
+            page.wait_for_function(f"document.querySelector('#atrisk-agency').textContent"
+                                   f" === '{chosen}'")
+            risk = api.get(f"/api/v1/agencies/{chosen}/at-risk?within=2").json()
+            risk_rows = risk["due_soon"] + risk["overdue_open"]
+            assert page.get_attribute("#atrisk", "data-count") == str(len(risk_rows))
+            shown = page.eval_on_selector_all(
+                "#atrisk tbody tr", "rows => rows.map(r => [r.dataset.dossier,"
+                " r.querySelector('.stake').textContent])")
+            assert shown == [[r["dossier_id"], f"{r['stake']:.2f}".replace(".", ",")]
+                             for r in risk_rows[:100]]
+
             page.screenshot(path=str(tmp_path / "scoreboard-vi.png"), full_page=True)
             page.screenshot(path=str(tmp_path / "scoreboard.png"))
             if os.environ.get("MOTCUA_UPDATE_SCREENSHOT"):  # refresh the README's picture
@@ -212,6 +224,9 @@ def test_scoreboard_shows_the_ranking_detail_languages_and_live_updates(
                 arg=[chosen, new_total], timeout=15_000)
             page.wait_for_function(f"document.querySelectorAll('#late tbody tr').length > "
                                    f"{late_before}", timeout=15_000)
+            # … and to the at-risk panel: forty more open past due.
+            page.wait_for_function(f"document.querySelector('#atrisk').dataset.count === "
+                                   f"'{len(risk_rows) + 40}'", timeout=15_000)
             assert page.get_attribute("#live", "data-state") == "live"
             page.screenshot(path=str(tmp_path / "scoreboard-live.png"), full_page=True)
 

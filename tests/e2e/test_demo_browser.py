@@ -79,6 +79,18 @@ def _feed_size() -> int:
     return feed_size(8, 1500, 42)
 
 
+def _e2e_alerts(home: Path) -> list[str]:
+    """The delivered overdue alerts of the test's own late dossiers, from the demo's outbox."""
+    from projections.alerts.store import AlertStore
+
+    store = AlertStore(f"sqlite:///{home / 'motcua-views.db'}")
+    try:
+        return [o["subject"] for o in store.outbox() if o["rule"] == "overdue"
+                and o["state"] == "delivered" and o["subject"].startswith("dossier:E2E-")]
+    finally:
+        store.close()
+
+
 def _ranking(url: str) -> dict[str, Any]:
     return dict(httpx.get(f"{url}/api/v1/ranking", timeout=10).json())
 
@@ -138,6 +150,12 @@ def test_the_demo_shows_a_live_ranking_equal_to_the_cli_scores(chromium: str, de
         page.wait_for_function("before => document.querySelector('#ranking').innerText "
                                "!== before", arg=before, timeout=30_000)
         page.screenshot(path=str(tmp_path / "demo-after.png"), full_page=False)
+        # The at-risk panel shows the province's open dossiers past due, the new ones among them.
+        page.wait_for_function("document.querySelector('#atrisk-table tbody tr') !== null",
+                               timeout=30_000)
         browser.close()
+    # … and the demo's local receiver was sent each new late dossier's overdue alert, once.
+    _wait(lambda: len(_e2e_alerts(demo["home"])) == 60, 60,
+          "the overdue alerts of the 60 late dossiers to be delivered")
     # What a newcomer waits for (reported, not asserted: tests never assert a time).
     print(f"\nmotcua demo: ranking visible {ranked_after:.1f} s after the command")

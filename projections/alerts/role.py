@@ -1,0 +1,218 @@
+"""The alerting role: ``motcua.events`` → the subjects it follows → decisions → the outbox.
+
+Like the projection it keeps, per events partition, the highest store position ``pos`` it
+applied (``alert_positions``, written in the same transaction as the subjects): a message at or
+below it is a redelivery and a no-op. Its own consumer group (``…-alerts``) lets several
+processes share the partitions; decisions are idempotent (an alert id is inserted once), so two
+processes deciding the same subject never make two alerts.
+
+Decisions come from a clock (injected; the wall clock in production) and the facts: after
+every batch of events, and on every tick, the subjects whose ``next_at`` has come are decided
+(``rules.decide``) and given the next instant at which one of their alerts may begin.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+import structlog
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+
+from kernel import kafka as K
+from kernel.health import Guard
+from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
+from kernel.lifecycle import LifecycleRules
+from kernel.metrics import METRICS
+from kernel.settings import EVENTS_TOPIC, KafkaSecurity
+from projections.alerts.deliver import Dispatcher
+from projections.alerts.rules import Decision, decide, subject_of
+from projections.alerts.store import AlertStore
+from projections.facts import AGENCY
+
+log = structlog.get_logger("motcua.alerts")
+
+
+class Decider:
+    """Follows the subjects and decides their alerts (no Kafka: tests feed it events)."""
+
+    def __init__(self, store: AlertStore, rules: LifecycleRules,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.rules = rules
+        self.clock = clock
+        self.notice_s = int(rules.apology_notice.total_seconds())
+        self.positions = store.positions()
+
+    def follow(self, events: Iterable[tuple[int, dict[str, Any]]],
+               offsets: dict[str, int] | None = None) -> int:
+        """Take events (partition, ``motcua.events`` message) not applied yet, and move the
+        positions (and the Kafka ``offsets``, a place to resume) with them; how many."""
+        latest: dict[tuple[str, str], tuple[list[Any] | None, float]] = {}
+        updates: dict[str, int] = dict(offsets or {})
+        n = 0
+        for part, ev in events:
+            key = f"pos|{part}"
+            if ev["pos"] <= updates.get(key, self.positions.get(key, 0)):
+                continue
+            updates[key] = ev["pos"]
+            if ev["kind"] in ("dossier", "feedback"):
+                latest[(ev["kind"], ev["sid"])] = (ev["facts"], _seen(ev))
+            n += 1
+        ups, drops = [], []
+        for (kind, sid), (facts, seen) in latest.items():
+            if subject_of(kind, sid, facts) is None:
+                drops.append((kind, sid))
+            else:
+                assert facts is not None
+                ups.append((kind, sid, str(facts[AGENCY]), facts, seen))
+        self.store.follow(ups, drops, updates)
+        self.positions.update(updates)
+        return n
+
+    def decide(self) -> int:
+        """Decide the subjects due now; how many alerts were added to the outbox."""
+        now = self.clock()
+        now_s = int(now)
+        subs = self.store.subscriptions()
+        added = 0
+        while True:
+            rows = self.store.due_subjects(now_s)
+            if not rows:
+                return added
+            decisions: list[Decision] = []
+            nexts: dict[tuple[str, str], int | None] = {}
+            for kind, sid, facts, seen in rows:
+                s = subject_of(kind, sid, facts)
+                if s is None:
+                    nexts[(kind, sid)] = None
+                    continue
+                found, nxt = decide(s, subs, now_s, self.rules.calendar, self.notice_s)
+                decisions += found
+                nexts[(kind, sid)] = nxt
+                for d in found:
+                    METRICS.alert_decision_seconds.observe(max(0.0, now - max(d.fire_at,
+                                                                             seen or 0.0)))
+            new = self.store.decided(decisions, nexts, now)
+            added += len(new)
+            for rule in new:
+                METRICS.alerts_decided.labels(rule=rule).inc()
+            if new:
+                log.info("alerts_decided", added=len(new))
+
+
+def _seen(ev: dict[str, Any]) -> float:
+    """When the event was recorded (seconds), for the decision latency."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(ev["recorded_at"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return time.time()
+
+
+class AlertLoop:
+    """The role in a process: a consumer of ``motcua.events`` feeding a ``Decider``, and a
+    thread delivering the outbox (``Dispatcher``)."""
+
+    def __init__(self, decider: Decider, dispatcher: Dispatcher, bootstrap: str,
+                 security: KafkaSecurity | None, *, partitions: int = 3,
+                 group: str | None = None, session_timeout_ms: int = 10_000,
+                 tick: float = 0.2) -> None:
+        self.decider = decider
+        self.dispatcher = dispatcher
+        self.bootstrap = bootstrap
+        self.security = security
+        self.partitions = partitions
+        self.group = group
+        self.session_timeout_ms = session_timeout_ms
+        self.tick = tick
+        self.identity = LogIdentity(bootstrap, security)
+        self.consumer: KafkaConsumer | None = None
+        self.log_id = ""
+        self.ready = threading.Event()
+        self.guard = Guard("alerts", log)
+        self.deliver_guard = Guard("alert-delivery", log)
+
+    def setup(self) -> None:
+        ensure_all_topics(self.bootstrap, self.security, self.partitions)
+        self.log_id = self.identity.of(EVENTS_TOPIC)
+        if self.consumer is not None:
+            close_consumer(self.consumer, self.session_timeout_ms)
+        self.decider.positions = self.decider.store.positions()
+        if self.group:
+            self.consumer = K.consumer(self.bootstrap, self.security, group_id=self.group,
+                                       session_timeout_ms=self.session_timeout_ms,
+                                       heartbeat_interval_ms=max(500,
+                                                                 self.session_timeout_ms // 5))
+            self.consumer.subscribe([EVENTS_TOPIC], listener=_Listener(self))
+        else:
+            self.consumer = K.consumer(self.bootstrap, self.security)
+            tps = [TopicPartition(EVENTS_TOPIC, p)
+                   for p in K.partitions_for(self.consumer, EVENTS_TOPIC)]
+            self.consumer.assign(tps)
+            for tp in tps:
+                self.seek(tp)
+        log.info("alerts_ready", log_id=self.log_id, group=self.group)
+        self.ready.set()
+
+    def seek(self, tp: TopicPartition) -> None:
+        assert self.consumer is not None
+        self.consumer.seek(tp, self.decider.positions.get(f"off|{self.log_id}|{tp.partition}",
+                                                          0))
+
+    def run(self, stop: threading.Event) -> None:
+        """Follow the events and decide, until ``stop``."""
+        last_tick = 0.0
+        while not stop.is_set():
+            try:
+                if self.consumer is None or not self.ready.is_set():
+                    self.setup()
+                assert self.consumer is not None
+                polled = self.consumer.poll(timeout_ms=100, max_records=5000)
+                if polled:
+                    self.apply(polled)
+                if polled or time.monotonic() - last_tick >= self.tick:
+                    last_tick = time.monotonic()
+                    self.decider.decide()
+            except Exception as e:  # the broker or the database away, or a bug
+                self.ready.clear()
+                self.guard.failed(e, stop)
+                continue
+            self.guard.ok()
+        if self.consumer is not None:
+            self.consumer.close()
+        self.identity.close()
+
+    def apply(self, polled: dict[Any, list[Any]]) -> None:
+        events = [(tp.partition, orjson.loads(r.value)) for tp, rs in polled.items() for r in rs]
+        offsets = {f"off|{self.log_id}|{tp.partition}": rs[-1].offset + 1
+                   for tp, rs in polled.items() if rs}
+        self.decider.follow(events, offsets)
+
+    def deliver(self, stop: threading.Event) -> None:
+        """Deliver the outbox until ``stop``."""
+        while not stop.is_set():
+            try:
+                if self.dispatcher.run_once() == 0:
+                    stop.wait(self.tick)
+            except Exception as e:
+                self.deliver_guard.failed(e, stop)
+                continue
+            self.deliver_guard.ok()
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: AlertLoop) -> None:
+        self.loop = loop
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        pass  # every batch is recorded before the next poll
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.loop.decider.positions = self.loop.decider.store.positions()
+        for tp in assigned:
+            self.loop.seek(tp)

@@ -1,0 +1,93 @@
+"""Alert subscriptions over HTTP (contract/interface.md "Alert delivery").
+
+Subscriptions name where alerts go (URLs, e-mail addresses): every route needs a write token
+(``Authorization: Bearer …``, ``motcua tokens add``) whose agencies cover every agency of the
+subscription; a listing shows only the subscriptions the token covers. The store is the
+alerting role's (``projections.alerts.store``), beside the views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from kernel.grants import WRITE, Grant, bearer_token
+from projections.alerts.rules import RULES
+from projections.alerts.store import AlertStore
+from projections.api.common import ApiError, Ctx, OrjsonResponse
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="motcua"'}
+
+
+class NewSubscription(BaseModel):
+    agencies: list[str] = Field(min_length=1)
+    webhook: str | None = None
+    email: str | None = None
+    secret: str | None = None
+    rules: list[str] = Field(default_factory=lambda: list(RULES))
+    within: int = Field(2, ge=0, le=366)
+
+
+def router(ctx: Ctx) -> APIRouter:
+    r = APIRouter(tags=["alerts"])
+    opened: list[AlertStore] = []
+
+    def store() -> AlertStore:
+        if not opened:  # the views' database, opened on first use
+            opened.append(AlertStore(ctx.source.read(lambda s: s.url)))
+        return opened[0]
+
+    def grant(request: Request) -> Grant:
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
+            raise ApiError(401, "Alert subscriptions need an Authorization: Bearer <write "
+                           "token> header.", _CHALLENGE)
+        g = ctx.grants.verify(token) if ctx.grants is not None else None
+        if g is None:
+            raise ApiError(401, "The bearer token is not valid (unknown, rotated or revoked).",
+                           _CHALLENGE)
+        if g.kind != WRITE:
+            raise ApiError(403, f"The token of {g.source!r} is a read token; alert "
+                           "subscriptions need a write token of the agencies.")
+        return g
+
+    def check(g: Grant, agencies: list[str]) -> None:
+        outside = [a for a in agencies if not g.covers(a)]
+        if outside:
+            raise ApiError(403, f"Agency {outside[0]!r} is outside the agencies of the token of "
+                           f"{g.source!r} ({', '.join(g.agencies)}).")
+
+    @r.get("/api/v1/alerts/subscriptions")
+    def list_subscriptions(request: Request) -> OrjsonResponse:
+        """The subscriptions the token covers, with their deliveries by state."""
+        g = grant(request)
+        subs = [s for s in store().listing() if all(g.covers(a) for a in s["agencies"])]
+        return OrjsonResponse({"subscriptions": subs})
+
+    @r.post("/api/v1/alerts/subscriptions", status_code=201)
+    def add_subscription(request: Request, body: NewSubscription) -> OrjsonResponse:
+        """Subscribe a webhook (``webhook``, optional ``secret``) or an ``email`` address."""
+        g = grant(request)
+        check(g, body.agencies)
+        if (body.webhook is None) == (body.email is None):
+            raise ApiError(400, "A subscription needs exactly one of webhook and email.")
+        channel, target = (("webhook", body.webhook) if body.webhook is not None
+                           else ("email", body.email or ""))
+        sub_id = store().add(body.agencies, channel, target, body.secret, body.rules,
+                             body.within)
+        return OrjsonResponse({"id": sub_id}, status_code=201)
+
+    @r.delete("/api/v1/alerts/subscriptions/{sub_id}")
+    def remove_subscription(request: Request, sub_id: str) -> OrjsonResponse:
+        """Remove a subscription the token covers; its undelivered alerts are cancelled."""
+        g = grant(request)
+        found: dict[str, Any] | None = next(
+            (s for s in store().listing() if s["id"] == sub_id), None)
+        if found is None:
+            raise ApiError(404, f"Subscription {sub_id!r} does not exist.")
+        check(g, found["agencies"])
+        store().remove(sub_id)
+        return OrjsonResponse({"removed": sub_id})
+
+    return r
