@@ -22,6 +22,6 @@ def ratio_half_up(num: int, den: int, places: int = 2) -> float:
     """``num / den`` (``den`` > 0) rounded half away from zero to ``places`` decimals, as the
     float nearest that decimal: ``float(round_half_up(Fraction(num, den), places))`` in
     integers (≈ 20× faster; a delays list rounds hundreds of rows per query)."""
-    scale = 10**places
+    scale: int = 10**places
     units = (2 * abs(num) * scale + den) // (2 * den)
     return (units if num >= 0 else -units) / scale  # int / int: correctly rounded
