@@ -132,8 +132,9 @@ def build(size: Size, log: Any = None) -> Path:
 
 
 def copy_to_postgres(sqlite_path: Path, pg_url: str) -> int:
-    """Copy a SQLite store's events into a fresh PostgreSQL event store (COPY): same log, same
-    positions, without recording the province again at PostgreSQL's ingest rate."""
+    """Copy a SQLite store's events and facts cache into a fresh PostgreSQL event store (COPY):
+    same log, same positions, without recording the province again at PostgreSQL's ingest
+    rate."""
     import sqlite3
     from uuid import UUID
 
@@ -157,6 +158,12 @@ def copy_to_postgres(sqlite_path: Path, pg_url: str) -> int:
                     f"{src_table} ORDER BY rowid"):
                 cp.write_row((UUID(oid), ver, topic, state))
                 n += 1
+        # The facts cache beside the log (what a replay reads), under the same positions.
+        with cur.copy("COPY motcua_facts (pos, kind, type, sid, at, recorded_us, prev, facts) "
+                      "FROM STDIN") as cp:
+            for row in src.execute("SELECT pos, kind, type, sid, at, recorded_us, prev, facts "
+                                   "FROM motcua_facts ORDER BY pos"):
+                cp.write_row(row)
         conn.commit()
     src.close()
     return n
