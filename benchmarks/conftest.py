@@ -26,8 +26,6 @@ from typing import Any
 import orjson
 import pytest
 
-from motcua.pipeline import engine_at
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `tests` is a plain directory (no __init__), found from the root
     sys.path.insert(0, str(ROOT))
@@ -118,27 +116,7 @@ def scoring_province(ruleset: Ruleset, fresh_sqlite_url: Callable[[], str]) -> l
     Built once per session: simulate, record through the real engine, and turn the store's
     notification log into relay messages with ``engine.relay.event_message``.
     """
-    from support import SCORING_CFG, batches, province_lines
+    from support import SCORING_CFG, relay_messages
 
-    from engine.app import Message
-    from engine.relay import event_message
+    return relay_messages(SCORING_CFG, fresh_sqlite_url())
 
-    lines = province_lines(SCORING_CFG)
-    engine = engine_at(fresh_sqlite_url(), hold_seconds=3600.0)
-    try:
-        msgs = [Message("motcua.actions", 0, i, raw) for i, raw in enumerate(lines)]
-        for batch in batches(msgs, 5000):
-            engine.process("bench", batch)
-        out: list[bytes] = []
-        pos = 0
-        while True:
-            rows = engine.store.read_facts(pos + 1, 10_000)
-            if not rows:
-                break
-            for row in rows:
-                _, value = event_message(row)
-                out.append(orjson.dumps(value))
-            pos = rows[-1][0]
-    finally:
-        engine.close()
-    return out

@@ -7,7 +7,7 @@ named by the simulation and a hash of the code that decides what an event looks 
 domain, facts, store, relay topics). Delete the directory to rebuild.
 
     python benchmarks/replay_store.py small|medium|province-year   # build (or find) one, print it
-    python benchmarks/replay_store.py --child URL [--views URL] [--tracemalloc] [--swap]  # a replay
+    python benchmarks/replay_store.py --child URL [--views URL] [--tracemalloc] [--swap] [--delays]
 
 The child mode is what the benchmark runs in a subprocess, so that the peak RSS it reports is
 the replay's alone (``VmHWM`` of a fresh process, against its ``VmRSS`` before the replay).
@@ -132,8 +132,9 @@ def build(size: Size, log: Any = None) -> Path:
 
 
 def copy_to_postgres(sqlite_path: Path, pg_url: str) -> int:
-    """Copy a SQLite store's events into a fresh PostgreSQL event store (COPY): same log, same
-    positions, without recording the province again at PostgreSQL's ingest rate."""
+    """Copy a SQLite store's events and facts cache into a fresh PostgreSQL event store (COPY):
+    same log, same positions, without recording the province again at PostgreSQL's ingest
+    rate."""
     import sqlite3
     from uuid import UUID
 
@@ -157,6 +158,12 @@ def copy_to_postgres(sqlite_path: Path, pg_url: str) -> int:
                     f"{src_table} ORDER BY rowid"):
                 cp.write_row((UUID(oid), ver, topic, state))
                 n += 1
+        # The facts cache beside the log (what a replay reads), under the same positions.
+        with cur.copy("COPY motcua_facts (pos, kind, type, sid, at, recorded_us, prev, facts) "
+                      "FROM STDIN") as cp:
+            for row in src.execute("SELECT pos, kind, type, sid, at, recorded_us, prev, facts "
+                                   "FROM motcua_facts ORDER BY pos"):
+                cp.write_row(row)
         conn.commit()
     src.close()
     return n
@@ -172,7 +179,40 @@ def _status_kib(field: str) -> int:
     return 0
 
 
-def child(url: str, views_at: str | None, trace: bool, swap: bool = False) -> dict[str, Any]:
+DELAYS_NOW = "2026-12-31T23:59:59+07:00"  # after the simulated year: every month in view
+
+
+def time_delays(counters: Any, views: Any, rounds: int = 15) -> dict[str, Any]:
+    """Issue 11: ``motcua delays`` of the province (``projections.delays.delays`` on the rebuilt
+    counters and the view store's unfinished late dossiers, as the CLI and HTTP run it) for
+    the year and for one month, by unit and by official: ms per query over ``rounds`` calls."""
+    from datetime import datetime
+
+    from projections.delays import delays
+    from projections.periods import parse_period
+    from projections.ruleset import load_ruleset
+
+    rules = load_ruleset("portal-2026")
+    now = datetime.fromisoformat(DELAYS_NOW)
+    root = SIZES["small"].cfg.province_id
+    out: dict[str, Any] = {}
+    for label in ("2026", "2026-10"):
+        for by in ("unit", "official"):
+            times = []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                doc = delays(counters, views.unfinished_late_rows, rules, root,
+                             parse_period(label), now, by)  # type: ignore[arg-type]
+                times.append((time.perf_counter() - t0) * 1000)
+            times.sort()
+            out[f"{label}/{by}"] = {"median_ms": times[len(times) // 2], "best_ms": times[0],
+                                    "max_ms": times[-1], "rows": len(doc["rows"]),
+                                    "late_dossiers": doc["late_dossiers"]}
+    return out
+
+
+def child(url: str, views_at: str | None, trace: bool, swap: bool = False,
+          delays_query: bool = False) -> dict[str, Any]:
     """One full rebuild of the views of the store at ``url`` (into ``views_at``, default the
     store's own views), measured."""
     import gc
@@ -204,6 +244,8 @@ def child(url: str, views_at: str | None, trace: bool, swap: bool = False) -> di
     if trace:
         out["tracemalloc_peak_kib"] = tracemalloc.get_traced_memory()[1] // 1024
         tracemalloc.stop()
+    if delays_query:
+        out["delays"] = time_delays(counters, shadow)
     if swap:  # make the rebuild the live views (what `motcua replay` does next)
         t1 = time.perf_counter()
         replayer.swap(shadow, counters, done)
@@ -221,11 +263,13 @@ def main() -> None:
     ap.add_argument("--views", help="the views' URL (default: beside the store)")
     ap.add_argument("--tracemalloc", action="store_true")
     ap.add_argument("--swap", action="store_true", help="then swap the rebuild in as live views")
+    ap.add_argument("--delays", action="store_true",
+                    help="then time the delays query of the province (issue 11)")
     args = ap.parse_args()
     if args.child:
         import orjson
 
-        result = child(args.child, args.views, args.tracemalloc, args.swap)
+        result = child(args.child, args.views, args.tracemalloc, args.swap, args.delays)
         sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
         return
     if not args.size:

@@ -84,6 +84,35 @@ class Timer:
         self.times.append(time.perf_counter() - self._t0)
 
 
+def relay_messages(cfg: Any, url: str) -> list[bytes]:
+    """The ``motcua.events`` messages of simulated province ``cfg``: its actions recorded by the
+    real engine into a fresh store at ``url``, the store's facts turned into relay messages
+    with ``engine.relay.event_message``."""
+    from engine.app import Message
+    from engine.relay import event_message
+    from motcua.pipeline import engine_at
+
+    lines = province_lines(cfg)
+    engine = engine_at(url, hold_seconds=3600.0)
+    try:
+        msgs = [Message("motcua.actions", 0, i, raw) for i, raw in enumerate(lines)]
+        for batch in batches(msgs, 5000):
+            engine.process("bench", batch)
+        out: list[bytes] = []
+        pos = 0
+        while True:
+            rows = engine.store.read_facts(pos + 1, 10_000)
+            if not rows:
+                break
+            for row in rows:
+                _, value = event_message(row)
+                out.append(orjson.dumps(value))
+            pos = rows[-1][0]
+    finally:
+        engine.close()
+    return out
+
+
 # The scoring suites' province: 100 units (33 departments + 67 communes under the province),
 # 300 procedures, 20,000 dossiers received over 2026 (~117,000 actions, ~115,000 events). The
 # seed is one where every unit receives dossiers in every month (1,199 of 1,200 cells).

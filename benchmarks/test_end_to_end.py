@@ -181,7 +181,7 @@ def rig(broker: BundledBroker, bench_dir: Path) -> Iterator[Rig]:
         pipeline = Pipeline(settings).start()
         try:
             pipeline.wait_ready(60)
-            assert pipeline.ruleset is not None
+            assert pipeline.rulesets is not None
             probe = engine_at(db)  # a second connection, for reads only
             if sampler is not None:
                 sampler.thread.start()

@@ -1,7 +1,8 @@
 """Suites 2 and 3: the hot scoring path (fold) and the scorecard query.
 
-2. Target: the fold loop (orjson decode + ``Counters.fold``) runs at >= 1/3 of the events/s of a
-   bare loop that only decodes the same messages with orjson and increments one dict counter.
+2. Target (issue 14; was 1/3): the fold loop (orjson decode + ``Counters.fold``) runs at >= 0.4
+   of the events/s of a bare loop that only decodes the same messages with orjson and
+   increments one dict counter.
    Both loops run on the same bytes, interleaved round by round in the same process, so the
    machine's load hits both alike; the ratio is ASSERTED (the one default hard check).
 3. Target: ``scorecard()`` for the province (100 units × 12 months) over the year < 20 ms.
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 import time
 from datetime import datetime
@@ -24,7 +26,7 @@ from projections.periods import parse_period
 from projections.ruleset import Ruleset
 from projections.views import Tree, scorecard
 
-FOLD_RATIO_TARGET = 1 / 3
+FOLD_RATIO_TARGET = 0.4
 SCORECARD_TARGET_MS = 20.0
 # The view's end: after the simulated year, so every month is in the view.
 NOW = datetime.fromisoformat("2026-12-31T23:59:59+07:00")
@@ -63,7 +65,9 @@ def test_fold_vs_bare_decode(benchmark: Any, scoring_province: list[bytes]) -> N
         gc.collect()
         fold_t.append(_fold(msgs)[0])
 
+    load_before = os.getloadavg()[0]
     benchmark.pedantic(pair, rounds=7, warmup_rounds=1, iterations=1)
+    loads = f"load {load_before:.2f} -> {os.getloadavg()[0]:.2f}"
     n = len(msgs)
     per_round = sorted(b / f for b, f in zip(bare_t, fold_t, strict=True))
     ratio_best = min(bare_t) / min(fold_t)
@@ -73,14 +77,15 @@ def test_fold_vs_bare_decode(benchmark: Any, scoring_province: list[bytes]) -> N
     record(benchmark, "fold", "fold_events_per_s", n / min(fold_t), "events/s",
            note="decode + Counters.fold, best of 7")
     record(benchmark, "fold", "fold_ratio_best", ratio_best, "x bare",
-           target=">= 0.333", passed=ratio_best >= FOLD_RATIO_TARGET,
-           note="best fold round / best bare round (asserted)")
+           target=f">= {FOLD_RATIO_TARGET}", passed=ratio_best >= FOLD_RATIO_TARGET,
+           note=f"best fold round / best bare round (asserted); {loads}")
     record(benchmark, "fold", "fold_ratio_median_round", ratio_median, "x bare",
-           target=">= 0.333", passed=ratio_median >= FOLD_RATIO_TARGET,
+           target=f">= {FOLD_RATIO_TARGET}", passed=ratio_median >= FOLD_RATIO_TARGET,
            note=f"median of per-round ratios; range {per_round[0]:.3f}..{per_round[-1]:.3f}")
     record(benchmark, "fold", "fold_us_per_event", min(fold_t) / n * 1e6, "µs/event")
     assert ratio_best >= FOLD_RATIO_TARGET, (
-        f"fold runs at {ratio_best:.3f} of the bare decode loop (target >= 1/3): "
+        f"fold runs at {ratio_best:.3f} of the bare decode loop (target >= "
+        f"{FOLD_RATIO_TARGET}): "
         f"{n / min(fold_t):,.0f} vs {n / min(bare_t):,.0f} events/s")
 
 

@@ -19,14 +19,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from fractions import Fraction
 from functools import cache
 from typing import Any
 
 from kernel.calendar import VN_TZ
 from kernel.lifecycle import LifecycleRules
 from kernel.officehours import OfficeClock
-from projections.rounding import round_half_up
+from projections.rounding import ratio_half_up
 
 Attribution = tuple[str, str | None, str, int]  # unit, official, step, overrun seconds
 
@@ -207,7 +206,7 @@ def control_sheet(d: Any, rules: LifecycleRules, now: datetime) -> list[dict[str
 def hours(overrun_s: int) -> float:
     """Seconds of office time as hours, rounded half up to 2 decimals (accountability §2):
     the one rounding of every overrun shown."""
-    return float(round_half_up(Fraction(overrun_s, 3600)))
+    return ratio_half_up(overrun_s, 3600)
 
 
 def _iso(s: int | None) -> str | None:

@@ -135,6 +135,14 @@ class SubjectLayout:
                                    self.sum_slots.get(c.sum_of) if c.sum_of else None)
                       for c, den, num, alt in raw}
         self._masks: dict[int, tuple[int, int, tuple[int, ...]]] = {}
+        # The flag bits any feature reads: a change in the others moves no counter.
+        self.relevant = 0
+        for key in self.features:
+            for bits, _ in key:
+                self.relevant |= bits
+        # The fold's memo of transitions between two (flags, judgement), shared by every
+        # Counters of this layout (a replay makes one per page and partition): projections.fold.
+        self.transitions: dict[int, Any] = {}
 
     def masks(self, flags: int, judged: int) -> tuple[int, int, tuple[int, ...]]:
         """(cell bits, per-procedure bits, open vector) of a subject: memoized on the only

@@ -12,8 +12,12 @@
 
 from __future__ import annotations
 
+import gc
+import queue
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,21 +91,16 @@ class Replayer:
         t0 = time.perf_counter()
         n = 0
         pages = 0
-        while True:
-            raw = self.engine_store.read_facts(done + 1, self.page, target)
-            if not raw:
-                break
-            fold_page(counters, raw)
-            done = raw[-1][0]
-            n += len(raw)
-            pages += 1
-            last_page = len(raw) < self.page
-            if pages % self.flush_every == 0 or last_page:
-                shadow.flush(counters, {REPLAY_POS: done})  # resumable from here
-            if progress is not None:
-                progress(done, target)
-            if last_page:
-                break
+        with bulk_fold():
+            for raw in prefetched(self.engine_store, done + 1, self.page, target):
+                fold_page(counters, raw)
+                done = raw[-1][0]
+                n += len(raw)
+                pages += 1
+                if pages % self.flush_every == 0:
+                    shadow.flush(counters, {REPLAY_POS: done})  # resumable from here
+                if progress is not None:
+                    progress(done, target)
         if pages % self.flush_every:
             shadow.flush(counters, {REPLAY_POS: done})
         self.stats = {"events": n, "seconds": time.perf_counter() - t0}
@@ -196,24 +195,77 @@ class Replayer:
         c = Counters(self.views.layout)
         last = self.last_position()
         by = (instant - _EPOCH) // timedelta(microseconds=1)
-        done = pages = 0
-        while True:
-            raw = self.engine_store.read_facts(done + 1, self.page, None, by)
-            if not raw:
-                break
-            fold_page(c, raw)
-            done = raw[-1][0]
-            pages += 1
-            if into is not None and pages % self.flush_every == 0:
-                into.flush(_only(c, subjects_of), {})
-            if progress:
-                progress(done, last)
-            if len(raw) < self.page:
-                break
+        pages = 0
+        with bulk_fold():
+            for raw in prefetched(self.engine_store, 1, self.page, None, by):
+                fold_page(c, raw)
+                pages += 1
+                if into is not None and pages % self.flush_every == 0:
+                    into.flush(_only(c, subjects_of), {})
+                if progress:
+                    progress(raw[-1][0], last)
         if into is not None:
             into.flush(_only(c, subjects_of), {"asof": int(instant.timestamp())})
         c.clear_dirty()
         return c
+
+
+@contextmanager
+def bulk_fold() -> Iterator[None]:
+    """Pause the cyclic garbage collector while folding a log. A replay allocates millions of
+    containers (decoded facts) that are acyclic, so reference counting frees them; meanwhile
+    the cycle collector would traverse the whole growing heap again and again (28 % of a
+    replay of 180,000 events in a profile). Restored after, whatever happens."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def prefetched(store: Any, start: int, page: int, stop: int | None = None,
+               recorded_by: int | None = None) -> Iterator[list[tuple[Any, ...]]]:
+    """The facts cache's raw pages from ``start``, each next page read by a helper thread
+    while this one is folded (the database steps without the GIL: the read overlaps the
+    fold on a second core). The last page is the first shorter than ``page``."""
+    pages: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stopped = threading.Event()
+
+    def read() -> None:
+        pos = start
+        try:
+            while not stopped.is_set():
+                raw = store.read_facts(pos, page, stop, recorded_by)
+                if raw:
+                    _put(pages, stopped, raw)
+                if len(raw) < page:
+                    break
+                pos = raw[-1][0] + 1
+        except BaseException as e:  # handed to the folding thread, raised there
+            _put(pages, stopped, e)
+        _put(pages, stopped, None)
+
+    reader = threading.Thread(target=read, name="replay-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := pages.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stopped.set()
+        reader.join()
+
+
+def _put(pages: queue.Queue[Any], stopped: threading.Event, item: Any) -> None:
+    while not stopped.is_set():
+        try:
+            pages.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
 
 
 def fold_page(c: Counters, raw: list[tuple[Any, ...]]) -> None:

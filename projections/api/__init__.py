@@ -58,6 +58,7 @@ def create_app(
     install_error_handlers(app)
     ops.install_outage_handler(app)
     ctx = Ctx(source, rulesets, pinned, registry, clock, grants=grants)
+    app.state.answers = ctx.cache  # its hits and misses, for tests and benchmarks
     for module in (index, accountability, alerts, page, ops, reports):
         app.include_router(module.router(ctx))
     for r in extra:

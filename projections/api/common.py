@@ -3,6 +3,7 @@ request context (the clock, the rulesets, the views)."""
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -56,20 +57,31 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> O
 
 
 class AnswerCache:
-    """Answers per (query, arguments, projection version): many viewers, one computation."""
+    """Answers per (query, arguments, projection version): many viewers, one computation.
+
+    The key holds everything an answer depends on (``Ctx.query``): the views' version and the
+    view's end E, never the request's clock as such. ``hits``/``misses`` say whether it works."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
         self.items: OrderedDict[Hashable, Any] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
 
     def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        hit = self.items.get(key)
-        if hit is not None:
-            self.items.move_to_end(key)
-            return hit
-        value = self.items[key] = compute()
-        while len(self.items) > self.size:
-            self.items.popitem(last=False)
+        with self._lock:
+            hit = self.items.get(key)
+            if hit is not None:
+                self.items.move_to_end(key)
+                self.hits += 1
+                return hit
+            self.misses += 1
+        value = compute()  # outside the lock: a slow answer holds up no other query's hit
+        with self._lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
         return value
 
 
@@ -87,7 +99,10 @@ class Ctx:
     grants: GrantBook | None = None
 
     def now_of(self, text: str | None) -> datetime:
-        return self.clock() if not text else parse_instant(text, "Parameter now")
+        """The request's ``now=``, else the clock to the second: views show E to the second,
+        and a clock read to the microsecond would make every answer a new cache key."""
+        return self.clock().replace(microsecond=0) if not text else parse_instant(
+            text, "Parameter now")
 
     def period_of(self, text: str | None, now: datetime) -> Period:
         return current_year(now) if not text else parse_period(text)
@@ -98,9 +113,10 @@ class Ctx:
 
     @staticmethod
     def at(p: Period, t: datetime) -> datetime:
-        """What an answer depends on of ``now``: the view's end, to the second (a scorecard
-        is judged per day, and shows E to the second)."""
-        return p.view_end(t).replace(microsecond=0)
+        """What an answer depends on of ``now``: the view's end E = min(now, end of the period).
+        For a past period that is constant, for the current one it moves with the clock's
+        second (``now_of``); the views' version is the other half of the key (``query``)."""
+        return p.view_end(t)
 
     def query(self, name: str, key: tuple[Any, ...], compute: Callable[[Counters], Any]) -> Any:
         """Run ``compute`` on a snapshot, timed, and shared by equal requests of one version."""

@@ -54,7 +54,7 @@ def router(ctx: Ctx) -> APIRouter:
                       for m in range(1, last + 1)]
             return {"agency_id": agency_id, "year": y, "months": months}
 
-        key_end = min(t, parse_period(f"{y:04d}").view_end(t)).replace(microsecond=0)
+        key_end = ctx.at(parse_period(f"{y:04d}"), t)
         return OrjsonResponse(ctx.query("trend", (agency_id, y, key_end), compute))
 
     @r.get("/api/v1/ruleset")

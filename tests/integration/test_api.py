@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -366,4 +366,41 @@ def test_live_source_wakes_on_the_projection_loops_apply(
             assert any(d["dossier_id"].startswith("LATER-") for d in late["dossiers"])
     finally:
         loop.identity.close()
+        pipeline.close()
+
+
+def on_time(card: dict[str, Any]) -> dict[str, Any]:
+    return next(c for g in card["groups"] for c in g["criteria"] if c["code"] == "ON_TIME")
+
+
+def test_the_answer_cache_hits_within_a_view_end_and_a_new_fact_invalidates_it(
+        tmp_path: Path, ruleset: Ruleset, actions: list[dict[str, Any]]) -> None:
+    """A ticking clock does not defeat the answer cache (a past period's view end is fixed, the
+    current one's moves by the second), and a write to the views is seen by the next request."""
+    pipeline = Pipeline(tmp_path, ruleset)
+    pipeline.feed(actions[:len(actions) // 2])
+    ticks = iter(range(10**6))  # each reading of the clock 0.3 s after the previous one
+    clock = lambda: NOW + timedelta(milliseconds=300 * next(ticks))  # noqa: E731
+    source = StoreSource(ViewStore(views_url(pipeline.url)), None, check_every=0.0)
+    try:
+        app = create_app(source, ruleset, clock=clock)
+        answers = app.state.answers
+        with TestClient(app) as c:
+            past = [c.get("/api/v1/agencies/H15/scorecard", params={"period": "2026-09"})
+                    for _ in range(5)]  # 1.2 s of clock: E is still 2026-09-30 end of day
+            assert {r.json()["view_end"] for r in past} == {"2026-09-30T23:59:59+07:00"}
+            assert (answers.misses, answers.hits) == (1, 4)
+            # October is the current month: E is the clock, to the second. Readings 5..9 are
+            # 1.5, 1.8 | 2.1, 2.4, 2.7 s after NOW: two distinct seconds, two computations.
+            now_ = [c.get("/api/v1/agencies/H15/scorecard", params={"period": "2026-10"}).json()
+                    for _ in range(5)]
+            assert [r["view_end"][17:19] for r in now_] == ["01", "01", "02", "02", "02"]
+            assert (answers.misses, answers.hits) == (3, 7)
+            pipeline.feed(later_actions(actions, 40))  # another writer records 40 dossiers
+            same_e = {"period": "2026-10", "now": "2026-10-20T10:00:02+07:00"}
+            fresh = c.get("/api/v1/agencies/H15/scorecard", params=same_e)
+            assert fresh.json()["view_end"] == now_[-1]["view_end"]  # the same E as before,
+            assert answers.misses == 4  # but a new version of the views: computed again
+            assert on_time(fresh.json())["denominator"] == on_time(now_[-1])["denominator"] + 40
+    finally:
         pipeline.close()

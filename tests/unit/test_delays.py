@@ -258,3 +258,16 @@ def test_http_gives_unit_rows_to_anyone_and_official_rows_only_with_a_read_token
         ("H15.3/ld", 16.0), ("H15.3/kt", 5.0), ("H15.3", 1.0)]
     assert officials.status_code == 401 and "read token" in officials.json()["error"]
     assert bad.status_code == 400
+
+
+def test_overrun_hours_round_half_up_at_the_hundredth() -> None:
+    """A hundredth of an hour is 36 s: 18 s is the half (up, away from zero), 17 s rounds down;
+    worked by hand (accountability §2), against the integer rounding the delays list uses."""
+    from projections.controlsheet import hours
+    from projections.rounding import ratio_half_up
+
+    assert [hours(s) for s in (0, 17, 18, 35, 36, 53, 54, 3617, 3618, 5400)] == [
+        0.0, 0.0, 0.01, 0.01, 0.01, 0.01, 0.02, 1.0, 1.01, 1.5]
+    assert [hours(s) for s in (-17, -18, -3618)] == [0.0, -0.01, -1.01]
+    assert ratio_half_up(1, 8, 2) == 0.13 and ratio_half_up(1, 8, 1) == 0.1  # 0.125, 0.125
+    assert ratio_half_up(-1, 8, 2) == -0.13 and ratio_half_up(2, 3, 0) == 1.0
