@@ -49,9 +49,9 @@ def test_a_handover_dated_before_a_withdrawal_but_arriving_after_it_is_dossier_w
 
 
 def test_a_steps_budget_is_the_catalogs_when_the_step_starts(tmp_path: Path) -> None:
-    """P1's process budget becomes 4 h on Tue 6 Oct 12:00, after D1's process step began (Mon
-    14:00, 16 h: due Wed 7 Oct 14:00, unchanged) and before D2's began (Tue 6 Oct 13:00, 4 h:
-    due Tue 17:00)."""
+    """P1's process budget becomes 4 h by a decision of Tue 6 Oct 12:00, after D1's process step
+    began (Mon 14:00, 16 h: due Wed 7 Oct 14:00, unchanged) and before D2's began (Tue 6 Oct
+    13:00, 4 h: due Tue 17:00): the internal process in force when each step starts."""
     amended = act("procedure_published", "06T12:00", {"procedure_id": "P1"},
                   authority_id="H15", authority_level="province", decision_date="2026-10-06",
                   legal_basis_effective_date="2026-10-06", implementing_agency_ids=["H15.3"],
