@@ -76,7 +76,7 @@ def test_a_recreated_actions_topic_is_a_new_log_read_from_its_beginning(
     old, new = lines[:len(lines) // 3], lines[len(lines) // 3:]
     url = f"sqlite:///{tmp_path / 'motcua.db'}"
     probe = Probe(url)
-    with EngineThread(url, fresh_broker.bootstrap) as e:
+    with EngineThread(url, fresh_broker.bootstrap, record_uncatalogued=False) as e:
         publish_lines(fresh_broker.bootstrap, old)
         wait_for(lambda: probe.intake() == len(old), "the engine to record the first log")
         [first] = probe.logs()
@@ -109,7 +109,7 @@ def test_a_stored_position_past_the_end_starts_a_new_epoch_read_from_its_beginni
     head, tail = lines[:len(lines) // 2], lines[len(lines) // 2:]
     url = f"sqlite:///{tmp_path / 'motcua.db'}"
     probe = Probe(url)
-    with EngineThread(url, fresh_broker.bootstrap) as e:
+    with EngineThread(url, fresh_broker.bootstrap, record_uncatalogued=False) as e:
         publish_lines(fresh_broker.bootstrap, head)
         wait_for(lambda: probe.intake() == len(head), "the engine to record the head")
         log = e.loop.log_id
@@ -126,7 +126,7 @@ def test_a_stored_position_past_the_end_starts_a_new_epoch_read_from_its_beginni
     # The source sends the tail again; partition 0 now ends before the stored position.
     publish_lines(fresh_broker.bootstrap, tail)
     assert K.end_offsets(fresh_broker.bootstrap, ACTIONS_TOPIC)[0] < end + len(tail)
-    with EngineThread(url, fresh_broker.bootstrap) as e:
+    with EngineThread(url, fresh_broker.bootstrap, record_uncatalogued=False) as e:
         renewed = log.removesuffix("#0") + "#1"
         wait_for(lambda: settled(probe, renewed, len(lines)),
                  "the engine to read the whole log again under a new epoch")
