@@ -323,12 +323,14 @@ class EngineThread:
     runs, with an injectable wall clock and direct access to the loop."""
 
     def __init__(self, database_url: str, bootstrap: str, *, hold_seconds: float = 600.0,
-                 wall: Callable[[], float] = time.time, **loop_kw: Any) -> None:
+                 wall: Callable[[], float] = time.time, record_uncatalogued: bool = False,
+                 **loop_kw: Any) -> None:
         from engine.runner import EngineLoop
 
-        # As the role does by default: a dossier waits for its procedure (docs/decisions.md).
+        # ``record_uncatalogued=False`` is the role's default (a dossier waits for its
+        # procedure): what a comparison with an in-order reference needs.
         self.engine = engine_at(database_url, hold_seconds=hold_seconds, wall=wall,
-                                record_uncatalogued=False)
+                                record_uncatalogued=record_uncatalogued)
         self.loop = EngineLoop(self.engine, bootstrap, None, partitions=3, timer_every=0.1,
                                **loop_kw)
         self.stop_event = threading.Event()

@@ -183,3 +183,22 @@ def test_reconcile_exits_0_when_the_portal_agrees_1_when_it_differs_2_for_a_bad_
     done = motcua(home, "reconcile", str(bad), "--period", "2026-10")
     one_line_error(done, "numerator 'many'")
     assert done.returncode == 2 and done.stdout == ""
+
+
+def test_verify_without_the_ruleset_it_was_published_under_says_so_and_exits_1(
+        home: Path, tmp_path: Path) -> None:
+    """November published under a province's own ruleset (``MOTCUA_RULESET_DIR``, in force from
+    1 Nov 2026, so in force at the view's end): the publication keeps its name, and a verify
+    where that ruleset is gone cannot recompute it: exit 1, naming it."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    doc = orjson.loads((Path(__file__).resolve().parents[2] / "projections" / "rulesets"
+                        / "portal-2026.json").read_bytes())
+    doc.update(name="daklak-2026", effective_from="2026-11-01")
+    (rules / "daklak-2026.json").write_bytes(orjson.dumps(doc))
+    _json(motcua(home, "publish", "--period", "2026-11", "--json",
+                 MOTCUA_RULESET_DIR=str(rules)))
+    done = motcua(home, "publish", "--verify", "2026-11")
+    assert done.returncode == 1, done
+    assert "'daklak-2026'" in done.stdout and "does not have" in done.stdout, done.stdout
+    assert "Traceback" not in done.stderr

@@ -178,3 +178,38 @@ def test_a_later_amendment_does_not_move_a_received_dossier_s_due_time(tmp_path:
         assert p.counts(DEPT, NOV, e)["ON_TIME"] == (1, 2)
         late = p.overdue(DEPT, NOV, e)["dossiers"]
     assert [(r["dossier_id"], r["due_date"]) for r in late] == [("D1", "2026-11-26")]
+
+
+def test_the_engine_switches_default_off_and_reach_the_engine_from_the_environment(
+        tmp_path: Path) -> None:
+    """``MOTCUA_RECORD_UNCATALOGUED`` and ``MOTCUA_REQUIRE_GRANTS`` are ``0`` by default (the
+    README's table): a dossier of a procedure not seen yet waits; set to ``1``, the engine the
+    commands make records it at once and refuses a source without a grant. An unknown
+    ``MOTCUA_*`` name is not refused (docs/decisions.md: other tools use the prefix)."""
+    from motcua.pipeline import make_engine
+    from producers.tokens import TokenStore
+
+    default = Settings.from_env({"MOTCUA_HOME": str(tmp_path / "a"), "MOTCUA_UNRELATED": "x"})
+    assert (default.record_uncatalogued, default.require_grants) == (False, False)
+    (tmp_path / "a").mkdir()
+    engine = make_engine(default)
+    try:
+        assert Feed(engine).send(received(procedure_id="9.999999")) == {"held": 1}
+    finally:
+        engine.close()
+    (tmp_path / "b").mkdir()
+    on = Settings.from_env({"MOTCUA_HOME": str(tmp_path / "b"), "MOTCUA_RECORD_UNCATALOGUED": "1",
+                            "MOTCUA_REQUIRE_GRANTS": "1"})
+    tokens = TokenStore(on.database_url)
+    try:
+        tokens.add("daklak-igate", "H15")
+    finally:
+        tokens.close()
+    engine = make_engine(on)
+    try:
+        stranger = orjson.loads(received("r2", "D2", procedure_id="9.999999"))
+        stranger["source"] = "anyone"
+        assert Feed(engine).send(received(procedure_id="9.999999"), orjson.dumps(stranger)) == {
+            "accepted": 1, "rejected": 1, "rejected:source_not_registered": 1}
+    finally:
+        engine.close()

@@ -174,3 +174,20 @@ def test_official_delay_rows_need_a_read_token_scoped_to_the_agency(tmp_path: Pa
     assert ok.status_code == 200, ok.text
     assert [(r["unit"], r["official"], r["overrun_hours"]) for r in ok.json()["rows"]] == [
         ("H15.3/ld", "o2", 16.0), ("H15.3/kt", "o1", 5.0), ("H15.3", "o-rec", 1.0)]
+
+
+def test_rotating_a_token_keeps_its_kind_and_scope(tmp_path: Path) -> None:
+    """A rotated read token is still a read token for the same agencies; the old one is dead."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    store, book = TokenStore(url), GrantBook(url)
+    try:
+        old = store.add("h15-reader", "H15,H15.3", read=True)
+        new = store.rotate("h15-reader")
+        assert book.verify(old) is None
+        grant = book.verify(new)
+        assert grant is not None
+        assert (grant.source, grant.kind, tuple(grant.agencies)) == (
+            "h15-reader", "read", ("H15", "H15.3"))
+    finally:
+        store.close()
+        book.close()
