@@ -148,7 +148,12 @@ class Bridge:
                 "missing_token",
                 headers=_CHALLENGE,
             )
-        grant = self.tokens.verify(token)
+        try:
+            grant = self.tokens.verify(token)
+        except Exception as e:
+            # Not noted as the bridge's outage: /healthz would stay degraded until the next
+            # request got through (the API's own database checks say when it is away).
+            raise self._store_away(e, "The token could not be checked now", note=False) from e
         if grant is None:
             raise _refusal(
                 401,
@@ -203,6 +208,18 @@ class Bridge:
         self.submit(records)
         return [r.action_id for r in records]
 
+    @staticmethod
+    def _store_away(e: Exception, what: str, note: bool = True) -> Exception:
+        """503 ``store_unavailable`` with Retry-After when the database is away; anything else
+        is raised as it is (a bug)."""
+        if dependency_of(e) != DATABASE:
+            return e
+        if note and HEALTH.down("bridge", DATABASE, e):
+            log.warning("dependency_unreachable", part="bridge", dependency=DATABASE,
+                        error=repr(e))
+        return _refusal(503, f"{what}; sending the request again is safe.",
+                        "store_unavailable", headers={"Retry-After": "5"})
+
     def submit(self, records: list[Record]) -> None:
         """Commit the records to the intake (and, with an external Kafka, see the broker take
         them); a 503 when that cannot be done now."""
@@ -216,17 +233,7 @@ class Bridge:
                 headers={"Retry-After": "5"},
             ) from e
         except Exception as e:
-            if dependency_of(e) != DATABASE:
-                raise
-            if HEALTH.down("bridge", DATABASE, e):
-                log.warning("dependency_unreachable", part="bridge", dependency=DATABASE,
-                            error=repr(e))
-            raise _refusal(
-                503,
-                "The actions could not be stored now; sending the request again is safe.",
-                "store_unavailable",
-                headers={"Retry-After": "5"},
-            ) from e
+            raise self._store_away(e, "The actions could not be stored now") from e
         for d in HEALTH.up("bridge"):
             log.info("dependency_reachable", part="bridge", dependency=d.dependency)
 

@@ -323,7 +323,7 @@ class EngineThread:
     runs, with an injectable wall clock and direct access to the loop."""
 
     def __init__(self, database_url: str, bootstrap: str, *, hold_seconds: float = 600.0,
-                 wall: Callable[[], float] = time.time, record_uncatalogued: bool = False,
+                 wall: Callable[[], float] = time.time, record_uncatalogued: bool = True,
                  **loop_kw: Any) -> None:
         from engine.runner import EngineLoop
 

@@ -275,8 +275,10 @@ def test_a_postgresql_restart_under_running_roles_is_survived_and_the_views_are_
         assert down["degraded"] and all(d["dependency"] == "database" and d["since"]
                                         for d in down["degraded"]), down
         for status, body, _ in (query, post):
-            assert status == 503 and set(body) <= {"error", "reason"}, (status, body)
+            assert status == 503 and set(body) <= {"error", "reason", "index", "field"}, body
             assert body["error"].count(". ") == 0 and body["error"].endswith("."), body
+        # The bridge says what a sender needs to retry: nothing was taken, when to come back.
+        assert (post[1].get("reason"), post[2]) == ("store_unavailable", "5"), post
 
         wait_for(lambda: healthz(port)["status"] == "ok", "/healthz to say ok again",
                  roles=roles)
