@@ -12,12 +12,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from kernel.grants import WRITE, Grant, bearer_token
+from kernel.grants import WRITE, Grant
 from projections.alerts.rules import RULES
 from projections.alerts.store import AlertStore
 from projections.api.common import ApiError, Ctx, OrjsonResponse
-
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="motcua"'}
 
 
 class NewSubscription(BaseModel):
@@ -38,25 +36,8 @@ def router(ctx: Ctx) -> APIRouter:
             opened.append(AlertStore(ctx.source.read(lambda s: s.url)))
         return opened[0]
 
-    def grant(request: Request) -> Grant:
-        token = bearer_token(request.headers.get("authorization"))
-        if token is None:
-            raise ApiError(401, "Alert subscriptions need an Authorization: Bearer <write "
-                           "token> header.", _CHALLENGE)
-        g = ctx.grants.verify(token) if ctx.grants is not None else None
-        if g is None:
-            raise ApiError(401, "The bearer token is not valid (unknown, rotated or revoked).",
-                           _CHALLENGE)
-        if g.kind != WRITE:
-            raise ApiError(403, f"The token of {g.source!r} is a read token; alert "
-                           "subscriptions need a write token of the agencies.")
-        return g
-
-    def check(g: Grant, agencies: list[str]) -> None:
-        outside = [a for a in agencies if not g.covers(a)]
-        if outside:
-            raise ApiError(403, f"Agency {outside[0]!r} is outside the agencies of the token of "
-                           f"{g.source!r} ({', '.join(g.agencies)}).")
+    def grant(request: Request, agencies: list[str] | None = None) -> Grant:
+        return ctx.bearer_grant(request, WRITE, "Alert subscriptions", agencies or ())
 
     @r.get("/api/v1/alerts/subscriptions")
     def list_subscriptions(request: Request) -> OrjsonResponse:
@@ -68,8 +49,7 @@ def router(ctx: Ctx) -> APIRouter:
     @r.post("/api/v1/alerts/subscriptions", status_code=201)
     def add_subscription(request: Request, body: NewSubscription) -> OrjsonResponse:
         """Subscribe a webhook (``webhook``, optional ``secret``) or an ``email`` address."""
-        g = grant(request)
-        check(g, body.agencies)
+        grant(request, body.agencies)
         if (body.webhook is None) == (body.email is None):
             raise ApiError(400, "A subscription needs exactly one of webhook and email.")
         channel, target = (("webhook", body.webhook) if body.webhook is not None
@@ -86,7 +66,7 @@ def router(ctx: Ctx) -> APIRouter:
             (s for s in store().listing() if s["id"] == sub_id), None)
         if found is None:
             raise ApiError(404, f"Subscription {sub_id!r} does not exist.")
-        check(g, found["agencies"])
+        ctx.covering(g, found["agencies"])
         store().remove(sub_id)
         return OrjsonResponse({"removed": sub_id})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kernel.calendar import local_date
 from kernel.contract.types import AGENCY_LEVELS
 from kernel.errors import UserError
-from kernel.grants import WRITE, Grant, GrantBook, bearer_token
+from kernel.grants import READ, WRITE, Grant, GrantBook, bearer_token
 from kernel.metrics import METRICS
 from projections.criteria import Registry
 from projections.fold import Counters
@@ -130,26 +130,41 @@ class Ctx:
             raise ApiError(404, f"Agency {agency_id!r} is not known.")
         return tree
 
-    def read_grant(self, request: Request, agency_id: str) -> Grant:
-        """The read grant of the request's bearer token when it covers ``agency_id``, for
-        official-level data (officials' ids are personal data): 401 without a valid token,
-        403 for a write token or an agency outside the token's scope."""
+    def bearer_grant(self, request: Request, kind: str, purpose: str,
+                     agencies: Iterable[str] = ()) -> Grant:
+        """The grant of the request's bearer token, of ``kind`` (``READ`` or ``WRITE``) and
+        covering every one of ``agencies``, for ``purpose`` (what the route gives, in words):
+        401 without a valid token, 403 for a token of the other kind or an agency outside its
+        scope."""
         token = bearer_token(request.headers.get("authorization"))
         if token is None:
-            raise ApiError(401, "Official-level data needs an Authorization: Bearer <read "
-                           "token> header.", _CHALLENGE)
+            raise ApiError(401, f"{purpose} requires an Authorization: Bearer <{kind} token> "
+                           "header.", _CHALLENGE)
         grant = self.grants.verify(token) if self.grants is not None else None
         if grant is None:
             raise ApiError(401, "The bearer token is not valid (unknown, rotated or revoked).",
                            _CHALLENGE)
-        if grant.kind == WRITE:
-            raise ApiError(403, f"The token of {grant.source!r} is a write token; official-level "
-                           "data needs a read token (motcua tokens add SOURCE --agencies A "
-                           "--read).")
-        if not grant.covers(agency_id):
-            raise ApiError(403, f"Agency {agency_id!r} is outside the agencies of the read token "
-                           f"of {grant.source!r} ({', '.join(grant.agencies)}).")
+        if grant.kind != kind:
+            extra = " --read" if kind != WRITE else ""
+            raise ApiError(403, f"The token of {grant.source!r} is a {grant.kind} token; "
+                           f"{purpose[0].lower()}{purpose[1:]} requires a {kind} token "
+                           f"(motcua tokens add SOURCE --agencies A{extra}).")
+        return self.covering(grant, agencies)
+
+    @staticmethod
+    def covering(grant: Grant, agencies: Iterable[str]) -> Grant:
+        """``grant`` when its scope covers every one of ``agencies``, else 403 naming one."""
+        outside = [a for a in agencies if not grant.covers(a)]
+        if outside:
+            raise ApiError(403, f"Agency {outside[0]!r} is outside the agencies of the "
+                           f"{grant.kind} token of {grant.source!r} "
+                           f"({', '.join(grant.agencies)}).")
         return grant
+
+    def read_grant(self, request: Request, agency_id: str) -> Grant:
+        """The read grant of the request's bearer token when it covers ``agency_id``, for
+        official-level data (officials' ids are personal data)."""
+        return self.bearer_grant(request, READ, "Official-level data", [agency_id])
 
     def authorize_read(self, request: Request, agency_id: str) -> None:
         """Let a request read official-level (personal) data of an agency's subtree, or refuse
