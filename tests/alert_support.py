@@ -9,14 +9,9 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-_n = 0
+from acts import builder
 
-
-def act(type_: str, when: str, subject: dict[str, str], **data: Any) -> dict[str, Any]:
-    global _n
-    _n += 1
-    return {"schema": "motcua.action/1", "source": "t", "action_id": f"al{_n}", "type": type_,
-            "occurred_at": f"2026-{when}:00+07:00", **subject, "data": data}
+act = builder("al")
 
 
 def actions() -> list[dict[str, Any]]:

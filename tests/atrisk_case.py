@@ -5,17 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from acts import builder
+
 from kernel.calendar import VN_TZ
 
 NOW = datetime(2026, 8, 28, 10, 0, tzinfo=VN_TZ)
-_n = 0
-
-
-def act(type_: str, at: str, subject: dict[str, str], **data: Any) -> dict[str, Any]:
-    global _n
-    _n += 1
-    return {"schema": "motcua.action/1", "source": "t", "action_id": f"r{_n}", "type": type_,
-            "occurred_at": f"2026-{at}:00+07:00", **subject, "data": data}
+act = builder("r")
 
 
 def catalog() -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from acts import builder
 from pipeline import Pipeline
 
 from kernel.calendar import VN_TZ
@@ -18,14 +19,7 @@ from projections.periods import parse_period
 
 OCT = parse_period("2026-10")
 END = datetime(2026, 10, 31, 23, 0, tzinfo=VN_TZ)
-_n = 0
-
-
-def act(type_: str, at: str, subject: dict[str, str], **data: Any) -> dict[str, Any]:
-    global _n
-    _n += 1
-    return {"schema": "motcua.action/1", "source": "t", "action_id": f"a{_n}", "type": type_,
-            "occurred_at": f"2026-10-{at}:00+07:00", **subject, "data": data}
+act = builder("a", "2026-10-")
 
 
 def catalog() -> list[dict[str, Any]]:
