@@ -4,7 +4,8 @@
 projection, forwarder, bridge, serve) that cannot reach a dependency (database, kafka) and since
 when, or when the projection quarantined events; ``ok`` again once it can. It answers 200 either
 way: the process is alive and retrying by itself. A query that needs the database while it is
-away is 503 with one sentence.
+away is 503 with one sentence and ``Retry-After`` (also when its error comes wrapped in
+another); any other failure is 500 with one sentence.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from kernel.failures import describe
 from kernel.health import HEALTH, INTERNAL, OUTAGE_ERRORS, dependency_of
 from kernel.metrics import render
 from projections.api.common import Ctx, OrjsonResponse, error
@@ -64,11 +66,25 @@ def install_outage_handler(app: FastAPI) -> None:
 
     async def outage(_: Request, e: Exception) -> Any:
         _outage(e)
-        return error(503, f"The {dependency_of(e)} is unreachable right now; try again "
-                          "shortly.")
+        return _unavailable(e)
+
+    async def unexpected(request: Request, e: Exception) -> Any:
+        # A dependency's error may come wrapped in another one (raised ``from`` it): still an
+        # outage, not a bug. Anything else is a bug: 500 with one sentence, never a plain page.
+        if _outage(e):
+            return _unavailable(e)
+        log.error("request_failed", path=request.url.path,
+                  error=describe(e, "serve", "request"))
+        return error(500, "The server failed on this request; the error is in its log.")
 
     for cls in OUTAGE_ERRORS:
         app.add_exception_handler(cls, outage)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _unavailable(e: BaseException) -> Any:
+    return error(503, f"The {dependency_of(e)} is unreachable right now; try again shortly.",
+                 {"Retry-After": "5"})
 
 
 def _outage(e: BaseException) -> bool:
