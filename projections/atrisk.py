@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, Protocol
 
 from kernel.calendar import VN_TZ, local_date
@@ -76,6 +77,7 @@ class Stakes:
         self._counts: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
         self._lost: dict[tuple[int, int, bool, int], tuple[str, ...]] = {}
         self._stake: dict[tuple[str, str, tuple[str, ...]], Decimal] = {}
+        self._both: dict[tuple[str, str, str, int, int, bool], tuple[float, float]] = {}
 
     def year(self, year: str) -> tuple[Ruleset, Period, int]:
         """(ruleset, period, view end's day) of a reception year judged at now."""
@@ -146,8 +148,16 @@ class Stakes:
     def both(self, unit: str, agency: str, f: DossierFacts) -> tuple[float, float]:
         """(stake for the dossier's own agency, stake for the queried agency): the view's end
         is the same for both (the year of reception, judged at now), so is what ``f`` loses."""
-        lost = self.lost(f, self.year(f.month[:4])[2])
-        return self.stake(unit, f, lost), self.stake(agency, f, lost)
+        year = f.month[:4]
+        e_day = self.year(year)[2]
+        # Memoized on what decides both stakes (the key of ``lost`` and the two agencies):
+        # a province's list has thousands of rows and a few hundred distinct pairs.
+        key = (unit, agency, year, f.flags & self.mask, f.judged, f.due_day >= e_day)
+        hit = self._both.get(key)
+        if hit is None:
+            lost = self.lost(f, e_day)
+            hit = self._both[key] = (self.stake(unit, f, lost), self.stake(agency, f, lost))
+        return hit
 
 
 def at_risk(counters: Counters, open_rows: OpenRows, rules_of: RulesOf, agency_id: str,
@@ -171,8 +181,8 @@ def at_risk(counters: Counters, open_rows: OpenRows, rules_of: RulesOf, agency_i
                 soon.append((f.due_s, sid, f))
         else:
             late.append((f.due_s, sid, f))
-    soon.sort(key=lambda r: r[:2])
-    late.sort(key=lambda r: r[:2])
+    soon.sort(key=itemgetter(0, 1))
+    late.sort(key=itemgetter(0, 1))
     return {"agency_id": agency_id,
             "now": now.astimezone(VN_TZ).isoformat(timespec="seconds"),
             "within": within,
