@@ -6,7 +6,7 @@ published figure by 0.01; floats appear only in the JSON, after rounding.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
@@ -41,6 +41,20 @@ def total_points(ruleset: Ruleset, counts: Counts) -> Decimal:
     (``build_scorecard`` adds them the same way; a criterion without counts scores as 0/0)."""
     return sum((criterion_points(c, *counts.get(c.code, (0, 0)))
                 for g in ruleset.groups for c in g.criteria), Decimal("0.00"))
+
+
+def total_drop(ruleset: Ruleset, counts: Counts, codes: Collection[str]) -> Decimal:
+    """``total_points(ruleset, counts)`` minus the same total with the numerator of each
+    criterion in ``codes`` one less, from those criteria alone: the total is a sum of rounded
+    criterion points, so every other criterion's points are the same in both and cancel
+    exactly (an equality of Decimals, not an approximation)."""
+    drop = Decimal("0.00")
+    for g in ruleset.groups:
+        for c in g.criteria:
+            if c.code in codes:
+                num, den = counts.get(c.code, (0, 0))
+                drop += criterion_points(c, num, den) - criterion_points(c, num - 1, den)
+    return drop
 
 
 def classify(ruleset: Ruleset, total: Decimal) -> str:

@@ -96,9 +96,10 @@ class Sums:
 
 
 def gather(counters: Counters, agencies: Iterable[str], months: Iterable[str],
-           e_day: int) -> Sums:
+           e_day: int, procs: bool = True) -> Sums:
     """Add up the cells, the open histograms (due day ≥ E's date) and the per-procedure
-    vectors of some agencies and months."""
+    vectors of some agencies and months (``procs=False``: not the per-procedure vectors, for
+    a caller that reads no criterion with a procedure attribute; ``per_proc`` stays empty)."""
     dl, fl = counters.dl, counters.fl
     s = Sums([0] * dl.slots, [0] * fl.slots, [0] * len(dl.timely), [0] * len(fl.timely), {})
     cells, fb_cells = counters.cells, counters.fb_cells
@@ -112,12 +113,13 @@ def gather(counters: Counters, agencies: Iterable[str], months: Iterable[str],
                 for day, vec in counters.open_due[key].items():
                     if day >= e_day:
                         add_into(s.open_ok, vec)
-                for pid, vec in counters.procs[key].items():
-                    acc = s.per_proc.get(pid)
-                    if acc is None:
-                        s.per_proc[pid] = list(vec)
-                    else:
-                        add_into(acc, vec)
+                if procs:
+                    for pid, vec in counters.procs[key].items():
+                        acc = s.per_proc.get(pid)
+                        if acc is None:
+                            s.per_proc[pid] = list(vec)
+                        else:
+                            add_into(acc, vec)
             fcell = fb_cells.get(key)
             if fcell is not None:
                 add_into(s.feedback, fcell)
