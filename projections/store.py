@@ -24,6 +24,9 @@ from projections.layout import DEFAULT_LAYOUT, Layout
 GENERATION = "generation"
 LAYOUT = "layout"  # fingerprint of the counter layout the table set was written with
 BASE = -1  # the table set a replay writes; live partitions add to it
+# The delays query reads the unfinished (end_day -1) dossiers late at a view's end: judged late
+# for good (0), or open (-1) and due before the view's end day, of some agencies and months.
+LATE_INDEX = ("agency", "end_day", "judged", "due_day", "month")
 
 
 class ViewsFencedError(RuntimeError):
@@ -89,6 +92,7 @@ class ViewStore:
                           (tables,))
                 if int(c.fetchone()[0]) == len(tables):
                     self._ensure_end_day(c, p)
+                    self._ensure_late_index(c, p)
                     return
                 c.execute("SELECT pg_advisory_xact_lock(7660002)")
             # ``part``: the events partition whose owner writes the row, or BASE (a replay's
@@ -118,6 +122,7 @@ class ViewStore:
             # The at-risk list: unfinished dossiers by due day.
             c.execute(f"CREATE INDEX IF NOT EXISTS {p}_dossiers_due ON {p}_dossiers "
                       "(end_day, due_day)")
+            self._ensure_late_index(c, p)
             c.execute(f"CREATE TABLE IF NOT EXISTS {p}_positions (name TEXT PRIMARY KEY, "
                       "value BIGINT NOT NULL)")
 
@@ -145,6 +150,49 @@ class ViewStore:
             return c.fetchone() is not None
         c.execute(f"PRAGMA table_info({p}_dossiers)")
         return any(r[1] == "end_day" for r in c.fetchall())
+
+    def _ensure_late_index(self, c: Any, p: str) -> None:
+        """The delays query's index (``LATE_INDEX``: it reads only the unfinished late
+        dossiers, not every unfinished one), on views written before it existed too.
+
+        Found by its columns, not its name: index names are per schema and travel with their
+        table when a replay's swap renames it, so a shadow table set's index may have to take
+        another free name."""
+        if self._index_names(c, p, LATE_INDEX) is not None:
+            return
+        if self.is_pg:  # another process may be adding it: take turns, then look again
+            c.execute("SELECT pg_advisory_xact_lock(7660002)")
+            if self._index_names(c, p, LATE_INDEX) is not None:
+                return
+        taken = self._index_names(c, p, None) or set()
+        name = next(n for n in (f"{p}_dossiers_late{i or ''}" for i in range(len(taken) + 1))
+                    if n not in taken)
+        c.execute(f"CREATE INDEX {name} ON {p}_dossiers ({', '.join(LATE_INDEX)})")
+
+    def _index_names(self, c: Any, p: str, columns: tuple[str, ...] | None) -> set[str] | None:
+        """With ``columns``: the names of the indexes of ``{p}_dossiers`` on exactly these
+        columns, or None if there is none. Without: every index name of the schema."""
+        if self.is_pg:
+            if columns is None:
+                c.execute("SELECT relname FROM pg_class WHERE relkind = 'i' AND "
+                          "relnamespace = current_schema()::regnamespace")
+                return {r[0] for r in c.fetchall()}
+            c.execute("SELECT ix.indexrelid::regclass::text, array(SELECT a.attname FROM "
+                      "unnest(ix.indkey) WITH ORDINALITY k(num, ord) JOIN pg_attribute a ON "
+                      "a.attrelid = ix.indrelid AND a.attnum = k.num ORDER BY k.ord) FROM "
+                      "pg_index ix WHERE ix.indrelid = to_regclass(%s)", (f"{p}_dossiers",))
+            found = {r[0] for r in c.fetchall() if tuple(r[1]) == columns}
+        else:
+            if columns is None:
+                c.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+                return {r[0] for r in c.fetchall()}
+            c.execute(f"PRAGMA index_list({p}_dossiers)")
+            found = set()
+            for name in [r[1] for r in c.fetchall()]:
+                c.execute(f"PRAGMA index_info({name})")
+                if tuple(r[2] for r in sorted(c.fetchall())) == columns:
+                    found.add(name)
+        return found or None
 
     # ----- write ---------------------------------------------------------------------------
 
@@ -319,10 +367,15 @@ class ViewStore:
     def unfinished_late_rows(self, agencies: Iterable[str], months: Sequence[str],
                              before_day: int) -> list[tuple[str, list[Any]]]:
         """Dossiers not finished that are late at a view whose end falls before
-        ``before_day``: waiting on the applicant and late for good, or open and past due."""
-        return self.subject_rows("dossiers", agencies, months,
-                                 "end_day = -1 AND (judged = 0 OR (judged = -1 AND due_day < ?))",
-                                 [before_day])
+        ``before_day``: waiting on the applicant and late for good, or open and past due.
+
+        Two queries, each all equalities and one range on ``LATE_INDEX``'s columns, so that
+        SQLite and PostgreSQL read from the table only the rows returned (an OR of the two
+        read every unfinished dossier of the agencies: 8,748 rows for 388 in a province-year).
+        """
+        return [*self.subject_rows("dossiers", agencies, months,
+                                   "end_day = -1 AND judged = -1 AND due_day < ?", [before_day]),
+                *self.subject_rows("dossiers", agencies, months, "end_day = -1 AND judged = 0")]
 
     def open_rows(self, agencies: Iterable[str],
                   due_by_day: int) -> list[tuple[str, list[Any]]]:
