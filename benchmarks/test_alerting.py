@@ -9,6 +9,9 @@ applies it and decides, as ``AlertLoop.run`` does. The role's clock is fixed at 
 soon: alerts are decided as their events arrive. A poll's latency is from its scheduled arrival
 to the end of its decisions (a role that falls behind accumulates it); each alert decided counts
 its poll's latency. The burst phase hands the next 30,000 events as fast as the role takes them.
+
+The role's CPU per event is measured from the message bytes (``AlertLoop.apply`` decoding them,
+without Kafka), with and without a subscription: what the role costs ``motcua up``'s one GIL.
 """
 
 from __future__ import annotations
@@ -84,3 +87,64 @@ def test_alerting_keeps_up_at_1000_actions_per_second(
            note=f"{BURST:,} events in polls of 500, applied and decided; {alerts:,} alerts "
                 "in the outbox at the end")
     check(ok, f"alert decision p99 {p99:.3f} s >= {TARGET_P99_S} s")
+
+
+class _Record:
+    """What the role reads of a consumer record."""
+
+    __slots__ = ("offset", "value")
+
+    def __init__(self, value: bytes, offset: int) -> None:
+        self.value = value
+        self.offset = offset
+
+
+def _role_cpu_per_event(raw: list[bytes], url: str, subscribed: bool, poll: int,
+                        per_tick: int) -> tuple[float, int]:
+    """CPU µs per event of ``AlertLoop.apply`` (decode + follow) on polls of ``poll`` messages
+    as bytes, deciding after every ``per_tick`` polls; and the alerts decided."""
+    from kafka import TopicPartition
+
+    from projections.alerts.role import AlertLoop
+
+    store = AlertStore(url)
+    if subscribed:
+        store.add(["H15"], "webhook", "http://127.0.0.1:9/", "s")
+    decider = Decider(store, load_lifecycle(), lambda: CLOCK)
+    loop = AlertLoop(decider, None, "127.0.0.1:9", None)  # type: ignore[arg-type]
+    loop.log_id = "bench"
+    tp = TopicPartition("motcua.events", 0)
+    polls = [{tp: [_Record(r, i + j) for j, r in enumerate(raw[i:i + poll])]}
+             for i in range(0, len(raw), poll)]
+    c0 = time.process_time()
+    for k, polled in enumerate(polls, 1):
+        loop.apply(polled)
+        if k % per_tick == 0:
+            decider.decide()
+    decider.decide()
+    cpu = time.process_time() - c0
+    alerts = len(store.outbox())
+    store.close()
+    return cpu / len(raw) * 1e6, alerts
+
+
+def test_alerting_role_cpu_per_event_from_the_wire(
+        benchmark: Any, scoring_province: list[bytes], bench_dir: Path) -> None:
+    """The role's CPU per ``motcua.events`` message, from the message bytes (decoded as
+    ``AlertLoop.apply`` does) to the subjects recorded and decided: without a subscription (as
+    ``motcua up`` runs before anyone subscribes) and with one of the whole province."""
+    benchmark.group = "alerting"
+    raw = scoring_province
+    runs: dict[str, tuple[float, int]] = {}
+
+    def measure() -> None:
+        for subscribed in (False, True):
+            name = "subscribed" if subscribed else "unsubscribed"
+            url = f"sqlite:///{bench_dir / f'alerts-cpu-{name}.db'}"
+            runs[name] = _role_cpu_per_event(raw, url, subscribed, poll=500, per_tick=4)
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    for name, (us, alerts) in runs.items():
+        record(benchmark, "alerting", f"role_cpu_us_per_event_{name}", us, "µs/event",
+               note=f"{len(raw):,} messages in polls of 500, decided every 4 polls; "
+                    f"{alerts:,} alerts")

@@ -24,6 +24,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final
 
 from kernel.calendar import VN_TZ, WorkCalendar, end_of_local_day, local_date
@@ -106,24 +107,39 @@ def last_working_day(calendar: WorkCalendar, on_or_before: date) -> date:
     return d
 
 
+# The calendar walks behind a window's start, remembered: a subject is decided again at every
+# change of its facts and many share a due time (17:00 of a day). A calendar is immutable, and
+# these caches hold it by identity.
+@lru_cache(maxsize=65_536)
+def _within_from(calendar: WorkCalendar, due_s: int, within: int) -> int:
+    """00:00 local of the first day within ``within`` working days of the due instant."""
+    due_day = local_date(datetime.fromtimestamp(due_s, tz=VN_TZ))
+    return start_of(first_day_within(calendar, due_day, within))
+
+
+@lru_cache(maxsize=65_536)
+def _last_working_day_from(calendar: WorkCalendar, instant_s: int) -> int:
+    """00:00 local of the last working day on or before the local date of ``instant_s``."""
+    day = last_working_day(calendar, local_date(datetime.fromtimestamp(instant_s, tz=VN_TZ)))
+    return start_of(day)
+
+
 def window(rule: str, s: Subject, within: int, calendar: WorkCalendar,
            notice_s: int) -> tuple[int, int] | None:
     """[first, last] instants (seconds) in which ``rule`` holds for ``s``, or ``None``."""
     if s.waiting:
         return None
-    due_day = local_date(datetime.fromtimestamp(s.due_s, tz=VN_TZ))
     if s.kind == "feedback":
         if rule != "feedback_due":
             return None
-        return start_of(first_day_within(calendar, due_day, within)), s.due_s
+        return _within_from(calendar, s.due_s, within), s.due_s
     if rule == "due_soon":
-        return start_of(first_day_within(calendar, due_day, within)), s.due_s
+        return _within_from(calendar, s.due_s, within), s.due_s
     if rule == "apology_due":
         if s.apology_issued:
             return None
         last = s.due_s - notice_s
-        day = last_working_day(calendar, local_date(datetime.fromtimestamp(last, tz=VN_TZ)))
-        return start_of(day), last
+        return _last_working_day_from(calendar, last), last
     if rule == "overdue":
         return s.due_s + 1, FOREVER
     return None

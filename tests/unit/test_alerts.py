@@ -115,6 +115,33 @@ def test_an_alert_window_missed_while_down_is_not_sent_late(case: Any,
     assert sorted(fired(store)) == [("overdue", "dossier:B"), ("overdue", "dossier:C")]
 
 
+def test_a_subscription_added_after_the_events_gets_the_alerts_due_then_and_later(
+        case: Any, store: AlertStore) -> None:
+    """Events followed and decided while nobody subscribed decide nothing; a subscription added
+    on Fri 28 Aug 09:00 gets what holds then (FB1's feedback_due, B's and C's due_soon, B's
+    apology_due), and B's and C's overdue at Thu 3 Sep 17:00:01, as if it had been there."""
+    _, events = case
+    clock = Clock(at("08-20T09:00:00"))
+    decider = Decider(store, load_lifecycle(), clock)
+    half = len(events) // 2
+    decider.follow(events[:half])
+    assert decider.decide() == 0
+    clock.t = at("08-27T09:00:00")
+    decider.follow(events[half:])
+    assert decider.decide() == 0
+    assert fired(store) == []
+    clock.t = at("08-28T09:00:00")
+    store.add(["H15"], "webhook", "http://127.0.0.1:9/", "s")
+    assert decider.decide() == 4
+    assert sorted(fired(store)) == [("apology_due", "dossier:B"), ("due_soon", "dossier:B"),
+                                    ("due_soon", "dossier:C"), ("feedback_due", "feedback:FB1")]
+    clock.t = at("09-03T17:00:00")
+    assert decider.decide() == 0
+    clock.t = at("09-03T17:00:01")
+    assert decider.decide() == 2
+    assert sorted(fired(store)[4:]) == [("overdue", "dossier:B"), ("overdue", "dossier:C")]
+
+
 def deliver_setup(events: Any, store: AlertStore, url: str,
                   clock: Clock) -> tuple[Decider, Dispatcher]:
     decider = Decider(store, load_lifecycle(), clock)
