@@ -423,13 +423,24 @@ class Batch:
             kind = KIND_OF_CLASS[type(agg)]
             notes = self.notes.get(agg.id, [])
             events: Sequence[Any] = agg.collect_events()
+            # An event's facts before are the previous event's facts after (the same object):
+            # encoded once, and kept on the aggregate for its next batch.
+            last = agg.__dict__.get("_facts_json")
             for ev, (prev, facts) in zip(events, notes, strict=True):
                 stored.append(to_stored(ev))
+                before = last[1] if last is not None and last[0] is prev else _json(prev)
+                after = _json(facts)
+                last = (facts, after)
                 self.fx.facts.append(FactRow(
                     kind, type(ev).__name__, agg.sid, ev.at, recorded_us(ev.timestamp),
-                    None if prev is None else orjson.dumps(prev),
-                    None if facts is None else orjson.dumps(facts)))
+                    before, after))
+            if last is not None:
+                agg.__dict__["_facts_json"] = last
         return stored
+
+
+def _json(facts: Any) -> bytes | None:
+    return None if facts is None else orjson.dumps(facts)
 
 
 COMMANDS: dict[str, Callable[[Any, dict[str, Any], datetime, Cause], None]] = {
