@@ -1,6 +1,6 @@
 """The engine's CPU per action, by part: ``Engine.process`` over the ingest suite's province.
 
-    python benchmarks/engine_cost.py [--url URL] [--held] [--rounds N]
+    python benchmarks/engine_cost.py [--url URL] [--held] [--rounds N] [--no-parts]
 
 Runs the ingest workload (``test_ingest.py``: 20 agencies, 5,000 dossiers, batches of 5,000) on a
 fresh store (SQLite by default; ``--url`` a fresh PostgreSQL database) and prints the process's
@@ -51,10 +51,10 @@ def _cum(stats: pstats.Stats, name: str) -> float:
     func, _, where = name.partition(":")
     total = 0.0
     for (file, _line, fn), (_cc, _nc, _tt, ct, callers) in stats.stats.items():  # type: ignore[attr-defined]
-        if fn == func and (not where or file.endswith(where)):
-            # Only the outermost calls: skip recursion through the same function.
-            if not any(c[2] == func for c in callers):
-                total += ct
+        # Only the outermost calls: skip recursion through the same function.
+        if (fn == func and (not where or file.endswith(where))
+                and not any(c[2] == func for c in callers)):
+            total += ct
     return total
 
 
@@ -95,6 +95,8 @@ def main() -> None:
                     "in a database name to create (default: SQLite in a temp dir)")
     ap.add_argument("--held", action="store_true", help="hold one action first")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-parts", action="store_true",
+                    help="skip the profiled round (it runs several times slower)")
     args = ap.parse_args()
     msgs = messages(args.held)
     n = len(msgs)
@@ -118,6 +120,8 @@ def main() -> None:
               f"{totals}", flush=True)
     print(f"best: {best_cpu / n * 1e6:.1f} µs CPU/action; {n / best_wall:,.0f} actions/s "
           f"({n:,} actions; load {os.getloadavg()[0]:.2f})")
+    if args.no_parts:
+        return
     cpu, _, _, prof = run(new_url(args.rounds), msgs, profile=True)
     assert prof is not None
     stats = pstats.Stats(prof)
