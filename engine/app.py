@@ -242,7 +242,7 @@ class Engine:
     def _process_once(self, log_id: str, messages: Sequence[Message],
                       epoch: int | None) -> dict[str, int]:
         topic, partition = messages[0].topic, messages[0].partition
-        self.holds.refresh()  # other processes may hold or release too
+        self.holds.refresh(self.owned)  # other processes may hold or release too
         batch = self.batch(log_id)
         if epoch is not None:
             batch.fx.fence = (topic, partition, epoch)
@@ -312,8 +312,10 @@ class Engine:
             self.app.recorder.insert_events(stored, tracking=tracking, side_effects=batch.fx)
         except BaseException:
             self.cache.forget(batch.touched)
-            self.holds.refresh()
+            self.holds.stale = True  # whether it was written is unknown: read it again
+            self.holds.refresh(self.owned)
             raise
+        self.holds.committed(*batch.hold_changes())
 
     # ----- timers --------------------------------------------------------------------------
 
@@ -383,7 +385,7 @@ class Engine:
         arrived = [s for s, u in ids.items() if u in found]
         if not arrived:
             return 0
-        self.holds.refresh()
+        self.holds.refresh(self.owned)
         self.cache.prefetch(found)
         batch = self.batch()
         for subject in arrived:

@@ -29,6 +29,7 @@ class FactRow:
 
 
 FACT_COLUMNS = "pos, kind, type, sid, at, recorded_us, prev, facts"
+FACT_TYPES = ("int8", "text", "text", "text", "text", "int8", "bytea", "bytea")
 
 
 def FACTS_TABLES(blob: str) -> list[str]:  # noqa: N802 - a constant of two dialects
@@ -59,10 +60,36 @@ class FactsCacheMixin:
             return
         if ids is None or len(ids) != len(rows):
             raise AssertionError(f"{len(rows)} facts rows for {ids and len(ids)} events")
-        c.executemany(
-            self._sql(f"INSERT INTO motcua_facts ({FACT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"),
-            [(pos, f.kind, f.type, f.sid, f.at, f.recorded_us, f.prev, f.facts)
-             for pos, f in zip(ids, rows, strict=True)])
+        self._insert_rows(c, "motcua_facts", FACT_COLUMNS, FACT_TYPES,
+                          [(pos, f.kind, f.type, f.sid, f.at, f.recorded_us, f.prev, f.facts)
+                           for pos, f in zip(ids, rows, strict=True)])
+
+    def _insert_rows(self, c: Any, table: str, columns: str, types: Sequence[str],
+                     rows: Sequence[Sequence[Any]], conflict: str = "") -> None:
+        """Insert rows in their order: on SQLite one ``executemany`` (in-process, a row costs
+        little); on PostgreSQL one COPY, or with a ``conflict`` clause ONE statement from one
+        array per column (``types``: the columns' PostgreSQL types), since the server runs a
+        statement per row of an ``executemany``, which cost more than the rest of the
+        transaction (the caller's transaction must not be in pipeline mode)."""
+        if not rows:
+            return
+        if self.ph == "?":
+            marks = ",".join("?" * len(types))
+            c.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks}) {conflict}", rows)
+            return
+        if not conflict:  # COPY: psycopg formats the rows in C
+            with c.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        names = [f"c{i}" for i in range(len(types))]
+        # %b: arrays in binary (psycopg's text form escapes every element, bytes in hex:
+        # several times the cost).
+        arrays = ", ".join(f"%b::{t}[]" for t in types)
+        # ORDINALITY + ORDER BY: rows are inserted (and numbered by a serial id) in list order.
+        c.execute(f"INSERT INTO {table} ({columns}) SELECT {', '.join(names)} FROM "
+                  f"unnest({arrays}) WITH ORDINALITY AS u({', '.join(names)}, n) ORDER BY n "
+                  f"{conflict}", [list(col) for col in zip(*rows, strict=True)])
 
     def get_meta(self, name: str) -> str | None:
         with self._tx(commit=False) as c:

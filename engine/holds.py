@@ -84,15 +84,64 @@ class Pending:
 
 
 class HoldBook:
-    """How many actions are held, across processes, against the limit."""
+    """How many actions are held, across processes, against the limit; and which subjects
+    may have held work this engine would release, so that a new subject with none costs no
+    query (``may_hold``).
+
+    Held rows of an actions partition are written and settled only by the engine that owns
+    the partition (``Engine.owned``; all of them when alone), so what this engine committed
+    is what the store holds for its partitions: ``mine`` is loaded once, kept up to date
+    after each commit (``committed``), and loaded again when the partitions change, after a
+    failed commit, or when the store's count of those rows differs from it (another process
+    after all). A feedback's link (partition -1) may be held by any engine: their subjects are
+    read again with the count before each batch (``refresh``)."""
 
     def __init__(self, store: Any, limit: int) -> None:
         self.store = store
         self.limit = limit
-        self.count = store.held_count()
+        self.count = 0
+        # Subject -> held rows of the covered partitions (``parts``; None: every partition).
+        self.mine: dict[str, int] = {}
+        self.parts: frozenset[int] | None = None
+        self.links: set[str] = set()
+        self.stale = True
+        self.refresh()
 
-    def refresh(self) -> None:
-        self.count = self.store.held_count()
+    def refresh(self, owned: set[int] | None = None) -> None:
+        """Read the held rows' count per partition (one query); reload ``mine`` if needed."""
+        per_part, self.links = self.store.held_summary()
+        self.count = sum(per_part.values())
+        parts = None if owned is None else frozenset(owned)
+        covered = sum(n for p, n in per_part.items()
+                      if p >= 0 and (parts is None or p in parts))
+        if self.stale or parts != self.parts or covered != sum(self.mine.values()):
+            self.stale = True  # until the reload below has succeeded
+            mine: dict[str, int] = {}
+            for subject, part in self.store.held_rows_of_parts():
+                if parts is None or part in parts:
+                    mine[subject] = mine.get(subject, 0) + 1
+            self.mine, self.parts, self.stale = mine, parts, False
+
+    def may_hold(self, subject: str) -> bool:
+        """Whether the store may hold work for ``subject`` that this engine releases."""
+        return self.stale or self.mine.get(subject, 0) > 0 or subject in self.links
+
+    def committed(self, added: list[tuple[str, int]], removed: list[tuple[str, int]]) -> None:
+        """A batch committed: (subject, partition) of the held rows it wrote and settled."""
+        for subject, part in added:
+            if part < 0:
+                self.links.add(subject)
+            elif self.parts is None or part in self.parts:
+                self.mine[subject] = self.mine.get(subject, 0) + 1
+        for subject, part in removed:
+            if part >= 0 and (self.parts is None or part in self.parts):
+                left = self.mine.get(subject, 0) - 1
+                if left > 0:
+                    self.mine[subject] = left
+                else:
+                    self.mine.pop(subject, None)
+                    if left < 0:  # pragma: no cover - a row settled that was never counted
+                        self.stale = True
 
     @property
     def full(self) -> bool:

@@ -119,6 +119,10 @@ class Batch:
         self.owned: set[int] | None = None
         # Ids of the stored held rows this batch settled.
         self.settled: set[int] = set()
+        # (subject, partition) of the stored held rows this batch settled or moved, and of
+        # where the moved ones wait now (``HoldBook.committed``).
+        self.unheld: list[tuple[str, int]] = []
+        self.reheld: list[tuple[str, int]] = []
 
     # ----- aggregates ------------------------------------------------------------------------
 
@@ -301,7 +305,7 @@ class Batch:
         """Apply the work held for a subject that has just arrived, oldest business time
         first (the batch's own and what the store holds)."""
         pending = self.held.pop(subject, [])
-        if self.holds.count > len(pending):
+        if self.holds.count > len(pending) and self.holds.may_hold(subject):
             pending += [Pending.from_store(s) for s in map(StoredHold.of,
                                                             self.holds.store.held_for([subject]))
                         if self.owned is None or s.part < 0 or s.part in self.owned]
@@ -345,6 +349,8 @@ class Batch:
         else:
             assert p.stored is not None
             self.fx.rehold.append((p.stored.id, waits_for))
+            self.unheld.append((p.stored.subject, p.stored.part))
+            self.reheld.append((waits_for, p.stored.part))
 
     def settle(self, p: Pending, outcome: str, reason: str | None, message: str | None) -> None:
         """Write what became of held work: in this batch's own row, or as an update."""
@@ -366,6 +372,7 @@ class Batch:
                       message: str | None) -> None:
         """Settle a held row read back from the store (an update in this transaction)."""
         self.settled.add(s.id)
+        self.unheld.append((s.subject, s.part))
         self.fx.resolved_holds.append((s.id, outcome, reason, message))
         if outcome == REJECTED and s.off >= 0:
             self.fx.dead_letters.append(IntakeRow(
@@ -396,6 +403,13 @@ class Batch:
 
     # ----- commit ----------------------------------------------------------------------------
 
+    def hold_changes(self) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        """(subject, partition) of the held rows this batch writes, and of the stored ones it
+        settles or moves away from their subject."""
+        added = [(r.subject, r.partition) for r in self.fx.intake
+                 if r.outcome == HELD and r.subject is not None]
+        return added + self.reheld, self.unheld
+
     def collect(self) -> list[Any]:
         """The batch's new events as stored events, with their facts rows and deadlines."""
         for sid, agg in self.touched.items():
@@ -409,13 +423,24 @@ class Batch:
             kind = KIND_OF_CLASS[type(agg)]
             notes = self.notes.get(agg.id, [])
             events: Sequence[Any] = agg.collect_events()
+            # An event's facts before are the previous event's facts after (the same object):
+            # encoded once, and kept on the aggregate for its next batch.
+            last = agg.__dict__.get("_facts_json")
             for ev, (prev, facts) in zip(events, notes, strict=True):
                 stored.append(to_stored(ev))
+                before = last[1] if last is not None and last[0] is prev else _json(prev)
+                after = _json(facts)
+                last = (facts, after)
                 self.fx.facts.append(FactRow(
                     kind, type(ev).__name__, agg.sid, ev.at, recorded_us(ev.timestamp),
-                    None if prev is None else orjson.dumps(prev),
-                    None if facts is None else orjson.dumps(facts)))
+                    before, after))
+            if last is not None:
+                agg.__dict__["_facts_json"] = last
         return stored
+
+
+def _json(facts: Any) -> bytes | None:
+    return None if facts is None else orjson.dumps(facts)
 
 
 COMMANDS: dict[str, Callable[[Any, dict[str, Any], datetime, Cause], None]] = {

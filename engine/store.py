@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,12 +23,20 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import IntegrityError, StoredEvent, Transcoder
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+    Transcoder,
+)
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
+from eventsourcing.utils import retry
 from psycopg.sql import SQL
 
 from engine.facts_cache import FACTS_TABLES, FactRow, FactsCacheMixin
+from engine.held_rows import HeldRowsMixin
 from engine.spooled import SpoolMixin
 from kernel.db import SCHEMA_LOCK
 from kernel.spool import spool_tables
@@ -117,6 +125,11 @@ _INTAKE_COLUMNS = (
     "log, topic, part, off, outcome, akey, fingerprint, subject, occurred_at, reason, field, "
     "message, raw, recorded_at"
 )
+# Their PostgreSQL types, for a multi-row insert from arrays (``_insert_rows``).
+_INTAKE_TYPES = ("text", "text", "int4", "int8", "text", "text", "text", "text", "text", "text",
+                 "text", "text", "bytea", "float8")
+_DEAD_LETTER_TYPES = ("text", "text", "int4", "int8", "text", "text", "text", "text", "bytea",
+                      "float8")
 
 
 def _schema(serial: str, blob: str) -> list[str]:
@@ -149,7 +162,7 @@ def _schema(serial: str, blob: str) -> list[str]:
     ]
 
 
-class IntakeMixin(FactsCacheMixin, SpoolMixin):
+class IntakeMixin(FactsCacheMixin, SpoolMixin, HeldRowsMixin):
     """The motcua tables, written in the same transaction as the events (one home, two dialects)."""
 
     @contextmanager
@@ -160,13 +173,10 @@ class IntakeMixin(FactsCacheMixin, SpoolMixin):
     def write_side_effects(self, c: Any, fx: SideEffects) -> None:
         now = time.time()
         if fx.intake:
-            c.executemany(
-                self._sql(f"INSERT INTO motcua_intake ({_INTAKE_COLUMNS}) "
-                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
-                [(r.log, r.topic, r.partition, r.offset, r.outcome, r.akey, r.fingerprint,
-                  r.subject, r.occurred_at, r.reason, r.field, r.message,
-                  r.raw if r.outcome in (HELD, REJECTED) else None, now) for r in fx.intake],
-            )
+            self._insert_rows(c, "motcua_intake", _INTAKE_COLUMNS, _INTAKE_TYPES, [
+                (r.log, r.topic, r.partition, r.offset, r.outcome, r.akey, r.fingerprint,
+                 r.subject, r.occurred_at, r.reason, r.field, r.message,
+                 r.raw if r.outcome in (HELD, REJECTED) else None, now) for r in fx.intake])
         # A held row may be settled by another engine process at the same moment (its subject
         # arrived there, or its hold expired there): each update must find the row still held,
         # or the whole transaction is undone and the batch redone (HoldRaceError).
@@ -185,23 +195,22 @@ class IntakeMixin(FactsCacheMixin, SpoolMixin):
                                "AND epoch=? RETURNING epoch", (now, topic, part, epoch)) is None:
                 raise FencedError(f"This process no longer owns {topic}[{part}] (epoch {epoch}).")
         if fx.dead_letters:
-            c.executemany(
-                self._sql("INSERT INTO motcua_dead_letters (log, topic, part, off, akey, reason, "
-                          "field, message, raw, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?)"),
+            self._insert_rows(
+                c, "motcua_dead_letters", "log, topic, part, off, akey, reason, field, message, "
+                "raw, recorded_at", _DEAD_LETTER_TYPES,
                 [(r.log, r.topic, r.partition, r.offset, r.akey, r.reason, r.field, r.message,
-                  r.raw, now) for r in fx.dead_letters],
-            )
+                  r.raw, now) for r in fx.dead_letters])
         self.write_spool_done(c, fx.spool_done, fx.spool_resend)
         drops = [(oid,) for oid, due in fx.deadlines.items() if due is None]
         sets = [(oid, due) for oid, due in fx.deadlines.items() if due is not None]
-        if drops:
-            c.executemany(self._sql("DELETE FROM motcua_deadlines WHERE originator_id=?"), drops)
+        if drops and self.ph != "?":  # one statement, not one per row
+            c.execute("DELETE FROM motcua_deadlines WHERE originator_id = ANY(%s)",
+                      ([oid for oid, in drops],))
+        elif drops:
+            c.executemany("DELETE FROM motcua_deadlines WHERE originator_id=?", drops)
         if sets:
-            c.executemany(
-                self._sql("INSERT INTO motcua_deadlines (originator_id, due) VALUES (?,?) "
-                          "ON CONFLICT (originator_id) DO UPDATE SET due=excluded.due"),
-                sets,
-            )
+            self._insert_rows(c, "motcua_deadlines", "originator_id, due", ("text", "float8"),
+                              sets, "ON CONFLICT (originator_id) DO UPDATE SET due=excluded.due")
 
     def _returning(self, c: Any, statement: str, params: Sequence[Any]) -> Any:
         """One ``… RETURNING`` statement's first row, read on a cursor of its own.
@@ -231,6 +240,10 @@ class IntakeMixin(FactsCacheMixin, SpoolMixin):
         """The taken keys among ``keys``: key → (fingerprint, outcome)."""
         out: dict[str, tuple[str, str]] = {}
         with self._tx(commit=False) as c:
+            if self.ph != "?":  # one statement with an array, not one per 500 keys
+                c.execute("SELECT akey, fingerprint, outcome FROM motcua_intake WHERE "
+                          "outcome IN ('accepted','held') AND akey = ANY(%s)", (list(keys),))
+                return {r["akey"]: (r["fingerprint"], r["outcome"]) for r in c.fetchall()}
             for i in range(0, len(keys), 500):
                 chunk = keys[i:i + 500]
                 c.execute(
@@ -242,49 +255,6 @@ class IntakeMixin(FactsCacheMixin, SpoolMixin):
                 for row in c.fetchall():
                     out[row["akey"]] = (row["fingerprint"], row["outcome"])
         return out
-
-    def held_for(self, subjects: Iterable[str]) -> list[dict[str, Any]]:
-        """Held rows of the given subjects, oldest business time first."""
-        subjects = list(subjects)
-        if not subjects:
-            return []
-        rows: list[dict[str, Any]] = []
-        with self._tx(commit=False) as c:
-            for i in range(0, len(subjects), 500):
-                chunk = subjects[i:i + 500]
-                c.execute(
-                    self._sql("SELECT id, log, topic, part, off, akey, subject, raw FROM "
-                              "motcua_intake WHERE outcome='held' AND subject IN "
-                              f"({','.join('?' * len(chunk))})"),
-                    chunk,
-                )
-                rows.extend(dict(r) for r in c.fetchall())
-        return rows
-
-    def held_older_than(self, recorded_before: float, limit: int = 1000) -> list[dict[str, Any]]:
-        with self._tx(commit=False) as c:
-            c.execute(
-                self._sql("SELECT id, log, topic, part, off, akey, subject, raw FROM motcua_intake "
-                          "WHERE outcome='held' AND recorded_at < ? ORDER BY id LIMIT ?"),
-                (recorded_before, limit),
-            )
-            return [dict(r) for r in c.fetchall()]
-
-    def held_subjects(self, recorded_before: float,
-                      limit: int = 1000) -> list[tuple[str, int]]:
-        """(subject, actions partition) of held rows recorded before a time (-1: internal)."""
-        with self._tx(commit=False) as c:
-            c.execute(
-                self._sql("SELECT subject, part FROM motcua_intake WHERE outcome='held' AND "
-                          "recorded_at < ? GROUP BY subject, part LIMIT ?"),
-                (recorded_before, limit),
-            )
-            return [(str(r["subject"]), int(r["part"])) for r in c.fetchall()]
-
-    def held_count(self) -> int:
-        with self._tx(commit=False) as c:
-            c.execute("SELECT COUNT(*) AS n FROM motcua_intake WHERE outcome='held'")
-            return int(c.fetchone()["n"])
 
     def due_deadlines(self, now: float, limit: int = 1000) -> list[tuple[str, float]]:
         with self._tx(commit=False) as c:
@@ -460,6 +430,38 @@ class PostgresStore(IntakeMixin, PostgresProcessRecorder):
             out.update(r["originator_id"] for r in c.fetchall())
         return out
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent],
+                      **kwargs: Any) -> Sequence[int] | None:
+        """The library's transaction (tracking and side effects, lock, notify, events, their
+        facts rows), outside pipeline mode: a batch is a dozen statements, one per table, so
+        the pipeline saves little, and COPY (the cheapest way in for the ledger and the facts
+        rows, ``_insert_rows``) cannot run in one."""
+        with self.datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as curs:
+            self._insert_events(curs, stored_events, **kwargs)
+            if not stored_events:
+                return None
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
+    def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent],
+                              **kwargs: Any) -> None:
+        # The library's statement (kept: lock, notify, one INSERT … RETURNING) with the events
+        # as four binary arrays instead of an array of its composite type, which psycopg
+        # dumps as text, escaping every byte of every state.
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        ds = self.datastore
+        curs.execute(
+            f'INSERT INTO "{ds.schema}"."{self.events_table_name}" (originator_id, '
+            "originator_version, topic, state) SELECT i, v, t, s FROM unnest("
+            f"%b::{ds.originator_id_type}[], %b::int8[], %b::text[], %b::bytea[]) "
+            "WITH ORDINALITY AS u(i, v, t, s, n) ORDER BY n RETURNING notification_id",
+            [[s.originator_id for s in stored_events],
+             [s.originator_version for s in stored_events],
+             [s.topic for s in stored_events], [s.state for s in stored_events]])
+
     def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
                        **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
@@ -472,6 +474,9 @@ class PostgresStore(IntakeMixin, PostgresProcessRecorder):
         # The facts rows are keyed by the notification ids, known only now; still in the
         # same transaction.
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        # Numbered in the arrays' order (ORDER BY n, under the table lock), whatever order
+        # RETURNING lists them in.
+        ids = sorted(ids) if ids is not None else None
         fx: SideEffects | None = kwargs.get("side_effects")
         self.write_facts(curs, fx.facts if fx else None, ids)
         return ids

@@ -90,19 +90,13 @@ def steps_of(d: Any, rules: LifecycleRules) -> list[Step]:
     memo = d.__dict__.get("_sheet")
     if memo is not None and memo[0] == key and memo[1] is rules:
         return memo[2]  # type: ignore[no-any-return]
-    clock = office_clock(rules)
     end = seconds(d.end_at) if d.end_at is not None else None
     waits = [(seconds(a), seconds(b) if b is not None else None) for a, b in d.waits]
+    bases = _step_bases(d, rules)
     out = []
-    for i, (name, unit, official, start, given_due, budget) in enumerate(d.steps):
-        s = seconds(start)
-        e = seconds(d.steps[i + 1][3]) if i + 1 < len(d.steps) else end
-        if given_due is not None:
-            due: int | None = seconds(given_due)
-        elif budget is not None:
-            due = seconds(clock.add(start, budget))
-        else:
-            due = None
+    for i, (name, unit, official, _start, _given_due, _budget) in enumerate(d.steps):
+        s, due = bases[i]
+        e = bases[i + 1][0] if i + 1 < len(bases) else end
         pending = None
         for ws, we in waits:
             if we is None and e is None:  # pending in the open step: counted at the view
@@ -115,6 +109,35 @@ def steps_of(d: Any, rules: LifecycleRules) -> list[Step]:
         out.append(Step(name, unit, official, s, e, due, pending))
     d.__dict__["_sheet"] = (key, rules, out)
     return out
+
+
+def _step_bases(d: Any, rules: LifecycleRules) -> list[tuple[int, int | None]]:
+    """Each step's start and due time before any wait, in seconds: what a step's own line
+    says, which never changes once the step is recorded (steps are only appended), so it is
+    computed once per step and kept on the dossier (the office-hours sum is the costly part
+    of a control sheet, and a sheet is derived again after every event)."""
+    memo = d.__dict__.get("_step_bases")
+    if memo is None or memo[0] is not rules:
+        memo = d.__dict__["_step_bases"] = (rules, [], [])
+    lines: list[Any] = memo[1]
+    bases: list[tuple[int, int | None]] = memo[2]
+    steps = d.steps
+    k = 0  # the lines still the dossier's own (the same objects, in the same places)
+    while k < len(lines) and k < len(steps) and lines[k] is steps[k]:
+        k += 1
+    del lines[k:], bases[k:]
+    clock = office_clock(rules)
+    for line in steps[k:]:
+        start, given_due, budget = line[3], line[4], line[5]
+        if given_due is not None:
+            due: int | None = seconds(given_due)
+        elif budget is not None:
+            due = seconds(clock.add(start, budget))
+        else:
+            due = None
+        lines.append(line)
+        bases.append((seconds(start), due))
+    return bases
 
 
 def holder_at(steps: Sequence[Step], t: int) -> Step:
