@@ -42,26 +42,15 @@ def partition_for(key: bytes, partitions: int) -> int:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def recorded_at(recorded_us: int) -> str:
-    """The ISO instant (UTC) of a recording time in microseconds since the epoch."""
-    return (_EPOCH + timedelta(microseconds=recorded_us)).isoformat()
-
-
 def event_message(row: Sequence[Any]) -> tuple[str, dict[str, Any]]:
-    """The ``motcua.events`` message of one facts cache row: (key, value)."""
-    pos, kind, etype, sid, at, rec, prev, facts = row
-    return sid, {
-        "pos": pos, "kind": kind, "type": etype, "sid": sid, "at": at,
-        "recorded_at": recorded_at(rec),
-        "prev": None if prev is None else orjson.loads(prev),
-        "facts": None if facts is None else orjson.loads(facts),
-    }
+    """The ``motcua.events`` message of one facts cache row: (key, decoded value)."""
+    return str(row[3]), orjson.loads(event_value(row))
 
 
 def event_value(row: Sequence[Any]) -> bytes:
-    """The ``motcua.events`` value of one facts cache row, as bytes: ``event_message``'s value,
-    with the stored prev/facts JSON spliced in as it is rather than decoded and encoded again
-    (that round trip was most of a message's cost)."""
+    """The ``motcua.events`` value of one facts cache row, as published: the row's fields, the
+    recording time as an ISO instant, and the stored prev/facts JSON spliced in as it is (not
+    decoded and encoded again: that round trip was most of a message's cost)."""
     pos, kind, etype, sid, at, rec, prev, facts = row
     return orjson.dumps({
         "pos": pos, "kind": kind, "type": etype, "sid": sid, "at": at,
@@ -86,6 +75,7 @@ class Relay:
         self._events_pos = store.get_position(self.EVENTS)
         self._rejected_pos = store.get_position(self.REJECTED)
         self._partitions = store.get_position(self.PARTITIONS)
+        self._checked = False  # the topic's partitions looked at since this relay was built
 
     def new_log(self, log_id: str) -> None:
         """Start over if the output topics are not the log we published to last time."""
@@ -117,6 +107,7 @@ class Relay:
                 f"Topic {EVENTS_TOPIC} has {have} partitions, fewer than the "
                 f"{self._partitions} its events are spread over; create it again with "
                 f"{self._partitions} partitions (MOTCUA_PARTITIONS).")
+        self._checked = True
         return self._partitions
 
     def run_once(self) -> int:
@@ -129,7 +120,9 @@ class Relay:
         notes = self.store.read_facts(self._events_pos + 1, self.page)
         if not notes:
             return 0
-        n = self._note_partitions()
+        # Looked at once per relay (a metadata round trip): a topic that lost partitions since
+        # then fails the page's deliveries, and the engine's setup builds a new relay.
+        n = self._partitions if self._checked else self._note_partitions()
         send = self.producer.send
         last_in: dict[int, int] = {}
         for note in notes:
