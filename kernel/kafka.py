@@ -122,7 +122,7 @@ class Publisher:
     def partitions_for(self, topic: str) -> set[int] | None:
         """The partition numbers of ``topic``, None if the broker does not know it."""
         try:
-            md = self._producer.list_topics(topic, timeout=self.timeout)
+            md = self._producer.list_topics(topic, timeout=min(self.timeout, 15.0))
         except confluent_kafka.KafkaException as exc:
             raise PublishError(f"No metadata for {topic}: {exc}") from None
         t = md.topics.get(topic)
@@ -134,17 +134,15 @@ class Publisher:
              partition: int | None = None,
              headers: list[tuple[str, bytes]] | None = None) -> None:
         """Queue one message (``partition`` None: librdkafka's partitioner picks)."""
-        args: dict[str, Any] = {"key": key, "on_delivery": self._delivered}
-        if partition is not None:
-            args["partition"] = partition
-        if headers:
-            args["headers"] = headers
+        # (topic, value, key, partition, callback): -1 is librdkafka's "unassigned" partition.
+        args = (topic, value, key, -1 if partition is None else partition, self._delivered)
+        kw = {"headers": headers} if headers else {}
         try:
             try:
-                self._producer.produce(topic, value, **args)
+                self._producer.produce(*args, **kw)
             except BufferError:  # the local queue is full: let deliveries drain it, once
                 self._producer.poll(1.0)
-                self._producer.produce(topic, value, **args)
+                self._producer.produce(*args, **kw)
         except (BufferError, confluent_kafka.KafkaException) as exc:
             raise PublishError(f"{topic} refused a message: {exc}") from None
 
