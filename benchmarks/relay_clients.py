@@ -7,12 +7,13 @@ Starts one bundled broker (tansu) with a 3-partition ``motcua.events``-like topi
 as the relay does: one call per message, then flush, every delivery checked. Two clients:
 
 - ``kafka-python``: ``kernel.kafka.producer`` (acks=all), ``send`` + ``flush`` + ``future.get``;
-- ``confluent``: confluent-kafka (librdkafka) ``produce`` with a delivery callback + ``flush``.
+- ``confluent``: confluent-kafka (librdkafka) ``produce`` with a delivery callback + ``flush``;
+- ``Publisher``: the relay's own (``kernel.kafka.publisher``), a flush per page of 5,000.
 
-And the value of one ``motcua.events`` message from a facts cache row, two ways: ``event_message``
-+ ``orjson.dumps`` (decodes the stored prev/facts JSON and encodes it again), and ``event_value``
-(splices the stored JSON bytes). Prints wall and CPU seconds and rates; the broker's own CPU is
-not counted (another process).
+And the value of one ``motcua.events`` message from a facts cache row, two ways: as the relay
+built it before (decode the stored prev/facts JSON, encode the whole message), and
+``event_value`` (splices the stored JSON bytes). Prints wall and CPU seconds and rates; the
+broker's own CPU is not counted (another process).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.relay import event_message, partition_for  # noqa: E402
+from engine.relay import partition_for  # noqa: E402
 from kernel import kafka as K  # noqa: E402
 from kernel.broker import BundledBroker  # noqa: E402
 
 PARTITIONS = 3
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def rows(count: int) -> list[tuple[Any, ...]]:
@@ -113,18 +116,38 @@ def confluent(bootstrap: str, topic: str, msgs: list[tuple[bytes, bytes, int]]) 
     assert not failed and done[0] == len(msgs), (failed[:3], done[0])
 
 
+def publisher(bootstrap: str, topic: str, msgs: list[tuple[bytes, bytes, int]]) -> None:
+    """What the relay does: ``kernel.kafka.Publisher`` (confluent-kafka), pages of 5,000."""
+    pub = K.publisher(bootstrap)
+    pub.partitions_for(topic)
+
+    def run() -> None:
+        for i in range(0, len(msgs), 5000):
+            for k, v, p in msgs[i:i + 5000]:
+                pub.send(topic, v, k, p)
+            pub.flush()
+
+    report("Publisher (relay) pages of 5000", len(msgs), *timed(run))
+    pub.close()
+
+
 def values(batch: list[tuple[Any, ...]]) -> None:
     from engine.relay import event_value
 
-    def old() -> None:
+    def old() -> None:  # the relay before event_value: decode the stored JSON, encode it all
         for row in batch:
-            orjson.dumps(event_message(row)[1])
+            pos, kind, etype, sid, at, rec, prev, facts = row
+            orjson.dumps({
+                "pos": pos, "kind": kind, "type": etype, "sid": sid, "at": at,
+                "recorded_at": (EPOCH + timedelta(microseconds=rec)).isoformat(),
+                "prev": None if prev is None else orjson.loads(prev),
+                "facts": None if facts is None else orjson.loads(facts)})
 
     def new() -> None:
         for row in batch:
             event_value(row)
 
-    report("value: event_message + orjson.dumps", len(batch), *timed(old))
+    report("value: loads prev/facts + orjson.dumps", len(batch), *timed(old))
     report("value: event_value (spliced)", len(batch), *timed(new))
 
 
@@ -144,7 +167,7 @@ def main(argv: list[str]) -> int:
     print(f"{args.count} messages, {size:.0f} bytes of value on average", flush=True)
     with tempfile.TemporaryDirectory() as tmp, BundledBroker(tmp) as broker:
         for r in range(args.rounds):
-            for name, fn in (("kp", kafka_python), ("ck", confluent)):
+            for name, fn in (("kp", kafka_python), ("ck", confluent), ("pub", publisher)):
                 topic = f"bench.{name}.{r}"
                 K.ensure_topics(broker.bootstrap, None, {topic: PARTITIONS})
                 fn(broker.bootstrap, topic, msgs)
