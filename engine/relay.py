@@ -15,14 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
 import structlog
-from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
 from engine.store import IntakeMixin
+from kernel.kafka import Publisher
 from kernel.settings import EVENTS_TOPIC, REJECTED_TOPIC
 
 log = structlog.get_logger("motcua.relay")
@@ -31,6 +32,7 @@ class RelayPartitionsError(RuntimeError):
     """The events topic came back with fewer partitions than its events are spread over."""
 
 
+@lru_cache(maxsize=1 << 16)  # pure-Python murmur2 is ~15 µs a key; a subject has many events
 def partition_for(key: bytes, partitions: int) -> int:
     """The events partition of a subject: Kafka's own murmur2 rule, stated here so that a
     replay knows which partition position covers an event."""
@@ -40,20 +42,22 @@ def partition_for(key: bytes, partitions: int) -> int:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def recorded_at(recorded_us: int) -> str:
-    """The ISO instant (UTC) of a recording time in microseconds since the epoch."""
-    return (_EPOCH + timedelta(microseconds=recorded_us)).isoformat()
-
-
 def event_message(row: Sequence[Any]) -> tuple[str, dict[str, Any]]:
-    """The ``motcua.events`` message of one facts cache row: (key, value)."""
+    """The ``motcua.events`` message of one facts cache row: (key, decoded value)."""
+    return str(row[3]), orjson.loads(event_value(row))
+
+
+def event_value(row: Sequence[Any]) -> bytes:
+    """The ``motcua.events`` value of one facts cache row, as published: the row's fields, the
+    recording time as an ISO instant, and the stored prev/facts JSON spliced in as it is (not
+    decoded and encoded again: that round trip was most of a message's cost)."""
     pos, kind, etype, sid, at, rec, prev, facts = row
-    return sid, {
+    return orjson.dumps({
         "pos": pos, "kind": kind, "type": etype, "sid": sid, "at": at,
-        "recorded_at": recorded_at(rec),
-        "prev": None if prev is None else orjson.loads(prev),
-        "facts": None if facts is None else orjson.loads(facts),
-    }
+        "recorded_at": _EPOCH + timedelta(microseconds=rec),  # orjson writes isoformat()
+        "prev": None if prev is None else orjson.Fragment(prev),
+        "facts": None if facts is None else orjson.Fragment(facts),
+    })
 
 
 class Relay:
@@ -64,13 +68,14 @@ class Relay:
     LOG = "relay:log"
     PARTITIONS = "relay:partitions"
 
-    def __init__(self, store: IntakeMixin, producer: KafkaProducer, page: int = 5000) -> None:
+    def __init__(self, store: IntakeMixin, producer: Publisher, page: int = 5000) -> None:
         self.store = store
         self.producer = producer
         self.page = page
         self._events_pos = store.get_position(self.EVENTS)
         self._rejected_pos = store.get_position(self.REJECTED)
         self._partitions = store.get_position(self.PARTITIONS)
+        self._checked = False  # the topic's partitions looked at since this relay was built
 
     def new_log(self, log_id: str) -> None:
         """Start over if the output topics are not the log we published to last time."""
@@ -102,6 +107,7 @@ class Relay:
                 f"Topic {EVENTS_TOPIC} has {have} partitions, fewer than the "
                 f"{self._partitions} its events are spread over; create it again with "
                 f"{self._partitions} partitions (MOTCUA_PARTITIONS).")
+        self._checked = True
         return self._partitions
 
     def run_once(self) -> int:
@@ -114,18 +120,19 @@ class Relay:
         notes = self.store.read_facts(self._events_pos + 1, self.page)
         if not notes:
             return 0
-        n = self._note_partitions()
-        futures = []
-        for note in notes:
-            key, value = event_message(note)
-            k = key.encode()
-            futures.append((note[0], self.producer.send(
-                EVENTS_TOPIC, key=k, value=orjson.dumps(value), partition=partition_for(k, n))))
-        self.producer.flush()
+        # Looked at once per relay (a metadata round trip): a topic that lost partitions since
+        # then fails the page's deliveries, and the engine's setup builds a new relay.
+        n = self._partitions if self._checked else self._note_partitions()
+        send = self.producer.send
         last_in: dict[int, int] = {}
-        for pos, f in futures:
-            md = f.get(timeout=30)  # raises if the broker did not take it: the page is redone
-            last_in[md.partition] = pos
+        for note in notes:
+            k = note[3].encode()
+            part = partition_for(k, n)
+            send(EVENTS_TOPIC, event_value(note), k, part)
+            last_in[part] = note[0]
+        # Raises unless the broker acknowledged every message: then no position moves and the
+        # page is published again (at least once).
+        self.producer.flush()
         for part, pos in last_in.items():
             # What a waiting reader compares with the projection's position per partition.
             self.store.set_position(f"{self.EVENTS}|{part}", pos)
@@ -137,7 +144,6 @@ class Relay:
         rows = self.store.dead_letters_after(self._rejected_pos, self.page)
         if not rows:
             return 0
-        futures = []
         for r in rows:
             headers = [
                 ("reason", str(r["reason"]).encode()),
@@ -149,11 +155,8 @@ class Relay:
             ]
             key = (r["akey"] or "").replace("\x1f", "/").encode() or None
             raw = bytes(r["raw"]) if r["raw"] is not None else b""
-            futures.append(self.producer.send(REJECTED_TOPIC, key=key, value=raw,
-                                              headers=headers))
+            self.producer.send(REJECTED_TOPIC, raw, key, headers=headers)
         self.producer.flush()
-        for f in futures:
-            f.get(timeout=30)
         self._rejected_pos = int(rows[-1]["id"])
         self.store.set_position(self.REJECTED, self._rejected_pos)
         return len(rows)

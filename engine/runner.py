@@ -116,7 +116,7 @@ class EngineLoop:
             self.take(tps)
         if self.relay is not None:  # after an error its producer may be unusable: renew it
             self.relay.producer.close(timeout=1)
-        self.relay = Relay(self.engine.store, K.producer(self.bootstrap, self.security))
+        self.relay = Relay(self.engine.store, K.publisher(self.bootstrap, self.security))
         self.relay.new_log(self.identity.of(EVENTS_TOPIC))
         log.info("engine_ready", log_id=self.log_id, group=self.group)
         self.ready.set()

@@ -1,7 +1,9 @@
-"""Thin kafka-python helpers: the one place Kafka clients are built.
+"""Thin Kafka client helpers: the one place Kafka clients are built.
 
-Keys and values are raw ``bytes`` throughout; (de)serialisation belongs to the caller.
-Consumers never commit to Kafka on their own: positions live in the event store.
+kafka-python for everything but the relay, which publishes through a ``Publisher`` on
+confluent-kafka (librdkafka): about ten times cheaper per message than kafka-python's ``send``
+(benchmarks/relay_clients.py). Keys and values are raw ``bytes`` throughout; (de)serialisation
+belongs to the caller. Consumers never commit to Kafka on their own: positions live in the store.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import confluent_kafka
 import structlog
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -24,6 +27,8 @@ log = structlog.get_logger("motcua.kafka")
 
 __all__ = [
     "BrokerUnreachableError",
+    "PublishError",
+    "Publisher",
     "TopicPartition",
     "admin",
     "cluster_id",
@@ -32,6 +37,7 @@ __all__ = [
     "ensure_topics",
     "partitions_for",
     "producer",
+    "publisher",
     "wait_until_reachable",
 ]
 
@@ -73,6 +79,112 @@ def producer(
     }
     config.update(overrides)
     return KafkaProducer(**config)
+
+
+class PublishError(KafkaError):  # type: ignore[misc]  # kafka-python's errors are untyped
+    """The broker did not take every message of a batch: publish the batch again.
+
+    A ``KafkaError``, so that a role's guard counts it as the broker being away."""
+
+
+def librdkafka_security(security: KafkaSecurity | None) -> dict[str, Any]:
+    """``KafkaSecurity`` (kafka-python names) in librdkafka's names; only what is set."""
+    names = {"security_protocol": "security.protocol", "ssl_cafile": "ssl.ca.location",
+             "ssl_certfile": "ssl.certificate.location", "ssl_keyfile": "ssl.key.location",
+             "sasl_mechanism": "sasl.mechanism", "sasl_plain_username": "sasl.username",
+             "sasl_plain_password": "sasl.password"}
+    return {names[k]: v for k, v in (security or KafkaSecurity()).client_kwargs().items()}
+
+
+class _Quiet:
+    """librdkafka's log lines: dropped like kafka-python's (a role's guard logs one line per
+    outage), except a critical one."""
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        if level >= 50:  # confluent-kafka maps syslog levels to logging's; CRITICAL is 50
+            log.critical("librdkafka", line=fmt % args)
+
+
+class Publisher:
+    """A producer of raw bytes on librdkafka, acks=all, that answers for whole batches:
+    ``send`` queues, ``flush`` returns once the broker acknowledged every message queued since
+    the last ``flush`` and raises ``PublishError`` if any was not taken."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self._producer = confluent_kafka.Producer(dict(config))
+        self._failed: list[str] = []
+        self.timeout = float(config.get("message.timeout.ms", 30_000)) / 1000
+
+    def _delivered(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self._failed.append(str(err))
+
+    def partitions_for(self, topic: str) -> set[int] | None:
+        """The partition numbers of ``topic``, None if the broker does not know it."""
+        try:
+            md = self._producer.list_topics(topic, timeout=min(self.timeout, 15.0))
+        except confluent_kafka.KafkaException as exc:
+            raise PublishError(f"No metadata for {topic}: {exc}") from None
+        t = md.topics.get(topic)
+        if t is None or t.error is not None or not t.partitions:
+            return None
+        return set(t.partitions)
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None,
+             partition: int | None = None,
+             headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Queue one message (``partition`` None: librdkafka's partitioner picks)."""
+        # (topic, value, key, partition, callback): -1 is librdkafka's "unassigned" partition.
+        args = (topic, value, key, -1 if partition is None else partition, self._delivered)
+        kw = {"headers": headers} if headers else {}
+        try:
+            try:
+                self._producer.produce(*args, **kw)
+            except BufferError:  # the local queue is full: let deliveries drain it, once
+                self._producer.poll(1.0)
+                self._producer.produce(*args, **kw)
+        except (BufferError, confluent_kafka.KafkaException) as exc:
+            raise PublishError(f"{topic} refused a message: {exc}") from None
+
+    def flush(self) -> None:
+        """Wait for every queued message's acknowledgement (at most its delivery timeout)."""
+        left = self._producer.flush(self.timeout + 5)
+        failed, self._failed = self._failed, []
+        if left or failed:
+            raise PublishError(f"{len(failed)} message(s) not taken, {left} unanswered"
+                               + (f"; first: {failed[0]}" if failed else ""))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Drop what is still queued (a failed batch is published again by its caller) and
+        let librdkafka finish what is in flight for up to ``timeout`` seconds."""
+        with contextlib.suppress(Exception):
+            self._producer.purge(in_queue=True, in_flight=False, blocking=False)
+            self._producer.flush(timeout)
+        self._failed = []
+
+
+def publisher(
+    bootstrap: str, security: KafkaSecurity | None = None, **overrides: Any
+) -> Publisher:
+    """The relay's ``Publisher``: acks=all, in order per partition on retry, a short linger."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "linger.ms": 5,
+        # As ``producer``: not idempotent (tansu forgets producer ids on restart), one request
+        # in flight so a retry cannot reorder a partition (a projection drops a pos it has
+        # passed: a reordered event would be lost to it).
+        "enable.idempotence": False,
+        "max.in.flight.requests.per.connection": 1,
+        "message.timeout.ms": 30_000,
+        "request.timeout.ms": 15_000,
+        "reconnect.backoff.max.ms": 2_000,
+        "allow.auto.create.topics": False,
+        "logger": _Quiet(),
+        **librdkafka_security(security),
+    }
+    config.update(overrides)
+    return Publisher(config)
 
 
 def consumer(

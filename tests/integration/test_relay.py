@@ -1,0 +1,95 @@
+"""The relay's promise (engine/relay.py): a position moves only once the broker acknowledged every
+message of the page up to it; a page the broker did not take is published again."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from acts import builder
+from faults import consume
+
+from engine.app import Message
+from engine.relay import Relay
+from kernel import kafka as K
+from kernel.broker import BundledBroker
+from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC
+from motcua.pipeline import engine_at
+
+act = builder("relay")
+DOSSIERS = 10  # one received action each: ten events, positions 1..10
+PAGE = 4
+
+
+class FreezesBroker:
+    """The relay's real publisher, which freezes the broker (SIGSTOP) just before the
+    ``at``-th message it is given: a broker that stops answering in the middle of a page."""
+
+    def __init__(self, publisher: K.Publisher, broker: BundledBroker, at: int) -> None:
+        self.publisher, self.broker, self.at, self.sent = publisher, broker, at, 0
+
+    def send(self, *args: Any, **kw: Any) -> None:
+        self.sent += 1
+        if self.sent == self.at:
+            assert self.broker.pid is not None
+            os.kill(self.broker.pid, signal.SIGSTOP)
+        self.publisher.send(*args, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.publisher, name)
+
+
+def test_a_broker_that_stops_answering_mid_page_moves_no_position_and_the_page_is_redone(
+    fresh_broker: BundledBroker, tmp_path: Path,
+) -> None:
+    """Page one (events 1-4) is acknowledged and recorded; the broker freezes at the second
+    message of page two: the relay raises, its position stays at 4 and no partition's moves;
+    with the broker back, the same relay publishes events 5-10 and every event is on the topic."""
+    engine = engine_at(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        engine.process("test-log", [Message(ACTIONS_TOPIC, 0, i, orjson.dumps(act(
+            "received", "10-05T08:00", {"dossier_id": f"D{i}"}, agency_id="H15.15",
+            procedure_id="1.001612", channel="online", due_at="2026-10-12T17:00:00+07:00")))
+            for i in range(DOSSIERS)])
+        K.ensure_all_topics(fresh_broker.bootstrap, None, 3)
+        # Short timeouts: a frozen broker is given up on within seconds.
+        publisher = K.publisher(fresh_broker.bootstrap, None, **{
+            "message.timeout.ms": 2_000, "request.timeout.ms": 1_500})
+        relay = Relay(engine.store, FreezesBroker(publisher, fresh_broker, at=PAGE + 2),  # type: ignore[arg-type]
+                      page=PAGE)
+        identity = K.LogIdentity(fresh_broker.bootstrap, None)
+        relay.new_log(identity.of(EVENTS_TOPIC))
+        identity.close()
+        assert relay.run_once() == PAGE
+        page_one = _positions(engine)
+        assert page_one[Relay.EVENTS] == PAGE
+        try:
+            with pytest.raises(K.PublishError):
+                relay.run_once()
+            assert _positions(engine) == page_one
+        finally:
+            assert fresh_broker.pid is not None
+            os.kill(fresh_broker.pid, signal.SIGCONT)
+        while relay.run_once():
+            pass
+        assert _positions(engine)[Relay.EVENTS] == DOSSIERS
+        publisher.close()
+        # At least once: every event is there (a frozen page may have been taken twice).
+        got = consume(fresh_broker.bootstrap, EVENTS_TOPIC, DOSSIERS)
+        assert {orjson.loads(r.value)["pos"] for r in got} == set(range(1, DOSSIERS + 1))
+        assert {r.key.decode() for r in got} == {f"D{i}" for i in range(DOSSIERS)}
+    finally:
+        engine.close()
+
+
+def _positions(engine: Any) -> dict[str, int]:
+    """The relay's positions: its own and one per events partition it published to."""
+    out = {Relay.EVENTS: engine.store.get_position(Relay.EVENTS)}
+    for p in range(3):
+        name = f"{Relay.EVENTS}|{p}"
+        out[name] = engine.store.get_position(name)
+    return out
