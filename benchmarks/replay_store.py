@@ -224,7 +224,7 @@ def child(url: str, views_at: str | None, trace: bool, swap: bool = False,
 
     engine = engine_at(url)
     views = ViewStore(views_at or views_url(url))
-    replayer = Replayer(engine.store, views)
+    replayer = Replayer(engine.store, views, source_url=url)  # as `motcua replay` does
     gc.collect()
     rss_before = _status_kib("VmRSS")
     if trace:

@@ -69,6 +69,11 @@ class Replayer:
     page: int = 20_000
     flush_every: int = 5  # pages between writes of the shadow (and of its resume position)
     stats: dict[str, float] = field(default_factory=dict)
+    # The event store's URL: with it, a rebuild of at least ``min_split`` events folds in
+    # ``workers`` processes (two: the machine's cores); without it, in this one.
+    source_url: str | None = None
+    workers: int = 2
+    min_split: int = 400_000
 
     def last_position(self) -> int:
         return int(self.engine_store.last_fact())
@@ -79,20 +84,37 @@ class Replayer:
     # ----- rebuild and swap ----------------------------------------------------------------
 
     def rebuild(self, prefix: str = "shadow", *, progress: Progress | None = None,
-                resume: bool = True, until: int | None = None) -> tuple[ViewStore, Counters, int]:
-        """Fold the log into table set ``prefix``; returns (store, counters, last position)."""
+                resume: bool = True, until: int | None = None,
+                start: int | None = None) -> tuple[ViewStore, Counters, int]:
+        """Fold the log into table set ``prefix``; returns (store, counters, last position).
+
+        ``start``: fold from this position (a range of the log, with ``until``) instead of
+        the first. A long log is folded in two processes when ``source_url`` is set
+        (``_rebuild_split``)."""
         shadow = ViewStore(self.views.url, prefix=prefix, layout=self.views.layout)
         if not resume:
             shadow.drop(prefix)
             shadow.create_tables()
         counters = shadow.load()
-        done = shadow.positions().get(REPLAY_POS, 0)
+        done = shadow.positions().get(REPLAY_POS, 0 if start is None else start - 1)
         target = until if until is not None else self.last_position()
         t0 = time.perf_counter()
+        if (self.source_url is not None and self.workers > 1
+                and target - done >= self.min_split):
+            n, done = self._rebuild_split(shadow, counters, done, target, progress)
+        else:
+            n, done = self._fold_into(shadow, counters, done, target, progress)
+        self.stats = {"events": n, "seconds": time.perf_counter() - t0}
+        return shadow, counters, done
+
+    def _fold_into(self, shadow: ViewStore, counters: Counters, done: int, stop: int,
+                   progress: Progress | None) -> tuple[int, int]:
+        """Fold the log after ``done`` up to ``stop`` into ``counters``, flushing into
+        ``shadow`` as it goes (resumable); returns (events folded, last position)."""
         n = 0
         pages = 0
         with bulk_fold():
-            for raw in prefetched(self.engine_store, done + 1, self.page, target):
+            for raw in prefetched(self.engine_store, done + 1, self.page, stop):
                 fold_page(counters, raw)
                 done = raw[-1][0]
                 n += len(raw)
@@ -100,11 +122,57 @@ class Replayer:
                 if pages % self.flush_every == 0:
                     shadow.flush(counters, {REPLAY_POS: done})  # resumable from here
                 if progress is not None:
-                    progress(done, target)
+                    progress(done, stop)
         if pages % self.flush_every:
             shadow.flush(counters, {REPLAY_POS: done})
-        self.stats = {"events": n, "seconds": time.perf_counter() - t0}
-        return shadow, counters, done
+        return n, done
+
+    def _rebuild_split(self, shadow: ViewStore, counters: Counters, done: int, target: int,
+                       progress: Progress | None) -> tuple[int, int]:
+        """Fold the log's first half here and its second half in a worker process, at once.
+
+        Every facts row carries its subject's facts before and after, so a row's contribution
+        does not depend on the rows before it: the fold is additive over any partition of the
+        log. The worker rebuilds the second half into a table set of its own (counters, and
+        the latest facts of the subjects it saw); then, in one transaction, its counters are
+        added to these (``Counters.merge_from``; its catalog entries are the later ones), its
+        subject rows replace this half's, and the resume position jumps to the end. Until
+        then the shadow's resume position covers only this half: an interrupted rebuild
+        resumes from there (and the worker's table set is started again)."""
+        import concurrent.futures as cf
+        import multiprocessing
+
+        assert self.source_url is not None  # (rebuild() splits only then)
+        mid = (done + target) // 2
+        side_prefix = f"{shadow.prefix}_tail"
+        ctx = multiprocessing.get_context("spawn")  # no inherited threads or connections
+        at = ctx.Value("q", mid, lock=False)  # the worker's position, for the progress bar
+        first = done
+
+        def both(pos: int, _stop: int) -> None:
+            if progress is not None:
+                progress(min(target, pos + max(0, at.value - mid)), target)
+
+        with cf.ProcessPoolExecutor(1, mp_context=ctx, initializer=_share_position,
+                                    initargs=(at,)) as pool:
+            tail = pool.submit(_fold_tail, self.source_url, self.views.url, self.views.layout,
+                               side_prefix, mid + 1, target, self.page, self.flush_every)
+            n, done = self._fold_into(shadow, counters, first, mid, both)
+            n_tail, done_tail = tail.result()
+        side = ViewStore(self.views.url, prefix=side_prefix, layout=self.views.layout)
+        try:
+            counters.merge_from(side.load())
+            if n_tail:
+                done = done_tail
+            with shadow.tx():
+                shadow.adopt_subjects(side_prefix)
+                shadow.flush(counters.mark_all_dirty(), {REPLAY_POS: done})
+            side.drop(side_prefix)
+        finally:
+            side.close()
+        if progress is not None:
+            progress(done, target)
+        return n + n_tail, done
 
     def swap(self, shadow: ViewStore, counters: Counters, done: int) -> int:
         """Make the shadow the live views, atomically; returns the new generation.
@@ -208,6 +276,37 @@ class Replayer:
             into.flush(_only(c, subjects_of), {"asof": int(instant.timestamp())})
         c.clear_dirty()
         return c
+
+
+_tail_at: Any = None  # in a worker process: where its fold has got to (shared with the parent)
+
+
+def _share_position(at: Any) -> None:
+    global _tail_at
+    _tail_at = at
+
+
+def _fold_tail(source_url: str, views_url: str, layout: Any, prefix: str, start: int,
+               stop: int, page: int, flush_every: int) -> tuple[int, int]:
+    """In a worker process: rebuild the log's positions ``start``..``stop`` into table set
+    ``prefix`` (started anew); returns (events folded, last position)."""
+    from engine.app import Engine
+
+    engine = Engine(source_url)  # reads the facts cache only: no annotator needed
+    views = ViewStore(views_url, prefix=prefix, layout=layout)
+    try:
+        def report(pos: int, _stop: int) -> None:
+            if _tail_at is not None:
+                _tail_at.value = pos
+
+        r = Replayer(engine.store, views, page=page, flush_every=flush_every)
+        shadow, _, done = r.rebuild(prefix, resume=False, until=stop, start=start,
+                                    progress=report)
+        shadow.close()
+        return int(r.stats["events"]), done
+    finally:
+        views.close()
+        engine.close()
 
 
 @contextmanager
