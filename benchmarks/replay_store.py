@@ -237,6 +237,8 @@ def child(url: str, views_at: str | None, trace: bool, swap: bool = False,
         "fold_seconds": replayer.stats["seconds"], "last_position": done,
         "rss_before_kib": rss_before, "hwm_kib": _status_kib("VmHWM"),
         "cells": len(counters.cells), "load1": os.getloadavg()[0],
+        # the worker process's own peak, when the rebuild was split (Replayer.rebuild)
+        "worker_peak_kib": replayer.stats.get("worker_peak_kib"),
         # (agency, month, procedure) vectors: the one term of the counters that grows with
         # the province's activity (bounded by agencies × months × procedures)
         "vectors": sum(len(v) for v in counters.procs.values()),

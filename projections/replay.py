@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import queue
+import resource
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -99,12 +100,13 @@ class Replayer:
         done = shadow.positions().get(REPLAY_POS, 0 if start is None else start - 1)
         target = until if until is not None else self.last_position()
         t0 = time.perf_counter()
+        self.stats = {}
         if (self.source_url is not None and self.workers > 1
                 and target - done >= self.min_split):
             n, done = self._rebuild_split(shadow, counters, done, target, progress)
         else:
             n, done = self._fold_into(shadow, counters, done, target, progress)
-        self.stats = {"events": n, "seconds": time.perf_counter() - t0}
+        self.stats.update(events=n, seconds=time.perf_counter() - t0)
         return shadow, counters, done
 
     def _fold_into(self, shadow: ViewStore, counters: Counters, done: int, stop: int,
@@ -113,14 +115,16 @@ class Replayer:
         ``shadow`` as it goes (resumable); returns (events folded, last position)."""
         n = 0
         pages = 0
+        seen: dict[str, tuple[Any, Any]] = {}
         with bulk_fold():
             for raw in prefetched(self.engine_store, done + 1, self.page, stop):
-                fold_page(counters, raw)
+                fold_page(counters, raw, seen)
                 done = raw[-1][0]
                 n += len(raw)
                 pages += 1
                 if pages % self.flush_every == 0:
                     shadow.flush(counters, {REPLAY_POS: done})  # resumable from here
+                    seen.clear()  # (as the flush forgets the dossiers' facts: bounded memory)
                 if progress is not None:
                     progress(done, stop)
         if pages % self.flush_every:
@@ -158,7 +162,7 @@ class Replayer:
             tail = pool.submit(_fold_tail, self.source_url, self.views.url, self.views.layout,
                                side_prefix, mid + 1, target, self.page, self.flush_every)
             n, done = self._fold_into(shadow, counters, first, mid, both)
-            n_tail, done_tail = tail.result()
+            n_tail, done_tail, self.stats["worker_peak_kib"] = tail.result()
         side = ViewStore(self.views.url, prefix=side_prefix, layout=self.views.layout)
         try:
             counters.merge_from(side.load())
@@ -287,9 +291,9 @@ def _share_position(at: Any) -> None:
 
 
 def _fold_tail(source_url: str, views_url: str, layout: Any, prefix: str, start: int,
-               stop: int, page: int, flush_every: int) -> tuple[int, int]:
+               stop: int, page: int, flush_every: int) -> tuple[int, int, int]:
     """In a worker process: rebuild the log's positions ``start``..``stop`` into table set
-    ``prefix`` (started anew); returns (events folded, last position)."""
+    ``prefix`` (started anew); returns (events folded, last position, peak RSS in KiB)."""
     from engine.app import Engine
 
     engine = Engine(source_url)  # reads the facts cache only: no annotator needed
@@ -303,7 +307,7 @@ def _fold_tail(source_url: str, views_url: str, layout: Any, prefix: str, start:
         shadow, _, done = r.rebuild(prefix, resume=False, until=stop, start=start,
                                     progress=report)
         shadow.close()
-        return int(r.stats["events"]), done
+        return int(r.stats["events"]), done, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     finally:
         views.close()
         engine.close()
@@ -367,15 +371,30 @@ def _put(pages: queue.Queue[Any], stopped: threading.Event, item: Any) -> None:
             continue
 
 
-def fold_page(c: Counters, raw: list[tuple[Any, ...]]) -> None:
-    """The hot loop of a replay: decode and fold one page of the facts cache, nothing else."""
+def fold_page(c: Counters, raw: list[tuple[Any, ...]],
+              seen: dict[str, tuple[Any, Any]] | None = None) -> None:
+    """The hot loop of a replay: decode and fold one page of the facts cache, nothing else.
+
+    ``seen``: per dossier, its last facts row's facts (bytes, decoded), kept by the caller
+    between pages (and emptied when it flushes). A dossier's facts before an event are, byte
+    for byte, its facts after its previous one: when the bytes are equal, the decoded list
+    is reused rather than decoded again (it is never mutated)."""
     loads = orjson.loads
     fold_dossier = c.fold_dossier
     fold = c.fold_row
+    if seen is None:
+        seen = {}
+    last = seen.get
     for row in raw:
         prev, facts = row[6], row[7]
         if row[1] == "dossier" and facts is not None:
-            fold_dossier(row[3], None if prev is None else loads(prev), loads(facts))
+            sid = row[3]
+            after = loads(facts)
+            if prev is not None:
+                hit = last(sid)
+                prev = hit[1] if hit is not None and hit[0] == prev else loads(prev)
+            seen[sid] = (facts, after)
+            fold_dossier(sid, prev, after)
         else:
             fold(row[1], row[3], None if prev is None else loads(prev),
                  None if facts is None else loads(facts))
