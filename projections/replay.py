@@ -157,12 +157,15 @@ class Replayer:
             if progress is not None:
                 progress(min(target, pos + max(0, at.value - mid)), target)
 
+        t_start = time.perf_counter()
         with cf.ProcessPoolExecutor(1, mp_context=ctx, initializer=_share_position,
                                     initargs=(at,)) as pool:
             tail = pool.submit(_fold_tail, self.source_url, self.views.url, self.views.layout,
                                side_prefix, mid + 1, target, self.page, self.flush_every)
             n, done = self._fold_into(shadow, counters, first, mid, both)
+            self.stats["first_half_seconds"] = time.perf_counter() - t_start
             n_tail, done_tail, self.stats["worker_peak_kib"] = tail.result()
+        t_merge = time.perf_counter()
         side = ViewStore(self.views.url, prefix=side_prefix, layout=self.views.layout)
         try:
             counters.merge_from(side.load())
@@ -174,6 +177,7 @@ class Replayer:
             side.drop(side_prefix)
         finally:
             side.close()
+        self.stats["merge_seconds"] = time.perf_counter() - t_merge
         if progress is not None:
             progress(done, target)
         return n + n_tail, done
