@@ -251,8 +251,6 @@ class ViewStore:
         rows of the same subject (a replay's later half of the log: its facts are the newer)."""
         cols = "id, agency, month, judged, due_day, end_day, facts"
         with self.tx() as c:
-            if not self.is_pg:  # another connection made ``source``: read the schema again
-                c.execute("SELECT count(*) FROM sqlite_master")
             for kind in ("dossiers", "feedback"):
                 # (WHERE true: SQLite's parser needs it before an upsert's ON CONFLICT)
                 c.execute(f"INSERT INTO {self._t(kind)} ({cols}) SELECT {cols} FROM "
