@@ -229,7 +229,7 @@ def child(url: str, views_at: str | None, trace: bool, swap: bool = False,
 
     engine = engine_at(url)
     views = ViewStore(views_at or views_url(url))
-    replayer = Replayer(engine.store, views)
+    replayer = Replayer(engine.store, views, source_url=url)  # as `motcua replay` does
     gc.collect()
     rss_before = _status_kib("VmRSS")
     if trace:
@@ -242,6 +242,10 @@ def child(url: str, views_at: str | None, trace: bool, swap: bool = False,
         "fold_seconds": replayer.stats["seconds"], "last_position": done,
         "rss_before_kib": rss_before, "hwm_kib": _status_kib("VmHWM"),
         "cells": len(counters.cells), "load1": os.getloadavg()[0],
+        # the worker process's own peak, when the rebuild was split (Replayer.rebuild)
+        "worker_peak_kib": replayer.stats.get("worker_peak_kib"),
+        "split": {k: replayer.stats[k] for k in ("first_half_seconds", "merge_seconds")
+                  if k in replayer.stats},
         # (agency, month, procedure) vectors: the one term of the counters that grows with
         # the province's activity (bounded by agencies × months × procedures)
         "vectors": sum(len(v) for v in counters.procs.values()),

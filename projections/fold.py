@@ -142,19 +142,21 @@ class Counters:
         if t is None:
             t = self._new_transition(tk, pf, pj, nf, nj)
         cell_moves, vec_moves, hist_moves = t
-        if cell_moves or vec_moves:
-            cell, vec = self._cv.get((key, facts[2])) or self._cell_and_vec(key, facts[2])
+        days_moved = prev[6] != facts[6] and self._pdays is not None
+        cv = self._cv
+        if cell_moves or vec_moves or days_moved:  # (one lookup of the cell for all three)
+            cell, vec = cv.get((key, facts[2])) or self._cell_and_vec(key, facts[2])
             for b, d in cell_moves:
                 cell[b] += d
             for b, d in vec_moves:
                 vec[b] += d
-        if prev[6] != facts[6] and self._pdays is not None:
-            self._cell_and_vec(key, facts[2])[0][self._pdays] += (
-                max(facts[6], 0) - max(prev[6], 0))
+            if days_moved:
+                cell[self._pdays] += max(facts[6], 0) - max(prev[6], 0)  # type: ignore[index]
         if prev[11] is not None or facts[11] is not None:
             self._delays_move(key, prev, facts)
         if hist_moves is not None and (hist_moves[2] or prev[5] != facts[5]):
-            self._cell_and_vec(key, facts[2])  # this table set may not hold the cell yet
+            if (key, facts[2]) not in cv:  # this table set may not hold the cell yet
+                self._cell_and_vec(key, facts[2])
             hist = self.open_due[key]
             ov, nv, _ = hist_moves
             if ov:

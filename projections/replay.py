@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import queue
+import resource
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -69,6 +70,11 @@ class Replayer:
     page: int = 20_000
     flush_every: int = 5  # pages between writes of the shadow (and of its resume position)
     stats: dict[str, float] = field(default_factory=dict)
+    # The event store's URL: with it, a rebuild of at least ``min_split`` events folds in
+    # ``workers`` processes (two: the machine's cores); without it, in this one.
+    source_url: str | None = None
+    workers: int = 2
+    min_split: int = 400_000
 
     def last_position(self) -> int:
         return int(self.engine_store.last_fact())
@@ -79,32 +85,102 @@ class Replayer:
     # ----- rebuild and swap ----------------------------------------------------------------
 
     def rebuild(self, prefix: str = "shadow", *, progress: Progress | None = None,
-                resume: bool = True, until: int | None = None) -> tuple[ViewStore, Counters, int]:
-        """Fold the log into table set ``prefix``; returns (store, counters, last position)."""
+                resume: bool = True, until: int | None = None,
+                start: int | None = None) -> tuple[ViewStore, Counters, int]:
+        """Fold the log into table set ``prefix``; returns (store, counters, last position).
+
+        ``start``: fold from this position (a range of the log, with ``until``) instead of
+        the first. A long log is folded in two processes when ``source_url`` is set
+        (``_rebuild_split``)."""
         shadow = ViewStore(self.views.url, prefix=prefix, layout=self.views.layout)
         if not resume:
             shadow.drop(prefix)
             shadow.create_tables()
         counters = shadow.load()
-        done = shadow.positions().get(REPLAY_POS, 0)
+        done = shadow.positions().get(REPLAY_POS, 0 if start is None else start - 1)
         target = until if until is not None else self.last_position()
         t0 = time.perf_counter()
+        self.stats = {}
+        if (self.source_url is not None and self.workers > 1
+                and target - done >= self.min_split):
+            n, done = self._rebuild_split(shadow, counters, done, target, progress)
+        else:
+            n, done = self._fold_into(shadow, counters, done, target, progress)
+        self.stats.update(events=n, seconds=time.perf_counter() - t0)
+        return shadow, counters, done
+
+    def _fold_into(self, shadow: ViewStore, counters: Counters, done: int, stop: int,
+                   progress: Progress | None) -> tuple[int, int]:
+        """Fold the log after ``done`` up to ``stop`` into ``counters``, flushing into
+        ``shadow`` as it goes (resumable); returns (events folded, last position)."""
         n = 0
         pages = 0
+        seen: dict[str, tuple[Any, Any]] = {}
         with bulk_fold():
-            for raw in prefetched(self.engine_store, done + 1, self.page, target):
-                fold_page(counters, raw)
+            for raw in prefetched(self.engine_store, done + 1, self.page, stop):
+                fold_page(counters, raw, seen)
                 done = raw[-1][0]
                 n += len(raw)
                 pages += 1
                 if pages % self.flush_every == 0:
                     shadow.flush(counters, {REPLAY_POS: done})  # resumable from here
+                    seen.clear()  # (as the flush forgets the dossiers' facts: bounded memory)
                 if progress is not None:
-                    progress(done, target)
+                    progress(done, stop)
         if pages % self.flush_every:
             shadow.flush(counters, {REPLAY_POS: done})
-        self.stats = {"events": n, "seconds": time.perf_counter() - t0}
-        return shadow, counters, done
+        return n, done
+
+    def _rebuild_split(self, shadow: ViewStore, counters: Counters, done: int, target: int,
+                       progress: Progress | None) -> tuple[int, int]:
+        """Fold the log's first half here and its second half in a worker process, at once.
+
+        Every facts row carries its subject's facts before and after, so a row's contribution
+        does not depend on the rows before it: the fold is additive over any partition of the
+        log. The worker rebuilds the second half into a table set of its own (counters, and
+        the latest facts of the subjects it saw); then, in one transaction, its counters are
+        added to these (``Counters.merge_from``; its catalog entries are the later ones), its
+        subject rows replace this half's, and the resume position jumps to the end. Until
+        then the shadow's resume position covers only this half: an interrupted rebuild
+        resumes from there (and the worker's table set is started again)."""
+        import concurrent.futures as cf
+        import multiprocessing
+
+        assert self.source_url is not None  # (rebuild() splits only then)
+        mid = (done + target) // 2
+        side_prefix = f"{shadow.prefix}_tail"
+        ctx = multiprocessing.get_context("spawn")  # no inherited threads or connections
+        at = ctx.Value("q", mid, lock=False)  # the worker's position, for the progress bar
+        first = done
+
+        def both(pos: int, _stop: int) -> None:
+            if progress is not None:
+                progress(min(target, pos + max(0, at.value - mid)), target)
+
+        t_start = time.perf_counter()
+        with cf.ProcessPoolExecutor(1, mp_context=ctx, initializer=_share_position,
+                                    initargs=(at,)) as pool:
+            tail = pool.submit(_fold_tail, self.source_url, self.views.url, self.views.layout,
+                               side_prefix, mid + 1, target, self.page, self.flush_every)
+            n, done = self._fold_into(shadow, counters, first, mid, both)
+            self.stats["first_half_seconds"] = time.perf_counter() - t_start
+            n_tail, done_tail, self.stats["worker_peak_kib"] = tail.result()
+        t_merge = time.perf_counter()
+        side = ViewStore(self.views.url, prefix=side_prefix, layout=self.views.layout)
+        try:
+            counters.merge_from(side.load())
+            if n_tail:
+                done = done_tail
+            with shadow.tx():
+                shadow.adopt_subjects(side_prefix)
+                shadow.flush(counters.mark_all_dirty(), {REPLAY_POS: done})
+            side.drop(side_prefix)
+        finally:
+            side.close()
+        self.stats["merge_seconds"] = time.perf_counter() - t_merge
+        if progress is not None:
+            progress(done, target)
+        return n + n_tail, done
 
     def swap(self, shadow: ViewStore, counters: Counters, done: int) -> int:
         """Make the shadow the live views, atomically; returns the new generation.
@@ -210,6 +286,37 @@ class Replayer:
         return c
 
 
+_tail_at: Any = None  # in a worker process: where its fold has got to (shared with the parent)
+
+
+def _share_position(at: Any) -> None:
+    global _tail_at
+    _tail_at = at
+
+
+def _fold_tail(source_url: str, views_url: str, layout: Any, prefix: str, start: int,
+               stop: int, page: int, flush_every: int) -> tuple[int, int, int]:
+    """In a worker process: rebuild the log's positions ``start``..``stop`` into table set
+    ``prefix`` (started anew); returns (events folded, last position, peak RSS in KiB)."""
+    from engine.app import Engine
+
+    engine = Engine(source_url)  # reads the facts cache only: no annotator needed
+    views = ViewStore(views_url, prefix=prefix, layout=layout)
+    try:
+        def report(pos: int, _stop: int) -> None:
+            if _tail_at is not None:
+                _tail_at.value = pos
+
+        r = Replayer(engine.store, views, page=page, flush_every=flush_every)
+        shadow, _, done = r.rebuild(prefix, resume=False, until=stop, start=start,
+                                    progress=report)
+        shadow.close()
+        return int(r.stats["events"]), done, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    finally:
+        views.close()
+        engine.close()
+
+
 @contextmanager
 def bulk_fold() -> Iterator[None]:
     """Pause the cyclic garbage collector while folding a log. A replay allocates millions of
@@ -268,15 +375,30 @@ def _put(pages: queue.Queue[Any], stopped: threading.Event, item: Any) -> None:
             continue
 
 
-def fold_page(c: Counters, raw: list[tuple[Any, ...]]) -> None:
-    """The hot loop of a replay: decode and fold one page of the facts cache, nothing else."""
+def fold_page(c: Counters, raw: list[tuple[Any, ...]],
+              seen: dict[str, tuple[Any, Any]] | None = None) -> None:
+    """The hot loop of a replay: decode and fold one page of the facts cache, nothing else.
+
+    ``seen``: per dossier, its last facts row's facts (bytes, decoded), kept by the caller
+    between pages (and emptied when it flushes). A dossier's facts before an event are, byte
+    for byte, its facts after its previous one: when the bytes are equal, the decoded list
+    is reused rather than decoded again (it is never mutated)."""
     loads = orjson.loads
     fold_dossier = c.fold_dossier
     fold = c.fold_row
+    if seen is None:
+        seen = {}
+    last = seen.get
     for row in raw:
         prev, facts = row[6], row[7]
         if row[1] == "dossier" and facts is not None:
-            fold_dossier(row[3], None if prev is None else loads(prev), loads(facts))
+            sid = row[3]
+            after = loads(facts)
+            if prev is not None:
+                hit = last(sid)
+                prev = hit[1] if hit is not None and hit[0] == prev else loads(prev)
+            seen[sid] = (facts, after)
+            fold_dossier(sid, prev, after)
         else:
             fold(row[1], row[3], None if prev is None else loads(prev),
                  None if facts is None else loads(facts))

@@ -294,6 +294,19 @@ class ViewStore:
         if positions:
             self._write_positions(c, positions)
 
+    def adopt_subjects(self, source: str) -> None:
+        """Copy the dossier and feedback rows of table set ``source`` into this one, replacing
+        rows of the same subject (a replay's later half of the log: its facts are the newer)."""
+        cols = "id, agency, month, judged, due_day, end_day, facts"
+        with self.tx() as c:
+            for kind in ("dossiers", "feedback"):
+                # (WHERE true: SQLite's parser needs it before an upsert's ON CONFLICT)
+                c.execute(f"INSERT INTO {self._t(kind)} ({cols}) SELECT {cols} FROM "
+                          f"{source}_{kind} WHERE true ON CONFLICT (id) DO UPDATE SET "
+                          "agency=excluded.agency, month=excluded.month, judged=excluded.judged, "
+                          "due_day=excluded.due_day, end_day=excluded.end_day, "
+                          "facts=excluded.facts")
+
     def _write_positions(self, c: Any, positions: dict[str, int]) -> None:
         c.executemany(self._q(f"INSERT INTO {self._t('positions')} (name, value) VALUES "
                               "(?,?) ON CONFLICT (name) DO UPDATE SET value=excluded.value"),

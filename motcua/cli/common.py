@@ -233,7 +233,8 @@ def open_replayer(settings: Settings, check_facts: bool = True) -> Any:
     from projections.replay import Replayer
 
     engine = make_engine(settings, check_facts=check_facts)
-    return engine, Replayer(engine.store, load_views(settings))
+    # source_url: a long rebuild folds half the log in a second process (Replayer.rebuild)
+    return engine, Replayer(engine.store, load_views(settings), source_url=settings.database_url)
 
 
 # ----- output --------------------------------------------------------------------------------

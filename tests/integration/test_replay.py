@@ -288,6 +288,42 @@ def test_a_stopped_rebuild_resumes_to_the_same_views_as_one_full_rebuild(
         o.close()
 
 
+def test_a_rebuild_split_across_two_processes_equals_one_folded_in_this_process(
+    database_url: str,
+) -> None:
+    """A rebuild whose later half of the log is folded in a worker process (also when it
+    resumes a stopped one) ends with the same counters, subject rows and resume position as
+    one folded here, reports its progress up to the end, and leaves no table of its worker."""
+    o = open_store(database_url)
+    try:
+        Feed(o, 3).record(province(4, 300))
+        last = o.replayer.last_position()
+        whole, whole_counters, _ = o.replayer.rebuild("whole", resume=False)
+        split = Replayer(o.engine.store, o.views, source_url=database_url, min_split=1)
+        part, _, _ = split.rebuild("split", resume=False, until=last // 3)
+        part.close()
+        seen: list[tuple[int, int]] = []
+        two, counters, done = split.rebuild("split", progress=lambda a, b: seen.append((a, b)))
+        assert done == last and two.positions()["replay|pos"] == last
+        assert split.stats["events"] == last - last // 3 and seen[-1] == (last, last)
+        assert state(counters) == state(whole_counters) == state(two.load())
+        for kind in ("dossiers", "feedback"):
+            ids = sorted(sid for sid, _ in whole.subject_rows(kind, whole.load().agencies,
+                                                              months(whole_counters)))
+            assert ids and [whole.subject_facts(kind, i) for i in ids] == [
+                two.subject_facts(kind, i) for i in ids]
+            assert len(two.subject_rows(kind, two.load().agencies, months(counters))) == len(ids)
+        with two.tx() as c:
+            c.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE "
+                      "'split_tail%'" if two.is_pg else
+                      "SELECT name FROM sqlite_master WHERE name LIKE 'split_tail%'")
+            assert c.fetchall() == []
+        two.close()
+        whole.close()
+    finally:
+        o.close()
+
+
 def months(c: Counters) -> list[str]:
     return sorted({m for _, m in c.cells} | {m for _, m in c.fb_cells})
 
