@@ -16,6 +16,7 @@ import pytest
 from support import Timer, batches, check, province_lines, record
 
 from engine.app import KIND_OF_FIELD, Engine, Message
+from engine.intake import HELD, cause_of
 from kernel.contract.actions import parse_action
 from motcua.pipeline import engine_at
 from producers.simulator import SimConfig
@@ -104,15 +105,12 @@ def test_domain_step(benchmark: Any, ruleset: Ruleset, fresh_sqlite_url: Callabl
                      messages: list[Message]) -> None:
     """parse_action + the engine's own apply() on in-memory aggregates: no read, no save.
 
-    A fresh engine each round is told, as ``Engine._prefetch`` would learn from an empty store,
-    that no subject exists yet; every aggregate is then created and kept in the engine's cache,
-    and the events stay pending (no collect, no transcoding, no SQL).
+    A fresh engine each round is told (``SubjectCache.assume_absent``), as its prefetch would
+    learn from an empty store, that no subject exists yet; every aggregate is then created and
+    kept in the engine's cache, and the events stay pending in the batch (no collect, no
+    transcoding, no SQL). Facts are derived as the engine does (its annotator).
     """
     benchmark.group = "domain step"
-    try:
-        from engine.app import _Batch, _cause
-    except ImportError:  # pragma: no cover - the engine's internals moved
-        pytest.skip("engine.app._Batch/_cause are gone: update the domain-step benchmark")
     parsed = [(m, parse_action(m.value)) for m in messages]
 
     def setup() -> tuple[tuple[Engine], dict[str, Any]]:
@@ -124,20 +122,21 @@ def test_domain_step(benchmark: Any, ruleset: Ruleset, fresh_sqlite_url: Callabl
                 absent.add(engine.uuid("procedure", a.data["procedure_id"]))
             elif a.type == "feedback_received" and a.data.get("dossier_id"):
                 absent.add(engine.uuid("dossier", a.data["dossier_id"]))
-        engine._absent = absent
-        engine._held = 0
+        engine.cache.assume_absent(absent)
         return (engine,), {}
 
     timer = Timer()
     held: list[int] = []
 
     def run(engine: Engine) -> None:
+        waiting = 0
         with timer:
-            batch = _Batch(engine, "bench")
+            batch = engine.batch("bench")
             for m in messages:
                 a = parse_action(m.value)
-                batch.apply(a, _cause(a, m), m)
-        held.append(sum(len(v) for v in batch.held.values()))
+                outcome, _ = batch.apply(a, cause_of(a, m.topic, m.partition, m.offset))
+                waiting += outcome == HELD
+        held.append(waiting)
         engine.close()
 
     benchmark.pedantic(run, setup=setup, rounds=3, warmup_rounds=0, iterations=1)
