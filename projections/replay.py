@@ -225,13 +225,10 @@ class Replayer:
                 c.execute(f"DROP TABLE IF EXISTS {live.prefix}_{t}")
                 c.execute(f"ALTER TABLE {shadow.prefix}_{t} RENAME TO {live.prefix}_{t}")
             c.execute(f"DELETE FROM {live.prefix}_positions WHERE name = '{REPLAY_POS}'")
-        for kind in ("dossiers", "feedback"):
-            with live.tx() as c:  # index names travel with their tables; recreate ours
-                c.execute(f"CREATE INDEX IF NOT EXISTS {live.prefix}_{kind}_am2 ON "
-                          f"{live.prefix}_{kind} (agency, month)")
-        with live.tx() as c:
-            c.execute(f"CREATE INDEX IF NOT EXISTS {live.prefix}_dossiers_end2 ON "
-                      f"{live.prefix}_dossiers (agency, end_day)")
+        # Index names travel with their tables, so the shadow's may have been taken (by the
+        # live set's, from an earlier swap) and some of its indexes never made: every one is
+        # made sure of by its columns.
+        live.ensure_indexes()
         return generation
 
     # ----- verify --------------------------------------------------------------------------

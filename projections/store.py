@@ -27,6 +27,19 @@ BASE = -1  # the table set a replay writes; live partitions add to it
 # The delays query reads the unfinished (end_day -1) dossiers late at a view's end: judged late
 # for good (0), or open (-1) and due before the view's end day, of some agencies and months.
 LATE_INDEX = ("agency", "end_day", "judged", "due_day", "month")
+# Every secondary index of the subject tables: (table, name suffix, columns). Ensured by their
+# columns (``ViewStore.ensure_indexes``): a replay's swap renames tables, and index names (per
+# schema) travel with them, so a name may be taken by another table set's index.
+INDEXES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("dossiers", "am", ("agency", "month")),
+    ("feedback", "am", ("agency", "month")),
+    # The dossiers carried over into a period.
+    ("dossiers", "end", ("agency", "end_day")),
+    # The at-risk list: unfinished dossiers by due day.
+    ("dossiers", "due", ("end_day", "due_day")),
+    # The delays query: only the unfinished late dossiers, not every unfinished one.
+    ("dossiers", "late", LATE_INDEX),
+)
 
 
 class ViewsFencedError(RuntimeError):
@@ -92,7 +105,7 @@ class ViewStore:
                           (tables,))
                 if int(c.fetchone()[0]) == len(tables):
                     self._ensure_end_day(c, p)
-                    self._ensure_late_index(c, p)
+                    self._ensure_indexes(c, p)
                     return
                 c.execute("SELECT pg_advisory_xact_lock(7660002)")
             # ``part``: the events partition whose owner writes the row, or BASE (a replay's
@@ -114,15 +127,8 @@ class ViewStore:
                           "agency TEXT NOT NULL, month TEXT NOT NULL, judged INTEGER NOT NULL, "
                           f"due_day INTEGER NOT NULL, facts {blob} NOT NULL, "
                           "end_day INTEGER NOT NULL DEFAULT -1)")
-                c.execute(f"CREATE INDEX IF NOT EXISTS {p}_{kind}_am ON {p}_{kind} "
-                          "(agency, month)")
             self._ensure_end_day(c, p)
-            c.execute(f"CREATE INDEX IF NOT EXISTS {p}_dossiers_end ON {p}_dossiers "
-                      "(agency, end_day)")
-            # The at-risk list: unfinished dossiers by due day.
-            c.execute(f"CREATE INDEX IF NOT EXISTS {p}_dossiers_due ON {p}_dossiers "
-                      "(end_day, due_day)")
-            self._ensure_late_index(c, p)
+            self._ensure_indexes(c, p)
             c.execute(f"CREATE TABLE IF NOT EXISTS {p}_positions (name TEXT PRIMARY KEY, "
                       "value BIGINT NOT NULL)")
 
@@ -139,8 +145,6 @@ class ViewStore:
         c.execute(f"SELECT id, facts FROM {p}_dossiers")
         rows = [(orjson.loads(bytes(body))[END_DAY], sid) for sid, body in c.fetchall()]
         c.executemany(self._q(f"UPDATE {p}_dossiers SET end_day=? WHERE id=?"), rows)
-        c.execute(f"CREATE INDEX IF NOT EXISTS {p}_dossiers_end ON {p}_dossiers "
-                  "(agency, end_day)")
 
     def _has_end_day(self, c: Any, p: str) -> bool:
         if self.is_pg:
@@ -151,27 +155,33 @@ class ViewStore:
         c.execute(f"PRAGMA table_info({p}_dossiers)")
         return any(r[1] == "end_day" for r in c.fetchall())
 
-    def _ensure_late_index(self, c: Any, p: str) -> None:
-        """The delays query's index (``LATE_INDEX``: it reads only the unfinished late
-        dossiers, not every unfinished one), on views written before it existed too.
+    def ensure_indexes(self) -> None:
+        """Every index of ``INDEXES`` on this store's table set (after a replay's swap)."""
+        with self.tx() as c:
+            self._ensure_indexes(c, self.prefix)
 
-        Found by its columns, not its name: index names are per schema and travel with their
-        table when a replay's swap renames it, so a shadow table set's index may have to take
-        another free name."""
-        if self._index_names(c, p, LATE_INDEX) is not None:
+    def _ensure_indexes(self, c: Any, p: str) -> None:
+        """Every index of ``INDEXES`` on the table set ``p``, on views written before one of
+        them existed too. Found by its columns, not its name: a name may be taken by the index
+        of another table set (a swapped one), and then another free name is used."""
+        missing = [(t, n, cols) for t, n, cols in INDEXES
+                   if self._index_names(c, f"{p}_{t}", cols) is None]
+        if not missing:
             return
-        if self.is_pg:  # another process may be adding it: take turns, then look again
+        if self.is_pg:  # another process may be adding them: take turns, then look again
             c.execute("SELECT pg_advisory_xact_lock(7660002)")
-            if self._index_names(c, p, LATE_INDEX) is not None:
-                return
-        taken = self._index_names(c, p, None) or set()
-        name = next(n for n in (f"{p}_dossiers_late{i or ''}" for i in range(len(taken) + 1))
-                    if n not in taken)
-        c.execute(f"CREATE INDEX {name} ON {p}_dossiers ({', '.join(LATE_INDEX)})")
+        for table, suffix, cols in missing:
+            if self._index_names(c, f"{p}_{table}", cols) is not None:
+                continue
+            taken = self._index_names(c, f"{p}_{table}", None) or set()
+            name = next(n for n in (f"{p}_{table}_{suffix}{i or ''}"
+                                    for i in range(len(taken) + 1)) if n not in taken)
+            c.execute(f"CREATE INDEX {name} ON {p}_{table} ({', '.join(cols)})")
 
-    def _index_names(self, c: Any, p: str, columns: tuple[str, ...] | None) -> set[str] | None:
-        """With ``columns``: the names of the indexes of ``{p}_dossiers`` on exactly these
-        columns, or None if there is none. Without: every index name of the schema."""
+    def _index_names(self, c: Any, table: str,
+                     columns: tuple[str, ...] | None) -> set[str] | None:
+        """With ``columns``: the names of the indexes of ``table`` on exactly these columns, or
+        None if there is none. Without: every index name of the schema."""
         if self.is_pg:
             if columns is None:
                 c.execute("SELECT relname FROM pg_class WHERE relkind = 'i' AND "
@@ -180,13 +190,13 @@ class ViewStore:
             c.execute("SELECT ix.indexrelid::regclass::text, array(SELECT a.attname FROM "
                       "unnest(ix.indkey) WITH ORDINALITY k(num, ord) JOIN pg_attribute a ON "
                       "a.attrelid = ix.indrelid AND a.attnum = k.num ORDER BY k.ord) FROM "
-                      "pg_index ix WHERE ix.indrelid = to_regclass(%s)", (f"{p}_dossiers",))
+                      "pg_index ix WHERE ix.indrelid = to_regclass(%s)", (table,))
             found = {r[0] for r in c.fetchall() if tuple(r[1]) == columns}
         else:
             if columns is None:
                 c.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
                 return {r[0] for r in c.fetchall()}
-            c.execute(f"PRAGMA index_list({p}_dossiers)")
+            c.execute(f"PRAGMA index_list({table})")
             found = set()
             for name in [r[1] for r in c.fetchall()]:
                 c.execute(f"PRAGMA index_info({name})")
