@@ -8,7 +8,7 @@ of the same database. ``prefix`` names a table set, so a replay can build a shad
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -398,70 +398,60 @@ class ViewStore:
         one statement (UNION ALL), so that both see the same snapshot and a dossier judged late
         for good between them is neither counted twice nor missed.
         """
-        agencies = list(agencies)
-        out: list[tuple[str, list[Any]]] = []
-        if not agencies or not months:
-            return out
-        with self.tx() as c:
-            for i in range(0, len(agencies), 400):
-                chunk = agencies[i:i + 400]
-                base = (f"SELECT id, facts FROM {self._t('dossiers')} WHERE agency IN "
-                        f"({','.join('?' * len(chunk))}) AND month IN "
-                        f"({','.join('?' * len(months))}) AND end_day = -1 AND judged = ")
-                c.execute(self._q(f"{base}-1 AND due_day < ? UNION ALL {base}0"),
-                          [*chunk, *months, before_day, *chunk, *months])
-                out.extend((r[0], orjson.loads(bytes(r[1]))) for r in c.fetchall())
-        return out
+        if not months:
+            return []
+        in_months = ",".join("?" * len(months))
+
+        def sql(marks: str) -> str:
+            base = (f"SELECT id, facts FROM {self._t('dossiers')} WHERE agency IN ({marks}) "
+                    f"AND month IN ({in_months}) AND end_day = -1 AND judged = ")
+            return f"{base}-1 AND due_day < ? UNION ALL {base}0"
+
+        return self._by_agencies(agencies, sql, lambda chunk: [*chunk, *months, before_day,
+                                                               *chunk, *months])
 
     def open_rows(self, agencies: Iterable[str],
                   due_by_day: int) -> list[tuple[str, list[Any]]]:
         """(id, facts) of the unfinished dossiers of these agencies (any reception month) whose
         due date's ordinal is at most ``due_by_day``: the candidates of the at-risk list."""
-        agencies = list(agencies)
-        out: list[tuple[str, list[Any]]] = []
-        with self.tx() as c:
-            for i in range(0, len(agencies), 400):
-                chunk = agencies[i:i + 400]
-                c.execute(self._q(
-                    f"SELECT id, facts FROM {self._t('dossiers')} WHERE agency IN "
-                    f"({','.join('?' * len(chunk))}) AND end_day = -1 AND due_day <= ?"),
-                    [*chunk, due_by_day])
-                out.extend((r[0], orjson.loads(bytes(r[1]))) for r in c.fetchall())
-        return out
+        return self._by_agencies(
+            agencies, lambda marks: f"SELECT id, facts FROM {self._t('dossiers')} WHERE agency "
+                                    f"IN ({marks}) AND end_day = -1 AND due_day <= ?",
+            lambda chunk: [*chunk, due_by_day])
 
     def subject_rows(self, kind: str, agencies: Iterable[str], months: Sequence[str],
                      where: str = "1=1", params: Sequence[Any] = ()) -> list[tuple[str, list[Any]]]:
         """(id, facts) of the dossiers or feedback of these agencies and reception months."""
-        agencies = list(agencies)
-        out: list[tuple[str, list[Any]]] = []
-        if not agencies or not months:
-            return out
-        with self.tx() as c:
-            for i in range(0, len(agencies), 400):
-                chunk = agencies[i:i + 400]
-                c.execute(self._q(
-                    f"SELECT id, facts FROM {self._t(kind)} WHERE agency IN "
-                    f"({','.join('?' * len(chunk))}) AND month IN ({','.join('?' * len(months))})"
-                    f" AND {where}"), [*chunk, *months, *params])
-                out.extend((r[0], orjson.loads(bytes(r[1]))) for r in c.fetchall())
-        return out
+        if not months:
+            return []
+        in_months = ",".join("?" * len(months))
+        return self._by_agencies(
+            agencies, lambda marks: f"SELECT id, facts FROM {self._t(kind)} WHERE agency IN "
+                                    f"({marks}) AND month IN ({in_months}) AND {where}",
+            lambda chunk: [*chunk, *months, *params])
 
     def unfinished_rows(self, agencies: Iterable[str], before_month: str,
                         day: int) -> list[tuple[str, list[Any]]]:
         """(id, facts) of the dossiers of these agencies received before ``before_month``
         (``YYYY-MM``) and not finished before ``day`` (an ordinal): open, or finished on or
         after it."""
+        t = self._t("dossiers")
+        return self._by_agencies(
+            agencies, lambda marks: f"SELECT id, facts FROM {t} WHERE agency IN ({marks}) AND "
+                                    f"end_day = -1 AND month < ? UNION ALL SELECT id, facts FROM "
+                                    f"{t} WHERE agency IN ({marks}) AND end_day >= ? AND month < ?",
+            lambda chunk: [*chunk, before_month, *chunk, day, before_month])
+
+    def _by_agencies(self, agencies: Iterable[str], sql: Callable[[str], str],
+                     params: Callable[[list[str]], list[Any]]) -> list[tuple[str, list[Any]]]:
+        """(id, decoded facts) of a query by agencies, in chunks of 400 agencies (bound
+        parameters are limited): ``sql`` gets the chunk's placeholders, ``params`` the chunk."""
         agencies = list(agencies)
         out: list[tuple[str, list[Any]]] = []
         with self.tx() as c:
             for i in range(0, len(agencies), 400):
                 chunk = agencies[i:i + 400]
-                marks = ",".join("?" * len(chunk))
-                c.execute(self._q(
-                    f"SELECT id, facts FROM {self._t('dossiers')} WHERE agency IN ({marks}) "
-                    "AND end_day = -1 AND month < ? UNION ALL SELECT id, facts FROM "
-                    f"{self._t('dossiers')} WHERE agency IN ({marks}) AND end_day >= ? "
-                    "AND month < ?"), [*chunk, before_month, *chunk, day, before_month])
+                c.execute(self._q(sql(",".join("?" * len(chunk)))), params(chunk))
                 out.extend((r[0], orjson.loads(bytes(r[1]))) for r in c.fetchall())
         return out
 
