@@ -136,7 +136,9 @@ class Publisher:
         """Queue one message (``partition`` None: librdkafka's partitioner picks)."""
         # (topic, value, key, partition, callback): -1 is librdkafka's "unassigned" partition.
         args = (topic, value, key, -1 if partition is None else partition, self._delivered)
-        kw = {"headers": headers} if headers else {}
+        # Any: the stubs of confluent-kafka ≥ 2.13 type headers more narrowly than lists of
+        # (str, bytes) pairs, which every version takes.
+        kw: dict[str, Any] = {"headers": headers} if headers else {}
         try:
             try:
                 self._producer.produce(*args, **kw)
