@@ -23,6 +23,7 @@ from kernel.broker import BundledBroker
 from kernel.errors import UserError
 from kernel.kafka import wait_until_reachable
 from kernel.lifecycle import LifecycleRules, load_lifecycle
+from kernel.metrics import write_metrics
 from kernel.settings import Settings
 from producers.forwarder import Intake
 from projections.facts import Annotator
@@ -108,6 +109,11 @@ class Pipeline:
     group: bool = False
     # The alerting role (motcua.alerting), when "alert" is one of the roles.
     alerts: Any = None
+    # Run the engine role in a child process (motcua.engine_process) instead of a thread.
+    engine_child: bool = False
+    engine_process: Any = None
+    # A child engine writes its metrics here for its parent's /metrics (with the heartbeat).
+    metrics_out: Path | None = None
 
     def start(self) -> Pipeline:
         s = self.settings
@@ -135,7 +141,16 @@ class Pipeline:
             if self.clock is not None:
                 kwargs["clock"] = self.clock
             self.engine = make_engine(s, **kwargs)
-        if "engine" in self.roles:
+        if "engine" in self.roles and self.engine_child:
+            from motcua.engine_process import EngineProcess
+            from motcua.logs import CONFIGURED
+
+            assert self.engine is not None  # made here first: the child finds the tables made
+            self.engine_process = EngineProcess(s, self.bootstrap, self.engine,
+                                                CONFIGURED["level"], CONFIGURED["format"])
+            self.engine_process.start()
+            self._spawn("engine-process", self.engine_process.supervise)
+        elif "engine" in self.roles:
             assert self.engine is not None
             self.engine_loop = EngineLoop(
                 self.engine, self.bootstrap, sec, partitions=s.partitions,
@@ -169,6 +184,8 @@ class Pipeline:
         if now - self._last_beat >= 1.0 and self.engine is not None:
             self._last_beat = now
             self.engine.store.set_position(HEARTBEAT, int(now))
+            if self.metrics_out is not None:
+                write_metrics(self.metrics_out)
 
     def _supervise_broker(self, stop: threading.Event) -> None:
         """Start the bundled broker again (same port) if it dies: it comes back empty, and the
@@ -192,12 +209,14 @@ class Pipeline:
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
-        for loop in (self.engine_loop, self.projection):
+        for loop in (self.engine_loop, self.engine_process, self.projection):
             if loop is not None:
                 loop.ready.wait(max(0.0, deadline - time.monotonic()))
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.engine_process is not None:
+            self.engine_process.stop()
         for t in self.threads:
             t.join(timeout=10)
         if self.intake is not None:
