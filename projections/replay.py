@@ -388,10 +388,14 @@ def fold_page(c: Counters, raw: list[tuple[Any, ...]],
     ``seen``: per dossier, its last facts row's facts (bytes, decoded), kept by the caller
     between pages (and emptied when it flushes). A dossier's facts before an event are, byte
     for byte, its facts after its previous one: when the bytes are equal, the decoded list
-    is reused rather than decoded again (it is never mutated)."""
+    is reused rather than decoded again (it is never mutated). An event that left the
+    dossier's facts as they were (a result returned or a rating, one row in eight) moves no
+    counter (``Counters.fold_dossier`` of equal facts keeps them and does nothing else): it
+    is neither decoded nor folded, only its facts kept for the dossier's row."""
     loads = orjson.loads
     fold_dossier = c.fold_dossier
     fold = c.fold_row
+    latest = c.dossiers
     if seen is None:
         seen = {}
     last = seen.get
@@ -399,10 +403,19 @@ def fold_page(c: Counters, raw: list[tuple[Any, ...]],
         prev, facts = row[6], row[7]
         if row[1] == "dossier" and facts is not None:
             sid = row[3]
-            after = loads(facts)
-            if prev is not None:
+            if prev is None:
+                after = loads(facts)
+            else:
                 hit = last(sid)
-                prev = hit[1] if hit is not None and hit[0] == prev else loads(prev)
+                if hit is not None and hit[0] == prev:
+                    if facts == prev:
+                        latest[sid] = hit[1]
+                        continue
+                    prev = hit[1]
+                    after = loads(facts)
+                else:
+                    after = loads(facts)
+                    prev = after if facts == prev else loads(prev)
             seen[sid] = (facts, after)
             fold_dossier(sid, prev, after)
         else:
