@@ -174,14 +174,16 @@ class Replayer:
             if progress is not None:
                 progress(min(target, pos + max(0, at.value - mid)), target)
 
-        t_start = time.perf_counter()
+        t_start, cpu_start = time.perf_counter(), time.process_time()
         with cf.ProcessPoolExecutor(1, mp_context=ctx, initializer=_share_position,
                                     initargs=(at,)) as pool:
             tail = pool.submit(_fold_tail, self.source_url, self.views.url, self.views.layout,
                                side_prefix, mid + 1, target, self.page, self.flush_every)
             n, done = self._fold_into(shadow, counters, first, mid, both)
             self.stats["first_half_seconds"] = time.perf_counter() - t_start
-            n_tail, done_tail, self.stats["worker_peak_kib"] = tail.result()
+            self.stats["first_half_cpu_seconds"] = time.process_time() - cpu_start
+            n_tail, done_tail, self.stats["worker_peak_kib"], self.stats[
+                "worker_cpu_seconds"] = tail.result()
         t_merge = time.perf_counter()
         side = ViewStore(self.views.url, prefix=side_prefix, layout=self.views.layout,
                          indexes=False)
@@ -310,9 +312,10 @@ def _share_position(at: Any) -> None:
 
 
 def _fold_tail(source_url: str, views_url: str, layout: Any, prefix: str, start: int,
-               stop: int, page: int, flush_every: int) -> tuple[int, int, int]:
+               stop: int, page: int, flush_every: int) -> tuple[int, int, int, float]:
     """In a worker process: rebuild the log's positions ``start``..``stop`` into table set
-    ``prefix`` (started anew); returns (events folded, last position, peak RSS in KiB)."""
+    ``prefix`` (started anew); returns (events folded, last position, peak RSS in KiB, CPU
+    seconds of the worker)."""
     from engine.app import Engine
 
     engine = Engine(source_url)  # reads the facts cache only: no annotator needed
@@ -326,7 +329,8 @@ def _fold_tail(source_url: str, views_url: str, layout: Any, prefix: str, start:
         shadow, _, done = r.rebuild(prefix, resume=False, until=stop, start=start,
                                     progress=report, indexes=False)
         shadow.close()
-        return int(r.stats["events"]), done, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        use = resource.getrusage(resource.RUSAGE_SELF)
+        return int(r.stats["events"]), done, use.ru_maxrss, use.ru_utime + use.ru_stime
     finally:
         views.close()
         engine.close()
