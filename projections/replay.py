@@ -120,12 +120,9 @@ class Replayer:
     def _fold_into(self, shadow: ViewStore, counters: Counters, done: int, stop: int,
                    progress: Progress | None) -> tuple[int, int]:
         """Fold the log after ``done`` up to ``stop`` into ``counters``, flushing into
-        ``shadow`` as it goes (resumable); returns (events folded, last position).
-
-        A flush leaves out the rows of the dossiers that the next page (already read) folds
-        again: their row is written by a later flush, with newer facts, and an interrupted
-        rebuild folds that page again on resuming from the flush's position. (A dossier's
-        row was written about 1.6 times per rebuild; this way 1.2.)"""
+        ``shadow`` as it goes (resumable); returns (events folded, last position). A flush
+        leaves out the rows of the dossiers the next page (already read) folds again: a later
+        flush writes them, and a stopped rebuild resumes from the flush's position."""
         n = 0
         pages = 0
         seen: dict[str, tuple[Any, Any]] = {}
@@ -402,8 +399,7 @@ def fold_page(c: Counters, raw: list[tuple[Any, ...]],
     between pages (and emptied when it flushes). A dossier's facts before an event are, byte
     for byte, its facts after its previous one: when the bytes are equal, the decoded list
     is reused rather than decoded again (it is never mutated). An event that left the
-    dossier's facts as they were (a result returned or a rating, one row in eight) moves no
-    counter (``Counters.fold_dossier`` of equal facts keeps them and does nothing else): it
+    facts as they were (a result returned, a rating: one row in eight) moves no counter: it
     is neither decoded nor folded, only its facts kept for the dossier's row."""
     loads = orjson.loads
     fold_dossier = c.fold_dossier
@@ -437,9 +433,8 @@ def fold_page(c: Counters, raw: list[tuple[Any, ...]],
 
 
 def _leave_to_next(c: Counters, page: list[tuple[Any, ...]]) -> None:
-    """Forget the facts of the dossiers folded since the last flush that ``page`` (the next
-    one) folds again: each of its dossier rows with facts keeps them again
-    (``fold_page``)."""
+    """Forget the facts of the dossiers that ``page`` (the next) folds again (``fold_page``
+    keeps them again for each of its dossier rows with facts)."""
     latest = c.dossiers
     for row in page:
         if row[1] == "dossier" and row[7] is not None:
