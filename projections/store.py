@@ -65,10 +65,14 @@ def views_url(database_url: str) -> str:
 class ViewStore:
     """Persistence of the projection's state; both dialects behind one small API."""
 
-    def __init__(self, url: str, prefix: str = "proj", layout: Layout = DEFAULT_LAYOUT) -> None:
+    def __init__(self, url: str, prefix: str = "proj", layout: Layout = DEFAULT_LAYOUT,
+                 *, indexes: bool = True) -> None:
         self.url = url
         self.prefix = prefix
         self.layout = layout
+        # False: the table set is made without its secondary indexes (a replay's shadow, which
+        # makes them once after the fold: ``ensure_indexes``); those it already has stay.
+        self.indexes = indexes
         self.db = Database(url)
         self.is_pg = self.db.is_pg
         self.ph = self.db.ph
@@ -105,7 +109,8 @@ class ViewStore:
                           (tables,))
                 if int(c.fetchone()[0]) == len(tables):
                     self._ensure_end_day(c, p)
-                    self._ensure_indexes(c, p)
+                    if self.indexes:
+                        self._ensure_indexes(c, p)
                     return
                 c.execute("SELECT pg_advisory_xact_lock(7660002)")
             # ``part``: the events partition whose owner writes the row, or BASE (a replay's
@@ -128,7 +133,8 @@ class ViewStore:
                           f"due_day INTEGER NOT NULL, facts {blob} NOT NULL, "
                           "end_day INTEGER NOT NULL DEFAULT -1)")
             self._ensure_end_day(c, p)
-            self._ensure_indexes(c, p)
+            if self.indexes:
+                self._ensure_indexes(c, p)
             c.execute(f"CREATE TABLE IF NOT EXISTS {p}_positions (name TEXT PRIMARY KEY, "
                       "value BIGINT NOT NULL)")
 
@@ -156,7 +162,8 @@ class ViewStore:
         return any(r[1] == "end_day" for r in c.fetchall())
 
     def ensure_indexes(self) -> None:
-        """Every index of ``INDEXES`` on this store's table set (after a replay's swap)."""
+        """Every index of ``INDEXES`` on this store's table set (after a replay's fold, which
+        writes its shadow without them, and after its swap)."""
         with self.tx() as c:
             self._ensure_indexes(c, self.prefix)
 
