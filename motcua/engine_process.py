@@ -11,7 +11,9 @@ started the broker. The parent supervises it:
 - the parent's SIGINT/SIGTERM stops it with SIGTERM (SIGKILL after 15 s); if the parent dies,
   even by SIGKILL, the kernel sends the child SIGTERM (``PR_SET_PDEATHSIG``), so no engine
   outlives its ``motcua up``;
-- its Prometheus metrics are merged into the parent's ``/metrics`` (``kernel.metrics``).
+- its Prometheus metrics are merged into the parent's ``/metrics`` (``kernel.metrics``), and
+  what it cannot reach into the parent's ``/healthz`` (``kernel.health``); while it is not
+  running, ``/healthz`` says so (part ``engine-process``).
 
 Nothing of exactly-once depends on this: the child records with the same store positions, the
 same fencing epochs and the same relay as an engine thread would.
@@ -33,11 +35,13 @@ import structlog
 
 from engine.app import HEARTBEAT, Engine
 from kernel import metrics
+from kernel.health import HEALTH, INTERNAL
 from kernel.settings import Settings
 
 log = structlog.get_logger("motcua.engine_process")
 
 METRICS_FILE = "engine-process.prom"
+PART = "engine-process"  # in /healthz while the child is not running
 _PR_SET_PDEATHSIG = 1
 
 
@@ -87,10 +91,19 @@ class EngineProcess:
                 "MOTCUA_LOG_FORMAT": self.log_format,
                 "MOTCUA_PARENT_PID": str(os.getpid())}
 
-    def start(self) -> EngineProcess:
+    def _files(self) -> tuple[Path, Path]:
         path = metrics_file(self.settings)
-        path.unlink(missing_ok=True)  # a previous child's figures are not this one's
-        metrics.FOREIGN.append(path)
+        return path, path.with_suffix(".health.json")
+
+    def _forget_files(self) -> None:  # a previous child's figures are not the next one's
+        for path in self._files():
+            path.unlink(missing_ok=True)
+
+    def start(self) -> EngineProcess:
+        self._forget_files()
+        prom, health = self._files()
+        metrics.FOREIGN.append(prom)
+        HEALTH.foreign.append(health)
         self._spawn()
         return self
 
@@ -111,9 +124,13 @@ class EngineProcess:
             if code is None:
                 if not self.ready.is_set() and self._beat() > int(self._started_at):
                     self.ready.set()
+                    HEALTH.up(PART)
                     log.info("engine_process_ready", pid=proc.pid)
                 continue
             log.warning("engine_process_exited", pid=proc.pid, code=code)
+            self._forget_files()
+            HEALTH.down(PART, INTERNAL, RuntimeError(
+                f"The engine process exited with status {code}; it is started again."))
             if stop.wait(1.0) or self._stopping.is_set():
                 return
             self.restarts += 1
@@ -136,6 +153,8 @@ class EngineProcess:
                 log.warning("engine_process_killed", pid=proc.pid)
                 proc.kill()
                 proc.wait()
-        path = metrics_file(self.settings)
-        if path in metrics.FOREIGN:
-            metrics.FOREIGN.remove(path)
+        prom, health = self._files()
+        if prom in metrics.FOREIGN:
+            metrics.FOREIGN.remove(prom)
+        if health in HEALTH.foreign:
+            HEALTH.foreign.remove(health)

@@ -21,6 +21,7 @@ from engine.app import HEARTBEAT, Engine
 from engine.runner import EngineLoop, recorded_offset
 from kernel.broker import BundledBroker
 from kernel.errors import UserError
+from kernel.health import HEALTH
 from kernel.kafka import wait_until_reachable
 from kernel.lifecycle import LifecycleRules, load_lifecycle
 from kernel.metrics import write_metrics
@@ -169,6 +170,8 @@ class Pipeline:
                 group=f"{s.consumer_group}-projection" if self.group else None,
                 session_timeout_ms=s.session_timeout_ms)
             self._spawn("projection", self.projection.run)
+        if self.metrics_out is not None:
+            self._spawn("metrics-out", self._export)
         if "alert" in self.roles:
             from motcua.alerting import alert_loop
 
@@ -184,8 +187,17 @@ class Pipeline:
         if now - self._last_beat >= 1.0 and self.engine is not None:
             self._last_beat = now
             self.engine.store.set_position(HEARTBEAT, int(now))
-            if self.metrics_out is not None:
+
+    def _export(self, stop: threading.Event) -> None:
+        """A child engine's metrics and health, written every second for its parent (also
+        while the store is away: that is when the parent must hear of it)."""
+        assert self.metrics_out is not None
+        while not stop.wait(1.0):
+            try:
                 write_metrics(self.metrics_out)
+                HEALTH.write(self.metrics_out.with_suffix(".health.json"))
+            except OSError as e:
+                log.warning("metrics_not_written", error=str(e))
 
     def _supervise_broker(self, stop: threading.Event) -> None:
         """Start the bundled broker again (same port) if it dies: it comes back empty, and the

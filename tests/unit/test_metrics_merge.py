@@ -93,3 +93,21 @@ def test_engine_process_setting_defaults_to_on_and_refuses_a_non_flag() -> None:
         assert "MOTCUA_ENGINE_PROCESS" in str(e)
     else:
         raise AssertionError("a bad MOTCUA_ENGINE_PROCESS was accepted")
+
+
+def test_a_childs_unreachable_dependencies_are_in_the_parents_health(tmp_path: Path) -> None:
+    """What a child cannot reach (written by its ``Health.write``) makes the parent's report
+    degraded, naming the child's part; a file not written yet is no error."""
+    from kernel.health import Health
+
+    child, parent = Health(), Health()
+    child.down("engine", "database", OSError("no such table"))
+    path = tmp_path / "child.health.json"
+    child.write(path)
+    parent.foreign[:] = [path, tmp_path / "not-yet.health.json"]
+    report = parent.report()
+    assert report["status"] == "degraded"
+    assert [(d["part"], d["dependency"]) for d in report["degraded"]] == [("engine", "database")]
+    child.up("engine")
+    child.write(path)
+    assert parent.report() == {"status": "ok", "degraded": []}
