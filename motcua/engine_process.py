@@ -15,8 +15,9 @@ started the broker. The parent supervises it:
   what it cannot reach into the parent's ``/healthz`` (``kernel.health``); while it is not
   running, ``/healthz`` says so (part ``engine-process``).
 
-Nothing of exactly-once depends on this: the child records with the same store positions, the
-same fencing epochs and the same relay as an engine thread would.
+The child does not relay: the parent publishes what it records (``engine.relay_loop``), on the
+parent's core. Nothing of exactly-once depends on this: the child records with the same store
+positions and fencing epochs as an engine thread would, and the relay is the same one.
 """
 
 from __future__ import annotations

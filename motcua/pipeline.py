@@ -18,6 +18,7 @@ import orjson
 import structlog
 
 from engine.app import HEARTBEAT, Engine
+from engine.relay_loop import RelayLoop
 from engine.runner import EngineLoop, recorded_offset
 from kernel.broker import BundledBroker
 from kernel.errors import UserError
@@ -26,6 +27,7 @@ from kernel.kafka import wait_until_reachable
 from kernel.lifecycle import LifecycleRules, load_lifecycle
 from kernel.metrics import write_metrics
 from kernel.settings import Settings
+from motcua.engine_process import EngineProcess, metrics_file
 from producers.forwarder import Intake
 from projections.facts import Annotator
 from projections.ruleset import Rulesets, default_rulesets
@@ -113,8 +115,10 @@ class Pipeline:
     # Run the engine role in a child process (motcua.engine_process) instead of a thread.
     engine_child: bool = False
     engine_process: Any = None
-    # A child engine writes its metrics here for its parent's /metrics (with the heartbeat).
-    metrics_out: Path | None = None
+    # This is the child engine of a `motcua up` (motcua.engine_process): the parent relays for
+    # it and serves its metrics and health, which it writes every second.
+    child: bool = False
+    relay_loop: RelayLoop | None = None
 
     def start(self) -> Pipeline:
         s = self.settings
@@ -143,7 +147,6 @@ class Pipeline:
                 kwargs["clock"] = self.clock
             self.engine = make_engine(s, **kwargs)
         if "engine" in self.roles and self.engine_child:
-            from motcua.engine_process import EngineProcess
             from motcua.logs import CONFIGURED
 
             assert self.engine is not None  # made here first: the child finds the tables made
@@ -151,13 +154,17 @@ class Pipeline:
                                                 CONFIGURED["level"], CONFIGURED["format"])
             self.engine_process.start()
             self._spawn("engine-process", self.engine_process.supervise)
+            # The child does not relay: publishing is done here, on this process's core.
+            self.relay_loop = RelayLoop(self.engine.store, self.bootstrap, sec,
+                                        partitions=s.partitions)
+            self._spawn("relay", self.relay_loop.run)
         elif "engine" in self.roles:
             assert self.engine is not None
             self.engine_loop = EngineLoop(
                 self.engine, self.bootstrap, sec, partitions=s.partitions,
                 on_batch=self._heartbeat,
                 group=f"{s.consumer_group}-engine" if self.group else None,
-                session_timeout_ms=s.session_timeout_ms)
+                session_timeout_ms=s.session_timeout_ms, relay=not self.child)
             self._spawn("engine", self.engine_loop.run)
         if self.engine is not None:
             self.intake = intake_for(s, self.bootstrap, self.engine).start()
@@ -170,7 +177,7 @@ class Pipeline:
                 group=f"{s.consumer_group}-projection" if self.group else None,
                 session_timeout_ms=s.session_timeout_ms)
             self._spawn("projection", self.projection.run)
-        if self.metrics_out is not None:
+        if self.child:
             self._spawn("metrics-out", self._export)
         if "alert" in self.roles:
             from motcua.alerting import alert_loop
@@ -191,11 +198,11 @@ class Pipeline:
     def _export(self, stop: threading.Event) -> None:
         """A child engine's metrics and health, written every second for its parent (also
         while the store is away: that is when the parent must hear of it)."""
-        assert self.metrics_out is not None
+        path = metrics_file(self.settings)
         while not stop.wait(1.0):
             try:
-                write_metrics(self.metrics_out)
-                HEALTH.write(self.metrics_out.with_suffix(".health.json"))
+                write_metrics(path)
+                HEALTH.write(path.with_suffix(".health.json"))
             except OSError as e:
                 log.warning("metrics_not_written", error=str(e))
 

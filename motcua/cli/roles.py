@@ -68,7 +68,6 @@ def _role_command(roles: frozenset[str]) -> Command:
 
 def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
     """Run ``roles`` of the pipeline (serving HTTP if one is ``serve``) until a signal."""
-    from motcua.engine_process import metrics_file
     from motcua.pipeline import Pipeline
     from motcua.serving import api, run_until_signal, serve_http, stop_http
 
@@ -80,7 +79,7 @@ def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
     group = len(roles) == 1 and roles != frozenset({"serve"}) and not child
     p = Pipeline(settings, roles=roles, group=group,
                  engine_child=settings.engine_process and len(roles) > 1,
-                 metrics_out=metrics_file(settings) if child else None).start()
+                 child=child).start()
     server = None
     try:
         if "serve" in roles:
