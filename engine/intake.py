@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -450,9 +449,14 @@ def _plain(mapper: Any) -> bool:
             and mapper.cipher is None)
 
 
-@cache
+_CLASS_INFO: dict[type, tuple[str, int]] = {}
+
+
 def _class_info(cls: type[Any]) -> tuple[str, int]:
-    return get_topic(cls), getattr(cls, "class_version", 1)
+    info = _CLASS_INFO.get(cls)
+    if info is None:
+        info = _CLASS_INFO[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
+    return info
 
 
 def stored_event(event: Any) -> StoredEvent:

@@ -183,9 +183,14 @@ class _Memo:
     def __init__(self, rules: LifecycleRules) -> None:
         self.rules = rules
         self.received_at: datetime | None = None
+        self.received = date.min
+        self.month = ""
         self.due: datetime | None = None
+        self.due_s = self.due_day = 0
         self.end_at: datetime | None = None
+        self.processing_days = self.end_day = -1
         self.steps: list[CS.Step] | None = None
+        self.holder: list[Any] = []
         self.sheet: list[Any] | None = None
 
 

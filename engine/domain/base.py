@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -77,9 +76,15 @@ class Subject(Aggregate):
         self.pending_events.append(event)
 
 
-@cache
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _field_names(event_class: type[Any]) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(event_class))
+    names = _FIELD_NAMES.get(event_class)
+    if names is None:
+        names = _FIELD_NAMES[event_class] = tuple(f.name for f in
+                                                  dataclasses.fields(event_class))
+    return names
 
 
 def new_event(event_class: type[Any], values: dict[str, Any]) -> Any:

@@ -399,7 +399,7 @@ def _validate(obj: object, encoded: bytes | None) -> Action:
             raise _missing("type")
         if isinstance(type_, str):
             subject_field = _SUBJECT_FIELD.get(type_)
-    if subject_field is None:
+    if subject_field is None or not isinstance(type_, str):
         raise InvalidActionError(
             f"type must be {_TYPES_EXPECTED}, got {_show(type_)}.",
             reason="unknown_type",
