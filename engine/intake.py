@@ -21,8 +21,6 @@ from uuid import UUID
 
 import orjson
 import structlog
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.utils import get_topic
 
 from engine.cache import SubjectCache
 from engine.domain import marks as M
@@ -41,10 +39,10 @@ from engine.store import (
     HELD,
     REJECTED,
     IntakeRow,
-    OrjsonTranscoder,
     SideEffects,
     akey,
 )
+from engine.stored import plain, stored_event
 from kernel.calendar import WorkCalendar
 from kernel.contract.actions import Action
 from kernel.errors import RefusedActionError
@@ -420,7 +418,7 @@ class Batch:
                 watch = (not agg.is_finished and agg.pending_since is None
                          and not agg.marks & M.OVERDUE_RECORDED)
                 self.fx.deadlines[sid.hex] = agg.due().timestamp() if watch else None
-        to_stored = stored_event if _plain(self.cache.repository.event_store.mapper) \
+        to_stored = stored_event if plain(self.cache.repository.event_store.mapper) \
             else self.cache.repository.event_store.mapper.to_stored_event
         stored = []
         for agg in self.touched.values():
@@ -441,35 +439,6 @@ class Batch:
             if last is not None:
                 agg.__dict__["_facts_json"] = last
         return stored
-
-
-def _plain(mapper: Any) -> bool:
-    """The mapper stores events as ``stored_event`` does (no compression, no cipher)."""
-    return (isinstance(mapper.transcoder, OrjsonTranscoder) and mapper.compressor is None
-            and mapper.cipher is None)
-
-
-_CLASS_INFO: dict[type, tuple[str, int]] = {}
-
-
-def _class_info(cls: type[Any]) -> tuple[str, int]:
-    info = _CLASS_INFO.get(cls)
-    if info is None:
-        info = _CLASS_INFO[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
-    return info
-
-
-def stored_event(event: Any) -> StoredEvent:
-    """What the library's ``Mapper.to_stored_event`` makes of a new event with the motcua
-    transcoder and neither compression nor cipher, byte for byte (the same state dict, in
-    the same order, encoded by the same orjson call), with its per-class look-ups done once."""
-    topic, class_version = _class_info(type(event))
-    state = dict(vars(event))
-    originator_id = state.pop("originator_id")
-    originator_version = state.pop("originator_version")
-    if class_version > 1:
-        state["class_version"] = class_version
-    return StoredEvent(originator_id, originator_version, topic, orjson.dumps(state))
 
 
 def _json(facts: Any) -> bytes | None:
