@@ -1,13 +1,14 @@
 """The engine's CPU per action, by part: ``Engine.process`` over the ingest suite's province.
 
-    python benchmarks/engine_cost.py [--url URL] [--held] [--rounds N] [--no-parts]
+    python benchmarks/engine_cost.py [--url URL] [--held] [--tune-gc] [--rounds N] [--no-parts]
 
 Runs the ingest workload (``test_ingest.py``: 20 agencies, 5,000 dossiers, batches of 5,000) on a
 fresh store (SQLite by default; ``--url`` a fresh PostgreSQL database) and prints the process's
 CPU time per action (``time.process_time``, so another process's load does not count), the wall
 time, and a cProfile's split of that CPU time by part of the engine. ``--held`` first holds one
 action for a dossier that never arrives, as a partitioned backlog always has some: every new
-dossier then asks whether work waits for it.
+dossier then asks whether work waits for it. ``--tune-gc`` sets the garbage collector as the
+``motcua`` command does (``motcua.cli.tune_gc``), which is what a served engine runs with.
 """
 
 from __future__ import annotations
@@ -94,11 +95,16 @@ def main() -> None:
     ap.add_argument("--url", help="a fresh database per round: a PostgreSQL server URL ending "
                     "in a database name to create (default: SQLite in a temp dir)")
     ap.add_argument("--held", action="store_true", help="hold one action first")
+    ap.add_argument("--tune-gc", action="store_true",
+                    help="collect garbage as the motcua command does (motcua.cli.tune_gc)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-parts", action="store_true",
                     help="skip the profiled round (it runs several times slower)")
     args = ap.parse_args()
     msgs = messages(args.held)
+    if args.tune_gc:
+        from motcua.cli import tune_gc
+        tune_gc()
     n = len(msgs)
     tmp = Path(tempfile.mkdtemp(prefix="motcua-cost-"))
 

@@ -42,6 +42,7 @@ from engine.store import (
     SideEffects,
     akey,
 )
+from engine.stored import plain, stored_event
 from kernel.calendar import WorkCalendar
 from kernel.contract.actions import Action
 from kernel.errors import RefusedActionError
@@ -417,7 +418,8 @@ class Batch:
                 watch = (not agg.is_finished and agg.pending_since is None
                          and not agg.marks & M.OVERDUE_RECORDED)
                 self.fx.deadlines[sid.hex] = agg.due().timestamp() if watch else None
-        to_stored = self.cache.repository.event_store.mapper.to_stored_event
+        to_stored = stored_event if plain(self.cache.repository.event_store.mapper) \
+            else self.cache.repository.event_store.mapper.to_stored_event
         stored = []
         for agg in self.touched.values():
             kind = KIND_OF_CLASS[type(agg)]

@@ -168,6 +168,37 @@ def apology_in_time(d: Dossier, rules: LifecycleRules) -> bool:
 
 def dossier_facts(d: Dossier, rules: LifecycleRules) -> DossierFacts:
     """The index facts of a dossier as it stands."""
+    return DossierFacts(*_dossier_row(d, rules))
+
+
+class _Memo:
+    """What a dossier's facts take from its state that most events leave alone, as last
+    derived (kept on the dossier, like the control sheet's memo): the facts are derived again
+    after every event, and these parts (local dates, working days, the packed sheet) cost more
+    than the rest. Each part is recomputed when what it is computed from changed."""
+
+    __slots__ = ("rules", "received_at", "received", "month", "due", "due_s", "due_day",
+                 "end_at", "processing_days", "end_day", "steps", "holder", "sheet")
+
+    def __init__(self, rules: LifecycleRules) -> None:
+        self.rules = rules
+        self.received_at: datetime | None = None
+        self.received = date.min
+        self.month = ""
+        self.due: datetime | None = None
+        self.due_s = self.due_day = 0
+        self.end_at: datetime | None = None
+        self.processing_days = self.end_day = -1
+        self.steps: list[CS.Step] | None = None
+        self.holder: list[Any] = []
+        self.sheet: list[Any] | None = None
+
+
+def _dossier_row(d: Dossier, rules: LifecycleRules) -> list[Any]:
+    """``dossier_facts`` as the list the facts cache stores."""
+    m: _Memo | None = d.__dict__.get("_facts_memo")
+    if m is None or m.rules is not rules:
+        m = d.__dict__["_facts_memo"] = _Memo(rules)
     due = effective_due(d, rules)
     marks = d.marks
     if marks & MULTIPLE_SUPPLEMENTS:
@@ -180,26 +211,35 @@ def dossier_facts(d: Dossier, rules: LifecycleRules) -> DossierFacts:
     else:
         judged = OPEN
     flags = marks | APOLOGY_IN_TIME if apology_in_time(d, rules) else marks
-    received = local_date(d.received_at)
+    if m.received_at is None or m.received_at != d.received_at:
+        received = m.received = local_date(d.received_at)
+        m.month = f"{received.year:04d}-{received.month:02d}"
+        m.received_at, m.end_at = d.received_at, None
+    if m.due is None or m.due != due:
+        m.due, m.due_s, m.due_day = due, CS.seconds(due), local_date(due).toordinal()
     steps = CS.steps_of(d, rules)
-    last = steps[-1]
-    due_s = CS.seconds(due)
+    if steps is not m.steps:
+        last = steps[-1]
+        m.steps, m.holder, m.sheet = steps, [last.unit, last.official, last.step], None
+    due_s = m.due_s
     sheet = attrib = None
     if d.end_at is not None:
-        end = local_date(d.end_at)
-        processing_days = rules.calendar.working_days_between(received, end)
-        end_day = end.toordinal()
+        if m.end_at is None or m.end_at != d.end_at:
+            end = local_date(d.end_at)
+            m.processing_days = rules.calendar.working_days_between(m.received, end)
+            m.end_at, m.end_day = d.end_at, end.toordinal()
+        processing_days, end_day = m.processing_days, m.end_day
         if judged == 0:
             end_s = CS.seconds(d.end_at)
             attrib = [list(a) for a in CS.attribute(steps, due_s, end_s, end_s,
                                                      CS.office_clock(rules))]
     else:
         processing_days = end_day = -1
-        sheet = [st.pack() for st in steps]
-    return DossierFacts(d.agency_id, f"{received.year:04d}-{received.month:02d}",
-                        d.procedure_id, flags, judged, local_date(due).toordinal(),
-                        processing_days, end_day, due_s, [last.unit, last.official, last.step],
-                        sheet, attrib)
+        if m.sheet is None:
+            m.sheet = [st.pack() for st in steps]
+        sheet = m.sheet
+    return [d.agency_id, m.month, d.procedure_id, flags, judged, m.due_day, processing_days,
+            end_day, due_s, m.holder, sheet, attrib]
 
 
 def answer_due(received_at: datetime, rules: LifecycleRules) -> date:
@@ -228,7 +268,7 @@ def feedback_facts(fb: Feedback, rules: LifecycleRules) -> FeedbackFacts:
 def derive(subject: Any, rules: LifecycleRules) -> Any:
     """The facts of any subject, as stored in the facts cache (lists and dicts only)."""
     if isinstance(subject, Dossier):
-        return list(dossier_facts(subject, rules))
+        return _dossier_row(subject, rules)
     if isinstance(subject, Feedback):
         return list(feedback_facts(subject, rules))
     if isinstance(subject, Procedure | Agency):
