@@ -51,8 +51,7 @@ class OpenRows(Protocol):
         ...
 
 
-_ID, _DUE_DAY, _END_DAY, _FLAGS, _DUE_S = (OPEN_ROW.index(c) for c in (
-    "id", "due_day", "end_day", "flags", "due_s"))
+_ID, _DUE_DAY, _FLAGS, _DUE_S = (OPEN_ROW.index(c) for c in ("id", "due_day", "flags", "due_s"))
 
 
 RulesOf = Callable[[Period], Ruleset]
@@ -88,7 +87,6 @@ class Stakes:
         self._years: dict[str, tuple[Ruleset, Period, int]] = {}
         self._lost: dict[tuple[int, int, bool, int], tuple[str, ...]] = {}
         self._stake: dict[tuple[str, str, tuple[str, ...]], Decimal] = {}
-        self._both: dict[tuple[str, str, str, int, int, bool], tuple[float, float]] = {}
 
     def year(self, year: str) -> tuple[Ruleset, Period, int]:
         """(ruleset, period, view end's day) of a reception year judged at now."""
@@ -168,17 +166,8 @@ class Stakes:
         open dossier received in ``month``: the view's end is the same for both (the year of
         reception, judged at now), so is what the dossier loses."""
         year = month[:4]
-        e_day = self.year(year)[2]
-        flags &= self.mask
-        # Memoized on what decides both stakes (the key of ``lost`` and the two agencies):
-        # a province's list has thousands of rows and a few hundred distinct pairs.
-        key = (unit, agency, year, flags, judged, due_day >= e_day)
-        hit = self._both.get(key)
-        if hit is None:
-            lost = self._lost_of(flags, judged, due_day, e_day)
-            hit = self._both[key] = (self._stake_of(unit, year, lost),
-                                     self._stake_of(agency, year, lost))
-        return hit
+        lost = self._lost_of(flags & self.mask, judged, due_day, self.year(year)[2])
+        return self._stake_of(unit, year, lost), self._stake_of(agency, year, lost)
 
 
 def at_risk(counters: Counters, open_rows: OpenRows, rules_of: RulesOf, agency_id: str,
@@ -195,7 +184,7 @@ def at_risk(counters: Counters, open_rows: OpenRows, rules_of: RulesOf, agency_i
     agencies = counters.derived(("subtree", agency_id),
                                 lambda: sorted(tree.subtree(agency_id)))
     for r in open_rows(agencies, last_day):
-        if r[_END_DAY] != -1 or r[_FLAGS] & WAITING_ON_APPLICANT:
+        if r[_FLAGS] & WAITING_ON_APPLICANT:
             continue
         if r[_DUE_S] >= now_s:
             if r[_DUE_DAY] <= last_day:
@@ -215,17 +204,25 @@ def at_risk(counters: Counters, open_rows: OpenRows, rules_of: RulesOf, agency_i
 
 def _rows(found: list[tuple[Any, ...]], stakes: Stakes,
           agency_id: str) -> list[dict[str, Any]]:
-    """The list's rows (one loop, no per-row call but the memoized ones: thousands of rows)."""
-    both = stakes.both
+    """The list's rows, in one loop: thousands of rows, a few hundred distinct pairs of stakes
+    (memoized here on what decides them, as in ``Stakes.both``, without a call per row)."""
+    both, mask = stakes.both, stakes.mask
+    years: dict[str, tuple[str, int]] = {}  # month -> (year, the view's end day)
+    pairs: dict[tuple[Any, ...], tuple[float, float]] = {}
     out = []
-    for (sid, unit, month, judged, due_day, _, procedure, flags, due_s, h_unit, official,
-         step) in found:
-        stake_unit, stake = both(unit, agency_id, month, flags, judged, due_day)
+    for sid, unit, month, judged, due_day, procedure, flags, due_s, h_unit, official, step in found:
+        year = years.get(month)
+        if year is None:
+            year = years[month] = (month[:4], stakes.year(month[:4])[2])
+        key = (unit, year[0], flags & mask, judged, due_day >= year[1])
+        pair = pairs.get(key)
+        if pair is None:
+            pair = pairs[key] = both(unit, agency_id, month, flags, judged, due_day)
         out.append({"dossier_id": sid, "agency_id": unit, "procedure_id": procedure,
                     "due_at": due_at(due_s),
                     "holder": {"unit": h_unit, "official": official, "step": step},
                     "apology_issued": bool(flags & APOLOGY_ISSUED),
-                    "stake_unit": stake_unit, "stake": stake})
+                    "stake_unit": pair[0], "stake": pair[1]})
     return out
 
 

@@ -125,14 +125,14 @@ def risk_columns(f: list[Any]) -> tuple[Any, ...]:
     return f[2], f[3], f[8], unit, official, step
 
 
-# A candidate of the at-risk list as the view store's query returns it: its id, the indexed
-# columns, then ``RISK_COLUMNS``.
-OPEN_ROW: Final = ("id", "agency", "month", "judged", "due_day", "end_day", *RISK_COLUMNS)
+# A candidate of the at-risk list (an unfinished dossier) as the view store's query returns
+# it: its id, indexed columns, then ``RISK_COLUMNS``.
+OPEN_ROW: Final = ("id", "agency", "month", "judged", "due_day", *RISK_COLUMNS)
 
 
 def open_row(sid: str, f: list[Any]) -> tuple[Any, ...]:
     """A dossier's ``OPEN_ROW`` from its facts list (what the view store's columns hold)."""
-    return (sid, f[0], f[1], f[4], f[5], f[7], *risk_columns(f))
+    return (sid, f[0], f[1], f[4], f[5], *risk_columns(f))
 
 
 class FeedbackFacts(NamedTuple):
