@@ -173,7 +173,7 @@ class Stakes:
 def at_risk(counters: Counters, open_rows: OpenRows, rules_of: RulesOf, agency_id: str,
             now: datetime, within: int = DEFAULT_WITHIN) -> dict[str, Any]:
     """The at-risk list of ``contract/interface.md``: due soon, then open past due."""
-    tree = counters.derived("tree", lambda: Tree.build(counters))
+    tree = Tree.of(counters)
     if agency_id not in tree.parent:
         raise UnknownAgencyError(agency_id)
     calendar = rules_of(current_year(now)).calendar
