@@ -244,8 +244,9 @@ def child(url: str, views_at: str | None, trace: bool, swap: bool = False,
         "cells": len(counters.cells), "load1": os.getloadavg()[0],
         # the worker process's own peak, when the rebuild was split (Replayer.rebuild)
         "worker_peak_kib": replayer.stats.get("worker_peak_kib"),
-        "split": {k: replayer.stats[k] for k in ("first_half_seconds", "merge_seconds")
-                  if k in replayer.stats},
+        "split": {k: replayer.stats[k] for k in (
+            "first_half_seconds", "first_half_cpu_seconds", "worker_cpu_seconds",
+            "merge_seconds", "index_seconds") if k in replayer.stats},
         # (agency, month, procedure) vectors: the one term of the counters that grows with
         # the province's activity (bounded by agencies × months × procedures)
         "vectors": sum(len(v) for v in counters.procs.values()),

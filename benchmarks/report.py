@@ -64,8 +64,30 @@ def _fmt(v: float, unit: str) -> str:
     return f"{v:,.0f} {unit}"
 
 
+KEPT = "from the run of "
+
+
+def earlier_rows(text: str, suites: set[str], begin: str = BEGIN, end: str = END) -> list[str]:
+    """The rows of the table between ``begin`` and ``end`` whose suite this run did not
+    measure, each noting the run it comes from: a run of some suites (``benchmarks/run -k X``)
+    replaces their rows and keeps the others'."""
+    if begin not in text or end not in text:
+        return []
+    table = text.split(begin, 1)[1].split(end, 1)[0]
+    date = re.search(r"^\| Date \(`date -u`\) \| (.+?) \|$", table, flags=re.M)
+    out = []
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 6 or cells[0] in ("Suite", "---") or cells[0] in suites:
+            continue
+        if date and not cells[5].startswith(KEPT):
+            cells[5] = f"{KEPT}{date.group(1)}; {cells[5]}".rstrip("; ")
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
 def render(measures: list[dict[str, Any]], args: argparse.Namespace,
-           markers: tuple[str, str] = (BEGIN, END)) -> str:
+           markers: tuple[str, str] = (BEGIN, END), kept: list[str] | None = None) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     load_end = " ".join(f"{x:.2f}" for x in os.getloadavg())
     rows = [
@@ -89,6 +111,7 @@ def render(measures: list[dict[str, Any]], args: argparse.Namespace,
         verdict = "" if m["passed"] is None else ("**pass**" if m["passed"] else "**MISS**")
         rows.append(f"| {m['suite']} | `{m['name']}` | {m['target']} | "
                     f"{_fmt(m['value'], m['unit'])} | {verdict} | {m['note']} |")
+    rows += kept or []
     if args.json:
         rows += ["", f"Raw pytest-benchmark JSON: `{args.json}`."]
     rows += ["", markers[1]]
@@ -117,7 +140,8 @@ def main() -> None:
     path = Path(args.update)
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     if main_rows:
-        text = _replace(text, render(main_rows, args), BEGIN, END, "")
+        kept = earlier_rows(text, {m["suite"] for m in main_rows})
+        text = _replace(text, render(main_rows, args, kept=kept), BEGIN, END, "")
     for suite, (begin, end, heading) in SECTIONS.items():
         own = [m for m in measures if m["suite"] == suite]
         if own:

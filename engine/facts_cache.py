@@ -123,10 +123,16 @@ class FactsCacheMixin:
         sql += " ORDER BY pos LIMIT ?"
         params.append(limit)
         with self._tx(commit=False) as c:
+            if self.ph == "?":
+                # Plain tuples, not the connection's ``sqlite3.Row``s: making a Row per row
+                # cost more than SQLite's own reading (a replay reads millions: 2.7 against
+                # 1.0 µs of CPU per row, measured on a province-year's store).
+                # (the eventsourcing cursor wraps the sqlite3 one)
+                getattr(c, "sqlite_cursor", c).row_factory = None
             c.execute(self._sql(sql), params)
             rows = c.fetchall()
         if self.ph == "?":
-            return rows  # type: ignore[no-any-return]  # sqlite3 rows index like tuples
+            return rows  # type: ignore[no-any-return]
         return [tuple(r.values()) for r in rows]
 
     def subjects_after(self, after: Any, limit: int) -> list[Any]:

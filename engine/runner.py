@@ -62,8 +62,11 @@ class EngineLoop:
         on_batch: Callable[[], None] | None = None,
         group: str | None = None,
         session_timeout_ms: int = 10_000,
+        relay: bool = True,
     ) -> None:
         self.engine = engine
+        # False: another thread or process relays this store (engine.relay_loop).
+        self.relay_here = relay
         self.bootstrap = bootstrap
         self.security = security
         self.partitions = partitions
@@ -116,8 +119,10 @@ class EngineLoop:
             self.take(tps)
         if self.relay is not None:  # after an error its producer may be unusable: renew it
             self.relay.producer.close(timeout=1)
-        self.relay = Relay(self.engine.store, K.publisher(self.bootstrap, self.security))
-        self.relay.new_log(self.identity.of(EVENTS_TOPIC))
+            self.relay = None
+        if self.relay_here:
+            self.relay = Relay(self.engine.store, K.publisher(self.bootstrap, self.security))
+            self.relay.new_log(self.identity.of(EVENTS_TOPIC))
         log.info("engine_ready", log_id=self.log_id, group=self.group)
         self.ready.set()
 
@@ -158,8 +163,9 @@ class EngineLoop:
 
     @property
     def relays(self) -> bool:
-        """One relay for the whole store: the owner of actions partition 0 runs it."""
-        return 0 in self.epochs
+        """One relay for the whole store: the owner of actions partition 0 runs it (unless
+        another thread or process relays, ``relay=False``)."""
+        return self.relay is not None and 0 in self.epochs
 
     # ----- loop ----------------------------------------------------------------------------
 
@@ -174,7 +180,7 @@ class EngineLoop:
                 elif self._resync:  # after a database outage: read on from what is stored
                     self.take(sorted(self.consumer.assignment(), key=lambda tp: tp.partition))
                     self._resync = False
-                assert self.consumer is not None and self.relay is not None
+                assert self.consumer is not None
                 polled = self.consumer.poll(timeout_ms=100, max_records=self.max_records)
                 if polled and self._new_broker_log():
                     continue  # the records may be the new log's: set up again, read it afresh
@@ -194,6 +200,7 @@ class EngineLoop:
                     last_identity = now
                     self._check_identity()
                 if self.relays:
+                    assert self.relay is not None
                     while self.relay.run_once():
                         pass
                 if self.on_batch is not None:

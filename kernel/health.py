@@ -9,13 +9,16 @@ away. So an outage of minutes is two log lines, not one per retry.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import orjson
 from kafka.errors import KafkaError
 
 from kernel.kafka import BrokerUnreachableError
@@ -42,6 +45,8 @@ class Health:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._down: dict[tuple[str, str], Down] = {}
+        # Health files of this process's children (motcua.engine_process), read by ``report``.
+        self.foreign: list[Path] = []
 
     def down(self, part: str, dependency: str, error: BaseException) -> bool:
         """Note that ``part`` cannot reach ``dependency``; True when that is news."""
@@ -65,15 +70,28 @@ class Health:
         return gone
 
     def report(self) -> dict[str, Any]:
-        """``{"status": "ok"}``, or ``"degraded"`` with each part's unreachable dependency."""
+        """``{"status": "ok"}``, or ``"degraded"`` with each part's unreachable dependency
+        (this process's, and those its children wrote with ``write``)."""
         with self._lock:
             down = sorted(self._down.values(), key=lambda d: (d.part, d.dependency))
-        if not down:
-            return {"status": "ok", "degraded": []}
-        return {"status": "degraded", "degraded": [
+        degraded = [
             {"part": d.part, "dependency": d.dependency,
              "since": datetime.fromtimestamp(d.since, UTC).isoformat(timespec="seconds"),
-             "error": d.error} for d in down]}
+             "error": d.error} for d in down]
+        for path in list(self.foreign):
+            try:
+                degraded += orjson.loads(path.read_bytes())
+            except (OSError, orjson.JSONDecodeError):  # not written yet, or being replaced
+                continue
+        if not degraded:
+            return {"status": "ok", "degraded": []}
+        return {"status": "degraded", "degraded": degraded}
+
+    def write(self, path: Path) -> None:
+        """Write what this process cannot reach, for a parent's ``report`` (atomically)."""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(self.report()["degraded"]))
+        os.replace(tmp, path)
 
 
 HEALTH = Health()

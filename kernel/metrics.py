@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry()
 
@@ -71,5 +78,67 @@ class _Metrics:
 METRICS = _Metrics(REGISTRY)
 
 
+# Metrics files of this process's children (motcua.engine_process), merged into ``render``.
+FOREIGN: list[Path] = []
+
+
 def render() -> bytes:
-    return generate_latest(REGISTRY)
+    """This process's metrics, with those of its children merged in: counters and histograms
+    summed, gauges by their largest value (a child's gauges are ones this process does not
+    set, or the same reading, as the spool's backlog)."""
+    own = generate_latest(REGISTRY)
+    texts = []
+    for path in FOREIGN:
+        try:
+            texts.append(path.read_text())
+        except OSError:  # not written yet, or being replaced
+            continue
+    if not texts:
+        return own
+    return merge([own.decode(), *texts]).encode()
+
+
+def write_metrics(path: Path) -> None:
+    """Write this process's metrics for a parent to merge (replaced atomically)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(generate_latest(REGISTRY))
+    os.replace(tmp, path)
+
+
+def merge(texts: list[str]) -> str:
+    """Prometheus text expositions merged into one: samples of the same name and labels summed
+    (counters, histograms), or their largest value taken (gauges, ``_created`` times: the
+    smallest)."""
+    families: dict[str, Metric] = {}
+    values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    for text in texts:
+        for fam in text_string_to_metric_families(text):
+            families.setdefault(fam.name, fam)
+            got = values.setdefault(fam.name, {})
+            for sample in fam.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                if key not in got:
+                    got[key] = sample.value
+                elif sample.name.endswith("_created"):
+                    got[key] = min(got[key], sample.value)
+                elif fam.type == "gauge":
+                    got[key] = max(got[key], sample.value)
+                else:
+                    got[key] = got[key] + sample.value
+    out = []
+    for name, fam in families.items():
+        merged = Metric(fam.name, fam.documentation, fam.type)
+        for (sname, labels), v in values[name].items():
+            merged.add_sample(sname, dict(labels), v)
+        out.append(merged)
+    registry = CollectorRegistry()
+    registry.register(_Fixed(out))
+    return generate_latest(registry).decode()
+
+
+class _Fixed(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families

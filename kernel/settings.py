@@ -71,6 +71,9 @@ class Settings:
     record_uncatalogued: bool = False
     # Where alert e-mails go: smtp://host:port or smtps://user:pass@host:port (None: no e-mail).
     smtp_url: str | None = field(default=None, repr=False)
+    # `motcua up` / `motcua demo` run their engine role in a child process, so that the engine
+    # and the projections use two cores (docs/decisions.md, "The engine in a child process").
+    engine_process: bool = True
 
     @property
     def embedded_broker(self) -> bool:
@@ -126,6 +129,7 @@ class Settings:
             require_grants=_flag(env, "MOTCUA_REQUIRE_GRANTS"),
             record_uncatalogued=_flag(env, "MOTCUA_RECORD_UNCATALOGUED"),
             smtp_url=_smtp(env),
+            engine_process=_flag(env, "MOTCUA_ENGINE_PROCESS", default=True),
         )
 
 
@@ -264,9 +268,11 @@ def _path(env: Mapping[str, str], name: str, *, directory: bool) -> str | None:
     return raw
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raw = (env.get(name) or "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
+    if raw == "":
+        return default
+    if raw in ("0", "false", "no", "off"):
         return False
     if raw in ("1", "true", "yes", "on"):
         return True

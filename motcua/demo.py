@@ -59,7 +59,8 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     if settings.kafka_bootstrap is not None or settings.is_postgres:
         demo_settings = replace(settings, home=home)
     t0 = time.monotonic()
-    p = Pipeline(demo_settings, roles=frozenset({"engine", "project", "alert"})).start()
+    p = Pipeline(demo_settings, roles=frozenset({"engine", "project", "alert"}),
+                 engine_child=settings.engine_process).start()
     server: Any = None
     receiver = _receiver()
     stop = threading.Event()

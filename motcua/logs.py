@@ -19,8 +19,13 @@ def _stderr_logger(*args: object) -> structlog.PrintLogger:
     return structlog.PrintLogger(sys.stderr)
 
 
+# The level and format configured last: what a child process of this one is told to log at.
+CONFIGURED = {"level": "info", "format": "json"}
+
+
 def configure(level: str = "info", fmt: str = "json") -> None:
     """Logs go to stderr; ``fmt`` is ``json`` or ``console``."""
+    CONFIGURED.update(level=level, format=fmt)
     lvl = getattr(logging, level.upper(), logging.INFO)
     tail: list[structlog.typing.Processor]
     if fmt == "console":

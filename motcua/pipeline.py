@@ -18,12 +18,16 @@ import orjson
 import structlog
 
 from engine.app import HEARTBEAT, Engine
+from engine.relay_loop import RelayLoop
 from engine.runner import EngineLoop, recorded_offset
 from kernel.broker import BundledBroker
 from kernel.errors import UserError
+from kernel.health import HEALTH
 from kernel.kafka import wait_until_reachable
 from kernel.lifecycle import LifecycleRules, load_lifecycle
+from kernel.metrics import write_metrics
 from kernel.settings import Settings
+from motcua.engine_process import EngineProcess, metrics_file
 from producers.forwarder import Intake
 from projections.facts import Annotator
 from projections.ruleset import Rulesets, default_rulesets
@@ -108,6 +112,13 @@ class Pipeline:
     group: bool = False
     # The alerting role (motcua.alerting), when "alert" is one of the roles.
     alerts: Any = None
+    # Run the engine role in a child process (motcua.engine_process) instead of a thread.
+    engine_child: bool = False
+    engine_process: Any = None
+    # This is the child engine of a `motcua up` (motcua.engine_process): the parent relays for
+    # it and serves its metrics and health, which it writes every second.
+    child: bool = False
+    relay_loop: RelayLoop | None = None
 
     def start(self) -> Pipeline:
         s = self.settings
@@ -135,13 +146,25 @@ class Pipeline:
             if self.clock is not None:
                 kwargs["clock"] = self.clock
             self.engine = make_engine(s, **kwargs)
-        if "engine" in self.roles:
+        if "engine" in self.roles and self.engine_child:
+            from motcua.logs import CONFIGURED
+
+            assert self.engine is not None  # made here first: the child finds the tables made
+            self.engine_process = EngineProcess(s, self.bootstrap, self.engine,
+                                                CONFIGURED["level"], CONFIGURED["format"])
+            self.engine_process.start()
+            self._spawn("engine-process", self.engine_process.supervise)
+            # The child does not relay: publishing is done here, on this process's core.
+            self.relay_loop = RelayLoop(self.engine.store, self.bootstrap, sec,
+                                        partitions=s.partitions)
+            self._spawn("relay", self.relay_loop.run)
+        elif "engine" in self.roles:
             assert self.engine is not None
             self.engine_loop = EngineLoop(
                 self.engine, self.bootstrap, sec, partitions=s.partitions,
                 on_batch=self._heartbeat,
                 group=f"{s.consumer_group}-engine" if self.group else None,
-                session_timeout_ms=s.session_timeout_ms)
+                session_timeout_ms=s.session_timeout_ms, relay=not self.child)
             self._spawn("engine", self.engine_loop.run)
         if self.engine is not None:
             self.intake = intake_for(s, self.bootstrap, self.engine).start()
@@ -154,6 +177,8 @@ class Pipeline:
                 group=f"{s.consumer_group}-projection" if self.group else None,
                 session_timeout_ms=s.session_timeout_ms)
             self._spawn("projection", self.projection.run)
+        if self.child:
+            self._spawn("metrics-out", self._export)
         if "alert" in self.roles:
             from motcua.alerting import alert_loop
 
@@ -169,6 +194,17 @@ class Pipeline:
         if now - self._last_beat >= 1.0 and self.engine is not None:
             self._last_beat = now
             self.engine.store.set_position(HEARTBEAT, int(now))
+
+    def _export(self, stop: threading.Event) -> None:
+        """A child engine's metrics and health, written every second for its parent (also
+        while the store is away: that is when the parent must hear of it)."""
+        path = metrics_file(self.settings)
+        while not stop.wait(1.0):
+            try:
+                write_metrics(path)
+                HEALTH.write(path.with_suffix(".health.json"))
+            except OSError as e:
+                log.warning("metrics_not_written", error=str(e))
 
     def _supervise_broker(self, stop: threading.Event) -> None:
         """Start the bundled broker again (same port) if it dies: it comes back empty, and the
@@ -192,12 +228,14 @@ class Pipeline:
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
-        for loop in (self.engine_loop, self.projection):
+        for loop in (self.engine_loop, self.engine_process, self.projection):
             if loop is not None:
                 loop.ready.wait(max(0.0, deadline - time.monotonic()))
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.engine_process is not None:
+            self.engine_process.stop()
         for t in self.threads:
             t.join(timeout=10)
         if self.intake is not None:

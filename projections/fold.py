@@ -127,7 +127,9 @@ class Counters:
     # ----- dossiers ------------------------------------------------------------------------
 
     def fold_dossier(self, sid: str, prev: list[Any] | None, facts: list[Any]) -> None:
-        """Move one dossier's contribution from ``prev`` to ``facts``."""
+        """Move one dossier's contribution from ``prev`` to ``facts``. Equal ``prev`` and
+        ``facts`` move no counter: only the facts are kept (a replay skips such events:
+        ``projections.replay.fold_page``)."""
         self.version += 1
         self.dossiers[sid] = facts
         if prev is None or prev[2] != facts[2] or prev[1] != facts[1] or prev[0] != facts[0]:

@@ -17,8 +17,8 @@ import queue
 import resource
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Generator, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,13 +86,17 @@ class Replayer:
 
     def rebuild(self, prefix: str = "shadow", *, progress: Progress | None = None,
                 resume: bool = True, until: int | None = None,
-                start: int | None = None) -> tuple[ViewStore, Counters, int]:
+                start: int | None = None, indexes: bool = True,
+                ) -> tuple[ViewStore, Counters, int]:
         """Fold the log into table set ``prefix``; returns (store, counters, last position).
 
         ``start``: fold from this position (a range of the log, with ``until``) instead of
         the first. A long log is folded in two processes when ``source_url`` is set
-        (``_rebuild_split``)."""
-        shadow = ViewStore(self.views.url, prefix=prefix, layout=self.views.layout)
+        (``_rebuild_split``). The table set's secondary indexes are made after the fold
+        (``indexes``; False: not at all), not kept up to date row by row during it: the
+        dossier rows' upserts wrote five B-trees each (a third of a flush's CPU)."""
+        shadow = ViewStore(self.views.url, prefix=prefix, layout=self.views.layout,
+                           indexes=False)
         if not resume:
             shadow.drop(prefix)
             shadow.create_tables()
@@ -106,29 +110,39 @@ class Replayer:
             n, done = self._rebuild_split(shadow, counters, done, target, progress)
         else:
             n, done = self._fold_into(shadow, counters, done, target, progress)
+        if indexes:
+            t_index = time.perf_counter()
+            shadow.ensure_indexes()
+            self.stats["index_seconds"] = time.perf_counter() - t_index
         self.stats.update(events=n, seconds=time.perf_counter() - t0)
         return shadow, counters, done
 
     def _fold_into(self, shadow: ViewStore, counters: Counters, done: int, stop: int,
                    progress: Progress | None) -> tuple[int, int]:
         """Fold the log after ``done`` up to ``stop`` into ``counters``, flushing into
-        ``shadow`` as it goes (resumable); returns (events folded, last position)."""
+        ``shadow`` as it goes (resumable); returns (events folded, last position). A flush
+        leaves out the rows of the dossiers the next page (already read) folds again: a later
+        flush writes them, and a stopped rebuild resumes from the flush's position."""
         n = 0
         pages = 0
         seen: dict[str, tuple[Any, Any]] = {}
-        with bulk_fold():
-            for raw in prefetched(self.engine_store, done + 1, self.page, stop):
+        with bulk_fold(), closing(prefetched(self.engine_store, done + 1, self.page,
+                                              stop)) as it:
+            raw = next(it, None)
+            while raw is not None:
                 fold_page(counters, raw, seen)
                 done = raw[-1][0]
                 n += len(raw)
                 pages += 1
-                if pages % self.flush_every == 0:
+                nxt = next(it, None)
+                if pages % self.flush_every == 0 or nxt is None:
+                    if nxt is not None:
+                        _leave_to_next(counters, nxt)
                     shadow.flush(counters, {REPLAY_POS: done})  # resumable from here
                     seen.clear()  # (as the flush forgets the dossiers' facts: bounded memory)
                 if progress is not None:
                     progress(done, stop)
-        if pages % self.flush_every:
-            shadow.flush(counters, {REPLAY_POS: done})
+                raw = nxt
         return n, done
 
     def _rebuild_split(self, shadow: ViewStore, counters: Counters, done: int, target: int,
@@ -157,16 +171,19 @@ class Replayer:
             if progress is not None:
                 progress(min(target, pos + max(0, at.value - mid)), target)
 
-        t_start = time.perf_counter()
+        t_start, cpu_start = time.perf_counter(), time.process_time()
         with cf.ProcessPoolExecutor(1, mp_context=ctx, initializer=_share_position,
                                     initargs=(at,)) as pool:
             tail = pool.submit(_fold_tail, self.source_url, self.views.url, self.views.layout,
                                side_prefix, mid + 1, target, self.page, self.flush_every)
             n, done = self._fold_into(shadow, counters, first, mid, both)
             self.stats["first_half_seconds"] = time.perf_counter() - t_start
-            n_tail, done_tail, self.stats["worker_peak_kib"] = tail.result()
+            self.stats["first_half_cpu_seconds"] = time.process_time() - cpu_start
+            n_tail, done_tail, self.stats["worker_peak_kib"], self.stats[
+                "worker_cpu_seconds"] = tail.result()
         t_merge = time.perf_counter()
-        side = ViewStore(self.views.url, prefix=side_prefix, layout=self.views.layout)
+        side = ViewStore(self.views.url, prefix=side_prefix, layout=self.views.layout,
+                         indexes=False)
         try:
             counters.merge_from(side.load())
             if n_tail:
@@ -292,13 +309,14 @@ def _share_position(at: Any) -> None:
 
 
 def _fold_tail(source_url: str, views_url: str, layout: Any, prefix: str, start: int,
-               stop: int, page: int, flush_every: int) -> tuple[int, int, int]:
+               stop: int, page: int, flush_every: int) -> tuple[int, int, int, float]:
     """In a worker process: rebuild the log's positions ``start``..``stop`` into table set
-    ``prefix`` (started anew); returns (events folded, last position, peak RSS in KiB)."""
+    ``prefix`` (started anew); returns (events folded, last position, peak RSS in KiB, CPU
+    seconds of the worker)."""
     from engine.app import Engine
 
     engine = Engine(source_url)  # reads the facts cache only: no annotator needed
-    views = ViewStore(views_url, prefix=prefix, layout=layout)
+    views = ViewStore(views_url, prefix=prefix, layout=layout, indexes=False)
     try:
         def report(pos: int, _stop: int) -> None:
             if _tail_at is not None:
@@ -306,9 +324,10 @@ def _fold_tail(source_url: str, views_url: str, layout: Any, prefix: str, start:
 
         r = Replayer(engine.store, views, page=page, flush_every=flush_every)
         shadow, _, done = r.rebuild(prefix, resume=False, until=stop, start=start,
-                                    progress=report)
+                                    progress=report, indexes=False)
         shadow.close()
-        return int(r.stats["events"]), done, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        use = resource.getrusage(resource.RUSAGE_SELF)
+        return int(r.stats["events"]), done, use.ru_maxrss, use.ru_utime + use.ru_stime
     finally:
         views.close()
         engine.close()
@@ -330,7 +349,7 @@ def bulk_fold() -> Iterator[None]:
 
 
 def prefetched(store: Any, start: int, page: int, stop: int | None = None,
-               recorded_by: int | None = None) -> Iterator[list[tuple[Any, ...]]]:
+               recorded_by: int | None = None) -> Generator[list[tuple[Any, ...]], None, None]:
     """The facts cache's raw pages from ``start``, each next page read by a helper thread
     while this one is folded (the database steps without the GIL: the read overlaps the
     fold on a second core). The last page is the first shorter than ``page``."""
@@ -379,10 +398,13 @@ def fold_page(c: Counters, raw: list[tuple[Any, ...]],
     ``seen``: per dossier, its last facts row's facts (bytes, decoded), kept by the caller
     between pages (and emptied when it flushes). A dossier's facts before an event are, byte
     for byte, its facts after its previous one: when the bytes are equal, the decoded list
-    is reused rather than decoded again (it is never mutated)."""
+    is reused rather than decoded again (it is never mutated). An event that left the
+    facts as they were (a result returned, a rating: one row in eight) moves no counter: it
+    is neither decoded nor folded, only its facts kept for the dossier's row."""
     loads = orjson.loads
     fold_dossier = c.fold_dossier
     fold = c.fold_row
+    latest = c.dossiers
     if seen is None:
         seen = {}
     last = seen.get
@@ -390,15 +412,33 @@ def fold_page(c: Counters, raw: list[tuple[Any, ...]],
         prev, facts = row[6], row[7]
         if row[1] == "dossier" and facts is not None:
             sid = row[3]
-            after = loads(facts)
-            if prev is not None:
+            if prev is None:
+                after = loads(facts)
+            else:
                 hit = last(sid)
-                prev = hit[1] if hit is not None and hit[0] == prev else loads(prev)
+                if hit is not None and hit[0] == prev:
+                    if facts == prev:
+                        latest[sid] = hit[1]
+                        continue
+                    prev = hit[1]
+                    after = loads(facts)
+                else:
+                    after = loads(facts)
+                    prev = after if facts == prev else loads(prev)
             seen[sid] = (facts, after)
             fold_dossier(sid, prev, after)
         else:
             fold(row[1], row[3], None if prev is None else loads(prev),
                  None if facts is None else loads(facts))
+
+
+def _leave_to_next(c: Counters, page: list[tuple[Any, ...]]) -> None:
+    """Forget the facts of the dossiers that ``page`` (the next) folds again (``fold_page``
+    keeps them again for each of its dossier rows with facts)."""
+    latest = c.dossiers
+    for row in page:
+        if row[1] == "dossier" and row[7] is not None:
+            latest.pop(row[3], None)
 
 
 def _only(c: Counters, months: Collection[str] | None) -> Counters:

@@ -54,10 +54,14 @@ def views_url(database_url: str) -> str:
 class ViewStore:
     """Persistence of the projection's state; both dialects behind one small API."""
 
-    def __init__(self, url: str, prefix: str = "proj", layout: Layout = DEFAULT_LAYOUT) -> None:
+    def __init__(self, url: str, prefix: str = "proj", layout: Layout = DEFAULT_LAYOUT,
+                 *, indexes: bool = True) -> None:
         self.url = url
         self.prefix = prefix
         self.layout = layout
+        # False: the table set is made without its secondary indexes (a replay's shadow, which
+        # makes them once after the fold: ``ensure_indexes``); those it already has stay.
+        self.indexes = indexes
         self.db = Database(url, cache_kib=VIEWS_CACHE_KIB)
         self.is_pg = self.db.is_pg
         self.ph = self.db.ph
@@ -95,7 +99,8 @@ class ViewStore:
                           (tables,))
                 if int(c.fetchone()[0]) == len(tables):
                     ensure_columns(c, p, True, self._q)
-                    ensure_indexes(c, p, True)
+                    if self.indexes:
+                        ensure_indexes(c, p, True)
                     return
                 c.execute("SELECT pg_advisory_xact_lock(7660002)")
             # ``part``: the events partition whose owner writes the row, or BASE (a replay's
@@ -113,13 +118,14 @@ class ViewStore:
             for kind in ("dossiers", "feedback"):
                 c.execute(subject_table_sql(p, kind, blob))
             ensure_columns(c, p, self.is_pg, self._q)
-            ensure_indexes(c, p, self.is_pg)
+            if self.indexes:
+                ensure_indexes(c, p, self.is_pg)
             c.execute(f"CREATE TABLE IF NOT EXISTS {p}_positions (name TEXT PRIMARY KEY, "
                       "value BIGINT NOT NULL)")
 
     def ensure_indexes(self) -> None:
         """Every index of ``view_schema.INDEXES`` on this store's table set (after a replay's
-        swap)."""
+        fold, which writes its shadow without them, and after its swap)."""
         with self.tx() as c:
             ensure_indexes(c, self.prefix, self.is_pg)
 

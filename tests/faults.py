@@ -197,6 +197,21 @@ def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Com
                           preexec_fn=_die_with_parent)
 
 
+def children(pid: int, named: str = "") -> list[int]:
+    """The pids of a process's living children whose command line has ``named`` (Linux
+    /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z" and named in cmdline:
+            out.append(int(stat.parent.name))
+    return out
+
+
 def embedded_broker_pid(home: Path) -> int | None:
     """The pid of the process that runs the bundled broker of ``home`` (broker.json)."""
     try:

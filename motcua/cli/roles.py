@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from motcua.cli.common import (
@@ -21,7 +23,8 @@ from motcua.cli.common import (
 # Each role command, the roles it runs and its help; in the order of `motcua --help`.
 ROLE_COMMANDS = (
     ("up", {"engine", "project", "alert", "serve"}, "Run engine, projections, alerting and API "
-     "in one process against the configured broker and database."),
+     "against the configured broker and database (the engine in a child process unless "
+     "MOTCUA_ENGINE_PROCESS=0)."),
     ("engine", {"engine"}, "Run the engine role: motcua.actions → event store → "
      "motcua.events / motcua.rejected."),
     ("project", {"project"}, "Run the projection role: motcua.events → views."),
@@ -50,6 +53,8 @@ def register(sub: Subparsers) -> None:
         sp = add_command(sub, name, text, _role_command(frozenset(roles)))
         if "serve" in roles:
             _http_args(sp)
+        if name == "engine":  # the child engine of `motcua up` (motcua.engine_process)
+            sp.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
 
 
 def _http_args(sp: Any) -> None:
@@ -68,9 +73,13 @@ def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
 
     settings = load_settings()
     setup_logs(settings)
-    # The one-role commands join consumer groups, so several processes share the partitions.
-    group = len(roles) == 1 and roles != frozenset({"serve"})
-    p = Pipeline(settings, roles=roles, group=group).start()
+    child = bool(getattr(args, "child", False))
+    # The one-role commands join consumer groups, so several processes share the partitions;
+    # `up`'s child engine reads them all, as `up` would.
+    group = len(roles) == 1 and roles != frozenset({"serve"}) and not child
+    p = Pipeline(settings, roles=roles, group=group,
+                 engine_child=settings.engine_process and len(roles) > 1,
+                 child=child).start()
     server = None
     try:
         if "serve" in roles:
@@ -84,11 +93,18 @@ def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
                 stop_http(server)
             p.stop()
 
-        run_until_signal(stop)
+        run_until_signal(stop, _parent_alive() if child else lambda: True)
     except BaseException:
         p.stop()
         raise
     return 0
+
+
+def _parent_alive() -> Callable[[], bool]:
+    """While the ``motcua up`` that started this child engine runs (a fallback to the kernel's
+    parent-death signal, motcua.engine_process)."""
+    parent = os.getppid()
+    return lambda: os.getppid() == parent
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

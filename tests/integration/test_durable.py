@@ -23,6 +23,7 @@ from conftest import PgServer
 from faults import (
     Probe,
     Role,
+    children,
     cli,
     embedded_broker_pid,
     embedded_env,
@@ -102,17 +103,6 @@ def test_published_actions_survive_a_sigkill_of_up_right_after_ingest(tmp_path: 
     assert_same_facts(recorded(probe.url), want)
 
 
-def children(pid: int) -> list[int]:
-    """The pids of a process's children (Linux /proc)."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
 
 
 def test_a_bundled_broker_that_dies_under_up_is_restarted_and_nothing_is_lost(
@@ -136,7 +126,7 @@ def test_a_bundled_broker_that_dies_under_up_is_restarted_and_nothing_is_lost(
     try:
         assert up.pid is not None
         assert cli(env, "ingest", str(first)).returncode == 0
-        (broker,) = children(up.pid)
+        (broker,) = children(up.pid, "tansu")
         os.kill(broker, signal.SIGKILL)
         done = cli(env, "ingest", str(second))
         assert done.returncode == 0, done.stderr

@@ -93,3 +93,48 @@ def _positions(engine: Any) -> dict[str, int]:
         name = f"{Relay.EVENTS}|{p}"
         out[name] = engine.store.get_position(name)
     return out
+
+
+def test_a_relay_loop_publishes_each_event_and_again_to_a_new_events_log(
+    fresh_broker: BundledBroker, tmp_path: Path,
+) -> None:
+    """The relay on its own thread (engine.relay_loop, beside `motcua up`'s child engine):
+    ten recorded events reach motcua.events once each, and events recorded while it runs follow;
+    when the events topic is deleted and created again (a new log), it publishes all of them
+    again to the new topic."""
+    import threading
+
+    from faults import wait_for
+
+    from engine.relay_loop import RelayLoop
+
+    engine = engine_at(f"sqlite:///{tmp_path / 'm.db'}")
+    stop = threading.Event()
+    loop = RelayLoop(engine.store, fresh_broker.bootstrap, None, partitions=3)
+    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+
+    def record(first: int, n: int) -> None:
+        engine.process("test-log", [Message(ACTIONS_TOPIC, 0, i, orjson.dumps(act(
+            "received", "10-05T08:00", {"dossier_id": f"D{i}"}, agency_id="H15.15",
+            procedure_id="1.001612", channel="online", due_at="2026-10-12T17:00:00+07:00")))
+            for i in range(first, first + n)])
+
+    try:
+        record(0, DOSSIERS)
+        thread.start()
+        wait_for(lambda: engine.store.get_position(Relay.EVENTS) == DOSSIERS, "ten relayed")
+        record(DOSSIERS, 5)  # recorded while the loop runs
+        wait_for(lambda: engine.store.get_position(Relay.EVENTS) == DOSSIERS + 5, "five more")
+        got = consume(fresh_broker.bootstrap, EVENTS_TOPIC, DOSSIERS + 5)
+        assert sorted(orjson.loads(r.value)["pos"] for r in got) == list(range(1, 16))
+        with K.admin_client(fresh_broker.bootstrap) as admin:
+            admin.delete_topics([EVENTS_TOPIC])
+        wait_for(lambda: (e := K.end_offsets(fresh_broker.bootstrap, EVENTS_TOPIC))
+                 and sum(e.values()) >= DOSSIERS + 5, "the events again on the new topic",
+                 timeout=60, every=0.2)
+        again = consume(fresh_broker.bootstrap, EVENTS_TOPIC, DOSSIERS + 5)
+        assert {orjson.loads(r.value)["pos"] for r in again} == set(range(1, 16))
+    finally:
+        stop.set()
+        thread.join(10)
+        engine.close()

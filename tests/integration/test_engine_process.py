@@ -1,0 +1,124 @@
+"""``motcua up`` runs its engine role in a child process (motcua.engine_process, issue 14).
+
+Real processes on the embedded default (SQLite, the bundled broker ``up`` starts): the child
+records every action exactly once, its metrics are served by the parent's ``/metrics``, it does
+not outlive a SIGKILLed parent, a child that dies is started again without losing or doubling an
+action, and ``MOTCUA_ENGINE_PROCESS=0`` keeps everything in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import urllib.request
+from pathlib import Path
+
+from faults import Probe, children, cli, embedded_env, lines_of, simulate, wait_for
+from test_durable import assert_once_each, start_up, wait_all_recorded
+
+from kernel.broker import free_port
+
+
+def _write(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+def _metrics(port: int) -> dict[str, float]:
+    """``/metrics`` as {sample with labels: value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:  # noqa: S310
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def test_up_records_through_its_child_engine_which_dies_with_it(tmp_path: Path) -> None:
+    """The engine of ``motcua up`` is a ``motcua engine --child`` process: every action of a
+    file is recorded once, the parent's ``/metrics`` shows the child's engine positions (one
+    more than the last offset of each partition sums to the number of actions) beside its own
+    projection's counts, and a SIGKILL of ``up`` takes the child with it."""
+    lines = lines_of(simulate(3, 300))
+    home, port = tmp_path / "home", free_port()
+    env = embedded_env(home, MOTCUA_HOLD_SECONDS="600", MOTCUA_HTTP_PORT=str(port))
+    probe = Probe(f"sqlite:///{home / 'motcua.db'}")
+    up = start_up(env, home, tmp_path)
+    try:
+        assert up.pid is not None
+        (child,) = wait_for(lambda: children(up.pid or 0, "--child"), "the child engine",
+                            roles=[up])
+        done = cli(env, "ingest", str(_write(tmp_path / "f.ndjson", lines)))
+        assert done.returncode == 0, done.stderr
+        wait_all_recorded(probe, len(lines), [up])
+
+        def positions() -> dict[str, float]:
+            got = _metrics(port)
+            pos = {k: v for k, v in got.items() if k.startswith("motcua_engine_position{")}
+            ok = len(pos) == 3 and sum(v + 1 for v in pos.values()) == len(lines)
+            return got if ok and got.get("motcua_events_folded_total", 0) > 0 else {}
+
+        metrics = wait_for(positions, "the child's positions in the parent's /metrics",
+                           roles=[up])
+        assert metrics['motcua_actions_total{outcome="accepted"}'] > 0
+        up.kill()
+        wait_for(lambda: not _alive(child), "the child engine to stop with its parent",
+                 timeout=30)
+    finally:
+        up.stop()
+    assert_once_each(probe, len(lines))
+
+
+def test_a_child_engine_that_dies_is_started_again_and_nothing_is_lost(tmp_path: Path) -> None:
+    """The child engine is SIGKILLed between two files: ``up`` starts another one, and every
+    action of both files is recorded exactly once."""
+    lines = lines_of(simulate(3, 400))
+    half = len(lines) // 2
+    home = tmp_path / "home"
+    env = embedded_env(home, MOTCUA_HOLD_SECONDS="600", MOTCUA_HTTP_PORT=str(free_port()))
+    probe = Probe(f"sqlite:///{home / 'motcua.db'}")
+    up = start_up(env, home, tmp_path)
+    try:
+        (child,) = wait_for(lambda: children(up.pid or 0, "--child"), "the child engine",
+                            roles=[up])
+        assert cli(env, "ingest", str(_write(tmp_path / "a.ndjson", lines[:half]))
+                   ).returncode == 0
+        os.kill(child, signal.SIGKILL)
+        assert cli(env, "ingest", str(_write(tmp_path / "b.ndjson", lines[half:]))
+                   ).returncode == 0
+        wait_all_recorded(probe, len(lines), [up])
+        assert up.log_events("engine_process_exited")
+        (again,) = children(up.pid or 0, "--child")
+        assert again != child
+    finally:
+        up.stop()
+    assert_once_each(probe, len(lines))
+
+
+def test_engine_process_0_keeps_up_in_one_process(tmp_path: Path) -> None:
+    """With ``MOTCUA_ENGINE_PROCESS=0`` the engine is a thread of ``up`` again: no child, and
+    the actions are recorded all the same."""
+    lines = lines_of(simulate(2, 100))
+    home = tmp_path / "home"
+    env = embedded_env(home, MOTCUA_HOLD_SECONDS="600", MOTCUA_HTTP_PORT=str(free_port()),
+                       MOTCUA_ENGINE_PROCESS="0")
+    probe = Probe(f"sqlite:///{home / 'motcua.db'}")
+    up = start_up(env, home, tmp_path)
+    try:
+        assert cli(env, "ingest", str(_write(tmp_path / "f.ndjson", lines))).returncode == 0
+        wait_all_recorded(probe, len(lines), [up])
+        assert children(up.pid or 0, "--child") == []
+        assert not up.log_events("engine_process_started")
+    finally:
+        up.stop()
+    assert_once_each(probe, len(lines))
