@@ -1,6 +1,9 @@
 """The at-risk list (accountability §5) of a province of 100 units with 20,000 open dossiers.
 
-Target: ``at_risk(…, "H15", now, within=2)`` under 50 ms, store query included.
+Target: ``at_risk(…, "H15", now, within=2)`` under 50 ms, store query included. The headline
+median is measured with Python's default garbage collector (pytest's process); the same calls
+are measured again with the settings every ``motcua`` process serves them with
+(``motcua.cli.tune_gc``: freeze what exists, thresholds 50,000/20/100), restored afterwards.
 
 The counters are those of the scoring province (100 units, 300 procedures, 20,000 dossiers over
 2026, folded from the real engine's events). The view store's dossiers table is then given
@@ -12,8 +15,11 @@ working days is Thu 17 Dec.
 
 from __future__ import annotations
 
+import gc
 import random
+import statistics
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,7 @@ import pytest
 from support import SCORING_CFG, check, record
 
 from kernel.calendar import VN_TZ, local_date
+from motcua.cli import GC_THRESHOLDS
 from projections import facts as F
 from projections.atrisk import at_risk
 from projections.fold import Counters
@@ -96,7 +103,30 @@ def test_at_risk_province(benchmark: Any, open_store: tuple[Counters, ViewStore]
            "ms", target=f"< {TARGET_MS:g}", passed=cpu[len(cpu) // 2] * 1000 < TARGET_MS,
            note="process CPU time per call (15 calls): the wall time without waiting for a "
                 "core on the shared machine")
+    served = _served_gc_ms(run)
+    record(benchmark, "at-risk", "at_risk_province_served_gc_ms_median", statistics.median(served),
+           "ms", target=f"< {TARGET_MS:g}", passed=statistics.median(served) < TARGET_MS,
+           note=f"30 calls with the motcua process's GC settings (tune_gc: freeze, thresholds "
+                f"{'/'.join(map(str, GC_THRESHOLDS))}); max {max(served):.1f} ms")
     unit = next(r["agency_id"] for r in out["due_soon"])
     benchmark_unit = at_risk(counters, store.open_rows, lambda _p: ruleset, unit, NOW, 2)
     assert benchmark_unit["agency_id"] == unit
     check(ok, f"at-risk median {median_ms:.1f} ms >= {TARGET_MS} ms")
+
+
+def _served_gc_ms(run: Callable[[], Any], rounds: int = 30) -> list[float]:
+    """Wall times (ms) of ``rounds`` calls under the GC settings of a served motcua process
+    (``motcua.cli.tune_gc``), this process's own settings restored afterwards."""
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        out = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            run()
+            out.append((time.perf_counter() - t0) * 1000)
+        return out
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*old)

@@ -21,13 +21,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, Protocol
 
 from kernel.calendar import VN_TZ, local_date
 from projections.controlsheet import instant, seconds
 from projections.criteria import membership
-from projections.facts import APOLOGY_ISSUED, WAITING_ON_APPLICANT, DossierFacts
+from projections.facts import (
+    APOLOGY_ISSUED,
+    OPEN_ROW,
+    WAITING_ON_APPLICANT,
+)
 from projections.fold import Counters
 from projections.periods import Period, current_year, parse_period
 from projections.ruleset import Ruleset
@@ -38,8 +43,15 @@ DEFAULT_WITHIN = 2
 
 
 class OpenRows(Protocol):
-    def __call__(self, agencies: Iterable[str], due_by_day: int) -> list[tuple[str, list[Any]]]:
+    """The candidates of the list: the unfinished dossiers of these agencies due on or before
+    a day, as ``facts.OPEN_ROW`` tuples (``ViewStore.open_rows``): columns of the view
+    store's rows, so that its query decodes no facts."""
+
+    def __call__(self, agencies: Iterable[str], due_by_day: int) -> list[tuple[Any, ...]]:
         ...
+
+
+_ID, _DUE_DAY, _FLAGS, _DUE_S = (OPEN_ROW.index(c) for c in ("id", "due_day", "flags", "due_s"))
 
 
 RulesOf = Callable[[Period], Ruleset]
@@ -73,11 +85,8 @@ class Stakes:
             for need in (*c.den, *c.num):
                 self.mask |= need.bits
         self._years: dict[str, tuple[Ruleset, Period, int]] = {}
-        self._own: dict[tuple[str, str], list[tuple[int, int]]] = {}
-        self._counts: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
         self._lost: dict[tuple[int, int, bool, int], tuple[str, ...]] = {}
         self._stake: dict[tuple[str, str, tuple[str, ...]], Decimal] = {}
-        self._both: dict[tuple[str, str, str, int, int, bool], tuple[float, float]] = {}
 
     def year(self, year: str) -> tuple[Ruleset, Period, int]:
         """(ruleset, period, view end's day) of a reception year judged at now."""
@@ -90,52 +99,58 @@ class Stakes:
 
     def own(self, agency: str, year: str) -> list[tuple[int, int]]:
         """The timely criteria's (numerator, denominator) of one agency's own dossiers (not
-        its subtree's), in the order of ``self.plans``."""
-        key = (agency, year)
-        hit = self._own.get(key)
-        if hit is None:
-            _, period, e_day = self.year(year)
-            lay, procedures = self.counters.dl, self.counters.procedures
-            s = gather(self.counters, (agency,), period.months, e_day, procs=self.procs)
-            hit = self._own[key] = [subject_counts(p, lay, s.dossier, s.open_ok, s.per_proc,
-                                                   procedures) for p in self.plans.values()]
-        return hit
+        its subtree's), in the order of ``self.plans``; kept with the counters until they
+        change (the view's end day is in the key: the open dossiers are judged at it)."""
+        _, period, e_day = self.year(year)
+        return self.counters.derived(("at-risk own", agency, year, e_day),
+                                     lambda: self._own(agency, period, e_day))
+
+    def _own(self, agency: str, period: Period, e_day: int) -> list[tuple[int, int]]:
+        lay, procedures = self.counters.dl, self.counters.procedures
+        s = gather(self.counters, (agency,), period.months, e_day, procs=self.procs)
+        return [subject_counts(p, lay, s.dossier, s.open_ok, s.per_proc, procedures)
+                for p in self.plans.values()]
 
     def counts(self, agency: str, year: str) -> dict[str, tuple[int, int]]:
         """The timely criteria's counts of an agency's subtree for a reception year, judged at
-        now: what ``views.counts_for`` gives for those criteria."""
-        key = (agency, year)
-        hit = self._counts.get(key)
-        if hit is None:
-            nums = [0] * len(self.plans)
-            dens = [0] * len(self.plans)
-            for a in self.tree.subtree(agency):
-                for i, (num, den) in enumerate(self.own(a, year)):
-                    nums[i] += num
-                    dens[i] += den
-            hit = self._counts[key] = dict(zip(self.plans, zip(nums, dens, strict=True),
-                                               strict=True))
-        return hit
+        now: what ``views.counts_for`` gives for those criteria (kept like ``own``)."""
+        e_day = self.year(year)[2]
+        return self.counters.derived(("at-risk counts", agency, year, e_day),
+                                     lambda: self._counts(agency, year))
 
-    def lost(self, f: DossierFacts, e_day: int) -> tuple[str, ...]:
-        """The timely criteria whose numerator holds ``f`` at a view ending on ``e_day`` and
-        would not if it were late."""
-        flags = f.flags & self.mask
-        key = (flags, f.judged, f.due_day >= e_day, e_day)
+    def _counts(self, agency: str, year: str) -> dict[str, tuple[int, int]]:
+        nums = [0] * len(self.plans)
+        dens = [0] * len(self.plans)
+        for a in self.tree.subtree(agency):
+            for i, (num, den) in enumerate(self.own(a, year)):
+                nums[i] += num
+                dens[i] += den
+        return dict(zip(self.plans, zip(nums, dens, strict=True), strict=True))
+
+    def lost(self, f: Any, e_day: int) -> tuple[str, ...]:
+        """The timely criteria whose numerator holds ``f`` (a dossier's facts: its flags,
+        judged and due_day) at a view ending on ``e_day`` and would not if it were late."""
+        return self._lost_of(f.flags & self.mask, f.judged, f.due_day, e_day)
+
+    def _lost_of(self, flags: int, judged: int, due_day: int, e_day: int) -> tuple[str, ...]:
+        key = (flags, judged, due_day >= e_day, e_day)
         hit = self._lost.get(key)
         if hit is None:
             hit = tuple(c.code for c in self.timely
-                        if membership(c, flags, f.judged, f.due_day, None, e_day, 0)[0]
-                        and not membership(c, flags, 0, f.due_day, None, e_day, 0)[0])
+                        if membership(c, flags, judged, due_day, None, e_day, 0)[0]
+                        and not membership(c, flags, 0, due_day, None, e_day, 0)[0])
             self._lost[key] = hit
         return hit
 
-    def stake(self, agency: str, f: DossierFacts, lost: tuple[str, ...] | None = None) -> float:
+    def stake(self, agency: str, f: Any, lost: tuple[str, ...] | None = None) -> float:
         """The agency's total for the year of ``f``'s reception, minus the same total with
         ``f`` counted late (``lost``: the criteria that lose ``f``, when already known)."""
         year = f.month[:4]
         if lost is None:
             lost = self.lost(f, self.year(year)[2])
+        return self._stake_of(agency, year, lost)
+
+    def _stake_of(self, agency: str, year: str, lost: tuple[str, ...]) -> float:
         if not lost:
             return 0.0
         key = (agency, year, lost)
@@ -145,56 +160,74 @@ class Stakes:
             hit = self._stake[key] = total_drop(ruleset, self.counts(agency, year), lost)
         return float(hit)
 
-    def both(self, unit: str, agency: str, f: DossierFacts) -> tuple[float, float]:
-        """(stake for the dossier's own agency, stake for the queried agency): the view's end
-        is the same for both (the year of reception, judged at now), so is what ``f`` loses."""
-        year = f.month[:4]
-        e_day = self.year(year)[2]
-        # Memoized on what decides both stakes (the key of ``lost`` and the two agencies):
-        # a province's list has thousands of rows and a few hundred distinct pairs.
-        key = (unit, agency, year, f.flags & self.mask, f.judged, f.due_day >= e_day)
-        hit = self._both.get(key)
-        if hit is None:
-            lost = self.lost(f, e_day)
-            hit = self._both[key] = (self.stake(unit, f, lost), self.stake(agency, f, lost))
-        return hit
+    def both(self, unit: str, agency: str, month: str, flags: int, judged: int,
+             due_day: int) -> tuple[float, float]:
+        """(stake for the dossier's own agency ``unit``, stake for the queried agency) of an
+        open dossier received in ``month``: the view's end is the same for both (the year of
+        reception, judged at now), so is what the dossier loses."""
+        year = month[:4]
+        lost = self._lost_of(flags & self.mask, judged, due_day, self.year(year)[2])
+        return self._stake_of(unit, year, lost), self._stake_of(agency, year, lost)
 
 
 def at_risk(counters: Counters, open_rows: OpenRows, rules_of: RulesOf, agency_id: str,
             now: datetime, within: int = DEFAULT_WITHIN) -> dict[str, Any]:
     """The at-risk list of ``contract/interface.md``: due soon, then open past due."""
-    tree = Tree.build(counters)
+    tree = Tree.of(counters)
     if agency_id not in tree.parent:
         raise UnknownAgencyError(agency_id)
     calendar = rules_of(current_year(now)).calendar
     last_day = calendar.add_working_days(local_date(now), within).toordinal()
     now_s = seconds(now)
-    stakes = Stakes(counters, tree, rules_of, now)
-    soon: list[tuple[int, str, DossierFacts]] = []
-    late: list[tuple[int, str, DossierFacts]] = []
-    for sid, raw in open_rows(sorted(tree.subtree(agency_id)), last_day):
-        f = DossierFacts._make(raw)
-        if f.end_day != -1 or f.flags & WAITING_ON_APPLICANT:
+    soon: list[tuple[Any, ...]] = []
+    late: list[tuple[Any, ...]] = []
+    agencies = counters.derived(("subtree", agency_id),
+                                lambda: sorted(tree.subtree(agency_id)))
+    for r in open_rows(agencies, last_day):
+        if r[_FLAGS] & WAITING_ON_APPLICANT:
             continue
-        if f.due_s >= now_s:
-            if f.due_day <= last_day:
-                soon.append((f.due_s, sid, f))
+        if r[_DUE_S] >= now_s:
+            if r[_DUE_DAY] <= last_day:
+                soon.append(r)
         else:
-            late.append((f.due_s, sid, f))
-    soon.sort(key=itemgetter(0, 1))
-    late.sort(key=itemgetter(0, 1))
+            late.append(r)
+    by_due = itemgetter(_DUE_S, _ID)
+    soon.sort(key=by_due)
+    late.sort(key=by_due)
+    stakes = Stakes(counters, tree, rules_of, now)
     return {"agency_id": agency_id,
             "now": now.astimezone(VN_TZ).isoformat(timespec="seconds"),
             "within": within,
-            "due_soon": [_row(sid, f, stakes, agency_id) for _, sid, f in soon],
-            "overdue_open": [_row(sid, f, stakes, agency_id) for _, sid, f in late]}
+            "due_soon": _rows(soon, stakes, agency_id),
+            "overdue_open": _rows(late, stakes, agency_id)}
 
 
-def _row(sid: str, f: DossierFacts, stakes: Stakes, agency_id: str) -> dict[str, Any]:
-    unit, official, step = f.holder
-    stake_unit, stake = stakes.both(f.agency, agency_id, f)
-    return {"dossier_id": sid, "agency_id": f.agency, "procedure_id": f.procedure,
-            "due_at": instant(f.due_s).isoformat(),
-            "holder": {"unit": unit, "official": official, "step": step},
-            "apology_issued": bool(f.flags & APOLOGY_ISSUED),
-            "stake_unit": stake_unit, "stake": stake}
+def _rows(found: list[tuple[Any, ...]], stakes: Stakes,
+          agency_id: str) -> list[dict[str, Any]]:
+    """The list's rows, in one loop: thousands of rows, a few hundred distinct pairs of stakes
+    (memoized here on what decides them, as in ``Stakes.both``, without a call per row)."""
+    both, mask = stakes.both, stakes.mask
+    years: dict[str, tuple[str, int]] = {}  # month -> (year, the view's end day)
+    pairs: dict[tuple[Any, ...], tuple[float, float]] = {}
+    out = []
+    for sid, unit, month, judged, due_day, procedure, flags, due_s, h_unit, official, step in found:
+        year = years.get(month)
+        if year is None:
+            year = years[month] = (month[:4], stakes.year(month[:4])[2])
+        key = (unit, year[0], flags & mask, judged, due_day >= year[1])
+        pair = pairs.get(key)
+        if pair is None:
+            pair = pairs[key] = both(unit, agency_id, month, flags, judged, due_day)
+        out.append({"dossier_id": sid, "agency_id": unit, "procedure_id": procedure,
+                    "due_at": due_at(due_s),
+                    "holder": {"unit": h_unit, "official": official, "step": step},
+                    "apology_issued": bool(flags & APOLOGY_ISSUED),
+                    "stake_unit": pair[0], "stake": pair[1]})
+    return out
+
+
+@lru_cache(maxsize=1 << 16)
+def due_at(s: int) -> str:
+    """A due instant (seconds) as the list writes it (memoized: the same open dossiers'
+    due times are listed again by every query until they finish)."""
+    return instant(s).isoformat()

@@ -112,6 +112,29 @@ class DossierFacts(NamedTuple):
     attrib: list[Any] | None
 
 
+# What the at-risk list reads of an open dossier besides the indexed columns (agency, month,
+# judged, due_day, end_day): the view store keeps these as columns of its dossier rows, so
+# that the list's query decodes no facts (``risk_columns`` gives their values).
+RISK_COLUMNS: Final = ("procedure", "flags", "due_s", "holder_unit", "holder_official",
+                       "holder_step")
+
+
+def risk_columns(f: list[Any]) -> tuple[Any, ...]:
+    """A dossier's ``RISK_COLUMNS`` from its facts list."""
+    unit, official, step = f[9]
+    return f[2], f[3], f[8], unit, official, step
+
+
+# A candidate of the at-risk list (an unfinished dossier) as the view store's query returns
+# it: its id, indexed columns, then ``RISK_COLUMNS``.
+OPEN_ROW: Final = ("id", "agency", "month", "judged", "due_day", *RISK_COLUMNS)
+
+
+def open_row(sid: str, f: list[Any]) -> tuple[Any, ...]:
+    """A dossier's ``OPEN_ROW`` from its facts list (what the view store's columns hold)."""
+    return (sid, f[0], f[1], f[4], f[5], *risk_columns(f))
+
+
 class FeedbackFacts(NamedTuple):
     agency: str
     month: str

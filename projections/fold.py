@@ -14,7 +14,8 @@ criteria need. It grows with agencies × months × procedures used, not with dos
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from projections.controlsheet import DelayKey, apology_status, contributions
 from projections.facts import APOLOGY_IN_TIME, APOLOGY_ISSUED, DossierFacts
@@ -36,6 +37,9 @@ Transition = tuple[Moves, Moves, HistMove | None]
 
 
 _BITS: dict[int, tuple[int, ...]] = {}
+_MISSING = object()
+DERIVED_MAX = 20_000
+T = TypeVar("T")
 
 
 def bits_of(m: int) -> tuple[int, ...]:
@@ -114,6 +118,11 @@ class Counters:
         # keeps them per subject, for late lists and for explaining a criterion.
         self.dossiers: dict[str, list[Any]] = {}
         self.feedback: dict[str, list[Any]] = {}
+        # Bumped by every method that changes a counter or the catalog (they change through
+        # these methods only): what queries derive from them is kept against it (``derived``).
+        self.version = 0
+        self._derived: dict[Any, Any] = {}
+        self._derived_at = 0
 
     # ----- dossiers ------------------------------------------------------------------------
 
@@ -121,6 +130,7 @@ class Counters:
         """Move one dossier's contribution from ``prev`` to ``facts``. Equal ``prev`` and
         ``facts`` move no counter: only the facts are kept (a replay skips such events:
         ``projections.replay.fold_page``)."""
+        self.version += 1
         self.dossiers[sid] = facts
         if prev is None or prev[2] != facts[2] or prev[1] != facts[1] or prev[0] != facts[0]:
             key = (facts[0], facts[1])
@@ -222,6 +232,7 @@ class Counters:
     # ----- feedback ------------------------------------------------------------------------
 
     def fold_feedback(self, sid: str, prev: list[Any] | None, facts: list[Any]) -> None:
+        self.version += 1
         self.feedback[sid] = facts
         if prev is not None:
             self._feedback_delta(prev, -1)
@@ -243,10 +254,12 @@ class Counters:
     # ----- catalog -------------------------------------------------------------------------
 
     def put_procedure(self, entry: dict[str, Any]) -> None:
+        self.version += 1
         self.procedures[entry["procedure_id"]] = entry
         self.dirty_catalog.add(("procedure", entry["procedure_id"]))
 
     def put_agency(self, entry: dict[str, Any]) -> None:
+        self.version += 1
         self.agencies[entry["agency_id"]] = entry
         self.dirty_catalog.add(("agency", entry["agency_id"]))
 
@@ -275,6 +288,7 @@ class Counters:
     def merge_from(self, other: Counters) -> None:
         """Add another table set's counters to these (queries sum over partitions); the
         other's catalog entries replace these (they are newer)."""
+        self.version += 1
         for key, vec in other.cells.items():
             mine = self.cells.get(key)
             if mine is None:
@@ -302,6 +316,18 @@ class Counters:
             _add_hist(self.fb_open_due[key], other.fb_open_due[key])
         self.procedures.update(other.procedures)
         self.agencies.update(other.agencies)
+
+    def derived(self, key: Any, make: Callable[[], T]) -> T:
+        """What ``make`` derives from these counters, kept under ``key`` until they change
+        (``version``): a query's agency tree or sums, computed once per version, never stale."""
+        # (bounded: keys may hold a query's arguments, e.g. its view's end day)
+        if self._derived_at != self.version or len(self._derived) >= DERIVED_MAX:
+            self._derived.clear()
+            self._derived_at = self.version
+        hit = self._derived.get(key, _MISSING)
+        if hit is _MISSING:
+            hit = self._derived[key] = make()
+        return hit  # type: ignore[no-any-return]
 
     def clear_dirty(self) -> None:
         self.dirty_cells.clear()

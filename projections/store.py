@@ -17,29 +17,18 @@ import orjson
 
 from kernel.db import Database
 from kernel.errors import ConfigurationError
-from projections.facts import END_DAY
+from projections.facts import END_DAY, OPEN_ROW, RISK_COLUMNS, risk_columns
 from projections.fold import Counters, merged
 from projections.layout import DEFAULT_LAYOUT, Layout
+from projections.view_schema import ensure_columns, ensure_indexes, subject_table_sql
 
 GENERATION = "generation"
 LAYOUT = "layout"  # fingerprint of the counter layout the table set was written with
 BASE = -1  # the table set a replay writes; live partitions add to it
-# The delays query reads the unfinished (end_day -1) dossiers late at a view's end: judged late
-# for good (0), or open (-1) and due before the view's end day, of some agencies and months.
-LATE_INDEX = ("agency", "end_day", "judged", "due_day", "month")
-# Every secondary index of the subject tables: (table, name suffix, columns). Ensured by their
-# columns (``ViewStore.ensure_indexes``): a replay's swap renames tables, and index names (per
-# schema) travel with them, so a name may be taken by another table set's index.
-INDEXES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("dossiers", "am", ("agency", "month")),
-    ("feedback", "am", ("agency", "month")),
-    # The dossiers carried over into a period.
-    ("dossiers", "end", ("agency", "end_day")),
-    # The at-risk list: unfinished dossiers by due day.
-    ("dossiers", "due", ("end_day", "due_day")),
-    # The delays query: only the unfinished late dossiers, not every unfinished one.
-    ("dossiers", "late", LATE_INDEX),
-)
+# The views' SQLite page cache: SQLite's default (2 MiB) holds less than the open dossiers'
+# rows of one province (the at-risk list reads them all: 20,000 of them took about half again
+# as long when their pages came from the OS on every call); memory is taken only as used.
+VIEWS_CACHE_KIB = 65_536
 
 
 class ViewsFencedError(RuntimeError):
@@ -73,7 +62,7 @@ class ViewStore:
         # False: the table set is made without its secondary indexes (a replay's shadow, which
         # makes them once after the fold: ``ensure_indexes``); those it already has stay.
         self.indexes = indexes
-        self.db = Database(url)
+        self.db = Database(url, cache_kib=VIEWS_CACHE_KIB)
         self.is_pg = self.db.is_pg
         self.ph = self.db.ph
         self.create_tables()
@@ -87,11 +76,12 @@ class ViewStore:
     def _q(self, sql: str) -> str:
         return self.db.q(sql)
 
-    def tx(self) -> AbstractContextManager[Any]:
+    def tx(self, write: bool = True) -> AbstractContextManager[Any]:
         """One transaction on this store's connection. Threads take turns (the projection
         thread and readers share the connection); a nested call joins the open transaction.
-        A lost PostgreSQL connection is opened again by the next call (kernel.db)."""
-        return self.db.tx()
+        A lost PostgreSQL connection is opened again by the next call (kernel.db). ``write``
+        False: on SQLite, no write lock (a reader does not wait for another process's flush)."""
+        return self.db.tx(write)
 
     def create_tables(self, prefix: str | None = None) -> None:
         p = prefix or self.prefix
@@ -108,9 +98,9 @@ class ViewStore:
                           "relkind = 'r' AND relnamespace = current_schema()::regnamespace",
                           (tables,))
                 if int(c.fetchone()[0]) == len(tables):
-                    self._ensure_end_day(c, p)
+                    ensure_columns(c, p, True, self._q)
                     if self.indexes:
-                        self._ensure_indexes(c, p)
+                        ensure_indexes(c, p, True)
                     return
                 c.execute("SELECT pg_advisory_xact_lock(7660002)")
             # ``part``: the events partition whose owner writes the row, or BASE (a replay's
@@ -126,90 +116,18 @@ class ViewStore:
                       "owner TEXT NOT NULL, epoch BIGINT NOT NULL, beat DOUBLE PRECISION "
                       "NOT NULL)")
             for kind in ("dossiers", "feedback"):
-                # end_day: a dossier's END_DAY fact (-1 while unfinished; always -1 for
-                # feedback), indexed for the dossiers carried over into a period.
-                c.execute(f"CREATE TABLE IF NOT EXISTS {p}_{kind} (id TEXT PRIMARY KEY, "
-                          "agency TEXT NOT NULL, month TEXT NOT NULL, judged INTEGER NOT NULL, "
-                          f"due_day INTEGER NOT NULL, facts {blob} NOT NULL, "
-                          "end_day INTEGER NOT NULL DEFAULT -1)")
-            self._ensure_end_day(c, p)
+                c.execute(subject_table_sql(p, kind, blob))
+            ensure_columns(c, p, self.is_pg, self._q)
             if self.indexes:
-                self._ensure_indexes(c, p)
+                ensure_indexes(c, p, self.is_pg)
             c.execute(f"CREATE TABLE IF NOT EXISTS {p}_positions (name TEXT PRIMARY KEY, "
                       "value BIGINT NOT NULL)")
 
-    def _ensure_end_day(self, c: Any, p: str) -> None:
-        """Views written before the column existed get it, filled from each dossier's facts."""
-        if self._has_end_day(c, p):
-            return
-        if self.is_pg:  # another process may be adding it: take turns, then look again
-            c.execute("SELECT pg_advisory_xact_lock(7660002)")
-            if self._has_end_day(c, p):
-                return
-        for kind in ("dossiers", "feedback"):
-            c.execute(f"ALTER TABLE {p}_{kind} ADD COLUMN end_day INTEGER NOT NULL DEFAULT -1")
-        c.execute(f"SELECT id, facts FROM {p}_dossiers")
-        rows = [(orjson.loads(bytes(body))[END_DAY], sid) for sid, body in c.fetchall()]
-        c.executemany(self._q(f"UPDATE {p}_dossiers SET end_day=? WHERE id=?"), rows)
-
-    def _has_end_day(self, c: Any, p: str) -> bool:
-        if self.is_pg:
-            c.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = "
-                      "current_schema() AND table_name = %s AND column_name = 'end_day'",
-                      (f"{p}_dossiers",))
-            return c.fetchone() is not None
-        c.execute(f"PRAGMA table_info({p}_dossiers)")
-        return any(r[1] == "end_day" for r in c.fetchall())
-
     def ensure_indexes(self) -> None:
-        """Every index of ``INDEXES`` on this store's table set (after a replay's fold, which
-        writes its shadow without them, and after its swap)."""
+        """Every index of ``view_schema.INDEXES`` on this store's table set (after a replay's
+        fold, which writes its shadow without them, and after its swap)."""
         with self.tx() as c:
-            self._ensure_indexes(c, self.prefix)
-
-    def _ensure_indexes(self, c: Any, p: str) -> None:
-        """Every index of ``INDEXES`` on the table set ``p``, on views written before one of
-        them existed too. Found by its columns, not its name: a name may be taken by the index
-        of another table set (a swapped one), and then another free name is used."""
-        missing = [(t, n, cols) for t, n, cols in INDEXES
-                   if self._index_names(c, f"{p}_{t}", cols) is None]
-        if not missing:
-            return
-        if self.is_pg:  # another process may be adding them: take turns, then look again
-            c.execute("SELECT pg_advisory_xact_lock(7660002)")
-        for table, suffix, cols in missing:
-            if self._index_names(c, f"{p}_{table}", cols) is not None:
-                continue
-            taken = self._index_names(c, f"{p}_{table}", None) or set()
-            name = next(n for n in (f"{p}_{table}_{suffix}{i or ''}"
-                                    for i in range(len(taken) + 1)) if n not in taken)
-            c.execute(f"CREATE INDEX {name} ON {p}_{table} ({', '.join(cols)})")
-
-    def _index_names(self, c: Any, table: str,
-                     columns: tuple[str, ...] | None) -> set[str] | None:
-        """With ``columns``: the names of the indexes of ``table`` on exactly these columns, or
-        None if there is none. Without: every index name of the schema."""
-        if self.is_pg:
-            if columns is None:
-                c.execute("SELECT relname FROM pg_class WHERE relkind = 'i' AND "
-                          "relnamespace = current_schema()::regnamespace")
-                return {r[0] for r in c.fetchall()}
-            c.execute("SELECT ix.indexrelid::regclass::text, array(SELECT a.attname FROM "
-                      "unnest(ix.indkey) WITH ORDINALITY k(num, ord) JOIN pg_attribute a ON "
-                      "a.attrelid = ix.indrelid AND a.attnum = k.num ORDER BY k.ord) FROM "
-                      "pg_index ix WHERE ix.indrelid = to_regclass(%s)", (table,))
-            found = {r[0] for r in c.fetchall() if tuple(r[1]) == columns}
-        else:
-            if columns is None:
-                c.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
-                return {r[0] for r in c.fetchall()}
-            c.execute(f"PRAGMA index_list({table})")
-            found = set()
-            for name in [r[1] for r in c.fetchall()]:
-                c.execute(f"PRAGMA index_info({name})")
-                if tuple(r[2] for r in sorted(c.fetchall())) == columns:
-                    found.add(name)
-        return found or None
+            ensure_indexes(c, self.prefix, self.is_pg)
 
     # ----- write ---------------------------------------------------------------------------
 
@@ -298,31 +216,27 @@ class ViewStore:
                                   "body=excluded.body"), cat)
         for kind, facts in (("dossiers", counters.dossiers), ("feedback", counters.feedback)):
             if facts:
-                end = END_DAY if kind == "dossiers" else None
+                cols = SUBJECT_COLUMNS[kind]
                 c.executemany(self._q(
-                    f"INSERT INTO {self._t(kind)} (id, agency, month, judged, due_day, end_day, "
-                    "facts) VALUES (?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET "
-                    "agency=excluded.agency, month=excluded.month, judged=excluded.judged, "
-                    "due_day=excluded.due_day, end_day=excluded.end_day, facts=excluded.facts"),
+                    f"INSERT INTO {self._t(kind)} ({', '.join(cols)}) VALUES "
+                    f"({','.join('?' * len(cols))}) ON CONFLICT (id) DO UPDATE SET "
+                    + ", ".join(f"{n}=excluded.{n}" for n in cols[1:])),
                     # In key order: the primary key's B-tree is written page by page rather
                     # than all over (a third less CPU for a replay's flushes of 60,000 rows).
-                    [(sid, f[0], f[1], f[4], f[5], -1 if end is None else f[end],
-                      orjson.dumps(f)) for sid, f in sorted(facts.items())])
+                    [_subject_row(kind, sid, f) for sid, f in sorted(facts.items())])
         if positions:
             self._write_positions(c, positions)
 
     def adopt_subjects(self, source: str) -> None:
         """Copy the dossier and feedback rows of table set ``source`` into this one, replacing
         rows of the same subject (a replay's later half of the log: its facts are the newer)."""
-        cols = "id, agency, month, judged, due_day, end_day, facts"
         with self.tx() as c:
-            for kind in ("dossiers", "feedback"):
+            for kind, cols in SUBJECT_COLUMNS.items():
+                names = ", ".join(cols)
                 # (WHERE true: SQLite's parser needs it before an upsert's ON CONFLICT)
-                c.execute(f"INSERT INTO {self._t(kind)} ({cols}) SELECT {cols} FROM "
+                c.execute(f"INSERT INTO {self._t(kind)} ({names}) SELECT {names} FROM "
                           f"{source}_{kind} WHERE true ON CONFLICT (id) DO UPDATE SET "
-                          "agency=excluded.agency, month=excluded.month, judged=excluded.judged, "
-                          "due_day=excluded.due_day, end_day=excluded.end_day, "
-                          "facts=excluded.facts")
+                          + ", ".join(f"{n}=excluded.{n}" for n in cols[1:]))
 
     def _write_positions(self, c: Any, positions: dict[str, int]) -> None:
         c.executemany(self._q(f"INSERT INTO {self._t('positions')} (name, value) VALUES "
@@ -399,9 +313,10 @@ class ViewStore:
         """Dossiers not finished that are late at a view whose end falls before
         ``before_day``: waiting on the applicant and late for good, or open and past due.
 
-        Two lookups, each all equalities and one range on ``LATE_INDEX``'s columns, so that
-        SQLite and PostgreSQL read from the table only the rows returned (an OR of the two
-        read every unfinished dossier of the agencies: 8,748 rows for 388 in a province-year);
+        Two lookups, each all equalities and one range on ``view_schema.LATE_INDEX``'s
+        columns, so that SQLite and PostgreSQL read from the table only the rows returned (an
+        OR of the two read every unfinished dossier of the agencies: 8,748 rows for 388 in a
+        province-year);
         one statement (UNION ALL), so that both see the same snapshot and a dossier judged late
         for good between them is neither counted twice nor missed.
         """
@@ -417,14 +332,21 @@ class ViewStore:
         return self._by_agencies(agencies, sql, lambda chunk: [*chunk, *months, before_day,
                                                                *chunk, *months])
 
-    def open_rows(self, agencies: Iterable[str],
-                  due_by_day: int) -> list[tuple[str, list[Any]]]:
-        """(id, facts) of the unfinished dossiers of these agencies (any reception month) whose
-        due date's ordinal is at most ``due_by_day``: the candidates of the at-risk list."""
-        return self._by_agencies(
-            agencies, lambda marks: f"SELECT id, facts FROM {self._t('dossiers')} WHERE agency "
-                                    f"IN ({marks}) AND end_day = -1 AND due_day <= ?",
-            lambda chunk: [*chunk, due_by_day])
+    def open_rows(self, agencies: Iterable[str], due_by_day: int) -> list[tuple[Any, ...]]:
+        """The unfinished dossiers of these agencies (any reception month) whose due date's
+        ordinal is at most ``due_by_day``, as ``facts.OPEN_ROW`` tuples read from their columns
+        (no facts decoded): the candidates of the at-risk list."""
+        cols = ", ".join(OPEN_ROW)
+        agencies = list(agencies)
+        out: list[tuple[Any, ...]] = []
+        with self.tx(write=False) as c:
+            for i in range(0, len(agencies), 400):  # bound parameters are limited
+                chunk = agencies[i:i + 400]
+                c.execute(self._q(f"SELECT {cols} FROM {self._t('dossiers')} WHERE agency IN "
+                                  f"({','.join('?' * len(chunk))}) AND end_day = -1 AND "
+                                  "due_day <= ?"), [*chunk, due_by_day])
+                out.extend(c.fetchall())
+        return out
 
     def subject_rows(self, kind: str, agencies: Iterable[str], months: Sequence[str],
                      where: str = "1=1", params: Sequence[Any] = ()) -> list[tuple[str, list[Any]]]:
@@ -472,6 +394,19 @@ class ViewStore:
         with self.tx() as c:
             for t in ("cells", "catalog", "dossiers", "feedback", "positions"):
                 c.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")
+
+
+# The columns of the subject tables' rows, as ``_subject_row`` gives them.
+SUBJECT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "dossiers": ("id", "agency", "month", "judged", "due_day", "end_day", *RISK_COLUMNS, "facts"),
+    "feedback": ("id", "agency", "month", "judged", "due_day", "end_day", "facts"),
+}
+
+
+def _subject_row(kind: str, sid: str, f: list[Any]) -> tuple[Any, ...]:
+    if kind == "dossiers":
+        return (sid, f[0], f[1], f[4], f[5], f[END_DAY], *risk_columns(f), orjson.dumps(f))
+    return (sid, f[0], f[1], f[4], f[5], -1, orjson.dumps(f))
 
 
 def _delays(rows: dict[Any, list[int]] | None) -> list[list[Any]]:

@@ -64,6 +64,12 @@ class Tree:
                 parent.setdefault(p, None)
         return cls(parent, children, level, name)
 
+    @classmethod
+    def of(cls, counters: Counters) -> Tree:
+        """The tree of ``counters``, built once per version of them (``Counters.derived``);
+        read-only, shared by the queries of that version."""
+        return counters.derived("tree", lambda: cls.build(counters))
+
     def subtree(self, agency_id: str) -> set[str]:
         out: set[str] = set()
         stack = [agency_id]

@@ -24,6 +24,7 @@ from engine.relay import event_message
 from motcua.pipeline import engine_at
 from projections.atrisk import at_risk
 from projections.delays import delays
+from projections.facts import open_row
 from projections.fold import Counters
 from projections.layout import DEFAULT_LAYOUT, Layout
 from projections.periods import Period
@@ -188,11 +189,10 @@ class Pipeline:
                       period, now, by)  # type: ignore[arg-type]
 
 
-    def open_rows(self, agencies: Iterable[str],
-                  due_by_day: int) -> list[tuple[str, list[Any]]]:
-        """As the view store's query: unfinished, due on or before a day."""
+    def open_rows(self, agencies: Iterable[str], due_by_day: int) -> list[tuple[Any, ...]]:
+        """As the view store's query: unfinished, due on or before a day (``OPEN_ROW``s)."""
         ags = set(agencies)
-        return [(sid, f) for sid, f in sorted(self.dossier_facts.items())
+        return [open_row(sid, f) for sid, f in sorted(self.dossier_facts.items())
                 if f[0] in ags and f[7] < 0 and f[5] <= due_by_day]
 
     def at_risk(self, agency_id: str, now: datetime, within: int = 2) -> dict[str, Any]:

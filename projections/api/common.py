@@ -125,7 +125,7 @@ class Ctx:
 
     @staticmethod
     def tree_with(counters: Counters, agency_id: str) -> Tree:
-        tree = Tree.build(counters)
+        tree = Tree.of(counters)
         if agency_id not in tree.parent:
             raise ApiError(404, f"Agency {agency_id!r} is not known.")
         return tree

@@ -42,7 +42,8 @@ from projections.periods import parse_instant, parse_period
 from projections.replay import Replayer, fold_page
 from projections.ruleset import load_ruleset
 from projections.runner import ProjectionLoop
-from projections.store import INDEXES, ViewStore, views_url
+from projections.store import ViewStore, views_url
+from projections.view_schema import INDEXES, index_names
 from projections.views import scorecard
 
 RULESET = load_ruleset("portal-2026")
@@ -377,7 +378,7 @@ def test_a_rebuild_interrupted_after_a_flush_resumes_to_the_same_views(
                 resumed.subject_facts(kind, i) for i in sorted(ids)]
         with resumed.tx() as c:
             for table, _, columns in INDEXES:
-                assert resumed._index_names(c, f"shadow_{table}", columns), (table, columns)
+                assert index_names(c, resumed.is_pg, f"shadow_{table}", columns), (table, columns)
         resumed.close()
         whole.close()
     finally:

@@ -96,6 +96,25 @@ def test_the_stake_is_the_difference_of_the_two_scorecard_totals(p: Any) -> None
     assert round(before - after, 2) == 2.97
 
 
+def test_an_event_folded_after_a_query_changes_the_next_answer(p: Any) -> None:
+    """The agency tree and counts a query keeps with the counters are not reused once they
+    change: a dossier J received at H15.3 on 28 Aug 08:00, due Mon 7 Sep (not listed), makes
+    H15.3 9 dossiers and H15 10. B (in 2.1 and 5.4) then loses for H15.3: 2.1 8/9 → 17.78,
+    7/9 → 15.56: 2.22; 5.4 7/9 → 5.19, 6/9 → 4.44: 0.75; 2.97. For H15: 2.1 9/10 → 18.00,
+    8/10 → 16.00: 2.00; 5.4 8/10 → 5.33, 7/10 → 4.67: 0.66; 2.66."""
+    from atrisk_case import dossier
+
+    before = {r["dossier_id"]: r for r in p.at_risk("H15", NOW, 2)["due_soon"]}
+    assert (before["B"]["stake_unit"], before["B"]["stake"]) == (3.33, 2.97)
+    p.send(dossier("J", "09-07T17:00", received="08-28T08:00"))
+    assert p.rejected() == []
+    after = p.at_risk("H15", NOW, 2)
+    by_id = {r["dossier_id"]: r for r in after["due_soon"]}
+    assert (by_id["B"]["stake_unit"], by_id["B"]["stake"]) == (2.97, 2.66)
+    assert (by_id["H"]["stake_unit"], by_id["H"]["stake"]) == (26.0, 2.66)
+    assert "J" not in by_id
+
+
 def test_an_unknown_agency_is_refused(p: Any) -> None:
     """An agency the views never saw is an error naming it, not an empty list."""
     from projections.views import UnknownAgencyError
