@@ -63,14 +63,15 @@ def test_render_merges_the_files_of_children_and_skips_a_missing_one(tmp_path: P
     """``render`` adds what a child wrote (``write_metrics``) to this process's own metrics; a
     file not written yet is no error."""
     child = tmp_path / "child.prom"
-    child.write_text(CHILD)
+    # A partition no other test of this process sets: the registry is the process's own.
+    child.write_text(CHILD.replace('partition="0"', 'partition="977"'))
     before = _samples(metrics.render().decode())
     metrics.FOREIGN[:] = [child, tmp_path / "not-yet.prom"]
     try:
         got = _samples(metrics.render().decode())
     finally:
         metrics.FOREIGN.clear()
-    key = ("motcua_engine_position", (("partition", "0"),))
+    key = ("motcua_engine_position", (("partition", "977"),))
     assert key not in before and got[key] == 12.0
     accepted = ("motcua_actions_total", (("outcome", "accepted"),))
     assert got[accepted] == before.get(accepted, 0.0) + 37.0
