@@ -216,3 +216,11 @@ def chromium() -> str:
         pytest.fail(f"{CHROMIUM} is not installed: install it with `apt-get install -y chromium` "
                     "(scripts/test does this).", pytrace=False)
     return CHROMIUM
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def views_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the views live: a SQLite file, or a fresh database on the real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'views.db'}"
+    return str(request.getfixturevalue("pg_url"))

@@ -23,14 +23,6 @@ from projections.replay import Replayer
 from projections.store import ViewStore
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def views_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where the views live: a SQLite file, or a fresh database on the real PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'views.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
 @pytest.fixture
 def recorded(tmp_path: Path) -> Iterator[Pipeline]:
     """The hand-worked province recorded by the real engine (and folded by the real fold)."""

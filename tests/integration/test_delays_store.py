@@ -68,14 +68,6 @@ STREAM = [*_catalog(),
           *_dossier("DONE_LATE", "12T17:00", ("resolved", "13T10:00", {"outcome": "approved"}))]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def views_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where the views live: a SQLite file, or a fresh database on the real PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'views.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
 @pytest.fixture
 def recorded(tmp_path: Path) -> Iterator[Pipeline]:
     """The stream recorded by the real engine (and folded by the real projection)."""
