@@ -51,6 +51,11 @@ def metrics_file(settings: Settings) -> Path:
     return settings.home / METRICS_FILE
 
 
+def health_file(settings: Settings) -> Path:
+    """Where the child engine writes what it cannot reach, for its parent's ``/healthz``."""
+    return metrics_file(settings).with_suffix(".health.json")
+
+
 def _prctl() -> Any:
     try:
         return ctypes.CDLL(None, use_errno=True).prctl
@@ -93,8 +98,7 @@ class EngineProcess:
                 "MOTCUA_PARENT_PID": str(os.getpid())}
 
     def _files(self) -> tuple[Path, Path]:
-        path = metrics_file(self.settings)
-        return path, path.with_suffix(".health.json")
+        return metrics_file(self.settings), health_file(self.settings)
 
     def _forget_files(self) -> None:  # a previous child's figures are not the next one's
         for path in self._files():

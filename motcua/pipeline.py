@@ -27,7 +27,7 @@ from kernel.kafka import wait_until_reachable
 from kernel.lifecycle import LifecycleRules, load_lifecycle
 from kernel.metrics import write_metrics
 from kernel.settings import Settings
-from motcua.engine_process import EngineProcess, metrics_file
+from motcua.engine_process import EngineProcess, health_file, metrics_file
 from producers.forwarder import Intake
 from projections.facts import Annotator
 from projections.ruleset import Rulesets, default_rulesets
@@ -114,7 +114,7 @@ class Pipeline:
     alerts: Any = None
     # Run the engine role in a child process (motcua.engine_process) instead of a thread.
     engine_child: bool = False
-    engine_process: Any = None
+    engine_process: EngineProcess | None = None
     # This is the child engine of a `motcua up` (motcua.engine_process): the parent relays for
     # it and serves its metrics and health, which it writes every second.
     child: bool = False
@@ -198,11 +198,10 @@ class Pipeline:
     def _export(self, stop: threading.Event) -> None:
         """A child engine's metrics and health, written every second for its parent (also
         while the store is away: that is when the parent must hear of it)."""
-        path = metrics_file(self.settings)
         while not stop.wait(1.0):
             try:
-                write_metrics(path)
-                HEALTH.write(path.with_suffix(".health.json"))
+                write_metrics(metrics_file(self.settings))
+                HEALTH.write(health_file(self.settings))
             except OSError as e:
                 log.warning("metrics_not_written", error=str(e))
 
