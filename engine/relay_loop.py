@@ -48,8 +48,12 @@ class RelayLoop:
         self._drop()
         ensure_all_topics(self.bootstrap, self.security, self.partitions)
         relay = Relay(self.store, K.publisher(self.bootstrap, self.security))
-        self.log_id = self.identity.of(EVENTS_TOPIC)
-        relay.new_log(self.log_id)
+        try:
+            self.log_id = self.identity.of(EVENTS_TOPIC)
+            relay.new_log(self.log_id)
+        except BaseException:
+            relay.producer.close(timeout=1)
+            raise
         self.relay = relay
         log.info("relay_ready", log_id=self.log_id)
 
