@@ -335,18 +335,12 @@ class ViewStore:
     def open_rows(self, agencies: Iterable[str], due_by_day: int) -> list[tuple[Any, ...]]:
         """The unfinished dossiers of these agencies (any reception month) whose due date's
         ordinal is at most ``due_by_day``, as ``facts.OPEN_ROW`` tuples read from their columns
-        (no facts decoded): the candidates of the at-risk list."""
-        cols = ", ".join(OPEN_ROW)
-        agencies = list(agencies)
-        out: list[tuple[Any, ...]] = []
-        with self.tx(write=False) as c:
-            for i in range(0, len(agencies), 400):  # bound parameters are limited
-                chunk = agencies[i:i + 400]
-                c.execute(self._q(f"SELECT {cols} FROM {self._t('dossiers')} WHERE agency IN "
-                                  f"({','.join('?' * len(chunk))}) AND end_day = -1 AND "
-                                  "due_day <= ?"), [*chunk, due_by_day])
-                out.extend(c.fetchall())
-        return out
+        (no facts decoded, no write lock): the candidates of the at-risk list."""
+        return self._rows_by_agencies(
+            agencies, lambda marks: f"SELECT {', '.join(OPEN_ROW)} FROM {self._t('dossiers')} "
+                                    f"WHERE agency IN ({marks}) AND end_day = -1 AND "
+                                    "due_day <= ?",
+            lambda chunk: [*chunk, due_by_day], write=False)
 
     def subject_rows(self, kind: str, agencies: Iterable[str], months: Sequence[str],
                      where: str = "1=1", params: Sequence[Any] = ()) -> list[tuple[str, list[Any]]]:
@@ -371,18 +365,25 @@ class ViewStore:
                                     f"{t} WHERE agency IN ({marks}) AND end_day >= ? AND month < ?",
             lambda chunk: [*chunk, before_month, *chunk, day, before_month])
 
-    def _by_agencies(self, agencies: Iterable[str], sql: Callable[[str], str],
-                     params: Callable[[list[str]], list[Any]]) -> list[tuple[str, list[Any]]]:
-        """(id, decoded facts) of a query by agencies, in chunks of 400 agencies (bound
-        parameters are limited): ``sql`` gets the chunk's placeholders, ``params`` the chunk."""
+    def _rows_by_agencies(self, agencies: Iterable[str], sql: Callable[[str], str],
+                          params: Callable[[list[str]], list[Any]],
+                          write: bool = True) -> list[Any]:
+        """The rows of a query by agencies, in chunks of 400 agencies (bound parameters are
+        limited): ``sql`` gets the chunk's placeholders, ``params`` the chunk."""
         agencies = list(agencies)
-        out: list[tuple[str, list[Any]]] = []
-        with self.tx() as c:
+        out: list[Any] = []
+        with self.tx(write) as c:
             for i in range(0, len(agencies), 400):
                 chunk = agencies[i:i + 400]
                 c.execute(self._q(sql(",".join("?" * len(chunk)))), params(chunk))
-                out.extend((r[0], orjson.loads(bytes(r[1]))) for r in c.fetchall())
+                out.extend(c.fetchall())
         return out
+
+    def _by_agencies(self, agencies: Iterable[str], sql: Callable[[str], str],
+                     params: Callable[[list[str]], list[Any]]) -> list[tuple[str, list[Any]]]:
+        """(id, decoded facts) of a query by agencies (``_rows_by_agencies``)."""
+        return [(r[0], orjson.loads(bytes(r[1])))
+                for r in self._rows_by_agencies(agencies, sql, params)]
 
     def subject_facts(self, kind: str, subject_id: str) -> list[Any] | None:
         with self.tx() as c:
