@@ -345,8 +345,27 @@ class IntakeMixin(FactsCacheMixin, SpoolMixin, HeldRowsMixin):
             return [dict(r) for r in c.fetchall()]
 
 
+# The page cache of each of the engine's SQLite connections, in KiB (SQLite's default is 2 MiB).
+# A batch writes a few MiB of events, facts rows and indexes into trees far larger than 2 MiB:
+# with the default, dirty pages spill to the WAL mid-transaction and each index insert reads its
+# path again from the OS (about 5 % of the engine's CPU on a 135,000-action backlog).
+STORE_CACHE_KIB = 65_536
+
+
 class SQLiteStore(IntakeMixin, SQLiteProcessRecorder):
     """SQLite process recorder with the motcua tables."""
+
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        pool = datastore.pool
+        make = pool._create_connection  # the library's only hook for a new connection
+
+        def create() -> Any:
+            conn = make()
+            conn.cursor().execute(f"PRAGMA cache_size=-{STORE_CACHE_KIB}")
+            return conn
+
+        pool._create_connection = create
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(),

@@ -603,3 +603,26 @@ def test_the_recorded_facts_carry_the_on_time_judgement(
     actions = [action(f"s{i}", type_, at, data=data) for i, (type_, at, data) in enumerate(steps)]
     assert feed.send(received(), *actions) == {"accepted": 1 + len(steps)}
     assert feed.last_facts()[F.JUDGED] == judged
+
+
+def test_every_connection_of_the_sqlite_store_has_the_larger_page_cache(tmp_path: Path) -> None:
+    """The engine's SQLite connections, the one that made the tables and any the pool opens
+    later, each get STORE_CACHE_KIB of page cache, not SQLite's 2 MiB."""
+    from engine.store import STORE_CACHE_KIB
+
+    engine = engine_at(f"sqlite:///{tmp_path}/s.db")
+    try:
+        pool = engine.store.datastore.pool
+        conns = [pool.get_connection(is_writer=False) for _ in range(2)]
+        seen = []
+        for conn in conns:
+            cur = conn.cursor()
+            cur.execute("PRAGMA cache_size")
+            seen.append(cur.fetchone()[0])
+        for conn in conns:
+            pool.put_connection(conn)
+        assert conns[0] is not conns[1]
+        assert seen == [-STORE_CACHE_KIB, -STORE_CACHE_KIB]
+        assert STORE_CACHE_KIB > 2048
+    finally:
+        engine.close()
