@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import structlog
@@ -34,6 +34,12 @@ from kernel.spool import spool_id
 log = structlog.get_logger("motcua.engine")
 
 EPOCH = f"epoch:{ACTIONS_TOPIC}"
+# A poll takes up to this many batches' worth of records, so that it holds several partitions'
+# records and they are recorded in turns (``in_turns``): a broker hands a consumer of a backlog
+# tens of thousands of one partition's records before the next partition's (tansu: about 19,000),
+# and a dossier whose procedure sits on a partition not read yet is held until it is (a fifth of
+# the peer benchmark's backlog was held, and released later, when partitions came one by one).
+POLL_BATCHES = 8
 
 
 def actions_log(engine: Engine, identity: str) -> str:
@@ -91,6 +97,8 @@ class EngineLoop:
         self._resync = False
         # partition -> (first offset of the batch redone, times in a row): see _process.
         self._redos: dict[int, tuple[int, int]] = {}
+        self._last_timer = 0.0
+        self._last_identity = time.monotonic()
 
     # ----- setup ---------------------------------------------------------------------------
 
@@ -106,13 +114,13 @@ class EngineLoop:
         self.next_offset, self.epochs, self._assigned = {}, {}, []
         if self.group:
             self.consumer = K.consumer(
-                self.bootstrap, self.security, max_poll_records=self.max_records,
+                self.bootstrap, self.security, max_poll_records=self.poll_records,
                 group_id=self.group, session_timeout_ms=self.session_timeout_ms,
                 heartbeat_interval_ms=max(500, self.session_timeout_ms // 5))
             self.consumer.subscribe([ACTIONS_TOPIC], listener=_Listener(self))
         else:
             self.consumer = K.consumer(self.bootstrap, self.security,
-                                       max_poll_records=self.max_records)
+                                       max_poll_records=self.poll_records)
             tps = [TopicPartition(ACTIONS_TOPIC, p)
                    for p in K.partitions_for(self.consumer, ACTIONS_TOPIC)]
             self.consumer.assign(tps)
@@ -162,6 +170,10 @@ class EngineLoop:
                  partitions=sorted(tp.partition for tp in tps))
 
     @property
+    def poll_records(self) -> int:
+        return self.max_records * POLL_BATCHES
+
+    @property
     def relays(self) -> bool:
         """One relay for the whole store: the owner of actions partition 0 runs it (unless
         another thread or process relays, ``relay=False``)."""
@@ -170,8 +182,8 @@ class EngineLoop:
     # ----- loop ----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        last_timer = 0.0
-        last_identity = time.monotonic()
+        self._last_timer = 0.0
+        self._last_identity = time.monotonic()
         while not stop.is_set():
             try:
                 if self.consumer is None or not self.ready.is_set():
@@ -181,24 +193,14 @@ class EngineLoop:
                     self.take(sorted(self.consumer.assignment(), key=lambda tp: tp.partition))
                     self._resync = False
                 assert self.consumer is not None
-                polled = self.consumer.poll(timeout_ms=100, max_records=self.max_records)
+                polled = self.consumer.poll(timeout_ms=100, max_records=self.poll_records)
                 if polled and self._new_broker_log():
                     continue  # the records may be the new log's: set up again, read it afresh
-                ns = self.engine.spool_ns
-                for tp, records in polled.items():
-                    self._process(tp.partition, [
-                        Message(tp.topic, tp.partition, r.offset, r.value, spool_id(r.headers, ns))
-                        for r in records])
+                self._record(polled)
                 if self._assigned:
                     assigned, self._assigned = self._assigned, []
                     self.take(assigned)
-                now = time.monotonic()
-                if now - last_timer >= self.timer_every:
-                    last_timer = now
-                    self._timers()
-                if now - last_identity >= 2.0:
-                    last_identity = now
-                    self._check_identity()
+                self._tick()
                 if self.relays:
                     assert self.relay is not None
                     while self.relay.run_once():
@@ -217,6 +219,34 @@ class EngineLoop:
                 continue
             self.guard.ok()
         self.close()
+
+    def _record(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        """Record a poll's records, its partitions in turns of at most ``max_records`` each
+        (one transaction per turn), the timers ticking between turns."""
+        ns = self.engine.spool_ns
+        stopped: set[int] = set()
+        for partition, records in in_turns(polled, self.max_records):
+            if partition in stopped:
+                continue
+            if not self.ready.is_set():
+                return  # set up again: every partition is read afresh from what is stored
+            if not self._process(partition, [
+                    Message(ACTIONS_TOPIC, partition, r.offset, r.value, spool_id(r.headers, ns))
+                    for r in records]):
+                # Sought back to its stored position, or no longer ours: its later records in
+                # this poll come again with the next poll (or go to the partition's new owner).
+                stopped.add(partition)
+            self._tick()
+
+    def _tick(self) -> None:
+        """The timers and the log identity check, when they are due."""
+        now = time.monotonic()
+        if now - self._last_timer >= self.timer_every:
+            self._last_timer = now
+            self._timers()
+        if now - self._last_identity >= 2.0:
+            self._last_identity = now
+            self._check_identity()
 
     def _timers(self) -> None:
         """Hold expiry and the deadline watcher. With several engines, another one may settle
@@ -278,19 +308,22 @@ class EngineLoop:
             log.warning("actions_log_changed", old=self.log_id, new=current)
             self.ready.clear()
 
-    def _process(self, partition: int, msgs: list[Message]) -> None:
+    def _process(self, partition: int, msgs: list[Message]) -> bool:
+        """Record one partition's records in one transaction; False if the partition's later
+        records must not follow them (it was sought back to its stored position, revoked or
+        fenced, or the log is to be set up again)."""
         expected = self.next_offset.get(partition, 0)
         if msgs and msgs[0].offset < expected:
             # Offsets went backwards: either a new log, or a redelivery we already recorded.
             self._check_identity()
             if not self.ready.is_set():
-                return
+                return False
         msgs = _each_offset_once(msgs, expected)
         if not msgs:
-            return
+            return True
         epoch = self.epochs.get(partition)
         if epoch is None:  # revoked meanwhile
-            return
+            return False
         if self.group:
             self.engine.owned = set(self.epochs)
             try:
@@ -308,7 +341,7 @@ class EngineLoop:
         except FencedError as e:
             log.warning("engine_fenced", partition=partition, error=str(e))
             self.drop([TopicPartition(ACTIONS_TOPIC, partition)])
-            return
+            return False
         except IntegrityError as e:  # a race with another engine: redo from the stored position
             same = redo is not None and redo[0] == msgs[0].offset
             self._redos[partition] = (msgs[0].offset, redo[1] + 1 if same and redo else 1)
@@ -318,12 +351,13 @@ class EngineLoop:
             assert self.consumer is not None
             self.consumer.seek(TopicPartition(ACTIONS_TOPIC, partition),
                                self.next_offset[partition])
-            return
+            return False
         self._redos.pop(partition, None)
         METRICS.batch_seconds.observe(time.perf_counter() - t0)
         _count_outcomes(counts)
         self.next_offset[partition] = msgs[-1].offset + 1
         METRICS.engine_position.labels(partition=str(partition)).set(msgs[-1].offset)
+        return True
 
     def close(self) -> None:
         if self.consumer is not None:
@@ -333,6 +367,18 @@ class EngineLoop:
             self.relay.producer.close()
             self.relay = None
         self.identity.close()
+
+
+def in_turns(polled: dict[TopicPartition, list[Any]], size: int) -> Iterator[tuple[int, list[Any]]]:
+    """A poll's records as (partition, at most ``size`` records), the partitions taking turns
+    in partition order; each partition's records stay in their order."""
+    parts = sorted(polled.items(), key=lambda kv: kv[0].partition)
+    longest = max((len(records) for _, records in parts), default=0)
+    for start in range(0, longest, size):
+        for tp, records in parts:
+            turn = records[start:start + size]
+            if turn:
+                yield tp.partition, turn
 
 
 def _each_offset_once(msgs: list[Message], expected: int) -> list[Message]:
