@@ -35,11 +35,11 @@ log = structlog.get_logger("motcua.engine")
 
 EPOCH = f"epoch:{ACTIONS_TOPIC}"
 # A poll takes up to this many batches' worth of records, so that it holds several partitions'
-# records and they are recorded in turns (``in_turns``): a broker hands a consumer of a backlog
-# tens of thousands of one partition's records before the next partition's (tansu: about 19,000),
-# and a dossier whose procedure sits on a partition not read yet is held until it is (a fifth of
-# the peer benchmark's backlog was held, and released later, when partitions came one by one).
-POLL_BATCHES = 8
+# records and they are recorded in turns (``in_turns``, ``_poll``): a broker hands a consumer of
+# a backlog one partition's records per fetch (tansu: about 19,000 of them), and a dossier whose
+# procedure sits on a partition not read yet is held until it is (a fifth of the peer
+# benchmark's backlog was held, and released later, when partitions came one by one).
+POLL_BATCHES = 20
 
 
 def actions_log(engine: Engine, identity: str) -> str:
@@ -63,7 +63,7 @@ class EngineLoop:
         security: KafkaSecurity | None,
         *,
         partitions: int = 3,
-        max_records: int = 5000,
+        max_records: int = 2000,
         timer_every: float = 0.5,
         on_batch: Callable[[], None] | None = None,
         group: str | None = None,
@@ -193,7 +193,7 @@ class EngineLoop:
                     self.take(sorted(self.consumer.assignment(), key=lambda tp: tp.partition))
                     self._resync = False
                 assert self.consumer is not None
-                polled = self.consumer.poll(timeout_ms=100, max_records=self.poll_records)
+                polled = self._poll()
                 if polled and self._new_broker_log():
                     continue  # the records may be the new log's: set up again, read it afresh
                 self._record(polled)
@@ -219,6 +219,27 @@ class EngineLoop:
                 continue
             self.guard.ok()
         self.close()
+
+    def _poll(self) -> dict[TopicPartition, list[Any]]:
+        """One poll; when it comes back with a batch or more but from fewer partitions than
+        this loop reads (a backlog), up to as many more polls as partitions are missing, so that
+        the partitions' records can be recorded in turns. Live traffic (small polls) never
+        waits for a second poll."""
+        assert self.consumer is not None
+        polled: dict[TopicPartition, list[Any]] = dict(
+            self.consumer.poll(timeout_ms=100, max_records=self.poll_records))
+        total = sum(map(len, polled.values()))
+        for _ in range(len(self.epochs) - 1):
+            if (total < self.max_records or total >= self.poll_records
+                    or len(polled) >= len(self.epochs)):
+                break
+            more = self.consumer.poll(timeout_ms=100, max_records=self.poll_records - total)
+            if not more:
+                break
+            for tp, records in more.items():
+                polled[tp] = [*polled.get(tp, []), *records]
+                total += len(records)
+        return polled
 
     def _record(self, polled: dict[TopicPartition, list[Any]]) -> None:
         """Record a poll's records, its partitions in turns of at most ``max_records`` each
