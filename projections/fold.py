@@ -101,7 +101,7 @@ class Counters:
         self.fb_cells: dict[Cell, list[int]] = {}
         self.fb_open_due: dict[Cell, Hist] = {}
         # (cell key, procedure) -> (cell, procedure vector): one lookup on the hot path.
-        self._cv: dict[tuple[Cell, str], tuple[list[int], list[int]]] = {}
+        self._cv: dict[tuple[str, str, str], tuple[list[int], list[int]]] = {}
         self._trans: dict[int, Transition] = self.dl.transitions
         self._relevant = self.dl.relevant
         # The one summed fact the layout keeps today (2.2's processing days): its slot.
@@ -130,9 +130,9 @@ class Counters:
         """Move one dossier's contribution from ``prev`` to ``facts``. Equal ``prev`` and
         ``facts`` move no counter: only the facts are kept (a replay skips such events:
         ``projections.replay.fold_page``)."""
-        self.version += 1
         self.dossiers[sid] = facts
         if prev is None or prev[2] != facts[2] or prev[1] != facts[1] or prev[0] != facts[0]:
+            self.version += 1
             key = (facts[0], facts[1])
             self.dirty_cells.add(key)
             if prev is not None:
@@ -147,6 +147,7 @@ class Counters:
         if (pf == nf and pj == nj and prev[5] == facts[5] and prev[6] == facts[6]
                 and prev[11] is None and facts[11] is None):
             return  # the counters and the delays stay; only the stored facts moved
+        self.version += 1
         key = (facts[0], facts[1])
         self.dirty_cells.add(key)
         tk = (pf << 34) | ((pj + 1) << 32) | (nf << 2) | (nj + 1)
@@ -157,7 +158,7 @@ class Counters:
         days_moved = prev[6] != facts[6] and self._pdays is not None
         cv = self._cv
         if cell_moves or vec_moves or days_moved:  # (one lookup of the cell for all three)
-            cell, vec = cv.get((key, facts[2])) or self._cell_and_vec(key, facts[2])
+            cell, vec = cv.get((facts[0], facts[1], facts[2])) or self._cell_and_vec(key, facts[2])
             for b, d in cell_moves:
                 cell[b] += d
             for b, d in vec_moves:
@@ -167,7 +168,7 @@ class Counters:
         if prev[11] is not None or facts[11] is not None:
             self._delays_move(key, prev, facts)
         if hist_moves is not None and (hist_moves[2] or prev[5] != facts[5]):
-            if (key, facts[2]) not in cv:  # this table set may not hold the cell yet
+            if (facts[0], facts[1], facts[2]) not in cv:  # this table set may not hold the cell yet
                 self._cell_and_vec(key, facts[2])
             hist = self.open_due[key]
             ov, nv, _ = hist_moves
@@ -184,7 +185,7 @@ class Counters:
 
     def _cell_and_vec(self, key: Cell, pid: str) -> tuple[list[int], list[int]]:
         """The cell of (agency, month) and its vector for one procedure, created if needed."""
-        cv = self._cv.get((key, pid))
+        cv = self._cv.get((key[0], key[1], pid))
         if cv is None:
             cell = self.cells.get(key)
             if cell is None:
@@ -195,7 +196,7 @@ class Counters:
             vec = pvecs.get(pid)
             if vec is None:
                 vec = pvecs[pid] = [0] * len(self.dl.proc)
-            cv = self._cv[(key, pid)] = (cell, vec)
+            cv = self._cv[(key[0], key[1], pid)] = (cell, vec)
         return cv
 
     def _dossier_delta(self, f: list[Any], sign: int) -> None:
