@@ -259,7 +259,7 @@ def _dossier_row(d: Dossier, rules: LifecycleRules) -> list[Any]:
     else:
         processing_days = end_day = -1
         if m.sheet is None:
-            m.sheet = [st.pack() for st in steps]
+            m.sheet = CS.packed_of(d, rules)
         sheet = m.sheet
     return [d.agency_id, m.month, d.procedure_id, flags, judged, m.due_day, processing_days,
             end_day, due_s, m.holder, sheet, attrib]
