@@ -161,14 +161,14 @@ def _rebase(m: _Sheet, lines: list[Any]) -> int:
             k += 1
     del bases[k:]
     for line in lines[k:]:
-        start, given_due, budget = line[3], line[4], line[5]
+        start, given_due, budget = seconds(line[3]), line[4], line[5]
         if given_due is not None:
             due: int | None = seconds(given_due)
         elif budget is not None:
             due = m.clock.add_seconds(start, budget)
         else:
             due = None
-        bases.append((seconds(start), due))
+        bases.append((start, due))
     return k
 
 
