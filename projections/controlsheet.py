@@ -88,9 +88,10 @@ class _Sheet:
 
     A step is a function of its own line (name, holder, start, due time or budget), its end
     (the next line's start, or the end of processing) and the waits; so a step of the last
-    sheet is kept as it is while its line is the same object (lines are only appended), its
-    end is the same and the waits are the same. Only the costly part of a line, its start and
-    its due time before any wait (an office-hours sum), is kept per line whatever the waits."""
+    sheet is kept as it is while its line, its end and the waits are equal to what it was
+    derived from (lines are only appended: a handover keeps all steps but the last). The
+    costly part of a line, its start and its due time before any wait (an office-hours sum),
+    is kept per line whatever the waits."""
 
     __slots__ = ("rules", "clock", "lines", "waits", "end_at", "bases", "spans", "steps",
                  "packed")
@@ -109,29 +110,31 @@ class _Sheet:
 
 
 def steps_of(d: Any, rules: LifecycleRules) -> list[Step]:
-    """The control sheet of a dossier as it stands (memoized on the dossier's state: the same
-    list while nothing it depends on changed)."""
+    """The control sheet of a dossier as it stands: the same list while the dossier's lists of
+    lines and of waits and its end are the same objects (the domain replaces them to change
+    them, never edits them in place), else a new one that keeps the steps that are equal."""
     m: _Sheet | None = d.__dict__.get("_sheet")
     lines, waits, end_at = d.steps, d.waits, d.end_at
     if m is None or m.rules is not rules:
         m = d.__dict__["_sheet"] = _Sheet(rules)
     elif lines is m.lines and waits is m.waits and end_at is m.end_at:
         return m.steps
-    keep = _rebase(m, lines)
+    keep, spans = _rebase(m, lines), m.spans
     if waits is not m.waits:
-        spans = [(seconds(a), seconds(b) if b is not None else None) for a, b in waits]
-        if spans != m.spans:
-            m.spans, keep = spans, 0
+        now = [(seconds(a), seconds(b) if b is not None else None) for a, b in waits]
+        if now != spans:
+            spans, keep = now, 0
     end = seconds(end_at) if end_at is not None else None
     bases, old, n = m.bases, m.steps, len(lines)
     if keep and old[keep - 1].end != (bases[keep][0] if keep < n else end):
         keep -= 1  # the last step kept ends elsewhere now
     out = old[:keep]
     for i in range(keep, n):
-        out.append(_step(lines[i], bases[i], bases[i + 1][0] if i + 1 < n else end, m.spans))
+        out.append(_step(lines[i], bases[i], bases[i + 1][0] if i + 1 < n else end, spans))
+    # Only now, all derived: what it was derived from.
+    m.lines, m.waits, m.end_at, m.spans, m.steps = lines, waits, end_at, spans, out
     if m.packed is not None:
         m.packed = m.packed[:keep]
-    m.lines, m.waits, m.end_at, m.steps = lines, waits, end_at, out
     return out
 
 
