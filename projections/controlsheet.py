@@ -17,10 +17,9 @@ end).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from kernel.calendar import VN_TZ
 from kernel.lifecycle import LifecycleRules
@@ -44,8 +43,7 @@ def instant(s: int) -> datetime:
     return datetime.fromtimestamp(s, tz=VN_TZ)
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """One line of the control sheet, in whole seconds."""
 
     step: str
@@ -84,60 +82,113 @@ def unpack(packed: Sequence[Sequence[Any]], end: int | None) -> list[Step]:
     return out
 
 
+class _Sheet:
+    """A dossier's control sheet as last derived, kept on the dossier (a sheet is derived again
+    after every event; most events change nothing in it, a handover only adds a line).
+
+    A step is a function of its own line (name, holder, start, due time or budget), its end
+    (the next line's start, or the end of processing) and the waits; so a step of the last
+    sheet is kept as it is while its line, its end and the waits are equal to what it was
+    derived from (lines are only appended: a handover keeps all steps but the last). The
+    costly part of a line, its start and its due time before any wait (an office-hours sum),
+    is kept per line whatever the waits."""
+
+    __slots__ = ("rules", "clock", "lines", "waits", "end_at", "bases", "spans", "steps",
+                 "packed")
+
+    def __init__(self, rules: LifecycleRules) -> None:
+        self.rules = rules
+        self.clock = office_clock(rules)
+        # What the sheet was derived from: the dossier's lists of lines and of waits, its end.
+        self.lines: list[Any] = []
+        self.waits: list[Any] | None = None
+        self.end_at: datetime | None = None
+        self.bases: list[tuple[int, int | None]] = []  # per line: start, due before waits
+        self.spans: list[tuple[int, int | None]] = []  # the waits, in seconds
+        self.steps: list[Step] = []
+        self.packed: list[list[Any]] | None = None  # the steps' ``pack()``, once asked
+
+
 def steps_of(d: Any, rules: LifecycleRules) -> list[Step]:
-    """The control sheet of a dossier as it stands (memoized on the dossier's state)."""
-    key = (len(d.steps), len(d.waits), d.waits[-1][1] if d.waits else None, d.end_at)
-    memo = d.__dict__.get("_sheet")
-    if memo is not None and memo[0] == key and memo[1] is rules:
-        return memo[2]  # type: ignore[no-any-return]
-    end = seconds(d.end_at) if d.end_at is not None else None
-    waits = [(seconds(a), seconds(b) if b is not None else None) for a, b in d.waits]
-    bases = _step_bases(d, rules)
-    out = []
-    for i, (name, unit, official, _start, _given_due, _budget) in enumerate(d.steps):
-        s, due = bases[i]
-        e = bases[i + 1][0] if i + 1 < len(bases) else end
-        pending = None
-        for ws, we in waits:
-            if we is None and e is None:  # pending in the open step: counted at the view
-                pending = max(ws, s)
-            elif due is not None:
-                hi = we if we is not None else e
-                assert hi is not None  # a pending wait here means the step is closed
-                top = hi if e is None else min(hi, e)
-                due += max(0, top - max(ws, s))
-        out.append(Step(name, unit, official, s, e, due, pending))
-    d.__dict__["_sheet"] = (key, rules, out)
+    """The control sheet of a dossier as it stands: the same list while the dossier's lists of
+    lines and of waits and its end are the same objects (the domain replaces them to change
+    them, never edits them in place), else a new one that keeps the steps that are equal."""
+    m: _Sheet | None = d.__dict__.get("_sheet")
+    lines, waits, end_at = d.steps, d.waits, d.end_at
+    if m is None or m.rules is not rules:
+        m = d.__dict__["_sheet"] = _Sheet(rules)
+    elif lines is m.lines and waits is m.waits and end_at is m.end_at:
+        return m.steps
+    keep, spans = _rebase(m, lines), m.spans
+    if waits is not m.waits:
+        now = [(seconds(a), seconds(b) if b is not None else None) for a, b in waits]
+        if now != spans:
+            spans, keep = now, 0
+    end = seconds(end_at) if end_at is not None else None
+    bases, old, n = m.bases, m.steps, len(lines)
+    if keep and old[keep - 1].end != (bases[keep][0] if keep < n else end):
+        keep -= 1  # the last step kept ends elsewhere now
+    out = old[:keep]
+    for i in range(keep, n):
+        out.append(_step(lines[i], bases[i], bases[i + 1][0] if i + 1 < n else end, spans))
+    # Only now, all derived: what it was derived from.
+    m.lines, m.waits, m.end_at, m.spans, m.steps = lines, waits, end_at, spans, out
+    if m.packed is not None:
+        m.packed = m.packed[:keep]
     return out
 
 
-def _step_bases(d: Any, rules: LifecycleRules) -> list[tuple[int, int | None]]:
-    """Each step's start and due time before any wait, in seconds: what a step's own line
-    says, which never changes once the step is recorded (steps are only appended), so it is
-    computed once per step and kept on the dossier (the office-hours sum is the costly part
-    of a control sheet, and a sheet is derived again after every event)."""
-    memo = d.__dict__.get("_step_bases")
-    if memo is None or memo[0] is not rules:
-        memo = d.__dict__["_step_bases"] = (rules, [], [])
-    lines: list[Any] = memo[1]
-    bases: list[tuple[int, int | None]] = memo[2]
-    steps = d.steps
-    k = 0  # the lines still the dossier's own (the same objects, in the same places)
-    while k < len(lines) and k < len(steps) and lines[k] is steps[k]:
-        k += 1
-    del lines[k:], bases[k:]
-    clock = office_clock(rules)
-    for line in steps[k:]:
-        start, given_due, budget = line[3], line[4], line[5]
+def packed_of(d: Any, rules: LifecycleRules) -> list[list[Any]]:
+    """The control sheet of a dossier in the compact form the facts keep (``Step.pack``): the
+    same list while ``steps_of`` gives the same one, else a new list (one handed out is never
+    changed: the facts before an event keep it), in which a kept step keeps its packed line."""
+    steps = steps_of(d, rules)
+    m: _Sheet = d.__dict__["_sheet"]
+    packed = m.packed
+    if packed is None:
+        packed = m.packed = []
+    if len(packed) < len(steps):  # a new list (``steps_of`` cuts a copy): not handed out yet
+        packed += [st.pack() for st in steps[len(packed):]]
+    return packed
+
+
+def _rebase(m: _Sheet, lines: list[Any]) -> int:
+    """Bring ``m.bases`` to the dossier's ``lines``; the number of lines that were kept."""
+    old, bases = m.lines, m.bases
+    # Equal lines have equal bases (whether the same objects or not); the usual case, a
+    # handover, keeps every old line (compared at C speed, by identity first).
+    k = len(old)
+    if k > len(lines) or lines[:k] != old:
+        k, top = 0, min(k, len(lines))
+        while k < top and old[k] == lines[k]:
+            k += 1
+    del bases[k:]
+    for line in lines[k:]:
+        start, given_due, budget = seconds(line[3]), line[4], line[5]
         if given_due is not None:
             due: int | None = seconds(given_due)
         elif budget is not None:
-            due = seconds(clock.add(start, budget))
+            due = m.clock.add_seconds(start, budget)
         else:
             due = None
-        lines.append(line)
-        bases.append((seconds(start), due))
-    return bases
+        bases.append((start, due))
+    return k
+
+
+def _step(line: Sequence[Any], base: tuple[int, int | None], e: int | None,
+          spans: Sequence[tuple[int, int | None]]) -> Step:
+    """One step from its line, start and due time before waits, end, and the waits."""
+    s, due = base
+    pending = None
+    for ws, we in spans:
+        if we is None and e is None:  # pending in the open step: counted at the view
+            pending = max(ws, s)
+        elif due is not None:
+            hi = we if we is not None else e
+            assert hi is not None  # a pending wait here means the step is closed
+            top = hi if e is None else min(hi, e)
+            due += max(0, top - max(ws, s))
+    return Step(line[0], line[1], line[2], s, e, due, pending)
 
 
 def holder_at(steps: Sequence[Step], t: int) -> Step:

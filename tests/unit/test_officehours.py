@@ -6,7 +6,7 @@ Saturday 22 Aug (for Mon 31 Aug)."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 import pytest
 
@@ -74,3 +74,20 @@ def test_office_hours_are_a_setting() -> None:
     """A 07:30–11:30 / 13:30–16:30 day (7 h): 8 h from Mon 07:30 ends Tue 08:30."""
     clock = OfficeClock(WorkCalendar(), ((time(7, 30), time(11, 30)), (time(13, 30), time(16, 30))))
     assert clock.add(t("2026-10-05T07:30:00+07:00"), 8) == t("2026-10-06T08:30:00+07:00")
+
+
+def test_adding_on_whole_seconds_gives_the_instant_that_adding_gives() -> None:
+    """``add_seconds`` (the control sheet's fast path, from and to seconds since the epoch)
+    is ``add`` to the second: starts every 37 min 11 s over a week with Tết, over a week with
+    the zone's last offset change (1975-06-13, +08:00 to +07:00), and with fractions of a
+    second and another offset."""
+    starts = []
+    for first in ("2026-02-12T00:00:00+00:00", "1975-06-10T00:00:00+00:00"):
+        t0 = t(first)
+        starts += [t0 + timedelta(seconds=i * 2231) for i in range(7 * 86400 // 2231)]
+    starts += [t("2026-10-05T09:59:59.999+07:00"), t("2026-10-05T03:30:00.5+00:00")]
+    for start in starts:
+        for hours in (0, 0.25, 1.5, 4, 8, 11, 40):
+            due = CLOCK.add(start, hours)
+            assert CLOCK.add_seconds(int(start.timestamp() // 1), hours) == due.timestamp(), (
+                start, hours, due)
