@@ -58,10 +58,12 @@ class Tree:
             level.setdefault(aid, "")
             name.setdefault(aid, aid)
         children: dict[str, list[str]] = {a: [] for a in parent}
-        for a, p in parent.items():
+        for a, p in list(parent.items()):  # (a parent not registered yet is added as a root)
             if p is not None:
                 children.setdefault(p, []).append(a)
                 parent.setdefault(p, None)
+                level.setdefault(p, "")
+                name.setdefault(p, p)
         return cls(parent, children, level, name)
 
     @classmethod
