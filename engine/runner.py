@@ -201,6 +201,12 @@ class EngineLoop:
                     assigned, self._assigned = self._assigned, []
                     self.take(assigned)
                 self._tick()
+                if self.relays:
+                    assert self.relay is not None
+                    while self.relay.run_once():
+                        pass
+                if self.on_batch is not None:
+                    self.on_batch()
             except Exception as e:  # the broker or the database away, or a bug
                 if dependency_of(e) == DATABASE and self.consumer is not None:
                     # The Kafka side is fine: keep the consumer (and its group membership, a
@@ -237,7 +243,7 @@ class EngineLoop:
 
     def _record(self, polled: dict[TopicPartition, list[Any]]) -> None:
         """Record a poll's records, its partitions in turns of at most ``max_records`` each
-        (one transaction per turn), the timers and the relay ticking between turns."""
+        (one transaction per turn), the timers ticking between turns."""
         ns = self.engine.spool_ns
         stopped: set[int] = set()
         for partition, records in in_turns(polled, self.max_records):
@@ -254,8 +260,7 @@ class EngineLoop:
             self._tick()
 
     def _tick(self) -> None:
-        """After each poll and each turn of one: the timers and the log identity check when
-        they are due, the relay (if this loop relays), the heartbeat."""
+        """The timers and the log identity check, when they are due."""
         now = time.monotonic()
         if now - self._last_timer >= self.timer_every:
             self._last_timer = now
@@ -263,12 +268,6 @@ class EngineLoop:
         if now - self._last_identity >= 2.0:
             self._last_identity = now
             self._check_identity()
-        if self.relays:
-            assert self.relay is not None
-            while self.relay.run_once():
-                pass
-        if self.on_batch is not None:
-            self.on_batch()
 
     def _timers(self) -> None:
         """Hold expiry and the deadline watcher. With several engines, another one may settle
