@@ -345,10 +345,9 @@ class IntakeMixin(FactsCacheMixin, SpoolMixin, HeldRowsMixin):
             return [dict(r) for r in c.fetchall()]
 
 
-# The page cache of each of the engine's SQLite connections, in KiB (SQLite's default is 2 MiB).
-# A batch writes a few MiB of events, facts rows and indexes into trees far larger than 2 MiB:
-# with the default, dirty pages spill to the WAL mid-transaction and each index insert reads its
-# path again from the OS (about 5 % of the engine's CPU on a 135,000-action backlog).
+# Each engine SQLite connection's page cache, KiB (SQLite's default: 2 MiB, far less than the
+# trees a batch writes its events, facts rows and indexes into: pages spill and are read again
+# from the OS; 4-9 % of `motcua up`'s CPU on a 135,000-action backlog, benchmarks/RESULTS.md).
 STORE_CACHE_KIB = 65_536
 
 
