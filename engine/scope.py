@@ -8,7 +8,9 @@ applied (:class:`ScopeGate`) and for the HTTP bridge (``Engine.subject_agencies`
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
+from types import MethodType
 from uuid import UUID
 
 from engine.domain.base import Subject
@@ -43,11 +45,18 @@ class ScopeGate:
     def __init__(self, scopes: Scopes, subject: Callable[[UUID], Subject | None],
                  uuid: Callable[[str, str], UUID]) -> None:
         self.scopes = scopes
-        self.subject = subject
+        # The batch keeps this gate and the gate would keep the batch's bound method: a cycle,
+        # which left every batch's rows to the cyclic garbage collector. A weak reference to
+        # the method lets a finished batch be freed at once.
+        self._subject: Callable[[], Callable[[UUID], Subject | None] | None] = (
+            weakref.WeakMethod(subject) if isinstance(subject, MethodType) else lambda: subject)
         self.uuid = uuid
 
     def existing(self, kind: str, subject_id: str) -> list[tuple[str, str]] | None:
-        return agencies_of(self.subject(self.uuid(kind, subject_id)))
+        subject = self._subject()
+        if subject is None:
+            raise RuntimeError("a scope check ran after its batch was gone")
+        return agencies_of(subject(self.uuid(kind, subject_id)))
 
     def __call__(self, a: Action, agg: Subject | None) -> None:
         """Refuse ``a`` (``agency_out_of_scope``, ``source_not_registered``) before it is
