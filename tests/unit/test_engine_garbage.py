@@ -3,9 +3,9 @@
 A batch holds every row it writes (intake rows, facts rows, events). While its scope gate kept a
 bound method of the batch, each batch sat in a reference cycle until a collection found it: about
 6.5 container objects per action, and the served engine spent about 13 % of its CPU in the
-collector (docs/decisions.md, "A batch is freed when it is done"). The test records a simulated
-province with the collector off, with and without a scoped source, and asks the collector what
-it would have had to find.
+collector (docs/decisions.md, "A recorded batch is freed by reference counting"). The test
+records a simulated province with the collector off, with and without a scoped source, and asks
+the collector what it would have had to find.
 """
 
 from __future__ import annotations
