@@ -14,17 +14,25 @@ from kernel.settings import Settings
 
 
 def run_until_signal(stop: Callable[[], None], alive: Callable[[], bool] = lambda: True) -> None:
-    """Block until SIGINT or SIGTERM (or until ``alive()`` is false), then call ``stop``."""
-    done = threading.Event()
+    """Block until SIGINT or SIGTERM (or until ``alive()`` is false), then call ``stop``.
+
+    The handler only appends to a list: it runs in the main thread between two bytecodes, and
+    had it set a ``threading.Event`` that this thread was waiting on, a signal arriving while
+    the thread held the event's lock deadlocked the process for good (an engine child outlived
+    its killed parent so, found in a test run)."""
+    received: list[int] = []
 
     def _handler(signum: int, frame: Any) -> None:
-        done.set()
+        received.append(signum)
 
     signal.signal(signal.SIGINT, _handler)
     signal.signal(signal.SIGTERM, _handler)
     try:
-        while not done.wait(0.5):
-            if not alive():
+        ticks = 0
+        while not received:
+            time.sleep(0.1)
+            ticks += 1
+            if ticks % 5 == 0 and not alive():
                 break
     finally:
         stop()
