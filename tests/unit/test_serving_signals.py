@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import orjson
@@ -68,17 +67,21 @@ def test_the_signal_handler_takes_no_lock_and_ends_the_wait() -> None:
 
 def test_sigterm_stops_it_and_stop_runs_once() -> None:
     code = textwrap.dedent("""
-        import sys
         from motcua.serving import run_until_signal
         calls = []
-        print("ready", flush=True)
-        run_until_signal(lambda: calls.append(1))
+        ready = []
+
+        def alive():  # first called once the handlers are in place
+            if not ready:
+                ready.append(print("ready", flush=True))
+            return True
+
+        run_until_signal(lambda: calls.append(1), alive)
         print("stopped", len(calls), flush=True)
     """)
     p = _python(code)
     assert p.stdout is not None
     assert p.stdout.readline() == b"ready\n"
-    time.sleep(0.2)
     p.send_signal(signal.SIGTERM)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=10)
