@@ -4,6 +4,7 @@ Used by ``test_peer.py`` (``benchmarks/run -k peer``); run directly it profiles 
 
     python benchmarks/peer.py profile [--rate 100] [--out DIR]   # py-spy on `motcua up`
     python benchmarks/peer.py summarize RAW [RAW...]             # where a raw profile's time goes
+    python benchmarks/peer.py ab [--rounds 5] [--gc] OLD=TREE NEW=TREE  # paired A/B of code trees
 
 The backlog is written once by ``motcua simulate`` and published to ``motcua.actions`` by
 ``motcua.ingest.publish`` (what ``motcua ingest`` does: keyed by subject id) before any pipeline
@@ -396,6 +397,69 @@ def profile(args: argparse.Namespace) -> None:
     print(summarize([raw]))
 
 
+# Put first on a process's path by ``ab --gc``: the time each process spends in the cyclic
+# garbage collector, by generation, written when it exits.
+_GC_PROBE = """import atexit, gc, os, time
+_t, _s, _n = {}, [0.0, 0.0, 0.0], [0, 0, 0]
+def _cb(phase, info):
+    g = info["generation"]
+    if phase == "start":
+        _t[g] = time.perf_counter()
+    else:
+        _s[g] += time.perf_counter() - _t.pop(g, time.perf_counter())
+        _n[g] += 1
+gc.callbacks.append(_cb)
+def _dump():
+    with open(os.path.join(os.environ["MOTCUA_AB_GC_DIR"], f"{os.getpid()}.txt"), "w") as f:
+        f.write(f"pid {os.getpid()} (parent {os.getppid()}): {sum(_s):.2f} s of GC in "
+                f"{sum(_n)} collections, "
+                f"{time.process_time():.1f} s CPU\\n")
+atexit.register(_dump)
+"""
+
+
+def _started(f: Path) -> float:
+    return f.stat().st_mtime
+
+
+def ab(args: argparse.Namespace) -> None:
+    """``motcua up`` on one backlog, the code trees taking turns round by round (PYTHONPATH),
+    so a change is judged against its base on the same machine at nearly the same moment."""
+    from kernel.broker import BundledBroker
+
+    trees = []
+    for spec in args.tree:
+        name, _, path = spec.partition("=")
+        if not name or not (Path(path) / "motcua" / "__init__.py").is_file():
+            raise SystemExit(f"ab: {spec!r} is not NAME=DIR with DIR a motcua source tree")
+        trees.append((name, str(Path(path).resolve())))
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    os.chdir(out)  # `python -m` puts the working directory first on the engine child's path
+    probe = out / "gc-probe"
+    if args.gc:
+        probe.mkdir(exist_ok=True)
+        (probe / "sitecustomize.py").write_text(_GC_PROBE)
+    with BundledBroker(out / "broker") as broker:
+        backlog = make_backlog(broker.bootstrap, out)
+        print(f"backlog: {backlog.count:,} actions", flush=True)
+        for r in range(args.rounds):
+            for name, path in trees:
+                gc_dir = out / f"gc-{r}-{name}"
+                gc_dir.mkdir(exist_ok=True)
+                for old in gc_dir.glob("*.txt"):
+                    old.unlink()
+                os.environ["PYTHONPATH"] = f"{probe}:{path}" if args.gc else path
+                os.environ["MOTCUA_AB_GC_DIR"] = str(gc_dir)
+                run = run_motcua(broker.bootstrap, backlog, out)
+                gc_s = "; ".join(f.read_text().strip() for f in sorted(gc_dir.glob("*.txt"),
+                                                                         key=_started))
+                print(f"{r} {name:10} {backlog.count / run.folded_s:7,.0f} actions/s  folded "
+                      f"{run.folded_s:5.2f} s  CPU {run.cpu_s:5.1f} s  load "
+                      f"{os.getloadavg()[0]:.1f}" + (f"\n    per process: {gc_s}" if args.gc
+                                                     else ""), flush=True)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.
                                  RawDescriptionHelpFormatter)
@@ -406,10 +470,17 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", default="/tmp/motcua-peer-profile", help="output directory")
     s = sub.add_parser("summarize", help="where the time of raw py-spy profiles goes")
     s.add_argument("raw", nargs="+")
+    a = sub.add_parser("ab", help="motcua up from several code trees, in turns, on one backlog")
+    a.add_argument("tree", nargs="+", help="NAME=DIR: a motcua source tree (a git worktree)")
+    a.add_argument("--rounds", type=int, default=5, help="rounds of every tree (default 5)")
+    a.add_argument("--gc", action="store_true", help="also time each process's garbage collector")
+    a.add_argument("--out", default="/tmp/motcua-peer-ab", help="output directory")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(HERE))
     if args.cmd == "profile":
         profile(args)
+    elif args.cmd == "ab":
+        ab(args)
     else:
         from profile_summary import summarize
 
