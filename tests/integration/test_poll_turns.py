@@ -20,14 +20,15 @@ from motcua.pipeline import engine_at
 
 def test_a_full_poll_from_one_partition_is_followed_by_the_others_and_all_is_recorded_once(
         fresh_broker: BundledBroker, tmp_path: Path) -> None:
-    """About 600 actions published over 3 partitions, read in batches of 50 (a poll takes up to
-    400): the first poll holds records of more than one partition; then the loop records every
-    action once (the store's accepted actions are the lines published, each once)."""
+    """About 600 actions published over 3 partitions, read in batches of 20 (a poll takes up to
+    400; one 16 KiB fetch holds about 46 of these actions, a full batch): the first poll holds
+    records of more than one partition; then the loop records every action once (the store's
+    accepted actions are the lines published, each once)."""
     lines = lines_of(simulate(2, 50))
     published = publish_lines(fresh_broker.bootstrap, lines)
     assert len(published.ranges) == 3
     engine = engine_at(f"sqlite:///{tmp_path / 's.db'}", hold_seconds=600.0)
-    loop = EngineLoop(engine, fresh_broker.bootstrap, None, max_records=50, relay=False)
+    loop = EngineLoop(engine, fresh_broker.bootstrap, None, max_records=20, relay=False)
     stop = threading.Event()
     try:
         loop.setup()
@@ -37,10 +38,16 @@ def test_a_full_poll_from_one_partition_is_followed_by_the_others_and_all_is_rec
         loop.consumer = K.consumer(fresh_broker.bootstrap, None, max_poll_records=loop.poll_records,
                                    fetch_max_bytes=16384)
         loop.consumer.assign(list(tps))
-        loop.consumer.seek_to_beginning()
+        # A further poll waits 100 ms for records: on a loaded machine it may come back empty,
+        # so the first poll is taken up to three times (from the start each time).
         polled: dict = {}  # type: ignore[type-arg]
-        wait_for(lambda: bool(polled.update(loop._poll()) or polled), "a first poll")
-        assert sum(map(len, polled.values())) >= 50
+        for _ in range(3):
+            loop.consumer.seek_to_beginning()
+            polled.clear()
+            wait_for(lambda: bool(polled.update(loop._poll()) or polled), "a first poll")
+            if len(polled) >= 2:
+                break
+        assert sum(map(len, polled.values())) >= loop.max_records
         assert len(polled) >= 2, {tp.partition: len(r) for tp, r in polled.items()}
         loop._record(polled)
         thread = threading.Thread(target=loop.run, args=(stop,))
