@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import time
 from collections.abc import Iterator
@@ -118,3 +120,20 @@ def relay_messages(cfg: Any, url: str) -> list[bytes]:
 # seed is one where every unit receives dossiers in every month (1,199 of 1,200 cells).
 SCORING_CFG = SimConfig(agencies=100, procedures=300, dossiers=20_000, seed=4,
                         start=date(2026, 1, 1), days=365)
+
+
+@contextlib.contextmanager
+def served_gc() -> Iterator[None]:
+    """The garbage collector as a served ``motcua`` process sets it (``motcua.cli.tune_gc``:
+    what exists so far frozen, thresholds ``GC_THRESHOLDS``); this process's settings come
+    back afterwards."""
+    from motcua.cli import GC_THRESHOLDS
+
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*old)

@@ -15,7 +15,6 @@ working days is Thu 17 Dec.
 
 from __future__ import annotations
 
-import gc
 import random
 import statistics
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 import orjson
 import pytest
-from support import SCORING_CFG, check, record
+from support import SCORING_CFG, check, record, served_gc
 
 from kernel.calendar import VN_TZ, local_date
 from motcua.cli import GC_THRESHOLDS
@@ -116,17 +115,11 @@ def test_at_risk_province(benchmark: Any, open_store: tuple[Counters, ViewStore]
 
 def _served_gc_ms(run: Callable[[], Any], rounds: int = 30) -> list[float]:
     """Wall times (ms) of ``rounds`` calls under the GC settings of a served motcua process
-    (``motcua.cli.tune_gc``), this process's own settings restored afterwards."""
-    old = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-    try:
-        out = []
+    (``support.served_gc``)."""
+    out = []
+    with served_gc():
         for _ in range(rounds):
             t0 = time.perf_counter()
             run()
             out.append((time.perf_counter() - t0) * 1000)
-        return out
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*old)
+    return out
