@@ -16,10 +16,10 @@ from kernel.settings import Settings
 def run_until_signal(stop: Callable[[], None], alive: Callable[[], bool] = lambda: True) -> None:
     """Block until SIGINT or SIGTERM (or until ``alive()`` is false), then call ``stop``.
 
-    The handler only appends to a list: it runs in the main thread between two bytecodes, and
-    had it set a ``threading.Event`` that this thread was waiting on, a signal arriving while
-    the thread held the event's lock deadlocked the process for good (an engine child outlived
-    its killed parent so, found in a test run)."""
+    The handler only appends to a list, taking no lock. It runs in the main thread between two
+    bytecodes, even inside another run of itself: when it set a ``threading.Event``, a second
+    signal arriving while the first handler held the event's lock deadlocked the process for
+    good (an engine child outlived its killed parent so, found in a test run)."""
     received: list[int] = []
 
     def _handler(signum: int, frame: Any) -> None:
