@@ -100,7 +100,8 @@ class Counters:
         self.delays: dict[Cell, Delays] = {}
         self.fb_cells: dict[Cell, list[int]] = {}
         self.fb_open_due: dict[Cell, Hist] = {}
-        # (cell key, procedure) -> (cell, procedure vector): one lookup on the hot path.
+        # (agency, month, procedure) -> (cell, procedure vector): one flat key, one lookup on
+        # the hot path.
         self._cv: dict[tuple[str, str, str], tuple[list[int], list[int]]] = {}
         self._trans: dict[int, Transition] = self.dl.transitions
         self._relevant = self.dl.relevant
