@@ -382,6 +382,10 @@ def profile(args: argparse.Namespace) -> None:
                    "--format", "raw", "--threads", "--output", str(raw)]
             if args.gil:
                 cmd.append("--gil")
+            if args.subprocesses:
+                cmd.append("--subprocesses")
+            if args.idle:
+                cmd.append("--idle")
             spy.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE))
             return lambda: spy[0].send_signal(signal.SIGINT)
@@ -455,7 +459,7 @@ def ab(args: argparse.Namespace) -> None:
                 gc_s = "; ".join(f.read_text().strip() for f in sorted(gc_dir.glob("*.txt"),
                                                                          key=_started))
                 print(f"{r} {name:10} {backlog.count / run.folded_s:7,.0f} actions/s  folded "
-                      f"{run.folded_s:5.2f} s  CPU {run.cpu_s:5.1f} s  load "
+                      f"{run.folded_s:5.2f} s  ready {run.ready_s:4.2f} s  CPU {run.cpu_s:5.1f} s  load "
                       f"{os.getloadavg()[0]:.1f}" + (f"\n    per process: {gc_s}" if args.gc
                                                      else ""), flush=True)
 
@@ -467,6 +471,9 @@ def main(argv: list[str]) -> int:
     p = sub.add_parser("profile", help="profile motcua up on the backlog with py-spy")
     p.add_argument("--rate", type=int, default=100, help="samples per second (default 100)")
     p.add_argument("--gil", action="store_true", help="only the thread holding the GIL")
+    p.add_argument("--subprocesses", action="store_true",
+                   help="also the engine process (its samples show as other threads)")
+    p.add_argument("--idle", action="store_true", help="also the samples of waiting threads")
     p.add_argument("--out", default="/tmp/motcua-peer-profile", help="output directory")
     s = sub.add_parser("summarize", help="where the time of raw py-spy profiles goes")
     s.add_argument("raw", nargs="+")

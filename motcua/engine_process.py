@@ -3,8 +3,9 @@
 Python runs one thread at a time per process: the engine (about two thirds of the work of an
 action) and the projections, the alerting role and the Kafka clients of one process share one
 core. The child is ``motcua engine --child``: the engine role on every partition (no consumer
-group), on the same store and broker, started once the parent made the store's tables and
-started the broker. The parent supervises it:
+group), on the same store and broker. It is spawned as the command starts and runs once the
+parent made the store's tables and started the broker (``motcua.engine_spawn``). The parent
+supervises it:
 
 - it is ready once it wrote the engine's heartbeat (``engine.app.HEARTBEAT``) after it started;
 - if it exits while the parent runs, it is started again after a second (logged);
@@ -22,15 +23,12 @@ positions and fencing epochs as an engine thread would, and the relay is the sam
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -38,12 +36,12 @@ from engine.app import HEARTBEAT, Engine
 from kernel import metrics
 from kernel.health import HEALTH, INTERNAL
 from kernel.settings import Settings
+from motcua import engine_spawn
 
 log = structlog.get_logger("motcua.engine_process")
 
 METRICS_FILE = "engine-process.prom"
 PART = "engine-process"  # in /healthz while the child is not running
-_PR_SET_PDEATHSIG = 1
 
 
 def metrics_file(settings: Settings) -> Path:
@@ -54,22 +52,6 @@ def metrics_file(settings: Settings) -> Path:
 def health_file(settings: Settings) -> Path:
     """Where the child engine writes what it cannot reach, for its parent's ``/healthz``."""
     return metrics_file(settings).with_suffix(".health.json")
-
-
-def _prctl() -> Any:
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux: the child also watches its parent's pid
-        return None
-
-
-# Looked up here, not between fork and exec, where only the call itself should run.
-_PRCTL = _prctl()
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EngineProcess:
@@ -87,12 +69,10 @@ class EngineProcess:
         self._stopping = threading.Event()
         self._started_at = 0.0
 
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "motcua", "engine", "--child"]
-
     def env(self) -> dict[str, str]:
+        """What the child runs with on top of the environment it was spawned with."""
         s = self.settings
-        return {**os.environ, "MOTCUA_HOME": str(s.home), "MOTCUA_DATABASE_URL": s.database_url,
+        return {"MOTCUA_HOME": str(s.home), "MOTCUA_DATABASE_URL": s.database_url,
                 "MOTCUA_KAFKA_BOOTSTRAP": self.bootstrap, "MOTCUA_LOG_LEVEL": self.log_level,
                 "MOTCUA_LOG_FORMAT": self.log_format,
                 "MOTCUA_PARENT_PID": str(os.getpid())}
@@ -115,8 +95,9 @@ class EngineProcess:
     def _spawn(self) -> None:
         self.ready.clear()
         self._started_at = time.time()
-        self.proc = subprocess.Popen(self.command(), env=self.env(), stdin=subprocess.DEVNULL,
-                                     preexec_fn=_die_with_parent)  # noqa: PLW1509
+        # The child spawned early by the command (engine_spawn) the first time, else a new one.
+        self.proc = engine_spawn.take()
+        engine_spawn.go(self.proc, self.env())
         log.info("engine_process_started", pid=self.proc.pid)
 
     def supervise(self, stop: threading.Event) -> None:

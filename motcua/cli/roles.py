@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from motcua.cli.common import (
     PORT,
@@ -19,6 +19,9 @@ from motcua.cli.common import (
     positive_number,
     setup_logs,
 )
+
+if TYPE_CHECKING:
+    from kernel.settings import Settings
 
 # Each role command, the roles it runs and its help; in the order of `motcua --help`.
 ROLE_COMMANDS = (
@@ -68,12 +71,31 @@ def _role_command(roles: frozenset[str]) -> Command:
 
 def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
     """Run ``roles`` of the pipeline (serving HTTP if one is ``serve``) until a signal."""
+    from motcua import engine_spawn
+
+    child = bool(getattr(args, "child", False))
+    # A child engine's settings come from its parent, once it is told to run (_run_roles).
+    settings = None if child else load_settings()
+    if settings is not None and len(roles) > 1 and "engine" in roles and settings.engine_process:
+        engine_spawn.spawn_early()  # its start-up beside ours (motcua.engine_spawn)
+    try:
+        return _run_roles(args, roles, settings)
+    finally:
+        engine_spawn.discard()
+
+
+def _run_roles(args: argparse.Namespace, roles: frozenset[str],
+               settings: Settings | None) -> int:
+    from motcua import engine_spawn
     from motcua.pipeline import Pipeline
     from motcua.serving import api, run_until_signal, serve_http, stop_http
 
-    settings = load_settings()
+    child = settings is None
+    if settings is None:
+        if not engine_spawn.await_go():
+            return 0  # the parent ended before it needed this engine
+        settings = load_settings()
     setup_logs(settings)
-    child = bool(getattr(args, "child", False))
     # The one-role commands join consumer groups, so several processes share the partitions;
     # `up`'s child engine reads them all, as `up` would.
     group = len(roles) == 1 and roles != frozenset({"serve"}) and not child
@@ -109,8 +131,15 @@ def _parent_alive() -> Callable[[], bool]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run ``motcua demo`` (quiet logs unless ``--verbose``)."""
-    from motcua.demo import run_demo
+    from motcua import engine_spawn
 
     settings = load_settings()
-    setup_logs(settings, quiet=not args.verbose)
-    return run_demo(settings, args)
+    if settings.engine_process:
+        engine_spawn.spawn_early()  # its start-up beside ours (motcua.engine_spawn)
+    try:
+        from motcua.demo import run_demo
+
+        setup_logs(settings, quiet=not args.verbose)
+        return run_demo(settings, args)
+    finally:
+        engine_spawn.discard()
