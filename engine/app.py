@@ -11,8 +11,9 @@ commit protocol:
 3. apply each action to its cached aggregate (``engine.intake.Batch``); an action before its
    subject is held;
 4. write events + facts + tracking + intake ledger + dead letters + deadline index together;
-5. only then may the caller consider the offsets consumed. If the write fails, every aggregate
-   the batch touched is evicted from the cache, and the batch is redone from the stored position.
+5. only then may the caller consider the offsets consumed. If the batch fails, at its write or
+   before, every aggregate it changed is evicted from the cache, and the batch is redone (or
+   isolated) from the stored state.
 
 The engine knows the lifecycle (``engine.domain``) and a working-day calendar, not the index:
 what each event is worth to a score comes from an ``annotate`` function that the composition
@@ -23,7 +24,8 @@ version, so that ``motcua replay --rederive`` can recompute it for all of histor
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -34,6 +36,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.utils import get_topic
 
+from engine.beside import Prepared, insert_beside, parse_one
 from engine.cache import SubjectCache
 from engine.domain.base import subject_uuid
 from engine.domain.dossier import Dossier
@@ -55,7 +58,7 @@ from engine.store import (
     akey,
 )
 from kernel.calendar import WorkCalendar
-from kernel.contract.actions import Action, InvalidActionError, parse_action
+from kernel.contract.actions import Action, InvalidActionError
 from kernel.errors import ConfigurationError, RefusedActionError
 from kernel.failures import describe, reason_of, transient
 from kernel.grants import GrantBook
@@ -196,18 +199,24 @@ class Engine:
     # ----- the batch -----------------------------------------------------------------------
 
     def process(self, log_id: str, messages: Sequence[Message],
-                epoch: int | None = None, *, isolate: bool = False) -> dict[str, int]:
+                epoch: int | None = None, *, isolate: bool = False,
+                parsed: Prepared | None = None,
+                during: Callable[[], None] | None = None) -> dict[str, int]:
         """Record one partition's batch in one transaction; returns outcome counts.
 
         With ``epoch`` (consumer-group mode), the transaction commits only while this process
         still owns the partition at that epoch (``FencedError`` otherwise). A failure that is
         not transient (``kernel.failures``) is the batch's own: the batch is split until the
         message that fails alone is found and dead-lettered, and the rest is recorded. With
-        ``isolate``, a race (``IntegrityError``) that keeps coming back is treated so too."""
+        ``isolate``, a race (``IntegrityError``) that keeps coming back is treated so too.
+
+        ``parsed``: what ``engine.beside.prepare`` made of (some of) these messages.
+        ``during``: work that may run beside the batch's commit (``engine.beside``: the next
+        batch's ``prepare``); it is not run if the batch fails before its commit."""
         if not messages:
             return {}
         try:
-            return self._process_once(log_id, messages, epoch)
+            return self._process_once(log_id, messages, epoch, parsed or {}, during)
         except Exception as e:
             if isinstance(e, FencedError) or (transient(e) and not
                                                (isolate and isinstance(e, IntegrityError))):
@@ -239,29 +248,33 @@ class Engine:
         self.commit(batch, Tracking(tracking_name(log_id, m.topic, m.partition), m.offset))
         return batch.counts
 
-    def _process_once(self, log_id: str, messages: Sequence[Message],
-                      epoch: int | None) -> dict[str, int]:
+    def _process_once(self, log_id: str, messages: Sequence[Message], epoch: int | None,
+                      ready: Prepared, during: Callable[[], None] | None) -> dict[str, int]:
         topic, partition = messages[0].topic, messages[0].partition
         self.holds.refresh(self.owned)  # other processes may hold or release too
         batch = self.batch(log_id)
         if epoch is not None:
             batch.fx.fence = (topic, partition, epoch)
-        parsed: list[tuple[Message, Action]] = []
-        for m in self._first_copies(batch, log_id, messages):
-            try:
-                parsed.append((m, parse_action(m.value)))
-            except InvalidActionError as e:
-                batch.reject(m, None, e)
-        taken = self.store.lookup_keys([akey(a.source, a.action_id) for _, a in parsed])
-        self.cache.prefetch(self._subjects_of(a for _, a in parsed))
-        for m, a in parsed:
-            k = akey(a.source, a.action_id)
-            prior = batch.keys.get(k) or taken.get(k)
-            if prior is not None:
-                batch.duplicate_or_conflict(m, a, prior)
-                continue
-            batch.handle(m, a)
-        self.commit(batch, Tracking(tracking_name(log_id, topic, partition), messages[-1].offset))
+        with self._undone_on_failure(batch):
+            parsed: list[tuple[Message, Action]] = []
+            for m in self._first_copies(batch, log_id, messages):
+                got = ready.get(id(m))
+                a = got[1] if got is not None and got[0] is m else parse_one(m)
+                if isinstance(a, InvalidActionError):
+                    batch.reject(m, None, a)
+                else:
+                    parsed.append((m, a))
+            taken = self.store.lookup_keys([akey(a.source, a.action_id) for _, a in parsed])
+            self.cache.prefetch(self._subjects_of(a for _, a in parsed))
+            for m, a in parsed:
+                k = akey(a.source, a.action_id)
+                prior = batch.keys.get(k) or taken.get(k)
+                if prior is not None:
+                    batch.duplicate_or_conflict(m, a, prior)
+                    continue
+                batch.handle(m, a)
+        self.commit(batch, Tracking(tracking_name(log_id, topic, partition), messages[-1].offset),
+                    during)
         return batch.counts
 
     def _first_copies(self, batch: Batch, log_id: str,
@@ -302,14 +315,34 @@ class Engine:
                 wanted.append(self.uuid("dossier", a.data["dossier_id"]))
         return wanted
 
-    def commit(self, batch: Batch, tracking: Tracking | None) -> None:
-        """Write one batch's events, facts and side effects in one transaction."""
+    @contextmanager
+    def _undone_on_failure(self, batch: Batch) -> Iterator[None]:
+        """Around a batch's work before its commit: if it fails, nothing was written, so what
+        it changed in memory is not so either (the batch is redone, or isolated, from the
+        stored state; found by tests/unit/test_engine_beside.py)."""
+        try:
+            yield
+        except BaseException:
+            self.cache.forget(batch.touched)
+            self.cache.forget_unsaved()  # changed before the batch noted it
+            self.holds.stale = True
+            raise
+
+    def commit(self, batch: Batch, tracking: Tracking | None,
+               during: Callable[[], None] | None = None) -> None:
+        """Write one batch's events, facts and side effects in one transaction (running
+        ``during`` beside its commit: ``engine.beside``)."""
         try:
             # Straight to the recorder: the library's Application.save() would also build
             # Recording objects and check every aggregate against a Protocol, which costs more
             # than the insert; this cache is ours.
             stored = batch.collect()
-            self.app.recorder.insert_events(stored, tracking=tracking, side_effects=batch.fx)
+            if during is None:
+                self.app.recorder.insert_events(stored, tracking=tracking,
+                                                side_effects=batch.fx)
+            else:
+                insert_beside(self.app.recorder, stored, during, tracking=tracking,
+                              side_effects=batch.fx)
         except BaseException:
             self.cache.forget(batch.touched)
             self.holds.stale = True  # whether it was written is unknown: read it again
@@ -330,8 +363,9 @@ class Engine:
         # Dossiers waiting for their procedure first: one received with a due_at is recorded
         # now, and releases its own later actions (which must not expire as unknown).
         rows.sort(key=lambda r: not str(r["subject"]).startswith("procedure:"))
-        for r in rows:
-            batch.expire(StoredHold.of(r), self.hold_seconds)
+        with self._undone_on_failure(batch):
+            for r in rows:
+                batch.expire(StoredHold.of(r), self.hold_seconds)
         self.commit(batch, None)
         if counts is not None:
             for k, n in batch.counts.items():
@@ -388,8 +422,9 @@ class Engine:
         self.holds.refresh(self.owned)
         self.cache.prefetch(found)
         batch = self.batch()
-        for subject in arrived:
-            batch.release(subject)
+        with self._undone_on_failure(batch):
+            for subject in arrived:
+                batch.release(subject)
         self.commit(batch, None)
         return len(arrived)
 
@@ -401,13 +436,14 @@ class Engine:
             return 0
         batch = self.batch()
         n = 0
-        for oid, _ in due:
-            d = batch.subject(UUID(oid))
-            if isinstance(d, Dossier) and d.record_overdue(now):
-                n += 1
-            if d is not None:
-                batch.touch(d)
-            batch.fx.deadlines[oid] = None
+        with self._undone_on_failure(batch):
+            for oid, _ in due:
+                d = batch.subject(UUID(oid))
+                if isinstance(d, Dossier) and d.record_overdue(now):
+                    n += 1
+                if d is not None:
+                    batch.touch(d)
+                batch.fx.deadlines[oid] = None
         self.commit(batch, None)
         return n
 

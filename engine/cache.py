@@ -79,6 +79,12 @@ class SubjectCache:
         for i in ids:
             self._aggregates.pop(i, None)
 
+    def forget_unsaved(self) -> None:
+        """Drop every aggregate holding events not collected for a write (a batch failed
+        before its commit, maybe before it noted what it touched)."""
+        for i in [i for i, agg in self._aggregates.items() if agg.pending_events]:
+            del self._aggregates[i]
+
     def forget_absent(self) -> None:
         """"Absent" is only ever true of the last batch's query."""
         self._absent.clear()

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import structlog
@@ -21,6 +22,7 @@ from eventsourcing.persistence import IntegrityError
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from engine.app import Engine, Message
+from engine.beside import Prepared, prepare
 from engine.relay import Relay
 from engine.store import FencedError
 from kernel import kafka as K
@@ -246,14 +248,21 @@ class EngineLoop:
         (one transaction per turn), the timers ticking between turns."""
         ns = self.engine.spool_ns
         stopped: set[int] = set()
-        for partition, records in in_turns(polled, self.max_records):
+        turns = [(partition, [Message(ACTIONS_TOPIC, partition, r.offset, r.value,
+                                      spool_id(r.headers, ns)) for r in records])
+                 for partition, records in in_turns(polled, self.max_records)]
+        ahead: Prepared = {}
+        for i, (partition, msgs) in enumerate(turns):
             if partition in stopped:
                 continue
             if not self.ready.is_set():
                 return  # set up again: every partition is read afresh from what is stored
-            if not self._process(partition, [
-                    Message(ACTIONS_TOPIC, partition, r.offset, r.value, spool_id(r.headers, ns))
-                    for r in records]):
+            parsed, ahead = ahead, {}
+            # The next turn is parsed while this one's commit is written (engine.beside).
+            nxt = turns[i + 1][1] if i + 1 < len(turns) else []
+            if not self._process(partition, msgs, parsed,
+                                 partial(_prepare_into, ahead, nxt) if nxt
+                                 else None):
                 # Sought back to its stored position, or no longer ours: its later records in
                 # this poll come again with the next poll (or go to the partition's new owner).
                 stopped.add(partition)
@@ -329,7 +338,8 @@ class EngineLoop:
             log.warning("actions_log_changed", old=self.log_id, new=current)
             self.ready.clear()
 
-    def _process(self, partition: int, msgs: list[Message]) -> bool:
+    def _process(self, partition: int, msgs: list[Message], parsed: Prepared | None = None,
+                 during: Callable[[], None] | None = None) -> bool:
         """Record one partition's records in one transaction; False if the partition's later
         records must not follow them (it was sought back to its stored position, revoked or
         fenced, or the log is to be set up again)."""
@@ -358,7 +368,8 @@ class EngineLoop:
         try:
             with structlog.contextvars.bound_contextvars(
                     partition=partition, offsets=f"{msgs[0].offset}-{msgs[-1].offset}"):
-                counts = self.engine.process(self.log_id, msgs, epoch=epoch, isolate=isolate)
+                counts = self.engine.process(self.log_id, msgs, epoch=epoch, isolate=isolate,
+                                             parsed=parsed, during=during)
         except FencedError as e:
             log.warning("engine_fenced", partition=partition, error=str(e))
             self.drop([TopicPartition(ACTIONS_TOPIC, partition)])
@@ -400,6 +411,10 @@ def in_turns(polled: dict[TopicPartition, list[Any]], size: int) -> Iterator[tup
             turn = records[start:start + size]
             if turn:
                 yield tp.partition, turn
+
+
+def _prepare_into(out: Prepared, msgs: list[Message]) -> None:
+    out.update(prepare(msgs))
 
 
 def _each_offset_once(msgs: list[Message], expected: int) -> list[Message]:
