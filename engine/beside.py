@@ -1,4 +1,4 @@
-"""A batch's SQLite commit on a helper thread, while the engine thread parses the next batch.
+"""A batch's commit on a helper thread, while the engine thread parses the next batch.
 
 A durable SQLite commit (``synchronous=FULL``: the WAL's fsync, and now and then a checkpoint) is
 one C call that releases the GIL; the engine thread waits for it, doing nothing, once per batch.
@@ -8,12 +8,15 @@ commits on a helper thread while ``during`` runs on the caller's, and returns (o
 commit's error, translated as the library translates it) only once both are done. Nothing
 else runs beside a commit: the next batch is handled, and the store read, only after it.
 
-Only the commit is moved, not the inserts: ``executemany`` releases the GIL around every row,
-and a row's worth of work on another thread then waits for a thread switch (5 ms) each time.
+On SQLite only the commit is moved, not the inserts: ``executemany`` releases the GIL around
+every row, and each row would then wait for a thread switch (5 ms) from the parsing thread. On
+PostgreSQL the whole transaction is: a dozen statements, one per table, each a wait for the
+server (about a fifth of a batch's time with the server on the same machine).
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -50,6 +53,36 @@ def prepare(messages: Sequence[Message]) -> Prepared:
     return out
 
 
+SWITCH_S = 0.0005
+
+
+def _beside(work: Callable[[], object], during: Callable[[], None]) -> None:
+    """``work`` on a helper thread while ``during`` runs on this one; returns when both are
+    done, raising ``work``'s error here (``during``'s first, if both fail)."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as e:  # raised on the caller's thread, below
+            failed.append(e)
+
+    helper = threading.Thread(target=run, name="engine-commit", daemon=True)
+    # Back from the database, the helper waits for the GIL until this thread is made to drop
+    # it: after the switch interval (5 ms by default) each time, a dozen times a batch on
+    # PostgreSQL. A shorter one while both run.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_S)
+    helper.start()
+    try:
+        during()
+    finally:
+        helper.join()  # whatever ``during`` did, the connection is not left mid-commit
+        sys.setswitchinterval(switch)
+    if failed:
+        raise failed[0]
+
+
 class _CommitBeside:
     """The connection, as ``SQLiteTransaction`` sees it: its commit runs on a helper thread."""
 
@@ -64,31 +97,17 @@ class _CommitBeside:
         self.conn.rollback()
 
     def commit(self) -> None:
-        failed: list[BaseException] = []
-
-        def commit() -> None:
-            try:
-                self.conn.commit()
-            except BaseException as e:  # raised on the caller's thread, below
-                failed.append(e)
-
-        helper = threading.Thread(target=commit, name="engine-commit", daemon=True)
-        helper.start()
-        try:
-            self.during()
-        finally:
-            helper.join()  # whatever ``during`` did, the connection is not left mid-commit
-        if failed:
-            raise failed[0]
+        _beside(self.conn.commit, self.during)
 
 
 def insert_beside(recorder: Any, stored: Sequence[StoredEvent], during: Callable[[], None],
                   **kwargs: Any) -> None:
-    """``recorder.insert_events(stored, **kwargs)``, running ``during`` beside its commit on
-    SQLite (after it elsewhere)."""
+    """``recorder.insert_events(stored, **kwargs)`` with ``during`` run beside its commit (on
+    SQLite) or beside the whole transaction (elsewhere: on PostgreSQL the server does the
+    work of the inserts while the client waits, the GIL released, on one statement per
+    table)."""
     if not isinstance(recorder, SQLiteStore):
-        recorder.insert_events(stored, **kwargs)
-        during()
+        _beside(lambda: recorder.insert_events(stored, **kwargs), during)
         return
     with recorder.datastore.get_connection(commit=True) as conn, \
             SQLiteTransaction(_CommitBeside(conn, during),  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ batch that fails before its commit runs nothing beside it.
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 import time
 from collections import namedtuple
@@ -30,6 +31,7 @@ from engine.app import Engine, Message
 from engine.domain.dossier import Dossier
 from engine.intake import Batch
 from engine.runner import EngineLoop
+from engine.store import PostgresStore
 from kernel.contract.actions import parse_action
 from motcua.pipeline import engine_at
 
@@ -52,8 +54,8 @@ def _messages(dossiers: int) -> list[Message]:
 
 def _events(engine: Engine) -> int:
     with engine.store.datastore.transaction(commit=False) as c:
-        c.execute("SELECT count(*) FROM stored_events")
-        return int(c.fetchone()[0])
+        c.execute(f"SELECT count(*) AS n FROM {engine.store.events_table_name}")
+        return int(c.fetchone()["n"])
 
 
 @pytest.fixture
@@ -112,6 +114,7 @@ def test_a_failed_commit_raises_here_after_the_work_beside_it_and_a_retry_record
         raise sqlite3.OperationalError("disk I/O error")
 
     ran: list[str] = []
+    switch = sys.getswitchinterval()
     monkeypatch.setattr(SQLiteConnection, "commit", failing_commit)
     with pytest.raises(OperationalError, match="disk I/O error"):
         engine.process("L#0", msgs, during=lambda: ran.append(
@@ -119,6 +122,7 @@ def test_a_failed_commit_raises_here_after_the_work_beside_it_and_a_retry_record
     assert threads == ["engine-commit"]
     assert ran == [threading.current_thread().name]
     assert not any(t.name == "engine-commit" for t in threading.enumerate())
+    assert sys.getswitchinterval() == switch  # shortened only while both threads ran
     assert _events(engine) == 0
     monkeypatch.setattr(SQLiteConnection, "commit", real)
     assert engine.process("L#0", msgs, during=lambda: None) == {"accepted": 6}
@@ -203,3 +207,37 @@ def test_a_timer_batch_that_fails_leaves_no_unsaved_change_in_memory(
     monkeypatch.setattr(Dossier, "record_overdue", record)
     assert engine.record_overdue() == 2
     assert _events(engine) == 6
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_whole_transaction_runs_beside_the_parse(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real server: the batch's transaction runs on the helper thread while ``during`` runs
+    here; the batch is recorded; a failure of the transaction is raised here."""
+    engine = engine_at(pg_url, hold_seconds=3600.0)
+    try:
+        insert = PostgresStore.insert_events
+        threads: list[str] = []
+
+        def watched(self: Any, *args: Any, **kwargs: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            return insert(self, *args, **kwargs)
+
+        monkeypatch.setattr(PostgresStore, "insert_events", watched)
+        ran: list[str] = []
+        msgs = _messages(3)
+        assert engine.process("L#0", msgs[:4], during=lambda: ran.append(
+            threading.current_thread().name)) == {"accepted": 4}
+        assert threads == ["engine-commit"] and ran == [threading.current_thread().name]
+
+        def failing(self: Any, *args: Any, **kwargs: Any) -> Any:
+            raise OperationalError("the server went away")
+
+        monkeypatch.setattr(PostgresStore, "insert_events", failing)
+        with pytest.raises(OperationalError, match="went away"):
+            engine.process("L#0", msgs[4:], during=lambda: None)
+        monkeypatch.setattr(PostgresStore, "insert_events", insert)
+        assert engine.process("L#0", msgs[4:], during=lambda: None) == {"accepted": 2}
+        assert _events(engine) == 6
+    finally:
+        engine.close()
