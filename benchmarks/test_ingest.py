@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
 from support import Timer, batches, check, province_lines, record
 
 from engine.app import KIND_OF_FIELD, Engine, Message
+from engine.beside import Prepared, prepare_into
 from engine.intake import HELD, cause_of
 from kernel.contract.actions import parse_action
 from motcua.pipeline import engine_at
@@ -48,8 +50,15 @@ def _ingest(benchmark: Any, ruleset: Ruleset, new_url: Callable[[], str],
     def run(engine: Engine) -> None:
         with timer:
             totals: dict[str, int] = {}
-            for batch in batches(messages, BATCH):
-                for k, v in engine.process("bench", batch).items():
+            turns = list(batches(messages, BATCH))
+            ahead: Prepared = {}
+            for i, batch in enumerate(turns):
+                # As the engine loop does: the next batch parsed beside this one's commit.
+                parsed, ahead = ahead, {}
+                nxt = turns[i + 1] if i + 1 < len(turns) else []
+                during = partial(prepare_into, ahead, nxt) if nxt else None
+                for k, v in engine.process("bench", batch, parsed=parsed,
+                                           during=during).items():
                     totals[k] = totals.get(k, 0) + v
         engine.close()
         outcomes.clear()

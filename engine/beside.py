@@ -53,6 +53,12 @@ def prepare(messages: Sequence[Message]) -> Prepared:
     return out
 
 
+def prepare_into(out: Prepared, messages: Sequence[Message]) -> None:
+    """``prepare``, into ``out`` (the next turn's, filled beside this turn's commit)."""
+    out.update(prepare(messages))
+
+
+# The interpreter's switch interval while a helper thread and the caller's both run (_beside).
 SWITCH_S = 0.0005
 
 

@@ -22,7 +22,7 @@ from eventsourcing.persistence import IntegrityError
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from engine.app import Engine, Message
-from engine.beside import Prepared, prepare
+from engine.beside import Prepared, prepare_into
 from engine.relay import Relay
 from engine.store import FencedError
 from kernel import kafka as K
@@ -261,7 +261,7 @@ class EngineLoop:
             # The next turn is parsed while this one's commit is written (engine.beside).
             nxt = turns[i + 1][1] if i + 1 < len(turns) else []
             if not self._process(partition, msgs, parsed,
-                                 partial(_prepare_into, ahead, nxt) if nxt
+                                 partial(prepare_into, ahead, nxt) if nxt
                                  else None):
                 # Sought back to its stored position, or no longer ours: its later records in
                 # this poll come again with the next poll (or go to the partition's new owner).
@@ -411,10 +411,6 @@ def in_turns(polled: dict[TopicPartition, list[Any]], size: int) -> Iterator[tup
             turn = records[start:start + size]
             if turn:
                 yield tp.partition, turn
-
-
-def _prepare_into(out: Prepared, msgs: list[Message]) -> None:
-    out.update(prepare(msgs))
 
 
 def _each_offset_once(msgs: list[Message], expected: int) -> list[Message]:
