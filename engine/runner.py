@@ -245,7 +245,8 @@ class EngineLoop:
 
     def _record(self, polled: dict[TopicPartition, list[Any]]) -> None:
         """Record a poll's records, its partitions in turns of at most ``max_records`` each
-        (one transaction per turn), the timers ticking between turns."""
+        (one transaction per turn, the next turn parsed beside its commit), the timers ticking
+        between turns."""
         ns = self.engine.spool_ns
         stopped: set[int] = set()
         turns = [(partition, [Message(ACTIONS_TOPIC, partition, r.offset, r.value,
@@ -257,7 +258,7 @@ class EngineLoop:
                 continue
             if not self.ready.is_set():
                 return  # set up again: every partition is read afresh from what is stored
-            parsed, ahead = ahead, {}
+            parsed, ahead = ahead, {}  # (a turn skipped above leaves its parse unused)
             # The next turn is parsed while this one's commit is written (engine.beside).
             nxt = turns[i + 1][1] if i + 1 < len(turns) else []
             if not self._process(partition, msgs, parsed,
