@@ -2,7 +2,8 @@
 
 Used by ``test_peer.py`` (``benchmarks/run -k peer``); run directly it profiles ``motcua up``:
 
-    python benchmarks/peer.py profile [--rate 100] [--out DIR]   # py-spy on `motcua up`
+    python benchmarks/peer.py profile [--rate 100] [--subprocesses] [--idle] [--out DIR]
+        # py-spy on `motcua up` (--subprocesses: its engine process too)
     python benchmarks/peer.py summarize RAW [RAW...]             # where a raw profile's time goes
     python benchmarks/peer.py ab [--rounds 5] [--gc] OLD=TREE NEW=TREE  # paired A/B of code trees
 
