@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -63,6 +64,18 @@ def spawn_early() -> None:
     """Spawn the child now, for the pipeline to take once it may run."""
     if not _EARLY:
         _EARLY.append(spawn())
+
+
+@contextlib.contextmanager
+def early(wanted: bool) -> Iterator[None]:
+    """Around a command that may start a child engine: one spawned now (if ``wanted``), and
+    ended at the end if no pipeline took it."""
+    if wanted:
+        spawn_early()
+    try:
+        yield
+    finally:
+        discard()
 
 
 def take() -> subprocess.Popen[bytes]:

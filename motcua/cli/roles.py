@@ -76,12 +76,10 @@ def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
     child = bool(getattr(args, "child", False))
     # A child engine's settings come from its parent, once it is told to run (_run_roles).
     settings = None if child else load_settings()
-    if settings is not None and len(roles) > 1 and "engine" in roles and settings.engine_process:
-        engine_spawn.spawn_early()  # its start-up beside ours (motcua.engine_spawn)
-    try:
+    # Its start-up beside ours (motcua.engine_spawn).
+    with engine_spawn.early(settings is not None and len(roles) > 1 and "engine" in roles
+                            and settings.engine_process):
         return _run_roles(args, roles, settings)
-    finally:
-        engine_spawn.discard()
 
 
 def _run_roles(args: argparse.Namespace, roles: frozenset[str],
@@ -134,12 +132,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from motcua import engine_spawn
 
     settings = load_settings()
-    if settings.engine_process:
-        engine_spawn.spawn_early()  # its start-up beside ours (motcua.engine_spawn)
-    try:
+    with engine_spawn.early(settings.engine_process):  # its start-up beside ours
         from motcua.demo import run_demo
 
         setup_logs(settings, quiet=not args.verbose)
         return run_demo(settings, args)
-    finally:
-        engine_spawn.discard()
