@@ -42,18 +42,19 @@ def partition_for(key: bytes, partitions: int) -> int:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def event_message(row: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+def event_message(row: Sequence[Any], follows: int = 0) -> tuple[str, dict[str, Any]]:
     """The ``motcua.events`` message of one facts cache row: (key, decoded value)."""
-    return str(row[3]), orjson.loads(event_value(row))
+    return str(row[3]), orjson.loads(event_value(row, follows))
 
 
-def event_value(row: Sequence[Any]) -> bytes:
+def event_value(row: Sequence[Any], follows: int = 0) -> bytes:
     """The ``motcua.events`` value of one facts cache row, as published: the row's fields, the
+    position of the event published before it in its partition (``kernel.event_order``), the
     recording time as an ISO instant, and the stored prev/facts JSON spliced in as it is (not
     decoded and encoded again: that round trip was most of a message's cost)."""
     pos, kind, etype, sid, at, rec, prev, facts = row
     return orjson.dumps({
-        "pos": pos, "kind": kind, "type": etype, "sid": sid, "at": at,
+        "pos": pos, "follows": follows, "kind": kind, "type": etype, "sid": sid, "at": at,
         "recorded_at": _EPOCH + timedelta(microseconds=rec),  # orjson writes isoformat()
         "prev": None if prev is None else orjson.Fragment(prev),
         "facts": None if facts is None else orjson.Fragment(facts),
@@ -76,6 +77,20 @@ class Relay:
         self._rejected_pos = store.get_position(self.REJECTED)
         self._partitions = store.get_position(self.PARTITIONS)
         self._checked = False  # the topic's partitions looked at since this relay was built
+        self._last_in = self._chain()
+
+    def _chain(self) -> dict[int, int]:
+        """Per events partition, the position of the last event published there, up to the
+        relay's position: each next message names it (``follows``, ``kernel.event_order``).
+
+        Stored with the relay's position in one transaction after each page; a partition's
+        value above that position (left by a relay from before the two were written together,
+        or by the previous log) is not trusted: 0, which a reader takes as following anything.
+        """
+        if not self._events_pos:
+            return {}
+        stored = self.store.positions_like(f"{self.EVENTS}|")
+        return {int(k.rsplit("|", 1)[1]): v for k, v in stored.items() if v <= self._events_pos}
 
     def new_log(self, log_id: str) -> None:
         """Start over if the output topics are not the log we published to last time."""
@@ -88,9 +103,10 @@ class Relay:
             return
         log.info("relay_new_log", log_id=log_id, republish_from=0)
         self._events_pos = self._rejected_pos = 0
-        self.store.set_position(self.EVENTS, 0)
-        self.store.set_position(self.REJECTED, 0)
-        self.store.set_position(f"{self.LOG}:{log_id}", 1)
+        self._last_in = {}
+        self.store.set_positions({
+            self.EVENTS: 0, self.REJECTED: 0, f"{self.LOG}:{log_id}": 1,
+            **{f"{self.EVENTS}|{p}": 0 for p in range(self._partitions)}})
 
     def _note_partitions(self) -> int:
         """How many events partitions the events are spread over: the topic's count at the
@@ -124,20 +140,21 @@ class Relay:
         # then fails the page's deliveries, and the engine's setup builds a new relay.
         n = self._partitions if self._checked else self._note_partitions()
         send = self.producer.send
-        last_in: dict[int, int] = {}
+        last_in = dict(self._last_in)
         for note in notes:
             k = note[3].encode()
             part = partition_for(k, n)
-            send(EVENTS_TOPIC, event_value(note), k, part)
+            send(EVENTS_TOPIC, event_value(note, last_in.get(part, 0)), k, part)
             last_in[part] = note[0]
         # Raises unless the broker acknowledged every message: then no position moves and the
-        # page is published again (at least once).
+        # page is published again (at least once), each message naming the same predecessor.
         self.producer.flush()
-        for part, pos in last_in.items():
-            # What a waiting reader compares with the projection's position per partition.
-            self.store.set_position(f"{self.EVENTS}|{part}", pos)
+        # Per partition: what a waiting reader compares with the projection's position, and
+        # where the chain of ``follows`` goes on (``_chain``); one transaction with the page's.
+        self.store.set_positions({**{f"{self.EVENTS}|{p}": pos for p, pos in last_in.items()},
+                                  self.EVENTS: notes[-1][0]})
         self._events_pos = notes[-1][0]
-        self.store.set_position(self.EVENTS, self._events_pos)
+        self._last_in = last_in
         return len(notes)
 
     def _rejected(self) -> int:

@@ -282,10 +282,8 @@ class IntakeMixin(FactsCacheMixin, SpoolMixin, HeldRowsMixin):
 
     def dead_letters_after(self, after_id: int, limit: int) -> list[dict[str, Any]]:
         with self._tx(commit=False) as c:
-            c.execute(
-                self._sql("SELECT * FROM motcua_dead_letters WHERE id > ? ORDER BY id LIMIT ?"),
-                (after_id, limit),
-            )
+            c.execute(self._sql("SELECT * FROM motcua_dead_letters WHERE id > ? ORDER BY id "
+                                "LIMIT ?"), (after_id, limit))
             return [dict(r) for r in c.fetchall()]
 
     def get_position(self, name: str) -> int:
@@ -295,12 +293,14 @@ class IntakeMixin(FactsCacheMixin, SpoolMixin, HeldRowsMixin):
             return int(row["value"]) if row else 0
 
     def set_position(self, name: str, value: int) -> None:
+        self.set_positions({name: value})
+
+    def set_positions(self, values: dict[str, int]) -> None:
+        """Several positions, in one transaction."""
         with self._tx(commit=True) as c:
-            c.execute(
-                self._sql("INSERT INTO motcua_positions (name, value) VALUES (?, ?) "
-                          "ON CONFLICT (name) DO UPDATE SET value=excluded.value"),
-                (name, value),
-            )
+            c.executemany(self._sql("INSERT INTO motcua_positions (name, value) VALUES (?, ?) "
+                                    "ON CONFLICT (name) DO UPDATE SET value=excluded.value"),
+                          list(values.items()))
 
     def positions_like(self, prefix: str) -> dict[str, int]:
         with self._tx(commit=False) as c:

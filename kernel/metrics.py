@@ -32,6 +32,9 @@ class _Metrics:
             "and stepped over (see /healthz)", registry=registry)
         self.events_skipped = Counter("motcua_events_skipped_total",
                                       "Events already applied (redelivered)", registry=registry)
+        self.events_ahead = Counter(
+            "motcua_events_ahead_total", "Events left out for being ahead of events a new log "
+            "lost (published again in turn by the relay)", registry=registry)
         self.projection_lag = Gauge("motcua_projection_lag_messages",
                                     "Messages of motcua.events not yet folded", ["partition"],
                                     registry=registry)

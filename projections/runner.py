@@ -2,7 +2,9 @@
 
 Each message carries its event-store position ``pos``. Per partition the projection keeps the
 highest ``pos`` it applied, in the view store, written in the same transaction as the counters:
-a message at or below it is a redelivery and a no-op. The Kafka offset is kept too, but only as
+a message at or below it is a redelivery and a no-op, and one whose predecessor it has not
+applied is ahead of events the log lost and waits for the relay's republication
+(``kernel.event_order``). The Kafka offset is kept too, but only as
 a place to resume reading; ``pos`` survives any broker reset, the offset does not.
 
 Each events partition has its own table set of counters, written only by the process that owns
@@ -23,6 +25,7 @@ import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from kernel import kafka as K
+from kernel.event_order import AHEAD, NEXT, turn
 from kernel.failures import describe, transient
 from kernel.health import DATABASE, Guard, dependency_of
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
@@ -77,6 +80,7 @@ class ProjectionLoop:
         self.ready = threading.Event()
         self.guard = Guard("projection", log)
         self._resync = False
+        self._gaps: dict[int, int] = {}  # partition → the applied position of its last gap
         self.reload()
 
     # ----- state ---------------------------------------------------------------------------
@@ -268,7 +272,7 @@ class ProjectionLoop:
             return sum(1 for k in self.positions if k.startswith("quarantined|"))
 
     def _apply(self, polled: dict[Any, list[Any]]) -> int:
-        folded = skipped = 0
+        folded = skipped = ahead = 0
         with self.lock:
             updates: dict[str, int] = {}
             touched: dict[int, Counters] = {}
@@ -281,12 +285,16 @@ class ProjectionLoop:
                 applied = self.applied(p)
                 for r in records:
                     ev = orjson.loads(r.value)
-                    pos = ev["pos"]
-                    if pos <= applied:
-                        skipped += 1
+                    t = turn(ev, applied)
+                    if t != NEXT:  # a redelivery, or ahead of events the log lost
+                        if t == AHEAD:
+                            ahead += 1
+                            self._note_gap(p, applied, ev)
+                        else:
+                            skipped += 1
                         continue
                     counters.fold(ev)
-                    applied = pos
+                    applied = ev["pos"]
                     folded += 1
                 updates[f"pos|{p}"] = applied
                 updates[f"off|{self.log_id}|{p}"] = records[-1].offset + 1
@@ -307,10 +315,18 @@ class ProjectionLoop:
             self.changed.notify_all()
         METRICS.events_folded.inc(folded)
         METRICS.events_skipped.inc(skipped)
+        METRICS.events_ahead.inc(ahead)
         for key, v in updates.items():
             if key.startswith("pos|"):
                 METRICS.projection_position.labels(partition=key[4:]).set(v)
         return folded
+
+    def _note_gap(self, partition: int, applied: int, ev: dict[str, Any]) -> None:
+        """Log, once per gap, a message left out for being ahead of events this log lost."""
+        if self._gaps.get(partition) != applied:
+            self._gaps[partition] = applied
+            log.warning("events_ahead_of_a_gap", partition=partition, applied=applied,
+                        pos=ev["pos"], follows=ev.get("follows"))
 
     def _lag(self) -> None:
         if self.consumer is None:

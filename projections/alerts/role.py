@@ -2,7 +2,8 @@
 
 Like the projection it keeps, per events partition, the highest store position ``pos`` it
 applied (``alert_positions``, written in the same transaction as the subjects): a message at or
-below it is a redelivery and a no-op. Its own consumer group (``…-alerts``) lets several
+below it is a redelivery and a no-op, one ahead of events the log lost waits for the relay's
+republication (``kernel.event_order``). Its own consumer group (``…-alerts``) lets several
 processes share the partitions; decisions are idempotent (an alert id is inserted once), so two
 processes deciding the same subject never make two alerts.
 
@@ -26,6 +27,7 @@ import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from kernel import kafka as K
+from kernel.event_order import NEXT, turn
 from kernel.health import Guard
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.lifecycle import LifecycleRules
@@ -67,10 +69,9 @@ class Decider:
         n = 0
         for part, ev in events:
             key = keys.get(part) or f"pos|{part}"
-            pos = ev["pos"]
-            if pos <= updates.get(key, self.positions.get(key, 0)):
-                continue
-            updates[key] = pos
+            if turn(ev, updates.get(key, self.positions.get(key, 0))) != NEXT:
+                continue  # a redelivery, or ahead of events the log lost (kernel.event_order)
+            updates[key] = ev["pos"]
             kind = ev["kind"]
             if kind == "dossier" or kind == "feedback":
                 latest[(kind, ev["sid"])] = (ev["facts"], ev.get("recorded_at"))

@@ -82,6 +82,50 @@ def test_a_broker_that_stops_answering_mid_page_moves_no_position_and_the_page_i
         got = consume(fresh_broker.bootstrap, EVENTS_TOPIC, DOSSIERS)
         assert {orjson.loads(r.value)["pos"] for r in got} == set(range(1, DOSSIERS + 1))
         assert {r.key.decode() for r in got} == {f"D{i}" for i in range(DOSSIERS)}
+        assert_chained(got)  # the page published again names the same predecessors
+    finally:
+        engine.close()
+
+
+def assert_chained(records: list[Any]) -> None:
+    """Each message's ``follows`` is the position of the event before it in its partition
+    (``kernel.event_order``), 0 for the partition's first, whatever was published twice."""
+    by_part: dict[int, dict[int, int]] = {}
+    for r in records:
+        ev = orjson.loads(r.value)
+        by_part.setdefault(r.partition, {})[ev["pos"]] = ev["follows"]
+    assert len(by_part) > 1
+    for part, follows in by_part.items():
+        order = sorted(follows)
+        assert [follows[p] for p in order] == [0, *order[:-1]], part
+
+
+def test_a_relay_built_again_from_the_store_goes_on_with_each_partitions_chain(
+    fresh_broker: BundledBroker, tmp_path: Path,
+) -> None:
+    """A relay publishes two pages; another one, built from the store as after a restart, the
+    rest: every message names the event before it in its partition, across the two relays."""
+    engine = engine_at(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        engine.process("test-log", [Message(ACTIONS_TOPIC, 0, i, orjson.dumps(act(
+            "received", "10-05T08:00", {"dossier_id": f"D{i}"}, agency_id="H15.15",
+            procedure_id="1.001612", channel="online", due_at="2026-10-12T17:00:00+07:00")))
+            for i in range(DOSSIERS)])
+        K.ensure_all_topics(fresh_broker.bootstrap, None, 3)
+        identity = K.LogIdentity(fresh_broker.bootstrap, None)
+        log_id = identity.of(EVENTS_TOPIC)
+        identity.close()
+        first = Relay(engine.store, K.publisher(fresh_broker.bootstrap, None), page=PAGE)
+        first.new_log(log_id)
+        assert first.run_once() + first.run_once() == 2 * PAGE
+        first.producer.close()
+        second = Relay(engine.store, K.publisher(fresh_broker.bootstrap, None), page=PAGE)
+        second.new_log(log_id)  # a known log: goes on from the stored positions
+        assert second.run_once() == DOSSIERS - 2 * PAGE
+        second.producer.close()
+        got = consume(fresh_broker.bootstrap, EVENTS_TOPIC, DOSSIERS)
+        assert sorted(orjson.loads(r.value)["pos"] for r in got) == list(range(1, DOSSIERS + 1))
+        assert_chained(got)
     finally:
         engine.close()
 
@@ -134,6 +178,8 @@ def test_a_relay_loop_publishes_each_event_and_again_to_a_new_events_log(
                  timeout=60, every=0.2)
         again = consume(fresh_broker.bootstrap, EVENTS_TOPIC, DOSSIERS + 5)
         assert {orjson.loads(r.value)["pos"] for r in again} == set(range(1, 16))
+        assert_chained(got)
+        assert_chained(again)  # the new log's chain starts again at 0
     finally:
         stop.set()
         thread.join(10)

@@ -1,0 +1,38 @@
+"""The order of ``motcua.events`` within a partition, and what a reader makes of a message.
+
+The relay publishes a subject's events to one partition, in store order, and each message
+carries two store positions: ``pos``, its own, and ``follows``, that of the message the relay
+published to the same partition of the same log just before it (0 for a log's first). A reader
+keeps, per partition, the highest position it applied, and takes each message in one of three
+ways (``turn``):
+
+- ``SEEN``: ``pos`` at or below it. A redelivery (the relay publishes at least once): skipped.
+- ``AHEAD``: ``follows`` above it. An event in between never reached this reader because the
+  log lost it: a broker that forgot its topics got them back, empty, and the relay went on
+  publishing into them until it noticed the new log (up to two seconds). Applying this message
+  would move the position past the lost events, and the relay's republication of the new log
+  from its start would then skip them as redeliveries: the views would stay short of the
+  history for good. It is left out (its offset is passed: the republication brings it again,
+  in its turn).
+- ``NEXT``: the event after what the reader applied. Applied.
+
+A message without ``follows`` (from a relay before it) counts as following anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+SEEN: Final = 0
+NEXT: Final = 1
+AHEAD: Final = 2
+
+
+def turn(event: dict[str, Any], applied: int) -> int:
+    """``SEEN``, ``NEXT`` or ``AHEAD``: ``event`` (a decoded ``motcua.events`` value) for a
+    reader whose partition stands at store position ``applied``."""
+    if event["pos"] <= applied:
+        return SEEN
+    if event.get("follows", 0) > applied:
+        return AHEAD
+    return NEXT
