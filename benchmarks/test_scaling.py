@@ -219,11 +219,11 @@ def relayed_events(ruleset: Ruleset, tmp: Path) -> tuple[list[tuple[bytes, bytes
                                      enumerate(lines[i:i + 5000], i)])
         pos = 1
         while True:
-            rows = engine.store.read_log(pos, 10_000)
+            rows = engine.store.read_facts(pos, 10_000)
             if not rows:
                 break
-            for p_, topic, state in rows:
-                key, value = event_message(p_, topic, bytes(state))
+            for row in rows:
+                key, value = event_message(row)
                 out.append((key.encode(), orjson.dumps(value)))
             pos = rows[-1][0] + 1
     finally:

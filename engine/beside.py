@@ -8,11 +8,10 @@ commits on a helper thread while ``during`` runs on the caller's, and returns (o
 commit's error, translated as the library translates it) only once both are done. Nothing
 else runs beside a commit: the next batch is handled, and the store read, only after it.
 
-Only the commit is moved, not the inserts: ``executemany`` releases the GIL around every row,
-and each row would then wait for a thread switch (5 ms) from the parsing thread. On PostgreSQL
-the parse runs after the transaction: running the whole transaction on the helper saved about
-7 µs per action, but the fault suite's views check failed twice in about 65 runs with it (and
-not in 24 runs without), with no cause found; it stays off until one is (docs/decisions.md).
+On SQLite only the commit is moved, not the inserts: ``executemany`` releases the GIL around
+every row, and each row would then wait for a thread switch (5 ms) from the parsing thread. On
+PostgreSQL the whole transaction is: a dozen statements, one per table, each a wait for the
+server (about a fifth of a batch's time with the server on the same machine).
 """
 
 from __future__ import annotations
@@ -76,7 +75,8 @@ def _beside(work: Callable[[], object], during: Callable[[], None]) -> None:
 
     helper = threading.Thread(target=run, name="engine-commit", daemon=True)
     # Back from the database, the helper waits for the GIL until this thread is made to drop
-    # it: after the switch interval (5 ms by default). A shorter one while both run.
+    # it: after the switch interval (5 ms by default) each time, a dozen times a batch on
+    # PostgreSQL. A shorter one while both run.
     switch = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_S)
     helper.start()
@@ -109,10 +109,11 @@ class _CommitBeside:
 def insert_beside(recorder: Any, stored: Sequence[StoredEvent], during: Callable[[], None],
                   **kwargs: Any) -> None:
     """``recorder.insert_events(stored, **kwargs)`` with ``during`` run beside its commit (on
-    SQLite; elsewhere after it: see the module's docstring)."""
+    SQLite) or beside the whole transaction (elsewhere: on PostgreSQL the server does the
+    work of the inserts while the client waits, the GIL released, on one statement per
+    table)."""
     if not isinstance(recorder, SQLiteStore):
-        recorder.insert_events(stored, **kwargs)
-        during()
+        _beside(lambda: recorder.insert_events(stored, **kwargs), during)
         return
     with recorder.datastore.get_connection(commit=True) as conn, \
             SQLiteTransaction(_CommitBeside(conn, during),  # type: ignore[arg-type]
