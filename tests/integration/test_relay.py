@@ -25,6 +25,14 @@ DOSSIERS = 10  # one received action each: ten events, positions 1..10
 PAGE = 4
 
 
+def receive(engine: Any, first: int, n: int) -> None:
+    """Dossiers D<first>…D<first + n - 1>, one ``received`` action each: one event each."""
+    engine.process("test-log", [Message(ACTIONS_TOPIC, 0, i, orjson.dumps(act(
+        "received", "10-05T08:00", {"dossier_id": f"D{i}"}, agency_id="H15.15",
+        procedure_id="1.001612", channel="online", due_at="2026-10-12T17:00:00+07:00")))
+        for i in range(first, first + n)])
+
+
 class FreezesBroker:
     """The relay's real publisher, which freezes the broker (SIGSTOP) just before the
     ``at``-th message it is given: a broker that stops answering in the middle of a page."""
@@ -51,10 +59,7 @@ def test_a_broker_that_stops_answering_mid_page_moves_no_position_and_the_page_i
     with the broker back, the same relay publishes events 5-10 and every event is on the topic."""
     engine = engine_at(f"sqlite:///{tmp_path / 'm.db'}")
     try:
-        engine.process("test-log", [Message(ACTIONS_TOPIC, 0, i, orjson.dumps(act(
-            "received", "10-05T08:00", {"dossier_id": f"D{i}"}, agency_id="H15.15",
-            procedure_id="1.001612", channel="online", due_at="2026-10-12T17:00:00+07:00")))
-            for i in range(DOSSIERS)])
+        receive(engine, 0, DOSSIERS)
         K.ensure_all_topics(fresh_broker.bootstrap, None, 3)
         # Short timeouts: a frozen broker is given up on within seconds.
         publisher = K.publisher(fresh_broker.bootstrap, None, **{
@@ -107,10 +112,7 @@ def test_a_relay_built_again_from_the_store_goes_on_with_each_partitions_chain(
     rest: every message names the event before it in its partition, across the two relays."""
     engine = engine_at(f"sqlite:///{tmp_path / 'm.db'}")
     try:
-        engine.process("test-log", [Message(ACTIONS_TOPIC, 0, i, orjson.dumps(act(
-            "received", "10-05T08:00", {"dossier_id": f"D{i}"}, agency_id="H15.15",
-            procedure_id="1.001612", channel="online", due_at="2026-10-12T17:00:00+07:00")))
-            for i in range(DOSSIERS)])
+        receive(engine, 0, DOSSIERS)
         K.ensure_all_topics(fresh_broker.bootstrap, None, 3)
         identity = K.LogIdentity(fresh_broker.bootstrap, None)
         log_id = identity.of(EVENTS_TOPIC)
@@ -158,10 +160,7 @@ def test_a_relay_loop_publishes_each_event_and_again_to_a_new_events_log(
     thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
 
     def record(first: int, n: int) -> None:
-        engine.process("test-log", [Message(ACTIONS_TOPIC, 0, i, orjson.dumps(act(
-            "received", "10-05T08:00", {"dossier_id": f"D{i}"}, agency_id="H15.15",
-            procedure_id="1.001612", channel="online", due_at="2026-10-12T17:00:00+07:00")))
-            for i in range(first, first + n)])
+        receive(engine, first, n)
 
     try:
         record(0, DOSSIERS)
