@@ -27,7 +27,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kernel import kafka as K
 from kernel.event_order import AHEAD, NEXT, turn
 from kernel.failures import describe, transient
-from kernel.health import DATABASE, Guard, dependency_of
+from kernel.health import DATABASE, HEALTH, Guard, dependency_of
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.metrics import METRICS
 from kernel.settings import EVENTS_TOPIC, KafkaSecurity
@@ -122,6 +122,7 @@ class ProjectionLoop:
             for p in partitions:
                 self.parts.pop(p, None)
                 self.epochs.pop(p, None)
+            self._close_gaps([p for p in partitions if p in self._gaps])
             self.version += 1
 
     # ----- Kafka ---------------------------------------------------------------------------
@@ -133,6 +134,7 @@ class ProjectionLoop:
             close_consumer(self.consumer, self.session_timeout_ms)
         with self.lock:
             self.parts, self.epochs = {}, {}
+            self._close_gaps(list(self._gaps))
         self.reload()
         if self.group:
             self.consumer = K.consumer(
@@ -313,6 +315,8 @@ class ProjectionLoop:
             self.positions.update(updates)
             self.version += 1
             self.changed.notify_all()
+            self._close_gaps([p for p in touched
+                              if p in self._gaps and updates[f"pos|{p}"] > self._gaps[p]])
         METRICS.events_folded.inc(folded)
         METRICS.events_skipped.inc(skipped)
         METRICS.events_ahead.inc(ahead)
@@ -322,11 +326,23 @@ class ProjectionLoop:
         return folded
 
     def _note_gap(self, partition: int, applied: int, ev: dict[str, Any]) -> None:
-        """Log, once per gap, a message left out for being ahead of events this log lost."""
+        """A message left out for being ahead of events this log lost: logged once per gap,
+        and ``/healthz`` says ``degraded`` (part ``projection``, dependency ``motcua.events``)
+        until the partition moves past it."""
         if self._gaps.get(partition) != applied:
             self._gaps[partition] = applied
             log.warning("events_ahead_of_a_gap", partition=partition, applied=applied,
                         pos=ev["pos"], follows=ev.get("follows"))
+        HEALTH.down("projection", EVENTS_TOPIC, EventsGapError(
+            f"Events partition {partition} lacks the events after store position {applied}; "
+            "waiting for the relay to publish them again"))
+
+    def _close_gaps(self, partitions: list[int]) -> None:
+        """These partitions moved past their gap (or are no longer this process's)."""
+        for p in partitions:
+            self._gaps.pop(p, None)
+        if partitions and not self._gaps:
+            HEALTH.up("projection", EVENTS_TOPIC)
 
     def _lag(self) -> None:
         if self.consumer is None:
@@ -342,6 +358,11 @@ class ProjectionLoop:
             self.consumer.close()
             self.consumer = None
         self.identity.close()
+
+
+class EventsGapError(RuntimeError):
+    """Events of a partition are missing from the log the projection reads (a new log that
+    lost them): later ones wait until the relay publishes them again."""
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -36,6 +36,7 @@ from engine.runner import EngineLoop
 from kernel import kafka as K
 from kernel.broker import BundledBroker
 from kernel.event_order import AHEAD, NEXT, turn
+from kernel.health import HEALTH
 from kernel.kafka import LogIdentity
 from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC
 from motcua.pipeline import Pipeline, engine_at
@@ -135,7 +136,8 @@ def test_a_page_published_into_a_new_log_before_the_relay_notices_loses_nothing(
     relay; the relay, not aware of it yet, publishes its next page into the topics made anew,
     and the projection reads that page first. Its messages are ahead of the events the broker
     lost (``kernel.event_order``): left out, and folded in turn once the relay publishes the new
-    log from its start. The views then equal a clean rebuild; a projection that took the page
+    log from its start. Meanwhile ``/healthz`` says ``degraded`` (the projection, on
+    ``motcua.events``). The views then equal a clean rebuild; a projection that took the page
     skipped the lost events as redeliveries and stayed short of them for good."""
     bootstrap = fresh_broker.bootstrap
     url = f"sqlite:///{tmp_path / 'motcua.db'}"
@@ -181,6 +183,7 @@ def test_a_page_published_into_a_new_log_before_the_relay_notices_loses_nothing(
         publish(relay)  # the same relay: into the new log, from where it was
         projection.setup()  # the projection notices the new log first
         assert fold()[AHEAD] > 0  # every partition had events in the lost page
+        assert _events_gap() == "degraded"  # /healthz says why the views do not move
         relay.producer.close()
         relay = Relay(engine.store, K.publisher(bootstrap, None))
         relay.new_log(identity.of(EVENTS_TOPIC))  # the relay notices: all again, from 1
@@ -190,12 +193,21 @@ def test_a_page_published_into_a_new_log_before_the_relay_notices_loses_nothing(
         assert all(projection.applied(p) == pos for p, pos in relay._last_in.items()), (
             projection.positions, relay._last_in, last)
         assert Replayer(engine.store, views).verify() == []
+        assert _events_gap() == "ok"
     finally:
         relay.producer.close()
         projection.close()
         identity.close()
         views.close()
         engine.close()
+
+
+def _events_gap() -> str:
+    """``degraded`` while this process's projection waits for events its log lost, or ``ok``."""
+    gaps = [d for d in HEALTH.report()["degraded"]
+            if (d["part"], d["dependency"]) == ("projection", EVENTS_TOPIC)]
+    assert all("lacks the events after store position" in d["error"] for d in gaps), gaps
+    return "degraded" if gaps else "ok"
 
 
 def _published(relay: Relay) -> bool:
