@@ -275,6 +275,7 @@ class ProjectionLoop:
 
     def _apply(self, polled: dict[Any, list[Any]]) -> int:
         folded = skipped = ahead = 0
+        gap = (0, 0)  # (partition, applied position) of the batch's last message ahead of a gap
         with self.lock:
             updates: dict[str, int] = {}
             touched: dict[int, Counters] = {}
@@ -291,6 +292,7 @@ class ProjectionLoop:
                     if t != NEXT:  # a redelivery, or ahead of events the log lost
                         if t == AHEAD:
                             ahead += 1
+                            gap = (p, applied)
                             self._note_gap(p, applied, ev)
                         else:
                             skipped += 1
@@ -300,6 +302,10 @@ class ProjectionLoop:
                     folded += 1
                 updates[f"pos|{p}"] = applied
                 updates[f"off|{self.log_id}|{p}"] = records[-1].offset + 1
+            if ahead:  # marked again each batch: a round that succeeds clears the part's marks
+                HEALTH.down("projection", EVENTS_TOPIC, EventsGapError(
+                    f"Events partition {gap[0]} lacks the events after store position "
+                    f"{gap[1]}; waiting for the relay to publish them again"))
             try:
                 self.store.flush_parts(touched, updates, self.generation,
                                        {p: self.epochs[p] for p in touched})
@@ -326,16 +332,13 @@ class ProjectionLoop:
         return folded
 
     def _note_gap(self, partition: int, applied: int, ev: dict[str, Any]) -> None:
-        """A message left out for being ahead of events this log lost: logged once per gap,
-        and ``/healthz`` says ``degraded`` (part ``projection``, dependency ``motcua.events``)
-        until the partition moves past it."""
+        """A message left out for being ahead of events this log lost: logged once per gap;
+        ``_apply`` marks ``/healthz`` ``degraded`` (part ``projection``, dependency
+        ``motcua.events``) until the partition moves past it (``_close_gaps``)."""
         if self._gaps.get(partition) != applied:
             self._gaps[partition] = applied
             log.warning("events_ahead_of_a_gap", partition=partition, applied=applied,
                         pos=ev["pos"], follows=ev.get("follows"))
-        HEALTH.down("projection", EVENTS_TOPIC, EventsGapError(
-            f"Events partition {partition} lacks the events after store position {applied}; "
-            "waiting for the relay to publish them again"))
 
     def _close_gaps(self, partitions: list[int]) -> None:
         """These partitions moved past their gap (or are no longer this process's)."""
