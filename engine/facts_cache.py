@@ -31,13 +31,23 @@ FACT_COLUMNS = "pos, kind, type, sid, at, recorded_us, prev, facts"
 FACT_TYPES = ("int8", "text", "text", "text", "text", "int8", "bytea", "bytea")
 
 
+def _facts_table(name: str, blob: str, *, if_not_exists: bool = False) -> str:
+    """A facts cache table's DDL. On SQLite ``pos`` is the rowid (``INTEGER PRIMARY KEY``): a
+    row is one b-tree insert, and a read by position one probe, where a ``BIGINT`` key is a
+    second index beside the rowid table (docs/decisions.md, "The facts cache's key is
+    SQLite's rowid")."""
+    key = "INTEGER" if blob == "BLOB" else "BIGINT"
+    create = "CREATE TABLE IF NOT EXISTS" if if_not_exists else "CREATE TABLE"
+    return (f"{create} {name} (pos {key} PRIMARY KEY, kind TEXT NOT NULL, "
+            "type TEXT NOT NULL, sid TEXT NOT NULL, at TEXT NOT NULL, recorded_us BIGINT NOT "
+            f"NULL, prev {blob}, facts {blob})")
+
+
 def FACTS_TABLES(blob: str) -> list[str]:  # noqa: N802 - a constant of two dialects
     """The DDL of the facts cache and the meta table, in a dialect's blob type."""
     return [
         "CREATE TABLE IF NOT EXISTS motcua_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        "CREATE TABLE IF NOT EXISTS motcua_facts (pos BIGINT PRIMARY KEY, kind TEXT NOT NULL, "
-        "type TEXT NOT NULL, sid TEXT NOT NULL, at TEXT NOT NULL, recorded_us BIGINT NOT NULL, "
-        f"prev {blob}, facts {blob})",
+        _facts_table("motcua_facts", blob, if_not_exists=True),
     ]
 
 
@@ -170,9 +180,7 @@ class FactsCacheMixin:
         with self._tx(commit=True) as c:
             if first:
                 c.execute("DROP TABLE IF EXISTS motcua_facts_next")
-                c.execute("CREATE TABLE motcua_facts_next (pos BIGINT PRIMARY KEY, kind TEXT "
-                          "NOT NULL, type TEXT NOT NULL, sid TEXT NOT NULL, at TEXT NOT NULL, "
-                          f"recorded_us BIGINT NOT NULL, prev {blob}, facts {blob})")
+                c.execute(_facts_table("motcua_facts_next", blob))
             if rows:
                 c.executemany(self._sql(f"INSERT INTO motcua_facts_next ({FACT_COLUMNS}) "
                                         "VALUES (?,?,?,?,?,?,?,?)"), list(rows))

@@ -102,3 +102,34 @@ def test_a_changed_fact_rule_rescores_history_after_rederive(store_url: str) -> 
             engine_at(url)
     finally:
         views.close()
+
+
+def test_on_sqlite_the_facts_caches_position_is_its_rowid_before_and_after_rederive(
+    tmp_path: Path,
+) -> None:
+    """``pos INTEGER PRIMARY KEY``: no second index beside the table (docs/decisions.md), in
+    the cache the engine creates and in the one ``rederive`` swaps in; rows read back by
+    position are the rows written."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    stream = list(generate(SimConfig(agencies=2, dossiers=20, seed=5, start=date(2026, 1, 5),
+                                     days=30)))
+    events = record(url, stream)
+
+    def shape() -> tuple[list[str], list[int]]:
+        with sqlite3.connect(tmp_path / "m.db") as db:
+            indexes = [r[0] for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='motcua_facts'")]
+            same = [r[0] for r in db.execute("SELECT pos FROM motcua_facts WHERE pos = rowid")]
+        return indexes, same
+
+    indexes, same = shape()
+    assert indexes == [] and same == list(range(1, events + 1))
+    engine = engine_at(url, check_facts=False)
+    try:
+        assert rederive(engine, page=7) == events
+    finally:
+        engine.close()
+    indexes, same = shape()
+    assert indexes == [] and same == list(range(1, events + 1))
