@@ -3,7 +3,7 @@
 Target: ``at_risk(…, "H15", now, within=2)`` under 50 ms, store query included. The headline
 median is measured with Python's default garbage collector (pytest's process); the same calls
 are measured again with the settings every ``motcua`` process serves them with
-(``motcua.cli.tune_gc``: freeze what exists, thresholds 50,000/20/100), restored afterwards.
+(``motcua.cli.tune_gc``: freeze what exists, thresholds 500,000/20/100), restored afterwards.
 
 The counters are those of the scoring province (100 units, 300 procedures, 20,000 dossiers over
 2026, folded from the real engine's events). The view store's dossiers table is then given

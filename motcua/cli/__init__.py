@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # The cyclic garbage collector's thresholds for a motcua process (``tune_gc``): young
-# collections every 50,000 allocations instead of 700, full ones 10× rarer.
-GC_THRESHOLDS = (50_000, 20, 100)
+# collections every 500,000 allocations instead of 700, full ones 10× rarer
+# (docs/decisions.md, "The motcua process tunes Python's garbage collector").
+GC_THRESHOLDS = (500_000, 20, 100)
 
 
 def tune_gc() -> None:

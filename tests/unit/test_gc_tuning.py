@@ -23,13 +23,13 @@ def collector() -> Iterator[None]:
 def test_the_command_s_own_process_gets_rare_collections(
     collector: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Run as the console script runs it (no argv): young collections every 50,000
+    """Run as the console script runs it (no argv): young collections every 500,000
     allocations, older generations 20 and 100 (Python's defaults: 700, 10, 10), and what
     start-up made frozen out of collections."""
     gc.set_threshold(700, 10, 10)
     monkeypatch.setattr(sys, "argv", ["motcua"])
     assert main() == 2  # no command: the help, and a user's mistake
-    assert gc.get_threshold() == (50_000, 20, 100)
+    assert gc.get_threshold() == (500_000, 20, 100)
     assert gc.get_freeze_count() > 0
     assert "usage: motcua" in capsys.readouterr().out
 
