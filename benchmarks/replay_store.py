@@ -34,8 +34,8 @@ from producers.simulator import SimConfig  # noqa: E402
 CACHE = Path(os.environ.get("MOTCUA_BENCH_CACHE", "/tmp/motcua-bench-cache"))
 # What the stored events and their facts are depends on these (the domain, the intake, the facts
 # cache and its rules, the simulation): a change rebuilds the stores.
-FORMAT_SOURCES = ("engine/domain", "engine/intake.py", "engine/store.py", "projections/facts.py",
-                  "kernel/contract", "kernel/rules", "producers/simulator")
+FORMAT_SOURCES = ("engine/domain", "engine/intake.py", "engine/store.py", "engine/facts_cache.py",
+                  "projections/facts.py", "kernel/contract", "kernel/rules", "producers/simulator")
 
 
 @dataclass(frozen=True)
