@@ -172,6 +172,11 @@ class BundledBroker:
         deadline = time.monotonic() + self.start_timeout
         while True:
             if self._proc is not None and self._proc.poll() is not None:
+                if _port_open(self.port or 0):  # ours is gone, yet something answers there
+                    # (tansu exits within milliseconds when it cannot listen on its port)
+                    raise PortTakenError(
+                        f"Port {self.port} is taken by another process: the bundled broker "
+                        f"could not listen on it; see {self.log_path}.")
                 raise BrokerError(
                     f"The bundled broker exited with status {self._proc.returncode} at start; "
                     f"see {self.log_path}."
