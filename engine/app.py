@@ -53,7 +53,6 @@ from engine.store import (
     FencedError,
     IntakeMixin,
     OrjsonTranscoder,
-    PostgresStore,
     SQLiteStore,
     akey,
 )
@@ -106,7 +105,8 @@ def store_env(database_url: str) -> dict[str, str]:
         "POSTGRES_USER": unquote(u.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(u.password or ""),
         "POSTGRES_POOL_SIZE": "4",
-        "APPLICATION_RECORDER_TOPIC": get_topic(PostgresStore),
+        # Named, not imported: a process on SQLite never imports the PostgreSQL driver.
+        "APPLICATION_RECORDER_TOPIC": "engine.store_pg:PostgresStore",
     }
 
 

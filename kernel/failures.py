@@ -15,6 +15,8 @@ a transaction of the engine or the projection is sorted here into two kinds:
 from __future__ import annotations
 
 import sqlite3
+import sys
+from typing import Any
 
 from eventsourcing.persistence import (
     IntegrityError,
@@ -25,20 +27,19 @@ from eventsourcing.persistence import (
 
 from kernel.contract.bounds import storable
 
-try:  # the PostgreSQL driver's own errors, where eventsourcing does not wrap them
-    import psycopg
-
-    _DRIVER_TRANSIENT: tuple[type[BaseException], ...] = (psycopg.OperationalError,
-                                                          psycopg.InterfaceError)
-    _DRIVER_ERRORS: tuple[type[BaseException], ...] = (psycopg.Error,)
-except ImportError:  # pragma: no cover - psycopg is a dependency
-    _DRIVER_TRANSIENT = _DRIVER_ERRORS = ()
-
 _TRANSIENT: tuple[type[BaseException], ...] = (
     OperationalError, InterfaceError, IntegrityError, sqlite3.OperationalError,
-    ConnectionError, TimeoutError, *_DRIVER_TRANSIENT)
-_STORE_ERRORS: tuple[type[BaseException], ...] = (PersistenceError, sqlite3.Error,
-                                                  *_DRIVER_ERRORS)
+    ConnectionError, TimeoutError)
+_STORE_ERRORS: tuple[type[BaseException], ...] = (PersistenceError, sqlite3.Error)
+
+
+def _driver() -> Any:
+    """The PostgreSQL driver, where eventsourcing does not wrap its errors, if this process
+    imported it: one that never did (a SQLite store) cannot have raised one of its errors, and
+    is spared its import (a twentieth of a second at every start)."""
+    return sys.modules.get("psycopg")
+
+
 # After this many redos of the same batch for a race (IntegrityError), it is taken for the
 # batch's own failure: a real race with another engine settles on the first redo.
 REDO_LIMIT = 5
@@ -46,13 +47,17 @@ REDO_LIMIT = 5
 
 def transient(error: BaseException) -> bool:
     """Whether the same batch may well succeed when tried again."""
-    return isinstance(error, _TRANSIENT)
+    pg = _driver()
+    return isinstance(error, _TRANSIENT) or (
+        pg is not None and isinstance(error, (pg.OperationalError, pg.InterfaceError)))
 
 
 def reason_of(error: BaseException) -> str:
     """The dead-letter reason of a message that fails alone: ``unstorable`` when the store
     refused it, ``internal_error`` for anything else."""
-    return "unstorable" if isinstance(error, _STORE_ERRORS) else "internal_error"
+    pg = _driver()
+    stored = isinstance(error, _STORE_ERRORS) or (pg is not None and isinstance(error, pg.Error))
+    return "unstorable" if stored else "internal_error"
 
 
 def describe(error: BaseException, who: str = "engine", what: str = "action") -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -110,24 +111,27 @@ def dependency_of(error: BaseException) -> str:
 
 
 def _db_errors() -> tuple[type[Exception], ...]:
-    import psycopg
-    import psycopg_pool
+    """psycopg's and eventsourcing's connection-level errors (a server shutting down is one),
+    and psycopg_pool's timeout. The driver's only where this process imported it: one that
+    never did (a store on SQLite) cannot meet its errors, and is spared its import (a
+    twentieth of a second at every start)."""
     from eventsourcing import persistence
 
-    return (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout,
-            persistence.OperationalError, persistence.InterfaceError)
+    out: list[type[Exception]] = [persistence.OperationalError, persistence.InterfaceError]
+    if (pg := sys.modules.get("psycopg")) is not None:
+        out += [pg.OperationalError, pg.InterfaceError]
+    if (pool := sys.modules.get("psycopg_pool")) is not None:
+        out.append(pool.PoolTimeout)
+    return tuple(out)
 
 
-_DB_ERRORS = _db_errors()
-# What a dependency that is away raises (an HTTP request meeting one answers 503).
-OUTAGE_ERRORS: tuple[type[Exception], ...] = (
-    *_DB_ERRORS, sqlite3.OperationalError, KafkaError, BrokerUnreachableError)
+def outage_errors() -> tuple[type[Exception], ...]:
+    """What a dependency that is away raises (an HTTP request meeting one answers 503)."""
+    return (*_db_errors(), sqlite3.OperationalError, KafkaError, BrokerUnreachableError)
 
 
 def _is_db_error(error: BaseException) -> bool:
-    """psycopg's and eventsourcing's connection-level errors (a server shutting down is one),
-    and psycopg_pool's timeout."""
-    return isinstance(error, _DB_ERRORS)
+    return isinstance(error, _db_errors())
 
 
 def _describe(error: BaseException) -> str:

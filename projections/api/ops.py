@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from kernel.failures import describe
-from kernel.health import HEALTH, INTERNAL, OUTAGE_ERRORS, dependency_of
+from kernel.health import HEALTH, INTERNAL, dependency_of, outage_errors
 from kernel.metrics import render
 from projections.api.common import Ctx, OrjsonResponse, error
 
@@ -77,7 +77,7 @@ def install_outage_handler(app: FastAPI) -> None:
                   error=describe(e, "serve", "request"))
         return error(500, "The server failed on this request; the error is in its log.")
 
-    for cls in OUTAGE_ERRORS:
+    for cls in outage_errors():  # the rest (also wrapped in another error): unexpected()
         app.add_exception_handler(cls, outage)
     app.add_exception_handler(Exception, unexpected)
 

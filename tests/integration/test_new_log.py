@@ -8,7 +8,8 @@ test's own:
 
 - the same cluster, the actions topic deleted and created again (a new topic id);
 - the same cluster and topic ids, but a stored position past the partition's end (a log that lost
-  its tail: what an unclean leader election does on Kafka);
+  its tail: what an unclean leader election does on Kafka), and its opposite, an engine started
+  again at its log's end, which is no new log although tansu lists the end short of it;
 
 and, with both roles in consumer groups as ``motcua engine`` / ``motcua project`` run them, that
 the broker holds no committed offset of either group afterwards.
@@ -94,6 +95,39 @@ def test_a_recreated_actions_topic_is_a_new_log_read_from_its_beginning(
     cluster, _, topic = first.partition("#")[0].partition("/")
     assert second.startswith(f"{cluster}/") and topic not in second, (first, second)
     assert probe.outcomes(second) == Counter({("accepted", None): len(new)})
+    assert probe.outcomes() == Counter({("accepted", None): len(lines)})
+    assert probe.repeated_offsets() == 0
+    assert_recorded_once(url, reference(tmp_path, lines))
+
+
+def test_an_engine_started_again_at_its_log_s_end_keeps_the_log_and_its_epoch(
+    fresh_broker: BundledBroker, tmp_path: Path,
+) -> None:
+    """An engine that recorded a whole log and starts again resumes at the log's end, under
+    the same name and epoch: nothing is read twice. tansu lists a partition's end short of
+    the true end (the last batch's base offset + 1), so a start past the listed end must be
+    checked against the exact end before it is taken for a log that lost its tail
+    (``EngineLoop._past_end``); this log's listed ends are short, so that check is what
+    keeps the epoch here."""
+    lines = lines_of(simulate(2, 150))
+    head, tail = lines[:len(lines) // 2], lines[len(lines) // 2:]
+    url = f"sqlite:///{tmp_path / 'motcua.db'}"
+    probe = Probe(url)
+    with EngineThread(url, fresh_broker.bootstrap, record_uncatalogued=False) as e:
+        publish_lines(fresh_broker.bootstrap, head)
+        wait_for(lambda: settled(probe, e.loop.log_id, len(head)), "the engine to record the head")
+        log = e.loop.log_id
+    listed = K.end_offsets(fresh_broker.bootstrap, ACTIONS_TOPIC, exact=False)
+    ends = K.end_offsets(fresh_broker.bootstrap, ACTIONS_TOPIC)
+    assert any(listed[p] < end for p, end in ends.items()), (listed, ends)
+    with EngineThread(url, fresh_broker.bootstrap, record_uncatalogued=False) as e:
+        # Resumed (positions taken) before the tail moves the listed ends on.
+        wait_for(e.loop.ready.is_set, "the engine to resume")
+        publish_lines(fresh_broker.bootstrap, tail)
+        wait_for(lambda: settled(probe, log, len(lines)), "the engine to record the tail")
+        assert e.loop.log_id == log
+    assert log.endswith("#0")
+    assert probe.positions("epoch:") in ({}, {f"epoch:{ACTIONS_TOPIC}": 0})
     assert probe.outcomes() == Counter({("accepted", None): len(lines)})
     assert probe.repeated_offsets() == 0
     assert_recorded_once(url, reference(tmp_path, lines))

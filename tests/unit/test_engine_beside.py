@@ -31,7 +31,7 @@ from engine.app import Engine, Message
 from engine.domain.dossier import Dossier
 from engine.intake import Batch
 from engine.runner import EngineLoop
-from engine.store import PostgresStore
+from engine.store_pg import PostgresStore
 from kernel.contract.actions import parse_action
 from motcua.pipeline import engine_at
 
