@@ -460,7 +460,8 @@ def ab(args: argparse.Namespace) -> None:
                 gc_s = "; ".join(f.read_text().strip() for f in sorted(gc_dir.glob("*.txt"),
                                                                          key=_started))
                 print(f"{r} {name:10} {backlog.count / run.folded_s:7,.0f} actions/s  folded "
-                      f"{run.folded_s:5.2f} s  ready {run.ready_s:4.2f} s  "
+                      f"{run.folded_s:5.2f} s  ready {run.ready_s:4.2f} s  first batch "
+                      f"{run.first_s:4.2f} s  tail {run.folded_s - run.recorded_s:4.2f} s  "
                       f"CPU {run.cpu_s:5.1f} s  load {os.getloadavg()[0]:.1f}"
                       + (f"\n    per process: {gc_s}" if args.gc else ""), flush=True)
 

@@ -100,6 +100,9 @@ class EngineLoop:
         # partition -> (first offset of the batch redone, times in a row): see _process.
         self._redos: dict[int, tuple[int, int]] = {}
         self._last_timer = 0.0
+        # Something was recorded since the timers last ran: they run again as soon as a poll
+        # finds nothing more (``_tick``).
+        self._recorded = False
         self._last_identity = time.monotonic()
 
     # ----- setup ---------------------------------------------------------------------------
@@ -218,7 +221,7 @@ class EngineLoop:
                 if self._assigned:
                     assigned, self._assigned = self._assigned, []
                     self.take(assigned)
-                self._tick()
+                self._tick(caught_up=not polled or self._caught_up())
                 if self.relays:
                     assert self.relay is not None
                     while self.relay.run_once():
@@ -285,11 +288,16 @@ class EngineLoop:
                 stopped.add(partition)
             self._tick()
 
-    def _tick(self) -> None:
-        """The timers and the log identity check, when they are due."""
+    def _tick(self, caught_up: bool = False) -> None:
+        """The timers and the log identity check, when they are due. The timers are also due
+        the moment the loop has read every partition to its end after something was recorded
+        (``caught_up``): what the last records make due (a dossier of the backlog past its due
+        time becomes overdue) is recorded then, not up to ``timer_every`` later
+        (docs/decisions.md)."""
         now = time.monotonic()
-        if now - self._last_timer >= self.timer_every:
+        if now - self._last_timer >= self.timer_every or (caught_up and self._recorded):
             self._last_timer = now
+            self._recorded = False
             self._timers()
         if now - self._last_identity >= 2.0:
             self._last_identity = now
@@ -402,6 +410,7 @@ class EngineLoop:
                                self.next_offset[partition])
             return False
         self._redos.pop(partition, None)
+        self._recorded = True
         METRICS.batch_seconds.observe(time.perf_counter() - t0)
         _count_outcomes(counts)
         self.next_offset[partition] = msgs[-1].offset + 1

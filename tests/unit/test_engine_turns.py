@@ -1,14 +1,16 @@
 """The engine loop records a poll's partitions in turns: a dossier whose procedure comes on a
-partition further down the poll waits only until that partition's first turn.
+partition further down the poll waits only until that partition's first turn. And its timers
+run as soon as a poll finds nothing more after something was recorded.
 
 A real engine on SQLite; the poll is given as the consumer would hand it (no broker: what is
-tested is how the loop splits a poll, not fetching)."""
+tested is how the loop splits a poll and when it ticks, not fetching)."""
 
 from __future__ import annotations
 
 import time
 from collections import namedtuple
 from pathlib import Path
+from typing import Any
 
 import orjson
 from kafka import TopicPartition
@@ -77,4 +79,47 @@ def test_turns_hold_only_the_first_turns_dossiers_and_record_every_action(
         # 1 procedure + 11 dossiers × (received, synced): each recorded once
         assert events == 1 + 11 * 2
     finally:
+        engine.close()
+
+
+class _NoEnds:
+    """The one consumer call the timers make (``highwater``): no end known yet, so no held
+    action is taken for missing (``EngineLoop._caught_up``)."""
+
+    def highwater(self, _tp: Any) -> None:
+        return None
+
+
+def _overdue(engine: Any) -> int:
+    with engine.store.datastore.transaction(commit=False) as c:
+        c.execute("SELECT count(*) FROM stored_events WHERE topic LIKE '%BecameOverdue'")
+        return int(c.fetchone()[0])
+
+
+def test_the_timers_run_once_a_poll_finds_nothing_more_after_records(tmp_path: Path) -> None:
+    """Three dossiers received on 5 Oct with 5 working days are overdue by now (12 Oct 17:00
+    passed). The periodic round is not due (``timer_every`` an hour away): their overdue facts
+    are recorded by the tick of the first empty poll after the records, not before it, and
+    an empty poll with nothing recorded since runs no round."""
+    engine = engine_at(f"sqlite:///{tmp_path}/s.db", hold_seconds=3600.0)
+    loop = EngineLoop(engine, "127.0.0.1:1", None, max_records=4, timer_every=3600.0)
+    rounds: list[int] = []
+    timers = loop._timers
+    loop._timers = lambda: (rounds.append(1), timers())[1]  # type: ignore[method-assign]
+    try:
+        loop.log_id = "L#0"
+        loop.epochs = {0: engine.store.claim("motcua.actions", 0, loop.owner),
+                       1: engine.store.claim("motcua.actions", 1, loop.owner)}
+        loop.consumer = _NoEnds()  # type: ignore[assignment]
+        loop.ready.set()
+        loop._last_identity = loop._last_timer = time.monotonic()  # neither is due
+        loop._record(_poll(3, 0))
+        loop._tick(caught_up=False)  # a poll that brought records: the backlog goes on
+        assert (rounds, _overdue(engine)) == ([], 0)
+        loop._tick(caught_up=True)
+        assert (rounds, _overdue(engine)) == ([1], 3)
+        loop._tick(caught_up=True)  # nothing recorded since
+        assert (rounds, _overdue(engine)) == ([1], 3)
+    finally:
+        loop.consumer = None
         engine.close()
