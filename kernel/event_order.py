@@ -36,3 +36,14 @@ def turn(event: dict[str, Any], applied: int) -> int:
     if event.get("follows", 0) > applied:
         return AHEAD
     return NEXT
+
+
+class EventsGapError(RuntimeError):
+    """Events of a partition are missing from the log a reader reads (a new log that lost
+    them): later ones wait until the relay publishes them again. What a reader's part of
+    ``/healthz`` says meanwhile (``kernel.health``)."""
+
+    def __init__(self, partition: int, applied: int) -> None:
+        super().__init__(f"Events partition {partition} lacks the events after store position "
+                         f"{applied}; waiting for the relay to publish them again")
+        self.partition, self.applied = partition, applied

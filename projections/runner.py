@@ -25,7 +25,7 @@ import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from kernel import kafka as K
-from kernel.event_order import AHEAD, NEXT, turn
+from kernel.event_order import AHEAD, NEXT, EventsGapError, turn
 from kernel.failures import describe, transient
 from kernel.health import DATABASE, HEALTH, Guard, dependency_of
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
@@ -303,9 +303,7 @@ class ProjectionLoop:
                 updates[f"pos|{p}"] = applied
                 updates[f"off|{self.log_id}|{p}"] = records[-1].offset + 1
             if ahead:  # marked again each batch: a round that succeeds clears the part's marks
-                HEALTH.down("projection", EVENTS_TOPIC, EventsGapError(
-                    f"Events partition {gap[0]} lacks the events after store position "
-                    f"{gap[1]}; waiting for the relay to publish them again"))
+                HEALTH.down("projection", EVENTS_TOPIC, EventsGapError(*gap))
             try:
                 self.store.flush_parts(touched, updates, self.generation,
                                        {p: self.epochs[p] for p in touched})
@@ -361,11 +359,6 @@ class ProjectionLoop:
             self.consumer.close()
             self.consumer = None
         self.identity.close()
-
-
-class EventsGapError(RuntimeError):
-    """Events of a partition are missing from the log the projection reads (a new log that
-    lost them): later ones wait until the relay publishes them again."""
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -27,8 +27,8 @@ import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from kernel import kafka as K
-from kernel.event_order import NEXT, turn
-from kernel.health import Guard
+from kernel.event_order import AHEAD, NEXT, EventsGapError, turn
+from kernel.health import HEALTH, Guard
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.lifecycle import LifecycleRules
 from kernel.metrics import METRICS
@@ -41,6 +41,7 @@ from projections.facts import AGENCY
 log = structlog.get_logger("motcua.alerts")
 
 
+PART = "alerts"  # this role's part of /healthz
 _POS_KEYS = {p: f"pos|{p}" for p in range(64)}  # the usual partitions' position names
 
 
@@ -54,6 +55,9 @@ class Decider:
         self.clock = clock
         self.notice_s = int(rules.apology_notice.total_seconds())
         self.positions = store.positions()
+        # partition -> the position its later events wait at: they are ahead of events the
+        # log lost, until the relay publishes them again (``kernel.event_order``).
+        self.gaps: dict[int, int] = {}
 
     def follow(self, events: Iterable[tuple[int, dict[str, Any]]],
                offsets: dict[str, int] | None = None) -> int:
@@ -67,10 +71,15 @@ class Decider:
         updates: dict[str, int] = dict(offsets or {})
         keys = _POS_KEYS
         n = 0
+        ahead: dict[int, int] = {}
         for part, ev in events:
             key = keys.get(part) or f"pos|{part}"
-            if turn(ev, updates.get(key, self.positions.get(key, 0))) != NEXT:
-                continue  # a redelivery, or ahead of events the log lost (kernel.event_order)
+            applied = updates.get(key, self.positions.get(key, 0))
+            t = turn(ev, applied)
+            if t != NEXT:  # a redelivery, or ahead of events the log lost (kernel.event_order)
+                if t == AHEAD:
+                    ahead[part] = applied
+                continue
             updates[key] = ev["pos"]
             kind = ev["kind"]
             if kind == "dossier" or kind == "feedback":
@@ -85,7 +94,20 @@ class Decider:
                 ups.append((kind, sid, str(facts[AGENCY]), facts, seconds(recorded)))
         self.store.follow(ups, drops, updates)
         self.positions.update(updates)
+        self._note_gaps(ahead)
         return n
+
+    def _note_gaps(self, ahead: dict[int, int]) -> None:
+        """Each partition with messages ahead of a gap in this round waits at its position
+        (logged once per gap); one that moved past its gap no longer waits."""
+        for part, applied in ahead.items():
+            if self.gaps.get(part) != applied:
+                log.warning("events_ahead_of_a_gap", role="alerts", partition=part,
+                            applied=applied)
+            self.gaps[part] = applied
+        for part, applied in list(self.gaps.items()):
+            if part not in ahead and self.positions.get(f"pos|{part}", 0) > applied:
+                del self.gaps[part]
 
     def decide(self) -> int:
         """Decide the subjects due now; how many alerts were added to the outbox.
@@ -153,7 +175,7 @@ class AlertLoop:
         self.consumer: KafkaConsumer | None = None
         self.log_id = ""
         self.ready = threading.Event()
-        self.guard = Guard("alerts", log)
+        self.guard = Guard(PART, log)
         self.deliver_guard = Guard("alert-delivery", log)
 
     def setup(self) -> None:
@@ -216,6 +238,13 @@ class AlertLoop:
         offsets = {f"off|{self.log_id}|{tp.partition}": rs[-1].offset + 1
                    for tp, rs in polled.items() if rs}
         self.decider.follow(events, offsets)
+        # As the projection does: /healthz says "degraded" while a partition waits for events
+        # its log lost (marked again each poll: a guard's recovery clears the part's marks).
+        if self.decider.gaps:
+            part, applied = min(self.decider.gaps.items())
+            HEALTH.down(PART, EVENTS_TOPIC, EventsGapError(part, applied))
+        else:
+            HEALTH.up(PART, EVENTS_TOPIC)
 
     def deliver(self, stop: threading.Event) -> None:
         """Deliver the outbox until ``stop``."""

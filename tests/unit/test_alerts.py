@@ -306,8 +306,56 @@ def test_events_ahead_of_one_never_received_wait_for_it(case: Any, store: AlertS
     decider = Decider(store, load_lifecycle(), Clock(at("08-25T12:00:00")))
     k = len(chained) // 2
     assert decider.follow(chained[:k]) == k
+    assert decider.gaps == {}
     assert decider.follow(chained[k + 1:]) == 0
+    assert decider.gaps == {0: chained[k - 1][1]["pos"]}  # waiting after the last applied
     assert decider.follow(chained[k:]) == len(chained) - k
+    assert decider.gaps == {}
+
+
+def test_healthz_says_degraded_while_the_role_waits_for_events_its_log_lost(
+        case: Any, store: AlertStore) -> None:
+    """The role's loop marks its part of ``/healthz`` (``alerts``, on ``motcua.events``) while
+    a partition's messages are ahead of events it never got, and clears it once they came, as
+    the projection does. Fed as its consumer hands it a poll (no broker: the broker side of a
+    lost log is ``test_faults.py``'s)."""
+    from collections import namedtuple
+
+    from kafka import TopicPartition
+
+    from kernel.health import HEALTH
+    from kernel.settings import EVENTS_TOPIC
+    from projections.alerts.role import PART, AlertLoop
+
+    Record = namedtuple("Record", "offset value")
+    _, events = case
+    chained = [{**ev, "follows": events[i - 1][1]["pos"] if i else 0}
+               for i, (_, ev) in enumerate(events)]
+    loop = AlertLoop(Decider(store, load_lifecycle(), Clock(at("08-25T12:00:00"))),
+                     Dispatcher(store, time.time), "127.0.0.1:1", None)
+
+    def poll(first: int, evs: list[dict[str, Any]]) -> None:
+        loop.apply({TopicPartition(EVENTS_TOPIC, 0): [
+            Record(first + i, orjson.dumps(ev)) for i, ev in enumerate(evs)]})
+
+    def marked() -> list[str]:
+        return [d["error"] for d in HEALTH.report()["degraded"]
+                if (d["part"], d["dependency"]) == (PART, EVENTS_TOPIC)]
+
+    k = len(chained) // 2
+    try:
+        poll(0, chained[:k])
+        assert marked() == []
+        poll(k + 1, chained[k + 1:])
+        assert marked() == ["EventsGapError: Events partition 0 lacks the events after store "
+                            f"position {chained[k - 1]['pos']}; waiting for the relay to "
+                            "publish them again"]
+        poll(k, chained[k:])  # the relay's republication, in turn
+        assert marked() == []
+        assert loop.decider.positions["pos|0"] == chained[-1]["pos"]
+    finally:
+        HEALTH.up(PART)
+        loop.identity.close()
 
 
 def test_an_email_alert_arrives_through_a_real_smtp_server_in_vietnamese(
