@@ -7,8 +7,9 @@ two start side by side; the child then waits (``await_go``) for one line on its 
 object of the environment it is to run with (the store, the broker, the log settings: what the
 parent knows once the broker runs and the tables exist), and only then opens the store. End of
 file instead of that line (the parent is gone, or ended before it needed the child) ends the
-child quietly. A child started again later (``motcua.engine_process``) is spawned and told at
-once, through the same two steps.
+child quietly. Its command line (``CHILD_ARGS``) is fixed, so ``motcua.cli.main`` runs it
+without building every command's parser. A child started again later
+(``motcua.engine_process``) is spawned and told at once, through the same two steps.
 
 Light on purpose: the command line imports this before anything heavy.
 """
@@ -49,8 +50,13 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 _EARLY: list[subprocess.Popen[bytes]] = []
 
 
+# The child's command line after ``python -m motcua``: fixed, so that the command line takes
+# it without building its whole parser (``motcua.cli.main``).
+CHILD_ARGS = ["engine", "--child"]
+
+
 def command() -> list[str]:
-    return [sys.executable, "-m", "motcua", "engine", "--child"]
+    return [sys.executable, "-m", "motcua", *CHILD_ARGS]
 
 
 def spawn() -> subprocess.Popen[bytes]:

@@ -58,6 +58,7 @@ def register(sub: Subparsers) -> None:
             _http_args(sp)
         if name == "engine":  # the child engine of `motcua up` (motcua.engine_process)
             sp.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+            sp.set_defaults(fn=cmd_child)
 
 
 def _http_args(sp: Any) -> None:
@@ -67,6 +68,15 @@ def _http_args(sp: Any) -> None:
 
 def _role_command(roles: frozenset[str]) -> Command:
     return lambda a: cmd_roles(a, roles)
+
+
+ENGINE_ROLES = frozenset({"engine"})
+
+
+def cmd_child(args: argparse.Namespace) -> int:
+    """``motcua engine``, and ``motcua engine --child``: the child engine of ``motcua up``,
+    which ``motcua.cli.main`` also runs without its parser (the same function)."""
+    return cmd_roles(args, ENGINE_ROLES)
 
 
 def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
