@@ -62,6 +62,28 @@ def settled(probe: Probe, log: str, n: int) -> bool:
     return probe.intake(log) == n and ("held", None) not in probe.outcomes()
 
 
+def province(tmp_path: Path, share: int,
+             ) -> tuple[list[bytes], list[bytes], list[bytes], str, Probe]:
+    """A simulated province's lines, split after their first ``1/share``, and a store for
+    them: (lines, head, tail, the store's URL, a probe on it)."""
+    lines = lines_of(simulate(2, 150))
+    k = len(lines) // share
+    url = f"sqlite:///{tmp_path / 'motcua.db'}"
+    return lines, lines[:k], lines[k:], url, Probe(url)
+
+
+def record_head(broker: BundledBroker, tmp_path: Path,
+                ) -> tuple[list[bytes], list[bytes], str, Probe, str]:
+    """A province's first half recorded by an engine that then stopped: the province's lines,
+    the half not sent yet, the store's URL, a probe on it and the log's name."""
+    lines, head, tail, url, probe = province(tmp_path, 2)
+    with EngineThread(url, broker.bootstrap, record_uncatalogued=False) as e:
+        publish_lines(broker.bootstrap, head)
+        wait_for(lambda: settled(probe, e.loop.log_id, len(head)), "the engine to record the head")
+        log = e.loop.log_id
+    return lines, tail, url, probe, log
+
+
 def test_a_recreated_actions_topic_is_a_new_log_read_from_its_beginning(
     fresh_broker: BundledBroker, tmp_path: Path,
 ) -> None:
@@ -73,10 +95,7 @@ def test_a_recreated_actions_topic_is_a_new_log_read_from_its_beginning(
     log: it asks for the log's identity after every poll that returned records, so none is
     recorded under the old log's name (docs/decisions.md, "A new broker log"; with the check
     every 2 s only, some were)."""
-    lines = lines_of(simulate(2, 150))
-    old, new = lines[:len(lines) // 3], lines[len(lines) // 3:]
-    url = f"sqlite:///{tmp_path / 'motcua.db'}"
-    probe = Probe(url)
+    lines, old, new, url, probe = province(tmp_path, 3)
     with EngineThread(url, fresh_broker.bootstrap, record_uncatalogued=False) as e:
         publish_lines(fresh_broker.bootstrap, old)
         wait_for(lambda: probe.intake() == len(old), "the engine to record the first log")
@@ -109,14 +128,7 @@ def test_an_engine_started_again_at_its_log_s_end_keeps_the_log_and_its_epoch(
     checked against the exact end before it is taken for a log that lost its tail
     (``EngineLoop._past_end``); this log's listed ends are short, so that check is what
     keeps the epoch here."""
-    lines = lines_of(simulate(2, 150))
-    head, tail = lines[:len(lines) // 2], lines[len(lines) // 2:]
-    url = f"sqlite:///{tmp_path / 'motcua.db'}"
-    probe = Probe(url)
-    with EngineThread(url, fresh_broker.bootstrap, record_uncatalogued=False) as e:
-        publish_lines(fresh_broker.bootstrap, head)
-        wait_for(lambda: settled(probe, e.loop.log_id, len(head)), "the engine to record the head")
-        log = e.loop.log_id
+    lines, tail, url, probe, log = record_head(fresh_broker, tmp_path)
     listed = K.end_offsets(fresh_broker.bootstrap, ACTIONS_TOPIC, exact=False)
     ends = K.end_offsets(fresh_broker.bootstrap, ACTIONS_TOPIC)
     assert any(listed[p] < end for p, end in ends.items()), (listed, ends)
@@ -139,14 +151,7 @@ def test_a_stored_position_past_the_end_starts_a_new_epoch_read_from_its_beginni
     """The store recorded offsets the broker no longer has (same cluster and topic ids, a log
     shorter than the stored position): the engine bumps the log's epoch, reads every partition
     from offset 0, and the (source, action_id) keys absorb every repeat."""
-    lines = lines_of(simulate(2, 150))
-    head, tail = lines[:len(lines) // 2], lines[len(lines) // 2:]
-    url = f"sqlite:///{tmp_path / 'motcua.db'}"
-    probe = Probe(url)
-    with EngineThread(url, fresh_broker.bootstrap, record_uncatalogued=False) as e:
-        publish_lines(fresh_broker.bootstrap, head)
-        wait_for(lambda: probe.intake() == len(head), "the engine to record the head")
-        log = e.loop.log_id
+    lines, tail, url, probe, log = record_head(fresh_broker, tmp_path)
     assert log.endswith("#0")
     # The tail was on partition 0 and recorded, then the broker lost it.
     end = K.end_offsets(fresh_broker.bootstrap, ACTIONS_TOPIC)[0]
