@@ -100,8 +100,8 @@ class EngineLoop:
         # partition -> (first offset of the batch redone, times in a row): see _process.
         self._redos: dict[int, tuple[int, int]] = {}
         self._last_timer = 0.0
-        # Something was recorded since the timers last ran: they run again as soon as a poll
-        # finds nothing more (``_tick``).
+        # Something was recorded since the timers last ran: they run again as soon as the
+        # loop has read every partition to its end (``_tick``).
         self._recorded = False
         self._last_identity = time.monotonic()
 

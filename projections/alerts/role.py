@@ -238,8 +238,12 @@ class AlertLoop:
         offsets = {f"off|{self.log_id}|{tp.partition}": rs[-1].offset + 1
                    for tp, rs in polled.items() if rs}
         self.decider.follow(events, offsets)
-        # As the projection does: /healthz says "degraded" while a partition waits for events
-        # its log lost (marked again each poll: a guard's recovery clears the part's marks).
+        self.mark_gaps()
+
+    def mark_gaps(self) -> None:
+        """As the projection does: ``/healthz`` says ``degraded`` while a partition waits for
+        events its log lost (marked again each poll: a guard's recovery clears the part's
+        marks), and no longer once none does."""
         if self.decider.gaps:
             part, applied = min(self.decider.gaps.items())
             HEALTH.down(PART, EVENTS_TOPIC, EventsGapError(part, applied))
@@ -263,7 +267,11 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.loop = loop
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        pass  # every batch is recorded before the next poll
+        # Every batch is recorded before the next poll; a partition no longer ours no longer
+        # waits here for events its log lost (its new owner does).
+        for tp in revoked:
+            self.loop.decider.gaps.pop(tp.partition, None)
+        self.loop.mark_gaps()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.loop.decider.positions = self.loop.decider.store.positions()

@@ -325,7 +325,7 @@ def test_healthz_says_degraded_while_the_role_waits_for_events_its_log_lost(
 
     from kernel.health import HEALTH
     from kernel.settings import EVENTS_TOPIC
-    from projections.alerts.role import PART, AlertLoop
+    from projections.alerts.role import PART, AlertLoop, _Listener
 
     Record = namedtuple("Record", "offset value")
     _, events = case
@@ -353,6 +353,12 @@ def test_healthz_says_degraded_while_the_role_waits_for_events_its_log_lost(
         poll(k, chained[k:])  # the relay's republication, in turn
         assert marked() == []
         assert loop.decider.positions["pos|0"] == chained[-1]["pos"]
+        # A partition given to another process while it waits no longer marks this one.
+        loop.decider.gaps[0] = chained[-1]["pos"]
+        loop.mark_gaps()
+        assert len(marked()) == 1
+        _Listener(loop).on_partitions_revoked([TopicPartition(EVENTS_TOPIC, 0)])
+        assert (loop.decider.gaps, marked()) == ({}, [])
     finally:
         HEALTH.up(PART)
         loop.identity.close()
