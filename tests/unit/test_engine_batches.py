@@ -626,3 +626,30 @@ def test_every_connection_of_the_sqlite_store_has_the_larger_page_cache(tmp_path
         assert STORE_CACHE_KIB > 2048
     finally:
         engine.close()
+
+
+def test_an_engine_on_sqlite_never_imports_the_postgresql_driver(tmp_path: Path) -> None:
+    """A process whose store is SQLite records without importing psycopg (a twentieth of a
+    second at each start, engine/store_pg.py), and the PostgreSQL store it names by topic is
+    the class in engine/store_pg.py. In a fresh interpreter: this one has psycopg already."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+from eventsourcing.utils import resolve_topic
+from engine.app import Message, store_env
+from motcua.pipeline import engine_at
+engine = engine_at("sqlite:///{tmp_path}/s.db")
+engine.process("L", [Message("motcua.actions", 0, 0, b"not json")])
+engine.close()
+topic = store_env("postgresql://u@127.0.0.1/db")["APPLICATION_RECORDER_TOPIC"]
+assert "psycopg" not in sys.modules, "psycopg was imported"
+cls = resolve_topic(topic)
+print(cls.__module__, cls.__name__)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    # (the last line: the engine's log of the dead-lettered line comes before it)
+    assert done.stdout.decode().splitlines()[-1].split() == ["engine.store_pg", "PostgresStore"]
