@@ -121,6 +121,8 @@ _DEAD_LETTER_TYPES = ("text", "text", "int4", "int8", "text", "text", "text", "t
 
 
 def schema(serial: str, blob: str) -> list[str]:
+    """The motcua tables of the event store, in a dialect's serial and blob types (SQLite here,
+    PostgreSQL in ``engine.store_pg``)."""
     return [
         f"CREATE TABLE IF NOT EXISTS motcua_intake (id {serial} PRIMARY KEY, log TEXT NOT NULL, "
         "topic TEXT NOT NULL, part INTEGER NOT NULL, off BIGINT NOT NULL, outcome TEXT NOT NULL, "

@@ -21,7 +21,15 @@ A message without ``follows`` (from a relay before it) counts as following anyth
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
+
+import structlog
+
+from kernel.health import HEALTH
+from kernel.settings import EVENTS_TOPIC
+
+log = structlog.get_logger("motcua.events")
 
 SEEN: Final = 0
 NEXT: Final = 1
@@ -47,3 +55,40 @@ class EventsGapError(RuntimeError):
         super().__init__(f"Events partition {partition} lacks the events after store position "
                          f"{applied}; waiting for the relay to publish them again")
         self.partition, self.applied = partition, applied
+
+
+class Gaps:
+    """A reader's partitions whose messages are ``AHEAD``: each waits at the position it had
+    applied until it moves past it (the relay's republication came in turn). One warning per
+    gap; its part of ``/healthz`` says ``degraded`` (dependency ``motcua.events``) while any
+    partition waits (``report``, after every batch: a guard's recovery clears the part's
+    marks, so they are set again each time)."""
+
+    def __init__(self, part: str) -> None:
+        self.part = part
+        self.waiting: dict[int, int] = {}  # partition -> the position its later events wait at
+
+    def ahead(self, partition: int, applied: int, **about: Any) -> None:
+        """A message of ``partition`` was ``AHEAD`` of what it had ``applied``: left out."""
+        if self.waiting.get(partition) != applied:
+            log.warning("events_ahead_of_a_gap", part=self.part, partition=partition,
+                        applied=applied, **about)
+        self.waiting[partition] = applied
+
+    def moved(self, positions: Mapping[int, int]) -> None:
+        """The partitions' applied positions after a batch: those past their gap wait no more."""
+        self.forget(p for p, pos in positions.items()
+                    if p in self.waiting and pos > self.waiting[p])
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """These partitions wait here no more (moved on, or no longer this reader's)."""
+        for p in list(partitions):
+            self.waiting.pop(p, None)
+
+    def report(self) -> None:
+        """Mark or clear the reader's part of ``/healthz``."""
+        if self.waiting:
+            partition, applied = min(self.waiting.items())
+            HEALTH.down(self.part, EVENTS_TOPIC, EventsGapError(partition, applied))
+        else:
+            HEALTH.up(self.part, EVENTS_TOPIC)

@@ -33,7 +33,7 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 _STORE_ERRORS: tuple[type[BaseException], ...] = (PersistenceError, sqlite3.Error)
 
 
-def _driver() -> Any:
+def loaded_driver() -> Any:
     """The PostgreSQL driver, where eventsourcing does not wrap its errors, if this process
     imported it: one that never did (a SQLite store) cannot have raised one of its errors, and
     is spared its import (a twentieth of a second at every start)."""
@@ -47,7 +47,7 @@ REDO_LIMIT = 5
 
 def transient(error: BaseException) -> bool:
     """Whether the same batch may well succeed when tried again."""
-    pg = _driver()
+    pg = loaded_driver()
     return isinstance(error, _TRANSIENT) or (
         pg is not None and isinstance(error, (pg.OperationalError, pg.InterfaceError)))
 
@@ -55,7 +55,7 @@ def transient(error: BaseException) -> bool:
 def reason_of(error: BaseException) -> str:
     """The dead-letter reason of a message that fails alone: ``unstorable`` when the store
     refused it, ``internal_error`` for anything else."""
-    pg = _driver()
+    pg = loaded_driver()
     stored = isinstance(error, _STORE_ERRORS) or (pg is not None and isinstance(error, pg.Error))
     return "unstorable" if stored else "internal_error"
 

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from kafka.errors import KafkaError
 
+from kernel.failures import loaded_driver
 from kernel.kafka import BrokerUnreachableError
 from kernel.metrics import METRICS
 
@@ -118,7 +119,7 @@ def _db_errors() -> tuple[type[Exception], ...]:
     from eventsourcing import persistence
 
     out: list[type[Exception]] = [persistence.OperationalError, persistence.InterfaceError]
-    if (pg := sys.modules.get("psycopg")) is not None:
+    if (pg := loaded_driver()) is not None:
         out += [pg.OperationalError, pg.InterfaceError]
     if (pool := sys.modules.get("psycopg_pool")) is not None:
         out.append(pool.PoolTimeout)

@@ -25,9 +25,9 @@ import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from kernel import kafka as K
-from kernel.event_order import AHEAD, NEXT, EventsGapError, turn
+from kernel.event_order import AHEAD, NEXT, Gaps, turn
 from kernel.failures import describe, transient
-from kernel.health import DATABASE, HEALTH, Guard, dependency_of
+from kernel.health import DATABASE, Guard, dependency_of
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.metrics import METRICS
 from kernel.settings import EVENTS_TOPIC, KafkaSecurity
@@ -80,7 +80,7 @@ class ProjectionLoop:
         self.ready = threading.Event()
         self.guard = Guard("projection", log)
         self._resync = False
-        self._gaps: dict[int, int] = {}  # partition → the applied position of its last gap
+        self.gaps = Gaps("projection")  # partitions waiting for events their log lost
         self.reload()
 
     # ----- state ---------------------------------------------------------------------------
@@ -122,7 +122,8 @@ class ProjectionLoop:
             for p in partitions:
                 self.parts.pop(p, None)
                 self.epochs.pop(p, None)
-            self._close_gaps([p for p in partitions if p in self._gaps])
+            self.gaps.forget(partitions)
+            self.gaps.report()
             self.version += 1
 
     # ----- Kafka ---------------------------------------------------------------------------
@@ -134,7 +135,8 @@ class ProjectionLoop:
             close_consumer(self.consumer, self.session_timeout_ms)
         with self.lock:
             self.parts, self.epochs = {}, {}
-            self._close_gaps(list(self._gaps))
+            self.gaps.forget(list(self.gaps.waiting))
+            self.gaps.report()
         self.reload()
         if self.group:
             self.consumer = K.consumer(
@@ -275,7 +277,6 @@ class ProjectionLoop:
 
     def _apply(self, polled: dict[Any, list[Any]]) -> int:
         folded = skipped = ahead = 0
-        gap = (0, 0)  # (partition, applied position) of the batch's last message ahead of a gap
         with self.lock:
             updates: dict[str, int] = {}
             touched: dict[int, Counters] = {}
@@ -292,8 +293,7 @@ class ProjectionLoop:
                     if t != NEXT:  # a redelivery, or ahead of events the log lost
                         if t == AHEAD:
                             ahead += 1
-                            gap = (p, applied)
-                            self._note_gap(p, applied, ev)
+                            self.gaps.ahead(p, applied, pos=ev["pos"], follows=ev.get("follows"))
                         else:
                             skipped += 1
                         continue
@@ -302,8 +302,6 @@ class ProjectionLoop:
                     folded += 1
                 updates[f"pos|{p}"] = applied
                 updates[f"off|{self.log_id}|{p}"] = records[-1].offset + 1
-            if ahead:  # marked again each batch: a round that succeeds clears the part's marks
-                HEALTH.down("projection", EVENTS_TOPIC, EventsGapError(*gap))
             try:
                 self.store.flush_parts(touched, updates, self.generation,
                                        {p: self.epochs[p] for p in touched})
@@ -319,8 +317,8 @@ class ProjectionLoop:
             self.positions.update(updates)
             self.version += 1
             self.changed.notify_all()
-            self._close_gaps([p for p in touched
-                              if p in self._gaps and updates[f"pos|{p}"] > self._gaps[p]])
+            self.gaps.moved({p: updates[f"pos|{p}"] for p in touched})
+            self.gaps.report()
         METRICS.events_folded.inc(folded)
         METRICS.events_skipped.inc(skipped)
         METRICS.events_ahead.inc(ahead)
@@ -328,22 +326,6 @@ class ProjectionLoop:
             if key.startswith("pos|"):
                 METRICS.projection_position.labels(partition=key[4:]).set(v)
         return folded
-
-    def _note_gap(self, partition: int, applied: int, ev: dict[str, Any]) -> None:
-        """A message left out for being ahead of events this log lost: logged once per gap;
-        ``_apply`` marks ``/healthz`` ``degraded`` (part ``projection``, dependency
-        ``motcua.events``) until the partition moves past it (``_close_gaps``)."""
-        if self._gaps.get(partition) != applied:
-            self._gaps[partition] = applied
-            log.warning("events_ahead_of_a_gap", partition=partition, applied=applied,
-                        pos=ev["pos"], follows=ev.get("follows"))
-
-    def _close_gaps(self, partitions: list[int]) -> None:
-        """These partitions moved past their gap (or are no longer this process's)."""
-        for p in partitions:
-            self._gaps.pop(p, None)
-        if partitions and not self._gaps:
-            HEALTH.up("projection", EVENTS_TOPIC)
 
     def _lag(self) -> None:
         if self.consumer is None:

@@ -27,8 +27,8 @@ import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from kernel import kafka as K
-from kernel.event_order import AHEAD, NEXT, EventsGapError, turn
-from kernel.health import HEALTH, Guard
+from kernel.event_order import AHEAD, NEXT, Gaps, turn
+from kernel.health import Guard
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.lifecycle import LifecycleRules
 from kernel.metrics import METRICS
@@ -55,9 +55,9 @@ class Decider:
         self.clock = clock
         self.notice_s = int(rules.apology_notice.total_seconds())
         self.positions = store.positions()
-        # partition -> the position its later events wait at: they are ahead of events the
-        # log lost, until the relay publishes them again (``kernel.event_order``).
-        self.gaps: dict[int, int] = {}
+        # The partitions whose later events wait for events the log lost, until the relay
+        # publishes them again (``kernel.event_order``).
+        self.gaps = Gaps(PART)
 
     def follow(self, events: Iterable[tuple[int, dict[str, Any]]],
                offsets: dict[str, int] | None = None) -> int:
@@ -71,14 +71,13 @@ class Decider:
         updates: dict[str, int] = dict(offsets or {})
         keys = _POS_KEYS
         n = 0
-        ahead: dict[int, int] = {}
         for part, ev in events:
             key = keys.get(part) or f"pos|{part}"
             applied = updates.get(key, self.positions.get(key, 0))
             t = turn(ev, applied)
             if t != NEXT:  # a redelivery, or ahead of events the log lost (kernel.event_order)
                 if t == AHEAD:
-                    ahead[part] = applied
+                    self.gaps.ahead(part, applied)
                 continue
             updates[key] = ev["pos"]
             kind = ev["kind"]
@@ -94,20 +93,8 @@ class Decider:
                 ups.append((kind, sid, str(facts[AGENCY]), facts, seconds(recorded)))
         self.store.follow(ups, drops, updates)
         self.positions.update(updates)
-        self._note_gaps(ahead)
+        self.gaps.moved({int(k[4:]): v for k, v in updates.items() if k.startswith("pos|")})
         return n
-
-    def _note_gaps(self, ahead: dict[int, int]) -> None:
-        """Each partition with messages ahead of a gap in this round waits at its position
-        (logged once per gap); one that moved past its gap no longer waits."""
-        for part, applied in ahead.items():
-            if self.gaps.get(part) != applied:
-                log.warning("events_ahead_of_a_gap", role="alerts", partition=part,
-                            applied=applied)
-            self.gaps[part] = applied
-        for part, applied in list(self.gaps.items()):
-            if part not in ahead and self.positions.get(f"pos|{part}", 0) > applied:
-                del self.gaps[part]
 
     def decide(self) -> int:
         """Decide the subjects due now; how many alerts were added to the outbox.
@@ -238,17 +225,7 @@ class AlertLoop:
         offsets = {f"off|{self.log_id}|{tp.partition}": rs[-1].offset + 1
                    for tp, rs in polled.items() if rs}
         self.decider.follow(events, offsets)
-        self.mark_gaps()
-
-    def mark_gaps(self) -> None:
-        """As the projection does: ``/healthz`` says ``degraded`` while a partition waits for
-        events its log lost (marked again each poll: a guard's recovery clears the part's
-        marks), and no longer once none does."""
-        if self.decider.gaps:
-            part, applied = min(self.decider.gaps.items())
-            HEALTH.down(PART, EVENTS_TOPIC, EventsGapError(part, applied))
-        else:
-            HEALTH.up(PART, EVENTS_TOPIC)
+        self.decider.gaps.report()  # /healthz, as the projection's
 
     def deliver(self, stop: threading.Event) -> None:
         """Deliver the outbox until ``stop``."""
@@ -269,9 +246,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def on_partitions_revoked(self, revoked: Any) -> None:
         # Every batch is recorded before the next poll; a partition no longer ours no longer
         # waits here for events its log lost (its new owner does).
-        for tp in revoked:
-            self.loop.decider.gaps.pop(tp.partition, None)
-        self.loop.mark_gaps()
+        self.loop.decider.gaps.forget(tp.partition for tp in revoked)
+        self.loop.decider.gaps.report()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.loop.decider.positions = self.loop.decider.store.positions()

@@ -306,11 +306,11 @@ def test_events_ahead_of_one_never_received_wait_for_it(case: Any, store: AlertS
     decider = Decider(store, load_lifecycle(), Clock(at("08-25T12:00:00")))
     k = len(chained) // 2
     assert decider.follow(chained[:k]) == k
-    assert decider.gaps == {}
+    assert decider.gaps.waiting == {}
     assert decider.follow(chained[k + 1:]) == 0
-    assert decider.gaps == {0: chained[k - 1][1]["pos"]}  # waiting after the last applied
+    assert decider.gaps.waiting == {0: chained[k - 1][1]["pos"]}  # after the last applied
     assert decider.follow(chained[k:]) == len(chained) - k
-    assert decider.gaps == {}
+    assert decider.gaps.waiting == {}
 
 
 def test_healthz_says_degraded_while_the_role_waits_for_events_its_log_lost(
@@ -354,11 +354,11 @@ def test_healthz_says_degraded_while_the_role_waits_for_events_its_log_lost(
         assert marked() == []
         assert loop.decider.positions["pos|0"] == chained[-1]["pos"]
         # A partition given to another process while it waits no longer marks this one.
-        loop.decider.gaps[0] = chained[-1]["pos"]
-        loop.mark_gaps()
+        loop.decider.gaps.ahead(0, chained[-1]["pos"])
+        loop.decider.gaps.report()
         assert len(marked()) == 1
         _Listener(loop).on_partitions_revoked([TopicPartition(EVENTS_TOPIC, 0)])
-        assert (loop.decider.gaps, marked()) == ({}, [])
+        assert (loop.decider.gaps.waiting, marked()) == ({}, [])
     finally:
         HEALTH.up(PART)
         loop.identity.close()
