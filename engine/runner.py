@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -37,11 +37,16 @@ log = structlog.get_logger("motcua.engine")
 
 EPOCH = f"epoch:{ACTIONS_TOPIC}"
 # A poll takes up to this many batches' worth of records, so that it holds several partitions'
-# records and they are recorded in turns (``in_turns``, ``_poll``): a broker hands a consumer of
-# a backlog one partition's records per fetch (tansu: about 19,000 of them), and a dossier whose
+# records and they are recorded in turns (``_turns``): a broker hands a consumer of a backlog
+# one partition's records per fetch (tansu: about 19,000 of them), and a dossier whose
 # procedure sits on a partition not read yet is held until it is (a fifth of the peer
 # benchmark's backlog was held, and released later, when partitions came one by one).
 POLL_BATCHES = 20
+# The first turn of a partition just taken is this share of a batch: the head of each
+# partition of a new log (a province's catalog: its units and procedures) is recorded before
+# the dossiers behind it, which would otherwise wait for the catalog of the partitions whose
+# turn comes later (docs/decisions.md, "Partitions in step").
+FIRST_TURN_SHARE = 10
 
 
 def actions_log(engine: Engine, identity: str) -> str:
@@ -87,6 +92,12 @@ class EngineLoop:
         self.log_id = ""
         self.next_offset: dict[int, int] = {}
         self.epochs: dict[int, int] = {}
+        # Records fetched and not recorded yet, per partition, in order (``_turns``), and the
+        # partitions whose first turn since they were taken is still to come.
+        self.fetched: dict[int, list[Any]] = {}
+        self._fresh: set[int] = set()
+        self._taken: dict[int, int] = {}  # records of a partition put in turns since taken
+        self.came_empty = False  # the last poll asked for records and got none
         self.group = group
         self.session_timeout_ms = session_timeout_ms
         self.owner = f"engine@{socket.gethostname()}:{os.getpid()}"
@@ -117,6 +128,7 @@ class EngineLoop:
         if self.consumer is not None:
             close_consumer(self.consumer, self.session_timeout_ms)
         self.next_offset, self.epochs, self._assigned = {}, {}, []
+        self.fetched, self._fresh, self._taken = {}, set(), {}
         if self.group:
             self.consumer = K.consumer(
                 self.bootstrap, self.security, max_poll_records=self.poll_records,
@@ -164,6 +176,9 @@ class EngineLoop:
         for tp in tps:
             self.next_offset[tp.partition] = starts[tp.partition]
             self.consumer.seek(tp, starts[tp.partition])
+            self.fetched.pop(tp.partition, None)
+            self._fresh.add(tp.partition)
+            self._taken[tp.partition] = 0
         log.info("partitions_assigned", role="engine", positions=starts)
 
     def _past_end(self, starts: dict[int, int]) -> bool:
@@ -187,6 +202,8 @@ class EngineLoop:
         for tp in tps:
             self.epochs.pop(tp.partition, None)
             self.next_offset.pop(tp.partition, None)
+            self.fetched.pop(tp.partition, None)
+            self._taken.pop(tp.partition, None)
         log.info("partitions_revoked", role="engine",
                  partitions=sorted(tp.partition for tp in tps))
 
@@ -221,7 +238,7 @@ class EngineLoop:
                 if self._assigned:
                     assigned, self._assigned = self._assigned, []
                     self.take(assigned)
-                self._tick(caught_up=not polled or self._caught_up())
+                self._tick(caught_up=not (polled or self._in_hand()) or self._caught_up())
                 if self.relays:
                     assert self.relay is not None
                     while self.relay.run_once():
@@ -242,35 +259,37 @@ class EngineLoop:
         self.close()
 
     def _poll(self) -> dict[TopicPartition, list[Any]]:
-        """One poll; when it comes back with a batch or more but from fewer partitions than
-        this loop reads (a backlog), up to as many more polls as partitions are missing, so that
-        the partitions' records can be recorded in turns. Live traffic (small polls) never
-        waits for a second poll."""
+        """One poll, for the partitions with less than a turn in hand (the others are paused
+        meanwhile: their records wait in the consumer); none if every partition has one."""
         assert self.consumer is not None
-        polled: dict[TopicPartition, list[Any]] = dict(
-            self.consumer.poll(timeout_ms=100, max_records=self.poll_records))
-        total = sum(map(len, polled.values()))
-        for _ in range(len(self.epochs) - 1):
-            if (total < self.max_records or total >= self.poll_records
-                    or len(polled) >= len(self.epochs)):
-                break
-            more = self.consumer.poll(timeout_ms=100, max_records=self.poll_records - total)
-            if not more:
-                break
-            for tp, records in more.items():
-                polled[tp] = [*polled.get(tp, []), *records]
-                total += len(records)
+        owned = set(self.consumer.assignment())
+        full = {tp for tp in owned if tp.partition in self.epochs
+                and len(self.fetched.get(tp.partition, ())) >= self.max_records}
+        self.came_empty = False
+        if owned and full == owned:
+            return {}
+        if full:
+            self.consumer.pause(*full)
+        if owned - full:
+            self.consumer.resume(*(owned - full))
+        room = max(self.max_records, self.poll_records - self._in_hand())
+        polled = dict(self.consumer.poll(timeout_ms=100, max_records=room))
+        self.came_empty = not polled
         return polled
 
+    def _in_hand(self) -> int:
+        """Records fetched and not recorded yet."""
+        return sum(map(len, self.fetched.values()))
+
     def _record(self, polled: dict[TopicPartition, list[Any]]) -> None:
-        """Record a poll's records, its partitions in turns of at most ``max_records`` each
-        (one transaction per turn, the next turn parsed beside its commit), the timers ticking
-        between turns."""
-        ns = self.engine.spool_ns
+        """Record a poll's records with those in hand, the partitions in turns of at most
+        ``max_records`` each and in step (``_turns``; one transaction per turn, the next turn
+        parsed beside its commit), the timers ticking between turns."""
+        for tp, records in polled.items():
+            if tp.partition in self.epochs:  # (a partition revoked meanwhile: read again)
+                self.fetched.setdefault(tp.partition, []).extend(records)
         stopped: set[int] = set()
-        turns = [(partition, [Message(ACTIONS_TOPIC, partition, r.offset, r.value,
-                                      spool_id(r.headers, ns)) for r in records])
-                 for partition, records in in_turns(polled, self.max_records)]
+        turns = self._turns(in_step=not self.came_empty)
         ahead: Prepared = {}
         for i, (partition, msgs) in enumerate(turns):
             if partition in stopped:
@@ -283,10 +302,60 @@ class EngineLoop:
             if not self._process(partition, msgs, parsed,
                                  partial(prepare_into, ahead, nxt) if nxt
                                  else None):
-                # Sought back to its stored position, or no longer ours: its later records in
-                # this poll come again with the next poll (or go to the partition's new owner).
+                # Sought back to its stored position, or no longer ours: its later records
+                # come again with a later poll (or go to the partition's new owner).
                 stopped.add(partition)
+                self.fetched.pop(partition, None)
             self._tick()
+
+    def _turns(self, in_step: bool) -> list[tuple[int, list[Message]]]:
+        """The records in hand as turns, in rounds of one turn per partition (in partition
+        order) that keep the partitions in step: no partition is taken further than
+        ``max_records`` past what another one behind its end can reach with the records in
+        hand (what was taken of it since it was taken, plus those). A partition with none in
+        hand thus holds the others back until the next poll brings its records (after a poll
+        that came back empty, ``in_step`` False, one round goes as it comes). So an action of
+        a backlog rarely waits for a subject whose partition has not been read as far (a
+        procedure published on another partition, a dossier a feedback names):
+        docs/decisions.md, "Partitions in step"."""
+        ns = self.engine.spool_ns
+        turns: list[tuple[int, list[Message]]] = []
+        while True:
+            reach = self._reach() if in_step else None
+            rnd = []
+            for partition in sorted(self.fetched):
+                records = self.fetched[partition]
+                size = min(self.max_records, len(records))
+                if reach is not None:
+                    size = min(size, reach + self.max_records - self._taken.get(partition, 0))
+                if partition in self._fresh and size > 0:
+                    self._fresh.discard(partition)
+                    size = min(size, max(1, self.max_records // FIRST_TURN_SHARE))
+                if size <= 0:
+                    continue
+                turn, self.fetched[partition] = records[:size], records[size:]
+                self._taken[partition] = self._taken.get(partition, 0) + size
+                rnd.append((partition, [Message(ACTIONS_TOPIC, partition, r.offset, r.value,
+                                                spool_id(r.headers, ns)) for r in turn]))
+            if not rnd:
+                return turns
+            turns += rnd
+            in_step = True  # (after an empty poll: one round as it comes, then in step again)
+
+    def _reach(self) -> int | None:
+        """How far (records taken since it was taken) the partition that is furthest back
+        can go with the records in hand, of those behind their end; None if none is."""
+        reach = None
+        for p in self.epochs:
+            in_hand = len(self.fetched.get(p, ()))
+            if not in_hand:
+                end = None if self.consumer is None else self.consumer.highwater(
+                    TopicPartition(ACTIONS_TOPIC, p))
+                if end is None or self.next_offset.get(p, 0) >= end:
+                    continue  # at its end (or no end known yet): holds nothing back
+            can = self._taken.get(p, 0) + in_hand
+            reach = can if reach is None else min(reach, can)
+        return reach
 
     def _tick(self, caught_up: bool = False) -> None:
         """The timers and the log identity check, when they are due. The timers are also due
@@ -408,6 +477,7 @@ class EngineLoop:
             assert self.consumer is not None
             self.consumer.seek(TopicPartition(ACTIONS_TOPIC, partition),
                                self.next_offset[partition])
+            self.fetched.pop(partition, None)
             return False
         self._redos.pop(partition, None)
         self._recorded = True
@@ -425,18 +495,6 @@ class EngineLoop:
             self.relay.producer.close()
             self.relay = None
         self.identity.close()
-
-
-def in_turns(polled: dict[TopicPartition, list[Any]], size: int) -> Iterator[tuple[int, list[Any]]]:
-    """A poll's records as (partition, at most ``size`` records), the partitions taking turns
-    in partition order; each partition's records stay in their order."""
-    parts = sorted(polled.items(), key=lambda kv: kv[0].partition)
-    longest = max((len(records) for _, records in parts), default=0)
-    for start in range(0, longest, size):
-        for tp, records in parts:
-            turn = records[start:start + size]
-            if turn:
-                yield tp.partition, turn
 
 
 def _each_offset_once(msgs: list[Message], expected: int) -> list[Message]:

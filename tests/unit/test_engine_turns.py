@@ -1,9 +1,11 @@
-"""The engine loop records a poll's partitions in turns: a dossier whose procedure comes on a
-partition further down the poll waits only until that partition's first turn. And its timers
-run as soon as a poll finds nothing more after something was recorded.
+"""The engine loop records the records it fetched in turns, the partitions in step: a dossier
+whose procedure comes on another partition waits only until that partition's turn, a partition
+with nothing in hand holds the others back until its records come, and a partition just taken
+starts with a small turn (the catalog at its head first). And its timers run as soon as a poll
+finds nothing more after something was recorded.
 
-A real engine on SQLite; the poll is given as the consumer would hand it (no broker: what is
-tested is how the loop splits a poll and when it ticks, not fetching)."""
+A real engine on SQLite; the records are given as the consumer would hand them (no broker: what
+is tested is how the loop splits them and when it ticks, not fetching)."""
 
 from __future__ import annotations
 
@@ -78,6 +80,113 @@ def test_turns_hold_only_the_first_turns_dossiers_and_record_every_action(
             events = c.fetchone()[0]
         # 1 procedure + 11 dossiers × (received, synced): each recorded once
         assert events == 1 + 11 * 2
+    finally:
+        engine.close()
+
+
+def _recorded_events(engine: Any) -> int:
+    with engine.store.datastore.transaction(commit=False) as c:
+        c.execute("SELECT count(*) FROM stored_events")
+        return int(c.fetchone()[0])
+
+
+def test_a_partition_just_taken_starts_with_a_small_turn_so_the_catalog_at_its_head_comes_first(
+        tmp_path: Path) -> None:
+    """Ten dossiers on partition 0, their procedure at the head of partition 1 (then nine more
+    dossiers), both partitions just taken, batches of 20: each starts with a turn of 2 (a
+    tenth of a batch), so only partition 0's first dossier (its 2 actions) waits for the
+    procedure, where a first turn of 20 would hold all of partition 0's first 20 actions; every
+    action is recorded once."""
+    engine = engine_at(f"sqlite:///{tmp_path}/s.db", record_uncatalogued=False,
+                       hold_seconds=3600.0)
+    loop = EngineLoop(engine, "127.0.0.1:1", None, max_records=20, timer_every=1e9)
+    try:
+        loop.log_id = "L#0"
+        loop.epochs = {0: engine.store.claim("motcua.actions", 0, loop.owner),
+                       1: engine.store.claim("motcua.actions", 1, loop.owner)}
+        loop._fresh = {0, 1}  # as take() leaves them
+        loop.ready.set()
+        loop._last_identity = time.monotonic() + 1e9  # no broker to ask
+        before = _held_total()
+        loop._record(_poll(10, 9))
+        assert _held_total() - before == 2
+        assert loop.next_offset == {0: 20, 1: 19}
+        assert _recorded_events(engine) == 1 + 19 * 2
+    finally:
+        engine.close()
+
+
+class _Ends:
+    """The consumer's one call the turns make (``highwater``): the end the broker last
+    reported for each partition."""
+
+    def __init__(self, ends: dict[int, int]) -> None:
+        self.ends = ends
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.ends.get(tp.partition)
+
+
+def _records(first: int, last: int) -> list[Record]:
+    return [Record(o, b"{}", []) for o in range(first, last + 1)]
+
+
+def _offsets(turns: list[tuple[int, list[Any]]]) -> list[tuple[int, list[int]]]:
+    return [(p, [m.offset for m in msgs]) for p, msgs in turns]
+
+
+def test_a_partition_with_nothing_in_hand_holds_the_others_back_until_its_records_come(
+        tmp_path: Path) -> None:
+    """Three partitions each 100 records long, 20 of partitions 0 and 1 in hand, 2 of
+    partition 2, turns of 4: the first round takes 4, 4 and 2; then partitions 0 and 1 may go
+    only 4 past where partition 2 can get (2): 2 more each, and no more while partition 2 has
+    nothing in hand. A poll that came back empty lets one round go as it comes; partition 2 at
+    its end holds nothing back, and the others' records are taken to the last."""
+    engine = engine_at(f"sqlite:///{tmp_path}/s.db")
+    loop = EngineLoop(engine, "127.0.0.1:1", None, max_records=4)
+    ends = _Ends({0: 100, 1: 100, 2: 100})
+    loop.consumer = ends  # type: ignore[assignment]
+    try:
+        loop.epochs = {0: 1, 1: 1, 2: 1}
+        loop.fetched = {0: _records(0, 19), 1: _records(0, 19), 2: _records(0, 1)}
+        assert _offsets(loop._turns(in_step=True)) == [
+            (0, [0, 1, 2, 3]), (1, [0, 1, 2, 3]), (2, [0, 1]), (0, [4, 5]), (1, [4, 5])]
+        assert loop._turns(in_step=True) == []
+        assert _offsets(loop._turns(in_step=False)) == [
+            (0, [6, 7, 8, 9]), (1, [6, 7, 8, 9])]
+        assert loop._turns(in_step=True) == []
+        loop.next_offset[2] = 2  # partition 2's two records were recorded: its end now
+        ends.ends[2] = 2
+        assert _offsets(loop._turns(in_step=True)) == [
+            (0, [10, 11, 12, 13]), (1, [10, 11, 12, 13]), (0, [14, 15, 16, 17]),
+            (1, [14, 15, 16, 17]), (0, [18, 19]), (1, [18, 19])]
+        assert loop.fetched == {0: [], 1: [], 2: []}
+    finally:
+        loop.consumer = None
+        engine.close()
+
+
+def test_a_partition_stopped_mid_poll_forgets_its_records_in_hand(tmp_path: Path) -> None:
+    """A turn that ends its partition's run (sought back to its stored position, revoked,
+    fenced) leaves that partition's later turns and records in hand unrecorded: the consumer
+    reads them again from where the store says, so none is skipped or recorded twice."""
+    engine = engine_at(f"sqlite:///{tmp_path}/s.db")
+    loop = EngineLoop(engine, "127.0.0.1:1", None, max_records=2)
+    done: list[tuple[int, int]] = []
+
+    def process(partition: int, msgs: list[Any], *_: Any) -> bool:
+        done.append((partition, msgs[0].offset))
+        return not (partition == 0 and msgs[0].offset == 2)
+
+    loop._process = process  # type: ignore[method-assign]
+    loop._last_identity = loop._last_timer = time.monotonic() + 1e9  # nothing else due
+    try:
+        loop.epochs = {0: 1, 1: 1}
+        loop.ready.set()
+        loop._record({TopicPartition("motcua.actions", 0): _records(0, 7),
+                      TopicPartition("motcua.actions", 1): _records(0, 7)})
+        assert done == [(0, 0), (1, 0), (0, 2), (1, 2), (1, 4), (1, 6)]
+        assert 0 not in loop.fetched
     finally:
         engine.close()
 
