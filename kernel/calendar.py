@@ -6,6 +6,7 @@ Working days are precomputed per year as sorted ordinals, so ``add_working_days`
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
@@ -38,6 +39,26 @@ def _package_year(year: int) -> tuple[frozenset[date], frozenset[date]]:
     off = frozenset(d for d in vn if d.year == year)
     workdays = frozenset(d for d in getattr(vn, "weekend_workdays", ()) if d.year == year)
     return off, workdays
+
+
+def warm(years: Iterable[int] | None = None) -> threading.Thread:
+    """The holidays of ``years`` (default: last year, this year and next) computed on a
+    background thread, which this returns started. The first year asked of the ``holidays``
+    package loads its Vietnam calendar (0.1 s, several times that on a busy machine): an
+    engine that warms it while it waits to run (``motcua engine --child``) or for its first
+    poll does not spend it on its first batch."""
+    if years is None:
+        this = date.today().year
+        years = (this - 1, this, this + 1)
+    wanted = list(years)
+
+    def run() -> None:
+        for year in wanted:
+            _package_year(year)
+
+    thread = threading.Thread(target=run, name="calendar-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 class WorkCalendar:

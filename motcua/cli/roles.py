@@ -99,6 +99,12 @@ def _run_roles(args: argparse.Namespace, roles: frozenset[str],
     from motcua.serving import api, run_until_signal, serve_http, stop_http
 
     child = settings is None
+    # This process runs the engine (not a parent whose child engine does):
+    if "engine" in roles and (settings is None or not settings.engine_process
+                              or len(roles) == 1):
+        from kernel.calendar import warm
+
+        warm()  # beside the wait for the parent's word, or for the first poll
     if settings is None:
         if not engine_spawn.await_go():
             return 0  # the parent ended before it needed this engine

@@ -131,3 +131,18 @@ def test_end_of_local_day_is_235959_in_vietnam() -> None:
     end = end_of_local_day(date(2026, 10, 10))
     assert end.tzinfo is VN_TZ
     assert end == datetime(2026, 10, 10, 16, 59, 59, tzinfo=UTC)
+
+
+def test_warm_computes_the_years_holidays_ahead_of_the_first_batch() -> None:
+    """``warm`` (an engine's start) leaves the years' holidays computed: the first batch's
+    question about them is answered from the cache, and the answer is the same."""
+    from kernel.calendar import _package_year, warm
+
+    years = (2041, 2042)
+    before = _package_year.cache_info()
+    warm(years).join(10)
+    after_warm = _package_year.cache_info()
+    assert after_warm.misses - before.misses == 2
+    assert date(2041, 1, 1) in _package_year(2041)[0]  # New Year's Day, a holiday
+    assert _package_year.cache_info().hits - after_warm.hits == 1
+    assert WorkCalendar().is_working_day(date(2042, 1, 1)) is False
