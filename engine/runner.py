@@ -195,7 +195,7 @@ class EngineLoop:
         listed = K.end_offsets(self.consumer, ACTIONS_TOPIC, exact=False)
         if all(start <= listed.get(p, 0) for p, start in starts.items()):
             return False
-        ends = K.end_offsets(self.consumer, ACTIONS_TOPIC)
+        ends = K.exact_ends(self.consumer, ACTIONS_TOPIC, listed)
         return any(start > ends.get(p, 0) for p, start in starts.items())
 
     def drop(self, tps: list[TopicPartition]) -> None:

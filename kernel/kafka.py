@@ -303,13 +303,16 @@ def end_offsets(
     if not tps:
         return {}
     listed = {tp.partition: int(off) for tp, off in source.end_offsets(tps).items()}
-    if not exact or not any(listed.values()):
+    if not exact:
         return listed
-    return _high_watermarks(source, topic, listed)
+    return exact_ends(source, topic, listed)
 
 
-def _high_watermarks(source: KafkaConsumer, topic: str, listed: dict[int, int]) -> dict[int, int]:
-    """Correct ``listed`` ends with the high watermark of a fetch at each ``listed - 1``."""
+def exact_ends(source: KafkaConsumer, topic: str, listed: dict[int, int]) -> dict[int, int]:
+    """The ends ``end_offsets(exact=False)`` listed, corrected with the high watermark of a
+    fetch at each ``listed - 1`` (a partition listed empty is empty)."""
+    if not any(listed.values()):
+        return listed
     config = {k: v for k, v in source.config.items() if k in _CONNECTION_KEYS}
     probe = KafkaConsumer(
         **config, group_id=None, enable_auto_commit=False, max_poll_records=1,
