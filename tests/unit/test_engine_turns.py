@@ -62,26 +62,30 @@ def test_turns_hold_only_the_first_turns_dossiers_and_record_every_action(
     """Ten dossiers on partition 0 (20 actions), their procedure first on partition 1: in
     turns of 4 records, only partition 0's first turn (two dossiers: 4 actions) waits for the
     procedure; all 20 + 1 + 2 actions end up recorded, none twice."""
-    engine = engine_at(f"sqlite:///{tmp_path}/s.db", record_uncatalogued=False,
-                       hold_seconds=3600.0)
-    loop = EngineLoop(engine, "127.0.0.1:1", None, max_records=4, timer_every=1e9)
+    engine, loop = _loop_on_two_partitions(tmp_path, max_records=4)
     try:
-        loop.log_id = "L#0"
-        loop.epochs = {0: engine.store.claim("motcua.actions", 0, loop.owner),
-                       1: engine.store.claim("motcua.actions", 1, loop.owner)}
-        loop.ready.set()
-        loop._last_identity = time.monotonic() + 1e9  # no broker to ask
         before = _held_total()
         loop._record(_poll(10, 1))
         assert _held_total() - before == 4  # what the loop counts on motcua_actions_total
         assert loop.next_offset == {0: 20, 1: 3}
-        with engine.store.datastore.transaction(commit=False) as c:
-            c.execute("SELECT count(*) FROM stored_events")
-            events = c.fetchone()[0]
         # 1 procedure + 11 dossiers × (received, synced): each recorded once
-        assert events == 1 + 11 * 2
+        assert _recorded_events(engine) == 1 + 11 * 2
     finally:
         engine.close()
+
+
+def _loop_on_two_partitions(tmp_path: Path, max_records: int) -> tuple[Any, EngineLoop]:
+    """An engine (holds waiting an hour; no dossier recorded without its procedure) and its
+    loop owning partitions 0 and 1, with no broker to ask and no timer due."""
+    engine = engine_at(f"sqlite:///{tmp_path}/s.db", record_uncatalogued=False,
+                       hold_seconds=3600.0)
+    loop = EngineLoop(engine, "127.0.0.1:1", None, max_records=max_records, timer_every=1e9)
+    loop.log_id = "L#0"
+    loop.epochs = {0: engine.store.claim("motcua.actions", 0, loop.owner),
+                   1: engine.store.claim("motcua.actions", 1, loop.owner)}
+    loop.ready.set()
+    loop._last_identity = time.monotonic() + 1e9  # no broker to ask
+    return engine, loop
 
 
 def _recorded_events(engine: Any) -> int:
@@ -97,16 +101,9 @@ def test_a_partition_just_taken_starts_with_a_small_turn_so_the_catalog_at_its_h
     tenth of a batch), so only partition 0's first dossier (its 2 actions) waits for the
     procedure, where a first turn of 20 would hold all of partition 0's first 20 actions; every
     action is recorded once."""
-    engine = engine_at(f"sqlite:///{tmp_path}/s.db", record_uncatalogued=False,
-                       hold_seconds=3600.0)
-    loop = EngineLoop(engine, "127.0.0.1:1", None, max_records=20, timer_every=1e9)
+    engine, loop = _loop_on_two_partitions(tmp_path, max_records=20)
     try:
-        loop.log_id = "L#0"
-        loop.epochs = {0: engine.store.claim("motcua.actions", 0, loop.owner),
-                       1: engine.store.claim("motcua.actions", 1, loop.owner)}
         loop._fresh = {0, 1}  # as take() leaves them
-        loop.ready.set()
-        loop._last_identity = time.monotonic() + 1e9  # no broker to ask
         before = _held_total()
         loop._record(_poll(10, 9))
         assert _held_total() - before == 2
