@@ -96,7 +96,10 @@ class EngineLoop:
         # partitions whose first turn since they were taken is still to come.
         self.fetched: dict[int, list[Any]] = {}
         self._fresh: set[int] = set()
-        self._taken: dict[int, int] = {}  # records of a partition put in turns since taken
+        # Per partition, the offset it was taken at and the offset its next turn starts at:
+        # how far it has been taken since (``_reach``).
+        self._start: dict[int, int] = {}
+        self._turned: dict[int, int] = {}
         self.came_empty = False  # the last poll asked for records and got none
         self.group = group
         self.session_timeout_ms = session_timeout_ms
@@ -128,7 +131,7 @@ class EngineLoop:
         if self.consumer is not None:
             close_consumer(self.consumer, self.session_timeout_ms)
         self.next_offset, self.epochs, self._assigned = {}, {}, []
-        self.fetched, self._fresh, self._taken = {}, set(), {}
+        self.fetched, self._fresh, self._start, self._turned = {}, set(), {}, {}
         if self.group:
             self.consumer = K.consumer(
                 self.bootstrap, self.security, max_poll_records=self.poll_records,
@@ -178,7 +181,7 @@ class EngineLoop:
             self.consumer.seek(tp, starts[tp.partition])
             self.fetched.pop(tp.partition, None)
             self._fresh.add(tp.partition)
-            self._taken[tp.partition] = 0
+            self._start[tp.partition] = self._turned[tp.partition] = starts[tp.partition]
         log.info("partitions_assigned", role="engine", positions=starts)
 
     def _past_end(self, starts: dict[int, int]) -> bool:
@@ -203,7 +206,8 @@ class EngineLoop:
             self.epochs.pop(tp.partition, None)
             self.next_offset.pop(tp.partition, None)
             self.fetched.pop(tp.partition, None)
-            self._taken.pop(tp.partition, None)
+            self._start.pop(tp.partition, None)
+            self._turned.pop(tp.partition, None)
         log.info("partitions_revoked", role="engine",
                  partitions=sorted(tp.partition for tp in tps))
 
@@ -305,7 +309,7 @@ class EngineLoop:
                 # Sought back to its stored position, or no longer ours: its later records
                 # come again with a later poll (or go to the partition's new owner).
                 stopped.add(partition)
-                self.fetched.pop(partition, None)
+                self._forget_in_hand(partition)
             self._tick()
 
     def _turns(self, in_step: bool) -> list[tuple[int, list[Message]]]:
@@ -327,14 +331,14 @@ class EngineLoop:
                 records = self.fetched[partition]
                 size = min(self.max_records, len(records))
                 if reach is not None:
-                    size = min(size, reach + self.max_records - self._taken.get(partition, 0))
+                    size = min(size, reach + self.max_records - self._progress(partition))
                 if partition in self._fresh and size > 0:
                     self._fresh.discard(partition)
                     size = min(size, max(1, self.max_records // FIRST_TURN_SHARE))
                 if size <= 0:
                     continue
                 turn, self.fetched[partition] = records[:size], records[size:]
-                self._taken[partition] = self._taken.get(partition, 0) + size
+                self._turned[partition] = turn[-1].offset + 1
                 rnd.append((partition, [Message(ACTIONS_TOPIC, partition, r.offset, r.value,
                                                 spool_id(r.headers, ns)) for r in turn]))
             if not rnd:
@@ -342,9 +346,20 @@ class EngineLoop:
             turns += rnd
             in_step = True  # (after an empty poll: one round as it comes, then in step again)
 
+    def _progress(self, partition: int) -> int:
+        """How far (in offsets) a partition's turns have gone since it was taken."""
+        return self._turned.get(partition, 0) - self._start.get(partition, 0)
+
+    def _forget_in_hand(self, partition: int) -> None:
+        """A partition's records in hand are not to be recorded (it was sought back to its
+        stored position, or is no longer ours): it will be read again from ``next_offset``."""
+        self.fetched.pop(partition, None)
+        if partition in self.next_offset:
+            self._turned[partition] = self.next_offset[partition]
+
     def _reach(self) -> int | None:
-        """How far (records taken since it was taken) the partition that is furthest back
-        can go with the records in hand, of those behind their end; None if none is."""
+        """How far (in offsets since it was taken) the partition that is furthest back can
+        go with the records in hand, of those behind their end; None if none is."""
         reach = None
         for p in self.epochs:
             in_hand = len(self.fetched.get(p, ()))
@@ -353,7 +368,7 @@ class EngineLoop:
                     TopicPartition(ACTIONS_TOPIC, p))
                 if end is None or self.next_offset.get(p, 0) >= end:
                     continue  # at its end (or no end known yet): holds nothing back
-            can = self._taken.get(p, 0) + in_hand
+            can = self._progress(p) + in_hand
             reach = can if reach is None else min(reach, can)
         return reach
 
@@ -477,7 +492,7 @@ class EngineLoop:
             assert self.consumer is not None
             self.consumer.seek(TopicPartition(ACTIONS_TOPIC, partition),
                                self.next_offset[partition])
-            self.fetched.pop(partition, None)
+            self._forget_in_hand(partition)
             return False
         self._redos.pop(partition, None)
         self._recorded = True

@@ -166,14 +166,18 @@ def test_a_partition_with_nothing_in_hand_holds_the_others_back_until_its_record
 def test_a_partition_stopped_mid_poll_forgets_its_records_in_hand(tmp_path: Path) -> None:
     """A turn that ends its partition's run (sought back to its stored position, revoked,
     fenced) leaves that partition's later turns and records in hand unrecorded: the consumer
-    reads them again from where the store says, so none is skipped or recorded twice."""
+    reads them again from where the store says, so none is skipped or recorded twice; and
+    its place among the partitions in step is where it will be read from again."""
     engine = engine_at(f"sqlite:///{tmp_path}/s.db")
     loop = EngineLoop(engine, "127.0.0.1:1", None, max_records=2)
     done: list[tuple[int, int]] = []
 
     def process(partition: int, msgs: list[Any], *_: Any) -> bool:
         done.append((partition, msgs[0].offset))
-        return not (partition == 0 and msgs[0].offset == 2)
+        if partition == 0 and msgs[0].offset == 2:
+            loop.next_offset[0] = 2  # sought back to its stored position, as a redo does
+            return False
+        return True
 
     loop._process = process  # type: ignore[method-assign]
     loop._last_identity = loop._last_timer = time.monotonic() + 1e9  # nothing else due
@@ -184,6 +188,8 @@ def test_a_partition_stopped_mid_poll_forgets_its_records_in_hand(tmp_path: Path
                       TopicPartition("motcua.actions", 1): _records(0, 7)})
         assert done == [(0, 0), (1, 0), (0, 2), (1, 2), (1, 4), (1, 6)]
         assert 0 not in loop.fetched
+        # and it counts as taken as far as it will be read again from, not as far as it got
+        assert (loop._progress(0), loop._progress(1)) == (2, 8)
     finally:
         engine.close()
 
