@@ -199,12 +199,14 @@ def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Com
 
 def children(pid: int, named: str = "") -> list[int]:
     """The pids of a process's living children whose command line has ``named`` (Linux
-    /proc)."""
+    /proc). Another process's name or command line may be any bytes (one in the middle of an
+    exec showed 0xff in a clean CI run): read leniently."""
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = stat.read_bytes().decode(errors="replace").rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace")
         except OSError:
             continue
         if int(fields[1]) == pid and fields[0] != "Z" and named in cmdline:
