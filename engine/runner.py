@@ -23,6 +23,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from engine.app import Engine, Message
 from engine.beside import Prepared, prepare_into
+from engine.in_hand import InHand
 from engine.relay import Relay
 from engine.store import FencedError
 from kernel import kafka as K
@@ -36,17 +37,10 @@ from kernel.spool import spool_id
 log = structlog.get_logger("motcua.engine")
 
 EPOCH = f"epoch:{ACTIONS_TOPIC}"
-# A poll takes up to this many batches' worth of records, so that it holds several partitions'
-# records and they are recorded in turns (``_turns``): a broker hands a consumer of a backlog
-# one partition's records per fetch (tansu: about 19,000 of them), and a dossier whose
-# procedure sits on a partition not read yet is held until it is (a fifth of the peer
-# benchmark's backlog was held, and released later, when partitions came one by one).
+# The records in hand are at most this many batches' worth, so that they hold several
+# partitions' records, recorded in turns and in step (``engine.in_hand``): a broker hands a
+# consumer of a backlog one partition's records per fetch (tansu: about 19,000 of them).
 POLL_BATCHES = 20
-# The first turn of a partition just taken is this share of a batch: the head of each
-# partition of a new log (a province's catalog: its units and procedures) is recorded before
-# the dossiers behind it, which would otherwise wait for the catalog of the partitions whose
-# turn comes later (docs/decisions.md, "Partitions in step").
-FIRST_TURN_SHARE = 10
 
 
 def actions_log(engine: Engine, identity: str) -> str:
@@ -92,14 +86,7 @@ class EngineLoop:
         self.log_id = ""
         self.next_offset: dict[int, int] = {}
         self.epochs: dict[int, int] = {}
-        # Records fetched and not recorded yet, per partition, in order (``_turns``), and the
-        # partitions whose first turn since they were taken is still to come.
-        self.fetched: dict[int, list[Any]] = {}
-        self._fresh: set[int] = set()
-        # Per partition, the offset it was taken at and the offset its next turn starts at:
-        # how far it has been taken since (``_reach``).
-        self._start: dict[int, int] = {}
-        self._turned: dict[int, int] = {}
+        self.hand = InHand(max_records)  # fetched, not recorded yet
         self.came_empty = False  # the last poll asked for records and got none
         self.group = group
         self.session_timeout_ms = session_timeout_ms
@@ -131,7 +118,7 @@ class EngineLoop:
         if self.consumer is not None:
             close_consumer(self.consumer, self.session_timeout_ms)
         self.next_offset, self.epochs, self._assigned = {}, {}, []
-        self.fetched, self._fresh, self._start, self._turned = {}, set(), {}, {}
+        self.hand.clear()
         if self.group:
             self.consumer = K.consumer(
                 self.bootstrap, self.security, max_poll_records=self.poll_records,
@@ -179,9 +166,7 @@ class EngineLoop:
         for tp in tps:
             self.next_offset[tp.partition] = starts[tp.partition]
             self.consumer.seek(tp, starts[tp.partition])
-            self.fetched.pop(tp.partition, None)
-            self._fresh.add(tp.partition)
-            self._start[tp.partition] = self._turned[tp.partition] = starts[tp.partition]
+            self.hand.taken(tp.partition, starts[tp.partition])
         log.info("partitions_assigned", role="engine", positions=starts)
 
     def _past_end(self, starts: dict[int, int]) -> bool:
@@ -205,9 +190,7 @@ class EngineLoop:
         for tp in tps:
             self.epochs.pop(tp.partition, None)
             self.next_offset.pop(tp.partition, None)
-            self.fetched.pop(tp.partition, None)
-            self._start.pop(tp.partition, None)
-            self._turned.pop(tp.partition, None)
+            self.hand.dropped(tp.partition)
         log.info("partitions_revoked", role="engine",
                  partitions=sorted(tp.partition for tp in tps))
 
@@ -242,7 +225,7 @@ class EngineLoop:
                 if self._assigned:
                     assigned, self._assigned = self._assigned, []
                     self.take(assigned)
-                self._tick(caught_up=not (polled or self._in_hand()) or self._caught_up())
+                self._tick(caught_up=not (polled or self.hand.count()) or self._caught_up())
                 if self.relays:
                     assert self.relay is not None
                     while self.relay.run_once():
@@ -267,8 +250,8 @@ class EngineLoop:
         meanwhile: their records wait in the consumer); none if every partition has one."""
         assert self.consumer is not None
         owned = set(self.consumer.assignment())
-        full = {tp for tp in owned if tp.partition in self.epochs
-                and len(self.fetched.get(tp.partition, ())) >= self.max_records}
+        full = {tp for tp in owned
+                if tp.partition in self.epochs and self.hand.has_batch(tp.partition)}
         self.came_empty = False
         if owned and full == owned:
             return {}
@@ -276,24 +259,24 @@ class EngineLoop:
             self.consumer.pause(*full)
         if owned - full:
             self.consumer.resume(*(owned - full))
-        room = max(self.max_records, self.poll_records - self._in_hand())
+        room = max(self.max_records, self.poll_records - self.hand.count())
         polled = dict(self.consumer.poll(timeout_ms=100, max_records=room))
         self.came_empty = not polled
         return polled
 
-    def _in_hand(self) -> int:
-        """Records fetched and not recorded yet."""
-        return sum(map(len, self.fetched.values()))
-
     def _record(self, polled: dict[TopicPartition, list[Any]]) -> None:
         """Record a poll's records with those in hand, the partitions in turns of at most
-        ``max_records`` each and in step (``_turns``; one transaction per turn, the next turn
-        parsed beside its commit), the timers ticking between turns."""
+        ``max_records`` each and in step (``engine.in_hand``; one transaction per turn, the
+        next turn parsed beside its commit), the timers ticking between turns."""
         for tp, records in polled.items():
             if tp.partition in self.epochs:  # (a partition revoked meanwhile: read again)
-                self.fetched.setdefault(tp.partition, []).extend(records)
+                self.hand.add(tp.partition, records)
         stopped: set[int] = set()
-        turns = self._turns(in_step=not self.came_empty)
+        ns = self.engine.spool_ns
+        turns = [(partition, [Message(ACTIONS_TOPIC, partition, r.offset, r.value,
+                                      spool_id(r.headers, ns)) for r in records])
+                 for partition, records in self.hand.turns(self.epochs, self._behind,
+                                                          in_step=not self.came_empty)]
         ahead: Prepared = {}
         for i, (partition, msgs) in enumerate(turns):
             if partition in stopped:
@@ -309,68 +292,15 @@ class EngineLoop:
                 # Sought back to its stored position, or no longer ours: its later records
                 # come again with a later poll (or go to the partition's new owner).
                 stopped.add(partition)
-                self._forget_in_hand(partition)
+                self.hand.forget(partition, self.next_offset.get(partition))
             self._tick()
 
-    def _turns(self, in_step: bool) -> list[tuple[int, list[Message]]]:
-        """The records in hand as turns, in rounds of one turn per partition (in partition
-        order) that keep the partitions in step: no partition is taken further than
-        ``max_records`` past what another one behind its end can reach with the records in
-        hand (what was taken of it since it was taken, plus those). A partition with none in
-        hand thus holds the others back until the next poll brings its records (after a poll
-        that came back empty, ``in_step`` False, one round goes as it comes). So an action of
-        a backlog rarely waits for a subject whose partition has not been read as far (a
-        procedure published on another partition, a dossier a feedback names):
-        docs/decisions.md, "Partitions in step"."""
-        ns = self.engine.spool_ns
-        turns: list[tuple[int, list[Message]]] = []
-        while True:
-            reach = self._reach() if in_step else None
-            rnd = []
-            for partition in sorted(self.fetched):
-                records = self.fetched[partition]
-                size = min(self.max_records, len(records))
-                if reach is not None:
-                    size = min(size, reach + self.max_records - self._progress(partition))
-                if partition in self._fresh and size > 0:
-                    self._fresh.discard(partition)
-                    size = min(size, max(1, self.max_records // FIRST_TURN_SHARE))
-                if size <= 0:
-                    continue
-                turn, self.fetched[partition] = records[:size], records[size:]
-                self._turned[partition] = turn[-1].offset + 1
-                rnd.append((partition, [Message(ACTIONS_TOPIC, partition, r.offset, r.value,
-                                                spool_id(r.headers, ns)) for r in turn]))
-            if not rnd:
-                return turns
-            turns += rnd
-            in_step = True  # (after an empty poll: one round as it comes, then in step again)
-
-    def _progress(self, partition: int) -> int:
-        """How far (in offsets) a partition's turns have gone since it was taken."""
-        return self._turned.get(partition, 0) - self._start.get(partition, 0)
-
-    def _forget_in_hand(self, partition: int) -> None:
-        """A partition's records in hand are not to be recorded (it was sought back to its
-        stored position, or is no longer ours): it will be read again from ``next_offset``."""
-        self.fetched.pop(partition, None)
-        if partition in self.next_offset:
-            self._turned[partition] = self.next_offset[partition]
-
-    def _reach(self) -> int | None:
-        """How far (in offsets since it was taken) the partition that is furthest back can
-        go with the records in hand, of those behind their end; None if none is."""
-        reach = None
-        for p in self.epochs:
-            in_hand = len(self.fetched.get(p, ()))
-            if not in_hand:
-                end = None if self.consumer is None else self.consumer.highwater(
-                    TopicPartition(ACTIONS_TOPIC, p))
-                if end is None or self.next_offset.get(p, 0) >= end:
-                    continue  # at its end (or no end known yet): holds nothing back
-            can = self._progress(p) + in_hand
-            reach = can if reach is None else min(reach, can)
-        return reach
+    def _behind(self, partition: int) -> bool:
+        """The partition is short of the end the broker last reported for it (False if no
+        end is known yet)."""
+        end = None if self.consumer is None else self.consumer.highwater(
+            TopicPartition(ACTIONS_TOPIC, partition))
+        return end is not None and self.next_offset.get(partition, 0) < end
 
     def _tick(self, caught_up: bool = False) -> None:
         """The timers and the log identity check, when they are due. The timers are also due
@@ -492,7 +422,7 @@ class EngineLoop:
             assert self.consumer is not None
             self.consumer.seek(TopicPartition(ACTIONS_TOPIC, partition),
                                self.next_offset[partition])
-            self._forget_in_hand(partition)
+            self.hand.forget(partition, self.next_offset[partition])
             return False
         self._redos.pop(partition, None)
         self._recorded = True

@@ -27,7 +27,7 @@ def test_a_backlog_fetched_one_partition_at_a_time_is_recorded_in_step_and_once(
     holds about 46 of these actions): once the broker has told the loop every partition's end,
     no turn takes its partition more than three batches past another partition that is not
     at its end (a round's turn, on top of one batch ahead of what the partition furthest back
-    has in hand; ``EngineLoop._turns``); and the loop records every action once (the store's
+    has in hand; ``engine.in_hand``); and the loop records every action once (the store's
     accepted actions are the lines published, each once)."""
     lines = lines_of(simulate(2, 50))
     published = publish_lines(fresh_broker.bootstrap, lines)

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from kafka import TopicPartition
 
+from engine.in_hand import InHand
 from engine.runner import EngineLoop
 from kernel.metrics import REGISTRY
 from motcua.pipeline import engine_at
@@ -103,7 +104,7 @@ def test_a_partition_just_taken_starts_with_a_small_turn_so_the_catalog_at_its_h
     action is recorded once."""
     engine, loop = _loop_on_two_partitions(tmp_path, max_records=20)
     try:
-        loop._fresh = {0, 1}  # as take() leaves them
+        loop.hand.fresh = {0, 1}  # as take() leaves them
         before = _held_total()
         loop._record(_poll(10, 9))
         assert _held_total() - before == 2
@@ -113,54 +114,41 @@ def test_a_partition_just_taken_starts_with_a_small_turn_so_the_catalog_at_its_h
         engine.close()
 
 
-class _Ends:
-    """The consumer's one call the turns make (``highwater``): the end the broker last
-    reported for each partition."""
-
-    def __init__(self, ends: dict[int, int]) -> None:
-        self.ends = ends
-
-    def highwater(self, tp: TopicPartition) -> int | None:
-        return self.ends.get(tp.partition)
-
-
 def _records(first: int, last: int) -> list[Record]:
     return [Record(o, b"{}", []) for o in range(first, last + 1)]
 
 
 def _offsets(turns: list[tuple[int, list[Any]]]) -> list[tuple[int, list[int]]]:
-    return [(p, [m.offset for m in msgs]) for p, msgs in turns]
+    return [(p, [r.offset for r in records]) for p, records in turns]
 
 
-def test_a_partition_with_nothing_in_hand_holds_the_others_back_until_its_records_come(
-        tmp_path: Path) -> None:
-    """Three partitions each 100 records long, 20 of partitions 0 and 1 in hand, 2 of
+def test_a_partition_with_nothing_in_hand_holds_the_others_back_until_its_records_come() -> None:
+    """Three partitions behind their end, 20 records of partitions 0 and 1 in hand, 2 of
     partition 2, turns of 4: the first round takes 4, 4 and 2; then partitions 0 and 1 may go
     only 4 past where partition 2 can get (2): 2 more each, and no more while partition 2 has
-    nothing in hand. A poll that came back empty lets one round go as it comes; partition 2 at
-    its end holds nothing back, and the others' records are taken to the last."""
-    engine = engine_at(f"sqlite:///{tmp_path}/s.db")
-    loop = EngineLoop(engine, "127.0.0.1:1", None, max_records=4)
-    ends = _Ends({0: 100, 1: 100, 2: 100})
-    loop.consumer = ends  # type: ignore[assignment]
-    try:
-        loop.epochs = {0: 1, 1: 1, 2: 1}
-        loop.fetched = {0: _records(0, 19), 1: _records(0, 19), 2: _records(0, 1)}
-        assert _offsets(loop._turns(in_step=True)) == [
-            (0, [0, 1, 2, 3]), (1, [0, 1, 2, 3]), (2, [0, 1]), (0, [4, 5]), (1, [4, 5])]
-        assert loop._turns(in_step=True) == []
-        assert _offsets(loop._turns(in_step=False)) == [
-            (0, [6, 7, 8, 9]), (1, [6, 7, 8, 9])]
-        assert loop._turns(in_step=True) == []
-        loop.next_offset[2] = 2  # partition 2's two records were recorded: its end now
-        ends.ends[2] = 2
-        assert _offsets(loop._turns(in_step=True)) == [
-            (0, [10, 11, 12, 13]), (1, [10, 11, 12, 13]), (0, [14, 15, 16, 17]),
-            (1, [14, 15, 16, 17]), (0, [18, 19]), (1, [18, 19])]
-        assert loop.fetched == {0: [], 1: [], 2: []}
-    finally:
-        loop.consumer = None
-        engine.close()
+    nothing in hand. After a poll that came back empty one round goes as it comes; partition 2
+    at its end holds nothing back, and the others' records are taken to the last."""
+    hand = InHand(4)
+    at_end: set[int] = set()
+
+    def behind(p: int) -> bool:
+        return p not in at_end
+
+    hand.add(0, _records(0, 19))
+    hand.add(1, _records(0, 19))
+    hand.add(2, _records(0, 1))
+    owned = [0, 1, 2]
+    assert _offsets(hand.turns(owned, behind)) == [
+        (0, [0, 1, 2, 3]), (1, [0, 1, 2, 3]), (2, [0, 1]), (0, [4, 5]), (1, [4, 5])]
+    assert hand.turns(owned, behind) == []
+    assert _offsets(hand.turns(owned, behind, in_step=False)) == [
+        (0, [6, 7, 8, 9]), (1, [6, 7, 8, 9])]
+    assert hand.turns(owned, behind) == []
+    at_end.add(2)  # its two records were its last
+    assert _offsets(hand.turns(owned, behind)) == [
+        (0, [10, 11, 12, 13]), (1, [10, 11, 12, 13]), (0, [14, 15, 16, 17]),
+        (1, [14, 15, 16, 17]), (0, [18, 19]), (1, [18, 19])]
+    assert hand.count() == 0
 
 
 def test_a_partition_stopped_mid_poll_forgets_its_records_in_hand(tmp_path: Path) -> None:
@@ -187,9 +175,9 @@ def test_a_partition_stopped_mid_poll_forgets_its_records_in_hand(tmp_path: Path
         loop._record({TopicPartition("motcua.actions", 0): _records(0, 7),
                       TopicPartition("motcua.actions", 1): _records(0, 7)})
         assert done == [(0, 0), (1, 0), (0, 2), (1, 2), (1, 4), (1, 6)]
-        assert 0 not in loop.fetched
+        assert 0 not in loop.hand.fetched
         # and it counts as taken as far as it will be read again from, not as far as it got
-        assert (loop._progress(0), loop._progress(1)) == (2, 8)
+        assert (loop.hand.progress(0), loop.hand.progress(1)) == (2, 8)
     finally:
         engine.close()
 
