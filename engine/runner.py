@@ -295,11 +295,16 @@ class EngineLoop:
                 self.hand.forget(partition, self.next_offset.get(partition))
             self._tick()
 
+    def _end(self, partition: int) -> int | None:
+        """The end the broker last reported for a partition (None: none yet)."""
+        if self.consumer is None:
+            return None
+        end: int | None = self.consumer.highwater(TopicPartition(ACTIONS_TOPIC, partition))
+        return end
+
     def _behind(self, partition: int) -> bool:
-        """The partition is short of the end the broker last reported for it (False if no
-        end is known yet)."""
-        end = None if self.consumer is None else self.consumer.highwater(
-            TopicPartition(ACTIONS_TOPIC, partition))
+        """The partition is short of its last reported end (False while none is known)."""
+        end = self._end(partition)
         return end is not None and self.next_offset.get(partition, 0) < end
 
     def _tick(self, caught_up: bool = False) -> None:
@@ -352,12 +357,7 @@ class EngineLoop:
         Only then may a held action's subject be taken for missing: after an outage longer
         than the hold, the subject may still be waiting in the unread backlog.
         """
-        assert self.consumer is not None
-        for p in self.epochs:
-            end = self.consumer.highwater(TopicPartition(ACTIONS_TOPIC, p))
-            if end is None or self.next_offset.get(p, 0) < end:
-                return False
-        return True
+        return all(self._end(p) is not None and not self._behind(p) for p in self.epochs)
 
     def _new_broker_log(self) -> bool:
         """Whether the topic is another log now than the one this loop reads as.
