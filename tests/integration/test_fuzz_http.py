@@ -74,7 +74,11 @@ def served(broker: BundledBroker, tmp_path_factory: pytest.TempPathFactory,
     app = create_app(StoreSource(views, engine), default_rulesets(),
                      bridge=make_bridge(settings, broker.bootstrap, limits))
     try:
-        yield Served(app, token, source)
+        # The app's lifespan around the whole test: schemathesis calls the app without it,
+        # and a POST that reached the bridge opened its intake and forwarder, which only the
+        # app's shutdown closes (else its thread outlives the test and its broker).
+        with TestClient(app):
+            yield Served(app, token, source)
     finally:
         views.close()
         engine.close()
