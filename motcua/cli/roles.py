@@ -79,6 +79,12 @@ def cmd_child(args: argparse.Namespace) -> int:
     return cmd_roles(args, ENGINE_ROLES)
 
 
+def _engine_in_child(roles: frozenset[str], settings: Settings) -> bool:
+    """Whether the engine of these roles runs in a child process of this one (``motcua up``,
+    ``demo``: more roles than the engine, and ``MOTCUA_ENGINE_PROCESS`` on)."""
+    return "engine" in roles and len(roles) > 1 and settings.engine_process
+
+
 def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
     """Run ``roles`` of the pipeline (serving HTTP if one is ``serve``) until a signal."""
     from motcua import engine_spawn
@@ -87,8 +93,7 @@ def cmd_roles(args: argparse.Namespace, roles: frozenset[str]) -> int:
     # A child engine's settings come from its parent, once it is told to run (_run_roles).
     settings = None if child else load_settings()
     # Its start-up beside ours (motcua.engine_spawn).
-    with engine_spawn.early(settings is not None and len(roles) > 1 and "engine" in roles
-                            and settings.engine_process):
+    with engine_spawn.early(settings is not None and _engine_in_child(roles, settings)):
         return _run_roles(args, roles, settings)
 
 
@@ -99,9 +104,8 @@ def _run_roles(args: argparse.Namespace, roles: frozenset[str],
     from motcua.serving import api, run_until_signal, serve_http, stop_http
 
     child = settings is None
-    # This process runs the engine (not a parent whose child engine does):
-    if "engine" in roles and (settings is None or not settings.engine_process
-                              or len(roles) == 1):
+    # This process runs the engine (it is the child, or the engine is not in one):
+    if "engine" in roles and (settings is None or not _engine_in_child(roles, settings)):
         from kernel.calendar import warm
 
         warm()  # beside the wait for the parent's word, or for the first poll
@@ -114,7 +118,7 @@ def _run_roles(args: argparse.Namespace, roles: frozenset[str],
     # `up`'s child engine reads them all, as `up` would.
     group = len(roles) == 1 and roles != frozenset({"serve"}) and not child
     p = Pipeline(settings, roles=roles, group=group,
-                 engine_child=settings.engine_process and len(roles) > 1,
+                 engine_child=_engine_in_child(roles, settings),
                  child=child).start()
     server = None
     try:
