@@ -28,6 +28,9 @@ class FactRow(NamedTuple):
 
 
 FACT_COLUMNS = "pos, kind, type, sid, at, recorded_us, prev, facts"
+# What a fold of the log reads of a row (a replay reads millions: each column is an object made
+# and freed per row).
+FOLD_COLUMNS = "pos, kind, sid, prev, facts"
 FACT_TYPES = ("int8", "text", "text", "text", "text", "int8", "bytea", "bytea")
 
 
@@ -118,10 +121,12 @@ class FactsCacheMixin:
             return c.fetchone() is not None
 
     def read_facts(self, start: int, limit: int, stop: int | None = None,
-                   recorded_by: int | None = None) -> list[tuple[Any, ...]]:
-        """Facts cache rows ``(pos, kind, type, sid, at, recorded_us, prev, facts)`` from
-        ``start`` (inclusive), up to ``stop``, only those recorded by ``recorded_by`` (µs)."""
-        sql = f"SELECT {FACT_COLUMNS} FROM motcua_facts WHERE pos >= ?"
+                   recorded_by: int | None = None,
+                   columns: str = FACT_COLUMNS) -> list[tuple[Any, ...]]:
+        """Facts cache rows ``(pos, kind, type, sid, at, recorded_us, prev, facts)`` (or the
+        ``columns`` given) from ``start`` (inclusive), up to ``stop``, only those recorded by
+        ``recorded_by`` (µs)."""
+        sql = f"SELECT {columns} FROM motcua_facts WHERE pos >= ?"
         params: list[Any] = [start]
         if stop is not None:
             sql += " AND pos <= ?"

@@ -128,9 +128,10 @@ class Counters:
     # ----- dossiers ------------------------------------------------------------------------
 
     def fold_dossier(self, sid: str, prev: list[Any] | None, facts: list[Any]) -> None:
-        """Move one dossier's contribution from ``prev`` to ``facts``. Equal ``prev`` and
-        ``facts`` move no counter: only the facts are kept (a replay skips such events:
-        ``projections.replay.fold_page``)."""
+        """Move one dossier's contribution from ``prev`` to ``facts``: take away what ``prev``
+        counts and add what ``facts`` counts, so a move from a to b then b to c is a move from
+        a to c (a replay folds a dossier's rows of a window as one: ``projections.segments``).
+        Equal ``prev`` and ``facts`` move no counter: only the facts are kept."""
         self.dossiers[sid] = facts
         if prev is None or prev[2] != facts[2] or prev[1] != facts[1] or prev[0] != facts[0]:
             self.version += 1

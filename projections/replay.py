@@ -25,8 +25,10 @@ from typing import Any
 
 import orjson
 
+from engine.facts_cache import FOLD_COLUMNS
 from engine.relay import Relay, partition_for
 from projections.fold import Counters
+from projections.segments import Segments
 from projections.store import BASE, GENERATION, ViewStore
 
 REPLAY_POS = "replay|pos"
@@ -68,7 +70,7 @@ class Replayer:
     engine_store: Any  # the engine's IntakeMixin (facts cache, relay positions)
     views: ViewStore
     page: int = 20_000
-    flush_every: int = 5  # pages between writes of the shadow (and of its resume position)
+    flush_every: int = 15  # pages between writes of the shadow (and of its resume position)
     stats: dict[str, float] = field(default_factory=dict)
     # The event store's URL: with it, a rebuild of at least ``min_split`` events folds in
     # ``workers`` processes (two: the machine's cores); without it, in this one.
@@ -125,21 +127,21 @@ class Replayer:
         flush writes them, and a stopped rebuild resumes from the flush's position."""
         n = 0
         pages = 0
-        seen: dict[str, tuple[Any, Any]] = {}
+        window = Segments(counters)
         with bulk_fold(), closing(prefetched(self.engine_store, done + 1, self.page,
                                               stop)) as it:
             raw = next(it, None)
             while raw is not None:
-                fold_page(counters, raw, seen)
+                window.add(raw)
                 done = raw[-1][0]
                 n += len(raw)
                 pages += 1
                 nxt = next(it, None)
                 if pages % self.flush_every == 0 or nxt is None:
+                    window.settle()
                     if nxt is not None:
                         _leave_to_next(counters, nxt)
                     shadow.flush(counters, {REPLAY_POS: done})  # resumable from here
-                    seen.clear()  # (as the flush forgets the dossiers' facts: bounded memory)
                 if progress is not None:
                     progress(done, stop)
                 raw = nxt
@@ -286,14 +288,17 @@ class Replayer:
         last = self.last_position()
         by = (instant - _EPOCH) // timedelta(microseconds=1)
         pages = 0
+        window = Segments(c)
         with bulk_fold():
             for raw in prefetched(self.engine_store, 1, self.page, None, by):
-                fold_page(c, raw)
+                window.add(raw)
                 pages += 1
                 if into is not None and pages % self.flush_every == 0:
+                    window.settle()
                     into.flush(_only(c, subjects_of), {})
                 if progress:
                     progress(raw[-1][0], last)
+        window.settle()
         if into is not None:
             into.flush(_only(c, subjects_of), {"asof": int(instant.timestamp())})
         c.clear_dirty()
@@ -360,7 +365,7 @@ def prefetched(store: Any, start: int, page: int, stop: int | None = None,
         pos = start
         try:
             while not stopped.is_set():
-                raw = store.read_facts(pos, page, stop, recorded_by)
+                raw = store.read_facts(pos, page, stop, recorded_by, FOLD_COLUMNS)
                 if raw:
                     _put(pages, stopped, raw)
                 if len(raw) < page:
@@ -391,54 +396,13 @@ def _put(pages: queue.Queue[Any], stopped: threading.Event, item: Any) -> None:
             continue
 
 
-def fold_page(c: Counters, raw: list[tuple[Any, ...]],
-              seen: dict[str, tuple[Any, Any]] | None = None) -> None:
-    """The hot loop of a replay: decode and fold one page of the facts cache, nothing else.
-
-    ``seen``: per dossier, its last facts row's facts (bytes, decoded), kept by the caller
-    between pages (and emptied when it flushes). A dossier's facts before an event are, byte
-    for byte, its facts after its previous one: when the bytes are equal, the decoded list
-    is reused rather than decoded again (it is never mutated). An event that left the
-    facts as they were (a result returned, a rating: one row in eight) moves no counter: it
-    is neither decoded nor folded, only its facts kept for the dossier's row."""
-    loads = orjson.loads
-    fold_dossier = c.fold_dossier
-    fold = c.fold_row
-    latest = c.dossiers
-    if seen is None:
-        seen = {}
-    last = seen.get
-    for row in raw:
-        prev, facts = row[6], row[7]
-        if row[1] == "dossier" and facts is not None:
-            sid = row[3]
-            if prev is None:
-                after = loads(facts)
-            else:
-                hit = last(sid)
-                if hit is not None and hit[0] == prev:
-                    if facts == prev:
-                        latest[sid] = hit[1]
-                        continue
-                    prev = hit[1]
-                    after = loads(facts)
-                else:
-                    after = loads(facts)
-                    prev = after if facts == prev else loads(prev)
-            seen[sid] = (facts, after)
-            fold_dossier(sid, prev, after)
-        else:
-            fold(row[1], row[3], None if prev is None else loads(prev),
-                 None if facts is None else loads(facts))
-
-
 def _leave_to_next(c: Counters, page: list[tuple[Any, ...]]) -> None:
-    """Forget the facts of the dossiers that ``page`` (the next) folds again (``fold_page``
-    keeps them again for each of its dossier rows with facts)."""
+    """Forget the facts of the dossiers that ``page`` (the next) folds again (its window keeps
+    them again when it settles)."""
     latest = c.dossiers
     for row in page:
-        if row[1] == "dossier" and row[7] is not None:
-            latest.pop(row[3], None)
+        if row[1] == "dossier" and row[4] is not None:
+            latest.pop(row[2], None)
 
 
 def _only(c: Counters, months: Collection[str] | None) -> Counters:

@@ -39,9 +39,10 @@ from producers.simulator import SimConfig, generate
 from projections.fold import Counters
 from projections.layout import DEFAULT_LAYOUT
 from projections.periods import parse_instant, parse_period
-from projections.replay import Replayer, fold_page
+from projections.replay import Replayer
 from projections.ruleset import load_ruleset
 from projections.runner import ProjectionLoop
+from projections.segments import Segments
 from projections.store import ViewStore, views_url
 from projections.view_schema import INDEXES, index_names
 from projections.views import scorecard
@@ -385,31 +386,78 @@ def test_a_rebuild_interrupted_after_a_flush_resumes_to_the_same_views(
         o.close()
 
 
-def test_events_that_leave_a_dossiers_facts_unchanged_are_skipped_to_the_same_counters(
+def _one_by_one(rows: list[tuple[Any, ...]]) -> Counters:
+    """The oracle: every row folded on its own, in order (``Counters.fold_row``)."""
+    c = Counters()
+    for _pos, kind, sid, prev, facts in rows:
+        c.fold_row(kind, sid, None if prev is None else orjson.loads(prev),
+                   None if facts is None else orjson.loads(facts))
+    return c
+
+
+def _in_windows(rows: list[tuple[Any, ...]], cuts: list[int], page: int = 97) -> Counters:
+    """The replay's way: pages into a ``Segments``, settled at the pages in ``cuts``."""
+    c = Counters()
+    window = Segments(c)
+    for n, i in enumerate(range(0, len(rows), page)):
+        window.add(rows[i:i + page])
+        if n in cuts:
+            window.settle()
+    window.settle()
+    return c
+
+
+def _same(a: Counters, b: Counters) -> None:
+    assert state(a) == state(b)
+    assert {k: v for k, v in a.delays.items() if v} == {k: v for k, v in b.delays.items() if v}
+    assert a.dossiers == b.dossiers and a.feedback == b.feedback
+
+
+def test_a_window_folds_each_dossier_once_to_the_counters_of_every_row_folded(
     database_url: str,
 ) -> None:
-    """The province's log has events after which a dossier's facts are byte for byte what
-    they were (results returned, ratings); the replay's page fold, which skips them, gives the
-    same counters and the same latest facts per dossier as folding every event one by one."""
+    """The province's log folded a window at a time (each dossier's rows of a window as one
+    move, ``projections.segments``) gives the counters, the delays and the latest facts per
+    subject of folding every row one by one, whatever the windows; the log has rows after
+    which a dossier's facts are byte for byte what they were (results returned, ratings)."""
     o = open_store(database_url)
     try:
         Feed(o, 1).record(province(4, 300))
-        log = o.engine.store.read_facts(1, 10**9)
-        unchanged = [r for r in log if r[1] == "dossier" and r[6] is not None and r[6] == r[7]]
-        assert len(unchanged) >= 10
-        one_by_one = Counters()
-        for r in log:
-            one_by_one.fold_row(r[1], r[3], None if r[6] is None else orjson.loads(r[6]),
-                                None if r[7] is None else orjson.loads(r[7]))
-        paged = Counters()
-        seen: dict[str, tuple[Any, Any]] = {}
-        for i in range(0, len(log), 97):
-            fold_page(paged, log[i:i + 97], seen)
-            if i % 3 == 0:
-                seen.clear()  # (as after a flush: the decoded facts before are not at hand)
-        assert state(paged) == state(one_by_one)
-        assert paged.delays == one_by_one.delays
-        assert paged.dossiers == one_by_one.dossiers and paged.feedback == one_by_one.feedback
+        rows = [(r[0], r[1], r[3], r[6], r[7]) for r in o.engine.store.read_facts(1, 10**9)]
+        assert len([r for r in rows if r[1] == "dossier" and r[3] is not None
+                    and r[3] == r[4]]) >= 10
+        dossiers = {r[2] for r in rows if r[1] == "dossier"}
+        assert len(rows) > 2 * len(dossiers) and any(r[1] == "feedback" for r in rows)
+        oracle = _one_by_one(rows)
+        for cuts in ([], [0, 1, 2, 5], list(range(0, 10**4, 3))):
+            _same(_in_windows(rows, cuts), oracle)
+    finally:
+        o.close()
+
+
+def test_a_break_in_a_dossiers_chain_of_facts_folds_as_the_rows_say(database_url: str) -> None:
+    """Rows left out (as ``--as-recorded`` leaves out those recorded later) and rows whose facts
+    before are not the facts after the dossier's row before (facts derived by other code): a
+    window's moves stop and start again at each break, so the counters are still those of the
+    rows folded one by one, which differ here from the log's own."""
+    o = open_store(database_url)
+    try:
+        Feed(o, 1).record(province(4, 300))
+        log = [(r[0], r[1], r[3], r[6], r[7]) for r in o.engine.store.read_facts(1, 10**9)]
+        firsts: dict[str, bytes] = {}
+        rows = []
+        for i, (pos, kind, sid, prev, facts) in enumerate(log):
+            if kind == "dossier" and facts is not None:
+                firsts.setdefault(sid, facts)
+                if i % 7 == 3:
+                    continue  # left out
+                if i % 11 == 5 and prev is not None:
+                    prev = firsts[sid]  # a facts before that is not the row before's after
+            rows.append((pos, kind, sid, prev, facts))
+        oracle = _one_by_one(rows)
+        assert state(oracle) != state(_one_by_one(log))  # the breaks matter
+        for cuts in ([], [1, 4], list(range(0, 10**4, 2))):
+            _same(_in_windows(rows, cuts), oracle)
     finally:
         o.close()
 
