@@ -253,26 +253,44 @@ class Replayer:
     # ----- verify --------------------------------------------------------------------------
 
     def verify(self, progress: Progress | None = None) -> list[dict[str, Any]]:
-        """Rebuild what the live views applied and list every counter that differs."""
+        """Rebuild what the live views applied and list every counter that differs (the
+        subjects' latest facts are not compared, and not kept past each window)."""
         n_parts = self.partitions()
         mine = Counters(self.views.layout)
+        window = Segments(mine)
         live_pos = self.views.positions()
         floor = min((live_pos.get(f"pos|{p}", 0) for p in range(n_parts)), default=0)
+        last = self.last_position()
         # Phase 1: the common prefix every partition has applied.
-        done = 0
-        for page in read_log(self.engine_store, 1, self.page, stop=floor):
-            for _pos, kind, sid, prev, facts, _ in page.rows:
-                fold_row(mine, kind, sid, prev, facts)
-            done = page.rows[-1][0]
-            if progress:
-                progress(done, self.last_position())
-        # Phase 2: a consistent snapshot of the live views, then the events it covers.
+        done = pages = 0
+        with bulk_fold():
+            for raw in prefetched(self.engine_store, 1, self.page, floor):
+                window.add(raw)
+                done = raw[-1][0]
+                pages += 1
+                if pages % self.flush_every == 0:
+                    window.settle()
+                    mine.dossiers.clear()
+                    mine.feedback.clear()
+                if progress:
+                    progress(done, last)
+        # Phase 2: a consistent snapshot of the live views, then the events it covers (a row
+        # left out breaks its dossier's move there: Segments folds exactly the rows given).
         live, live_pos = self.views.snapshot()
         top = max((v for k, v in live_pos.items() if k.startswith("pos|")), default=0)
-        for page in read_log(self.engine_store, done + 1, self.page, stop=top):
-            for pos, kind, sid, prev, facts, _ in page.rows:
-                if pos <= live_pos.get(f"pos|{partition_for(sid.encode(), n_parts)}", 0):
-                    fold_row(mine, kind, sid, prev, facts)
+        part_of: dict[str, int] = {}
+        with bulk_fold():
+            for raw in prefetched(self.engine_store, done + 1, self.page, top):
+                rows = []
+                for row in raw:
+                    sid = row[2]
+                    p = part_of.get(sid)
+                    if p is None:
+                        p = part_of[sid] = partition_for(sid.encode(), n_parts)
+                    if row[0] <= live_pos.get(f"pos|{p}", 0):
+                        rows.append(row)
+                window.add(rows)
+        window.settle()
         return compare(live, mine)
 
     # ----- as recorded ---------------------------------------------------------------------

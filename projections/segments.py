@@ -30,16 +30,13 @@ from projections.fold import Counters
 class Segments:
     """The dossiers' moves of the window being read, folded into ``counters`` by ``settle``."""
 
-    __slots__ = ("counters", "moves", "known")
+    __slots__ = ("counters", "moves")
 
     def __init__(self, counters: Counters) -> None:
         self.counters = counters
         # dossier id -> [facts before its first row in the window (None: it begins there),
         # facts after its last row], as stored (bytes)
         self.moves: dict[str, list[Any]] = {}
-        # dossier id -> (facts after, decoded) of the last window's moves: a move that starts
-        # where one ended decodes nothing for its facts before
-        self.known: dict[str, tuple[bytes, Any]] = {}
 
     def add(self, rows: Sequence[Sequence[Any]]) -> None:
         """Take in rows ``(pos, kind, sid, prev, facts)`` (``FOLD_COLUMNS``) in log order."""
@@ -67,26 +64,15 @@ class Segments:
     def settle(self) -> None:
         """Fold every move taken in since the last settle: the counters are then as if every
         row were folded one by one."""
-        known: dict[str, tuple[bytes, Any]] = {}
         fold = self._fold
         for sid, (before, after) in self.moves.items():
-            known[sid] = (after, fold(sid, before, after))
+            fold(sid, before, after)
         self.moves = {}
-        self.known = known
 
-    def _fold(self, sid: str, before: bytes | None, after: bytes) -> Any:
-        """Fold one move; returns the facts after, decoded."""
-        c = self.counters
-        hit = self.known.get(sid)
-        new = hit[1] if hit is not None and hit[0] == after else orjson.loads(after)
+    def _fold(self, sid: str, before: bytes | None, after: bytes) -> None:
+        """Fold one move."""
+        new = orjson.loads(after)
         if before == after:
-            c.dossiers[sid] = new  # nothing counted moves: only the latest facts are kept
-            return new
-        if before is None:
-            old = None
-        elif hit is not None and hit[0] == before:
-            old = hit[1]
-        else:
-            old = orjson.loads(before)
-        c.fold_dossier(sid, old, new)
-        return new
+            self.counters.dossiers[sid] = new  # nothing counted moves: only the latest facts
+            return
+        self.counters.fold_dossier(sid, None if before is None else orjson.loads(before), new)
