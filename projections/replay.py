@@ -311,9 +311,10 @@ class Replayer:
             for raw in prefetched(self.engine_store, 1, self.page, None, by):
                 window.add(raw)
                 pages += 1
-                if into is not None and pages % self.flush_every == 0:
+                if pages % self.flush_every == 0:
                     window.settle()
-                    into.flush(_only(c, subjects_of), {})
+                    if into is not None:
+                        into.flush(_only(c, subjects_of), {})
                 if progress:
                     progress(raw[-1][0], last)
         window.settle()
