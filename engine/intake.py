@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import orjson
 import structlog
 
 from engine.cache import SubjectCache
@@ -47,6 +46,7 @@ from kernel.calendar import WorkCalendar
 from kernel.contract.actions import Action
 from kernel.errors import RefusedActionError
 from kernel.failures import transient
+from kernel.jsonbytes import dumps_kept
 
 log = structlog.get_logger("motcua.engine")
 
@@ -442,7 +442,8 @@ class Batch:
 
 
 def _json(facts: Any) -> bytes | None:
-    return None if facts is None else orjson.dumps(facts)
+    # Kept on the aggregate for its next event: bytes of their own size (kernel.jsonbytes).
+    return None if facts is None else dumps_kept(facts)
 
 
 COMMANDS: dict[str, Callable[[Any, dict[str, Any], datetime, Cause], None]] = {

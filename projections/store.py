@@ -17,6 +17,7 @@ import orjson
 
 from kernel.db import Database
 from kernel.errors import ConfigurationError
+from kernel.jsonbytes import dumps_kept
 from projections.facts import END_DAY, OPEN_ROW, RISK_COLUMNS, risk_columns
 from projections.fold import Counters, merged
 from projections.layout import DEFAULT_LAYOUT, Layout
@@ -405,9 +406,10 @@ SUBJECT_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def _subject_row(kind: str, sid: str, f: list[Any]) -> tuple[Any, ...]:
+    # A flush holds every row at once (a replay's: tens of thousands): bytes of their own size.
     if kind == "dossiers":
-        return (sid, f[0], f[1], f[4], f[5], f[END_DAY], *risk_columns(f), orjson.dumps(f))
-    return (sid, f[0], f[1], f[4], f[5], -1, orjson.dumps(f))
+        return (sid, f[0], f[1], f[4], f[5], f[END_DAY], *risk_columns(f), dumps_kept(f))
+    return (sid, f[0], f[1], f[4], f[5], -1, dumps_kept(f))
 
 
 def _delays(rows: dict[Any, list[int]] | None) -> list[list[Any]]:
