@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from acts import builder
-from faults import consume
+from faults import consume, wait_for
 
 from engine.app import Message
 from engine.relay import Relay
@@ -43,12 +43,23 @@ class FreezesBroker:
     def send(self, *args: Any, **kw: Any) -> None:
         self.sent += 1
         if self.sent == self.at:
-            assert self.broker.pid is not None
-            os.kill(self.broker.pid, signal.SIGSTOP)
+            pid = self.broker.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGSTOP)
+            # kill() returns before every thread of the broker has stopped: on a busy machine
+            # one of them could still take this page (seen once in 8 runs under load).
+            wait_for(lambda: _all_threads_stopped(pid), "the broker's threads to stop", 10)
         self.publisher.send(*args, **kw)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.publisher, name)
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    """Every thread of ``pid`` is stopped (state T in /proc; ``comm`` may hold spaces)."""
+    states = [Path(t, "stat").read_text().rpartition(")")[2].split()[0]
+              for t in Path(f"/proc/{pid}/task").iterdir()]
+    return bool(states) and all(st in ("T", "t") for st in states)
 
 
 def test_a_broker_that_stops_answering_mid_page_moves_no_position_and_the_page_is_redone(
