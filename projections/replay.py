@@ -278,18 +278,10 @@ class Replayer:
         # left out breaks its dossier's move there: Segments folds exactly the rows given).
         live, live_pos = self.views.snapshot()
         top = max((v for k, v in live_pos.items() if k.startswith("pos|")), default=0)
-        part_of: dict[str, int] = {}
         with bulk_fold():
             for raw in prefetched(self.engine_store, done + 1, self.page, top):
-                rows = []
-                for row in raw:
-                    sid = row[2]
-                    p = part_of.get(sid)
-                    if p is None:
-                        p = part_of[sid] = partition_for(sid.encode(), n_parts)
-                    if row[0] <= live_pos.get(f"pos|{p}", 0):
-                        rows.append(row)
-                window.add(rows)
+                window.add([row for row in raw if row[0] <= live_pos.get(
+                    f"pos|{partition_for(row[2].encode(), n_parts)}", 0)])
         window.settle()
         return compare(live, mine)
 
