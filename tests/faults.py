@@ -197,14 +197,20 @@ def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Com
                           preexec_fn=_die_with_parent)
 
 
+def stat_fields(stat: Path) -> list[str]:
+    """The fields of a /proc ``stat`` file after the name (state first, then the parent's
+    pid, …). A name may hold spaces, parentheses or any bytes (one in the middle of an exec
+    showed 0xff in a clean CI run): read leniently. Raises OSError if the task is gone."""
+    return stat.read_bytes().decode(errors="replace").rsplit(")", 1)[1].split()
+
+
 def children(pid: int, named: str = "") -> list[int]:
     """The pids of a process's living children whose command line has ``named`` (Linux
-    /proc). Another process's name or command line may be any bytes (one in the middle of an
-    exec showed 0xff in a clean CI run): read leniently."""
+    /proc; command lines read leniently too)."""
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_bytes().decode(errors="replace").rsplit(")", 1)[1].split()
+            fields = stat_fields(stat)
             cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(
                 errors="replace")
         except OSError:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from acts import builder
-from faults import consume, wait_for
+from faults import consume, stat_fields, wait_for
 
 from engine.app import Message
 from engine.relay import Relay
@@ -56,9 +56,11 @@ class FreezesBroker:
 
 
 def _all_threads_stopped(pid: int) -> bool:
-    """Every thread of ``pid`` is stopped (state T in /proc; ``comm`` may hold spaces)."""
-    states = [Path(t, "stat").read_text().rpartition(")")[2].split()[0]
-              for t in Path(f"/proc/{pid}/task").iterdir()]
+    """Every thread of ``pid`` is stopped (state T in /proc)."""
+    try:
+        states = [stat_fields(t / "stat")[0] for t in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:  # a thread ended meanwhile: look again
+        return False
     return bool(states) and all(st in ("T", "t") for st in states)
 
 
