@@ -10,7 +10,7 @@ event; read by the relay, replays and ``--as-recorded``; replaced as a whole by
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from typing import Any, NamedTuple
 
 
@@ -32,6 +32,8 @@ FACT_COLUMNS = "pos, kind, type, sid, at, recorded_us, prev, facts"
 # and freed per row).
 FOLD_COLUMNS = "pos, kind, sid, prev, facts"
 FACT_TYPES = ("int8", "text", "text", "text", "text", "int8", "bytea", "bytea")
+# A SQLite connection's page cache while it reads a page of a scan of the log (``read_facts``).
+SCAN_CACHE_KIB = 2_048
 
 
 def _facts_table(name: str, blob: str, *, if_not_exists: bool = False) -> str:
@@ -58,6 +60,7 @@ class FactsCacheMixin:
     """Reads and writes of the facts cache, on the event store's recorder (two dialects)."""
 
     ph = "?"
+    cache_kib = 2_000  # a SQLite connection's page cache, KiB (the store's own setting)
 
     def _sql(self, statement: str) -> str:
         return statement if self.ph == "?" else statement.replace("?", "%s")
@@ -122,10 +125,15 @@ class FactsCacheMixin:
 
     def read_facts(self, start: int, limit: int, stop: int | None = None,
                    recorded_by: int | None = None,
-                   columns: str = FACT_COLUMNS) -> list[tuple[Any, ...]]:
+                   columns: str = FACT_COLUMNS, *, scan: bool = False) -> list[tuple[Any, ...]]:
         """Facts cache rows ``(pos, kind, type, sid, at, recorded_us, prev, facts)`` (or the
         ``columns`` given) from ``start`` (inclusive), up to ``stop``, only those recorded by
-        ``recorded_by`` (µs)."""
+        ``recorded_by`` (µs).
+
+        ``scan``: one of the pages of a read of the whole log (a replay), which no one reads
+        again: on SQLite the connection's page cache is cut to ``SCAN_CACHE_KIB`` while it is
+        read and given its size back after, so a scan does not fill the engine connection's
+        cache (64 MiB of each replay process's peak) with pages of the log."""
         sql = f"SELECT {columns} FROM motcua_facts WHERE pos >= ?"
         params: list[Any] = [start]
         if stop is not None:
@@ -143,8 +151,17 @@ class FactsCacheMixin:
                 # 1.0 µs of CPU per row, measured on a province-year's store).
                 # (the eventsourcing cursor wraps the sqlite3 one)
                 getattr(c, "sqlite_cursor", c).row_factory = None
-            c.execute(self._sql(sql), params)
-            rows = c.fetchall()
+                if scan:
+                    c.execute(f"PRAGMA cache_size=-{SCAN_CACHE_KIB}")
+            try:
+                c.execute(self._sql(sql), params)
+                rows = c.fetchall()
+            finally:
+                if scan and self.ph == "?":
+                    # (a failed read's own error is the one to see; a cache left small only
+                    # slows the connection's next reads)
+                    with suppress(Exception):
+                        c.execute(f"PRAGMA cache_size=-{self.cache_kib}")
         if self.ph == "?":
             return rows  # type: ignore[no-any-return]
         return [tuple(r.values()) for r in rows]

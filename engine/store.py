@@ -344,6 +344,8 @@ STORE_CACHE_KIB = 65_536
 class SQLiteStore(IntakeMixin, SQLiteProcessRecorder):
     """SQLite process recorder with the motcua tables."""
 
+    cache_kib = STORE_CACHE_KIB
+
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         pool = datastore.pool

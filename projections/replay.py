@@ -376,7 +376,7 @@ def prefetched(store: Any, start: int, page: int, stop: int | None = None,
         pos = start
         try:
             while not stopped.is_set():
-                raw = store.read_facts(pos, page, stop, recorded_by, FOLD_COLUMNS)
+                raw = store.read_facts(pos, page, stop, recorded_by, FOLD_COLUMNS, scan=True)
                 if raw:
                     _put(pages, stopped, raw)
                 if len(raw) < page:

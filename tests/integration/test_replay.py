@@ -29,7 +29,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from engine.app import Engine, Message
+from engine.facts_cache import FOLD_COLUMNS, SCAN_CACHE_KIB
 from engine.relay import Relay, event_message, partition_for
+from engine.store import STORE_CACHE_KIB
 from kernel import kafka as K
 from kernel.broker import BundledBroker
 from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC
@@ -431,6 +433,35 @@ def test_a_window_folds_each_dossier_once_to_the_counters_of_every_row_folded(
         oracle = _one_by_one(rows)
         for cuts in ([], [0, 1, 2, 5], list(range(0, 10**4, 3))):
             _same(_in_windows(rows, cuts), oracle)
+    finally:
+        o.close()
+
+
+def test_a_scan_of_the_log_reads_the_same_rows_and_gives_the_page_cache_back(
+    tmp_path: Path,
+) -> None:
+    """A replay's read of the log (``read_facts(..., scan=True)``) returns what a plain read
+    does, cuts the SQLite connection's page cache while it reads (a scan's pages are never read
+    again) and gives the connection its own cache size back after (statements traced on the
+    connection)."""
+    o = open_store(f"sqlite:///{tmp_path / 'scan.db'}")
+    try:
+        Feed(o, 1).record(province(2, 60))
+        store = o.engine.store
+        with store._tx(commit=False) as c:  # the connection the reads below are given
+            conn = c.sqlite_cursor.connection
+        plain = store.read_facts(1, 10**6, columns=FOLD_COLUMNS)
+        said: list[str] = []
+        conn.set_trace_callback(said.append)
+        try:
+            scanned = store.read_facts(1, 10**6, columns=FOLD_COLUMNS, scan=True)
+        finally:
+            conn.set_trace_callback(None)
+        assert scanned == plain and len(plain) > 100
+        select = next(i for i, q in enumerate(said) if q.startswith("SELECT pos"))
+        assert said[:select].count(f"PRAGMA cache_size=-{SCAN_CACHE_KIB}") == 1, said
+        assert said[select + 1:].count(f"PRAGMA cache_size=-{STORE_CACHE_KIB}") == 1, said
+        assert conn.execute("PRAGMA cache_size").fetchone()[0] == -STORE_CACHE_KIB
     finally:
         o.close()
 
