@@ -17,7 +17,6 @@ import orjson
 
 from kernel.db import Database
 from kernel.errors import ConfigurationError
-from kernel.jsonbytes import dumps_kept
 from projections.facts import END_DAY, OPEN_ROW, RISK_COLUMNS, risk_columns
 from projections.fold import Counters, merged
 from projections.layout import DEFAULT_LAYOUT, Layout
@@ -56,14 +55,15 @@ class ViewStore:
     """Persistence of the projection's state; both dialects behind one small API."""
 
     def __init__(self, url: str, prefix: str = "proj", layout: Layout = DEFAULT_LAYOUT,
-                 *, indexes: bool = True) -> None:
+                 *, indexes: bool = True, cache_kib: int = VIEWS_CACHE_KIB) -> None:
         self.url = url
         self.prefix = prefix
         self.layout = layout
         # False: the table set is made without its secondary indexes (a replay's shadow, which
         # makes them once after the fold: ``ensure_indexes``); those it already has stay.
         self.indexes = indexes
-        self.db = Database(url, cache_kib=VIEWS_CACHE_KIB)
+        # ``cache_kib``: the SQLite page cache of this store's connection.
+        self.db = Database(url, cache_kib=cache_kib)
         self.is_pg = self.db.is_pg
         self.ph = self.db.ph
         self.create_tables()
@@ -224,7 +224,8 @@ class ViewStore:
                     + ", ".join(f"{n}=excluded.{n}" for n in cols[1:])),
                     # In key order: the primary key's B-tree is written page by page rather
                     # than all over (a third less CPU for a replay's flushes of 60,000 rows).
-                    [_subject_row(kind, sid, f) for sid, f in sorted(facts.items())])
+                    # Made one by one as the statement takes them, not all held at once.
+                    (_subject_row(kind, sid, f) for sid, f in sorted(facts.items())))
         if positions:
             self._write_positions(c, positions)
 
@@ -406,10 +407,10 @@ SUBJECT_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def _subject_row(kind: str, sid: str, f: list[Any]) -> tuple[Any, ...]:
-    # A flush holds every row at once (a replay's: tens of thousands): bytes of their own size.
+    # Written and freed one by one (``_write``): orjson's bytes need no copy to their size.
     if kind == "dossiers":
-        return (sid, f[0], f[1], f[4], f[5], f[END_DAY], *risk_columns(f), dumps_kept(f))
-    return (sid, f[0], f[1], f[4], f[5], -1, dumps_kept(f))
+        return (sid, f[0], f[1], f[4], f[5], f[END_DAY], *risk_columns(f), orjson.dumps(f))
+    return (sid, f[0], f[1], f[4], f[5], -1, orjson.dumps(f))
 
 
 def _delays(rows: dict[Any, list[int]] | None) -> list[list[Any]]:
