@@ -3,7 +3,7 @@
 orjson 3.12 and later hand back bytes whose buffer is the writer's, at least 4 KiB (grown by
 doubling), with only the length set: ``sys.getsizeof`` says 150 bytes while the allocator holds
 4 KiB. Harmless for bytes written out and freed at once; 4 KiB for every value that is kept
-(a cached subject's facts, a flush's rows). ``dumps_kept`` copies the value into bytes of its
+(a cached subject's facts). ``dumps_kept`` copies the value into bytes of its
 own size (joining it with empty bytes: about 0.05 µs for a few hundred bytes, measured here;
 ``bytes(memoryview(…))`` costs twice that).
 """

@@ -66,9 +66,11 @@ class Segments:
         """Fold every move taken in since the last settle: the counters are then as if every
         row were folded one by one."""
         fold = self._fold
-        for sid, (before, after) in self.moves.items():
+        moves, self.moves = self.moves, {}
+        pop = moves.popitem
+        while moves:  # each move freed as it is folded: the moves shrink as the facts grow
+            sid, (before, after) = pop()
             fold(sid, before, after)
-        self.moves = {}
 
     def _fold(self, sid: str, before: bytes | None, after: bytes) -> None:
         """Fold one move."""
