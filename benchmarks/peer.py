@@ -379,8 +379,9 @@ def profile(args: argparse.Namespace) -> None:
         spy: list[subprocess.Popen[bytes]] = []
 
         def start(pid: int) -> Any:
-            cmd = ["py-spy", "record", "--pid", str(pid), "--rate", str(args.rate),
-                   "--format", "raw", "--threads", "--output", str(raw)]
+            beside = Path(sys.executable).with_name("py-spy")  # the venv's, as for motcua
+            cmd = [str(beside) if beside.exists() else "py-spy", "record", "--pid", str(pid),
+                   "--rate", str(args.rate), "--format", "raw", "--threads", "--output", str(raw)]
             if args.gil:
                 cmd.append("--gil")
             if args.subprocesses:
