@@ -66,7 +66,7 @@ def fold_row(c: Counters, kind: str, sid: str, prev: Any, facts: Any) -> None:
 # The page cache of a rebuild's table sets (the live views keep ``VIEWS_CACHE_KIB``): a
 # rebuild writes each dossier's row once a window and reads it back only to merge, so a larger
 # cache held more of the table for no speed (province-year: 64 → 16 MiB took 48 MiB off the
-# peak, the time the same within the machine's noise; 4 MiB saved 14 MiB more and was slower).
+# peak, the time the same within the machine's noise; 4 MiB saved 14 MiB more, times mixed).
 REBUILD_CACHE_KIB = 16_384
 
 
