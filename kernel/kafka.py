@@ -21,9 +21,11 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from kernel.errors import UserError
+from kernel.kafka_fixes import built, close_failed_connects
 from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC, REJECTED_TOPIC, KafkaSecurity
 
 log = structlog.get_logger("motcua.kafka")
+close_failed_connects()  # kernel/kafka_fixes.py: every client of motcua is built here
 
 __all__ = [
     "BrokerUnreachableError",
@@ -78,7 +80,7 @@ def producer(
         **_common(bootstrap, security),
     }
     config.update(overrides)
-    return KafkaProducer(**config)
+    return built(KafkaProducer, config)
 
 
 class PublishError(KafkaError):  # type: ignore[misc]  # kafka-python's errors are untyped
@@ -212,7 +214,7 @@ def consumer(
         **_common(bootstrap, security),
     }
     config.update(overrides)
-    return KafkaConsumer(**config)
+    return built(KafkaConsumer, config)
 
 
 def admin(
@@ -226,7 +228,7 @@ def admin(
     }
     config.update(overrides)
     try:
-        return KafkaAdminClient(**config)
+        return built(KafkaAdminClient, config)
     except KafkaError as exc:
         raise _unreachable(bootstrap, exc) from None
 
@@ -314,10 +316,10 @@ def exact_ends(source: KafkaConsumer, topic: str, listed: dict[int, int]) -> dic
     if not any(listed.values()):
         return listed
     config = {k: v for k, v in source.config.items() if k in _CONNECTION_KEYS}
-    probe = KafkaConsumer(
-        **config, group_id=None, enable_auto_commit=False, max_poll_records=1,
-        allow_auto_create_topics=False, fetch_max_wait_ms=50,  # tansu: 0 returns nothing
-    )  # fmt: skip
+    probe = built(KafkaConsumer, {
+        **config, "group_id": None, "enable_auto_commit": False, "max_poll_records": 1,
+        "allow_auto_create_topics": False, "fetch_max_wait_ms": 50,  # tansu: 0 returns nothing
+    })
     try:
         tps = {p: TopicPartition(topic, p) for p, end in listed.items() if end > 0}
         probe.assign(list(tps.values()))
@@ -380,11 +382,10 @@ def wait_until_reachable(
             raise _unreachable(bootstrap, last)
         ms = max(int(remaining * 1000), 100)
         try:
-            client = KafkaAdminClient(
-                **{**_common(bootstrap, security), "reconnect_backoff_max_ms": 200},
-                request_timeout_ms=ms,
-                bootstrap_timeout_ms=ms,
-            )
+            client = built(KafkaAdminClient, {
+                **_common(bootstrap, security), "reconnect_backoff_max_ms": 200,
+                "request_timeout_ms": ms, "bootstrap_timeout_ms": ms,
+            })
         except (KafkaError, OSError) as exc:
             last = exc
             time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))

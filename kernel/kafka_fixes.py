@@ -1,0 +1,70 @@
+"""Two leaks of kafka-python 3.0 (the latest, 3.0.12) while a broker does not answer, mended.
+
+- **A failed connection attempt leaves its socket open** (``kafka.net.inet.KafkaNetSocket.
+  connect`` makes a socket and awaits the connect; when that fails, nothing closes it). The
+  socket stays in a reference cycle with the exception's traceback until the cyclic garbage
+  collector runs, which a ``motcua`` process runs rarely (``motcua.cli.tune_gc``) and an idle
+  one almost never: one client reconnecting to a stopped broker held 11 more file descriptors
+  after 15 s, and a process of several clients would reach the usual limit of 1,024 within
+  minutes of an outage. ``close_failed_connects`` makes the attempt close its socket when the
+  connect fails (docs/decisions.md, "kafka-python's leaks while a broker is down").
+- **A client whose constructor fails leaves its network client running**: a producer, consumer
+  or admin client starts its network client (an IO thread, sockets) and then bootstraps; when
+  that raises (no broker answered), the network client goes on, out of reach. ``built`` makes
+  the client through the ``kafka_client`` factory and closes what it made when the constructor
+  fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from kafka.net.compat import KafkaNetClient
+from kafka.net.inet import KafkaNetSocket
+
+T = TypeVar("T")
+
+# The library's own method, kept for the test that says when an upgrade changed it.
+LIBRARY_CONNECT = KafkaNetSocket.connect
+
+
+def built(make: Callable[..., T], config: Mapping[str, Any]) -> T:
+    """``make(**config)`` (a kafka-python producer, consumer or admin client), closing the
+    network client it made if the constructor raises."""
+    made: list[KafkaNetClient] = []
+
+    def kafka_client(**configs: Any) -> KafkaNetClient:
+        made.append(KafkaNetClient(**configs))
+        return made[-1]
+
+    try:
+        return make(**config, kafka_client=kafka_client)
+    except BaseException:
+        for client in made:
+            with contextlib.suppress(Exception):
+                client.close()
+        raise
+
+
+async def _connect(self: KafkaNetSocket, net: Any, addrinfo: tuple[Any, ...],
+                   socket_options: Any = (), timeout_at: float | None = None) -> Any:
+    """``KafkaNetSocket.connect`` (kafka-python 3.0.12's body), closing the socket when the
+    connect fails."""
+    family, sock_type, proto, _canonname, sockaddr = addrinfo
+    sock = self.socket(family, sock_type, proto)
+    try:
+        sock.setblocking(False)
+        for option in socket_options:
+            sock.setsockopt(*option)
+        return await self.sock_connect(net, sock, sockaddr, timeout_at=timeout_at)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def close_failed_connects() -> None:
+    """Make kafka-python close the socket of a connection attempt that fails (idempotent).
+    Proxy sockets (subclasses with a ``connect`` of their own) are left as they are."""
+    KafkaNetSocket.connect = _connect
