@@ -12,12 +12,14 @@ import gc
 import inspect
 import os
 import threading
+import time
+import urllib.request
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
-from faults import wait_for
+from faults import Role, children, role_env, wait_for
 from kafka.net.inet import KafkaNetSocket
 
 from kernel import kafka as K
@@ -26,8 +28,56 @@ from kernel.kafka_fixes import LIBRARY_CONNECT
 from kernel.settings import ACTIONS_TOPIC
 
 
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def _open_fds(pid: int | str = "self") -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Threads:")).split()[1])
+
+
+def _answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_motcua_up_through_a_broker_outage_holds_its_open_files_and_threads(
+    tmp_path: Path,
+) -> None:
+    """``motcua up`` (and its engine process) on an external broker that stops: while its
+    clients retry, the open files and threads of both processes stay where they settled.
+    Before the mend, in a 60 s outage: the parent 41 → 290 open files and 16 → 29 threads, the
+    engine process 17 → 145 files (about 4 and 2 a second: the usual limit of 1,024 within
+    minutes)."""
+    port = free_port()
+    with BundledBroker(tmp_path / "broker") as broker:
+        env = role_env(tmp_path / "home", f"sqlite:///{tmp_path / 'motcua.db'}",
+                       broker.bootstrap)
+        up = Role("up", env, tmp_path, "--port", str(port)).start()
+        try:
+            wait_for(lambda: _answers(port), "motcua up to answer", roles=[up])
+            assert up.pid is not None
+            engine = wait_for(lambda: children(up.pid, "engine"), "the engine process",
+                              roles=[up])[0]
+            broker.stop()
+            samples: list[dict[int, tuple[int, int]]] = []
+            start = time.monotonic()
+            while time.monotonic() - start < 12:  # a sample each half second
+                samples.append({pid: (_open_fds(pid), _threads(pid)) for pid in (up.pid, engine)})
+                time.sleep(0.5)
+            assert up.alive
+            settled = samples[8]  # 4 s after the broker stopped: connections found lost
+            for pid, (files, threads) in settled.items():
+                most_files = max(s[pid][0] for s in samples[8:])
+                most_threads = max(s[pid][1] for s in samples[8:])
+                assert most_files <= files + 4, (pid, [s[pid] for s in samples])
+                assert most_threads <= threads + 1, (pid, [s[pid] for s in samples])
+        finally:
+            up.stop()
 
 
 def test_a_client_reconnecting_to_a_stopped_broker_keeps_no_socket_open(
