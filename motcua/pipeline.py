@@ -54,7 +54,7 @@ def make_engine(settings: Settings, **kw: Any) -> Engine:
     """The engine of these settings."""
     return engine_at(settings.database_url, rules=load_lifecycle(settings.lifecycle_rules),
                      hold_seconds=settings.hold_seconds, hold_limit=settings.hold_limit,
-                     require_grants=settings.require_grants,
+                     cache_size=settings.engine_cache, require_grants=settings.require_grants,
                      record_uncatalogued=settings.record_uncatalogued, **kw)
 
 

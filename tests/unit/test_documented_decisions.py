@@ -136,7 +136,8 @@ def test_the_readme_s_configuration_defaults(tmp_path: Path) -> None:
     s = Settings.from_env({"MOTCUA_HOME": str(tmp_path)})
     assert (s.database_url, s.kafka_bootstrap, s.ruleset) == (
         f"sqlite:///{tmp_path / 'motcua.db'}", None, None)
-    assert (s.partitions, s.hold_seconds, s.hold_limit) == (3, 10, 100_000)
+    assert (s.partitions, s.hold_seconds, s.hold_limit, s.engine_cache) == (3, 10, 100_000,
+                                                                            200_000)
     assert (s.log_level, s.log_format, s.http_host, s.http_port) == (
         "info", "json", "127.0.0.1", 8766)
     assert (s.consumer_group, s.session_timeout_ms) == ("motcua", 3_000)

@@ -15,6 +15,7 @@ from kernel.settings import Settings
     ("MOTCUA_PARTITIONS", "0"), ("MOTCUA_PARTITIONS", "1025"), ("MOTCUA_PARTITIONS", "-3"),
     ("MOTCUA_HOLD_SECONDS", "-1"), ("MOTCUA_HOLD_SECONDS", "nan"), ("MOTCUA_HOLD_SECONDS", "inf"),
     ("MOTCUA_HOLD_LIMIT", "-1"), ("MOTCUA_LOG_LEVEL", "bogus"), ("MOTCUA_LOG_FORMAT", "xml"),
+    ("MOTCUA_ENGINE_CACHE", "999"), ("MOTCUA_ENGINE_CACHE", "lots"),
     ("MOTCUA_HTTP_PORT", "0"), ("MOTCUA_HTTP_PORT", "99999"),
     ("MOTCUA_SESSION_TIMEOUT_MS", "10"),
     ("MOTCUA_DATABASE_URL", "postgresql://u:pw@db:99999/motcua"),
@@ -44,9 +45,10 @@ def test_values_at_the_edges_of_their_ranges_pass(tmp_path: Path) -> None:
                            "MOTCUA_KAFKA_BOOTSTRAP": "k1:1,k2:65535",
                            "MOTCUA_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
                            "MOTCUA_KAFKA_SASL_MECHANISM": "scram-sha-512",
-                           "MOTCUA_RULESET_DIR": str(tmp_path)})
+                           "MOTCUA_RULESET_DIR": str(tmp_path), "MOTCUA_ENGINE_CACHE": "1000"})
     assert (s.partitions, s.hold_seconds, s.http_port, s.log_level) == (1024, 0.5, 65535,
                                                                         "warning")
+    assert s.engine_cache == 1000
     assert s.kafka_security.sasl_mechanism == "SCRAM-SHA-512"
 
 
@@ -56,3 +58,15 @@ def test_a_home_that_is_a_file_is_refused(tmp_path: Path) -> None:
     f.write_text("x")
     with pytest.raises(ConfigurationError, match="MOTCUA_HOME"):
         Settings.from_env({"MOTCUA_HOME": str(f)})
+
+
+def test_the_engine_keeps_as_many_subjects_as_its_setting_says(tmp_path: Path) -> None:
+    """``MOTCUA_ENGINE_CACHE`` is the bound of the engine's cache of subjects."""
+    from motcua.pipeline import make_engine
+
+    s = Settings.from_env({"MOTCUA_HOME": str(tmp_path), "MOTCUA_ENGINE_CACHE": "5000"})
+    engine = make_engine(s)
+    try:
+        assert engine.cache.size == 5000
+    finally:
+        engine.close()
