@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -151,10 +152,25 @@ def recorded_by(engine: Engine, keep_events: bool = False) -> Recorded:
 def reference_engine(db_path: Path, lines: Sequence[bytes], batch: int = 1000) -> Engine:
     """The stream processed once, in order, by an in-process engine (one partition)."""
     engine = engine_at(f"sqlite:///{db_path}", hold_seconds=3600)
-    for i in range(0, len(lines), batch):
-        engine.process("reference", [Message(ACTIONS_TOPIC, 0, off, line)
-                                     for off, line in enumerate(lines[i:i + batch], i)])
+    record_lines(engine, lines, batch)
     return engine
+
+
+def record_lines(engine: Engine, lines: Sequence[bytes], batch: int = 1000,
+                 log: str = "reference") -> None:
+    """``lines`` recorded by ``engine`` in order, as one partition's batches of ``batch``."""
+    for i in range(0, len(lines), batch):
+        engine.process(log, [Message(ACTIONS_TOPIC, 0, off, line)
+                             for off, line in enumerate(lines[i:i + batch], i)])
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 (a process's ``/healthz``, say)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return int(r.status) == 200
+    except OSError:
+        return False
 
 
 def fold_all(rows: Iterable[tuple[Any, ...]]) -> Counters:

@@ -23,6 +23,7 @@ from conftest import PgServer
 from faults import (
     Probe,
     Role,
+    answers,
     children,
     cli,
     embedded_broker_pid,
@@ -163,7 +164,7 @@ def test_actions_answered_202_survive_a_sigkill_of_up(tmp_path: Path) -> None:
     up = start_up(env, home, tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(f"{base}/healthz"), "the API to answer", roles=[up])
+        wait_for(lambda: answers(f"{base}/healthz"), "the API to answer", roles=[up])
         statuses = [post(f"{base}/api/v1/actions", token, actions[i:i + 500])
                     for i in range(0, 8000, 500)]
         up.kill()  # right after the last 202
@@ -173,14 +174,6 @@ def test_actions_answered_202_survive_a_sigkill_of_up(tmp_path: Path) -> None:
     finally:
         up.stop()
     assert_once_each(probe, 8000)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return int(r.status) == 200
-    except OSError:
-        return False
 
 
 def healthz(port: int) -> dict[str, Any]:
@@ -238,7 +231,7 @@ def test_a_postgresql_restart_under_running_roles_is_survived_and_the_views_are_
         for r in roles:
             r.start()
         publish_lines(fresh_broker.bootstrap, lines[:half])
-        wait_for(lambda: probe.projected() > 0 and _answers(f"http://127.0.0.1:{port}/healthz"),
+        wait_for(lambda: probe.projected() > 0 and answers(f"http://127.0.0.1:{port}/healthz"),
                  "the projection to fold events", roles=roles)
         assert healthz(port)["status"] == "ok"
 

@@ -13,13 +13,12 @@ import inspect
 import os
 import threading
 import time
-import urllib.request
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
-from faults import Role, children, role_env, wait_for
+from faults import Role, answers, children, role_env, stat_fields, wait_for
 from kafka.net.inet import KafkaNetSocket
 
 from kernel import kafka as K
@@ -33,16 +32,7 @@ def _open_fds(pid: int | str = "self") -> int:
 
 
 def _threads(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("Threads:")).split()[1])
-
-
-def _answers(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-            return True
-    except OSError:
-        return False
+    return int(stat_fields(Path(f"/proc/{pid}/stat"))[17])  # num_threads (field 20)
 
 
 def test_motcua_up_through_a_broker_outage_holds_its_open_files_and_threads(
@@ -59,7 +49,8 @@ def test_motcua_up_through_a_broker_outage_holds_its_open_files_and_threads(
                        broker.bootstrap)
         up = Role("up", env, tmp_path, "--port", str(port)).start()
         try:
-            wait_for(lambda: _answers(port), "motcua up to answer", roles=[up])
+            wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), "motcua up to answer",
+                     roles=[up])
             assert up.pid is not None
             engine = wait_for(lambda: children(up.pid, "engine"), "the engine process",
                               roles=[up])[0]

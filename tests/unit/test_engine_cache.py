@@ -8,17 +8,10 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from faults import lines_of, simulate
+from faults import lines_of, record_lines, simulate
 
-from engine.app import Engine, Message
-from kernel.settings import ACTIONS_TOPIC
+from engine.app import Engine
 from motcua.pipeline import engine_at
-
-
-def _record(engine: Engine, lines: list[bytes], batch: int = 1000) -> None:
-    for i in range(0, len(lines), batch):
-        engine.process("cache-test", [Message(ACTIONS_TOPIC, 0, off, line)
-                                      for off, line in enumerate(lines[i:i + batch], i)])
 
 
 def _facts(engine: Engine) -> list[tuple[Any, ...]]:
@@ -43,8 +36,8 @@ def test_a_small_engine_cache_records_what_the_default_one_does(tmp_path: Path) 
 
     small.cache.repository.get = counted
     try:
-        _record(small, lines)
-        _record(default, lines)
+        record_lines(small, lines)
+        record_lines(default, lines)
         assert reads[0] > 100  # the small cache was exercised: many subjects read back
         assert len(small.cache._aggregates) <= 100 < len(default.cache._aggregates)
         got, want = _facts(small), _facts(default)
@@ -63,7 +56,7 @@ def test_a_cached_subject_costs_about_five_kilobytes(tmp_path: Path) -> None:
     try:
         tracemalloc.start()
         try:
-            _record(engine, lines_of(simulate(3, 1000)))
+            record_lines(engine, lines_of(simulate(3, 1000)))
             gc.collect()
             held = tracemalloc.get_traced_memory()[0]
             n = len(engine.cache._aggregates)
