@@ -6,7 +6,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
@@ -85,11 +92,21 @@ METRICS = _Metrics(REGISTRY)
 FOREIGN: list[Path] = []
 
 
+def _process(namespace: str) -> bytes:
+    """This process's own figures (CPU seconds, resident memory, open files and their limit,
+    start time: Prometheus' process collector, read from /proc), named ``<namespace>_process_*``:
+    they are per process, so a child's take a name of their own rather than being merged."""
+    registry = CollectorRegistry()
+    ProcessCollector(namespace=namespace, registry=registry)
+    return generate_latest(registry)
+
+
 def render() -> bytes:
     """This process's metrics, with those of its children merged in: counters and histograms
     summed, gauges by their largest value (a child's gauges are ones this process does not
-    set, or the same reading, as the spool's backlog)."""
-    own = generate_latest(REGISTRY)
+    set, or the same reading, as the spool's backlog). The process's own figures are
+    ``motcua_process_*``; a child engine's, ``motcua_engine_process_*`` (``write_metrics``)."""
+    own = generate_latest(REGISTRY) + _process("motcua")
     texts = []
     for path in FOREIGN:
         try:
@@ -102,9 +119,10 @@ def render() -> bytes:
 
 
 def write_metrics(path: Path) -> None:
-    """Write this process's metrics for a parent to merge (replaced atomically)."""
+    """Write this process's metrics for a parent to merge (replaced atomically); its own
+    figures as a child engine's, ``motcua_engine_process_*``."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(generate_latest(REGISTRY))
+    tmp.write_bytes(generate_latest(REGISTRY) + _process("motcua_engine"))
     os.replace(tmp, path)
 
 

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -78,10 +80,28 @@ def test_render_merges_the_files_of_children_and_skips_a_missing_one(tmp_path: P
 
 
 def test_write_metrics_writes_what_render_reads(tmp_path: Path) -> None:
-    """A child's file holds this process's registry in the text format."""
+    """A child's file holds this process's registry in the text format, and its own process
+    figures under the child engine's name (``motcua_engine_process_*``), where ``render``
+    names them ``motcua_process_*``: merged, the two stay apart."""
     path = tmp_path / "m.prom"
     metrics.write_metrics(path)
-    assert _samples(path.read_text()) == _samples(metrics.render().decode())
+    written, rendered = _samples(path.read_text()), _samples(metrics.render().decode())
+
+    def registry(samples: dict[Any, float]) -> dict[Any, float]:
+        return {k: v for k, v in samples.items() if "process_" not in k[0]}
+
+    assert registry(written) == registry(rendered)
+    fds = len(os.listdir("/proc/self/fd"))
+    assert abs(written[("motcua_engine_process_open_fds", ())] - fds) <= 3
+    assert abs(rendered[("motcua_process_open_fds", ())] - fds) <= 3
+    assert not any(k[0].startswith("motcua_process_") for k in written)
+    metrics.FOREIGN[:] = [path]
+    try:
+        both = _samples(metrics.render().decode())
+    finally:
+        metrics.FOREIGN.clear()
+    assert ("motcua_engine_process_resident_memory_bytes", ()) in both
+    assert ("motcua_process_resident_memory_bytes", ()) in both
 
 
 def test_engine_process_setting_defaults_to_on_and_refuses_a_non_flag() -> None:
