@@ -61,6 +61,7 @@ from kernel.contract.actions import Action, InvalidActionError
 from kernel.errors import ConfigurationError, RefusedActionError
 from kernel.failures import describe, reason_of, transient
 from kernel.grants import GrantBook
+from kernel.settings import ENGINE_CACHE
 
 log = structlog.get_logger("motcua.engine")
 
@@ -127,7 +128,7 @@ class Engine:
         calendar: WorkCalendar | None = None,
         hold_seconds: float = 10.0,
         hold_limit: int = 100_000,
-        cache_size: int = 200_000,
+        cache_size: int = ENGINE_CACHE,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         wall: Callable[[], float] = time.time,
         check_facts: bool = True,

@@ -15,12 +15,13 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from engine.domain.base import Subject, subject_uuid
+from kernel.settings import ENGINE_CACHE
 
 
 class SubjectCache:
     """Aggregates by id, most recently used last; at most ``size`` of them."""
 
-    def __init__(self, repository: Any, store: Any, size: int = 200_000) -> None:
+    def __init__(self, repository: Any, store: Any, size: int = ENGINE_CACHE) -> None:
         self.repository = repository
         self.store = store
         self.size = size
