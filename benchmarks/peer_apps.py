@@ -2,6 +2,7 @@
 
     python benchmarks/peer_apps.py quix BOOTSTRAP COUNT STATE_DIR GROUP
     python benchmarks/peer_apps.py bare BOOTSTRAP COUNT
+    python benchmarks/peer_apps.py bare-library BOOTSTRAP COUNT
     python benchmarks/peer_apps.py confluent BOOTSTRAP COUNT
 
 Each reads ``motcua.actions`` from the beginning until it has handled COUNT messages and prints
@@ -18,8 +19,11 @@ CPU of every thread of the process, the client library's included) and what it c
   The counters live in a plain dict: Quix state is scoped to the message key, and a second
   key space would need ``group_by`` (a repartition topic), which makes the peer slower, not
   faster. ``t_closed`` is when ``app.run()`` returned after the final checkpoint.
-- ``bare``: kafka-python (the client motcua uses, configured as motcua configures it) with
-  ``orjson.loads`` per message: the ceiling of any kafka-python pipeline.
+- ``bare``: kafka-python (the client motcua uses, configured as motcua configures it, its
+  records read by motcua's loop, ``kernel/kafka_fetch.py``) with ``orjson.loads`` per message:
+  the ceiling of any pipeline on motcua's Kafka reader.
+- ``bare-library``: the same loop with kafka-python's own record loop, as a user's loop on the
+  library would read.
 - ``confluent``: the same loop on confluent-kafka (librdkafka), for the client comparison.
 """
 
@@ -133,9 +137,14 @@ def run_quix(bootstrap: str, count: int, state_dir: str, group: str) -> None:
 # --------------------------------------------------------------------------- bare loops
 
 
-def run_bare(bootstrap: str, count: int) -> None:
-    from kernel import kafka as K
+def run_bare(bootstrap: str, count: int, library: bool = False) -> None:
+    from kafka.consumer.fetcher import Fetcher
 
+    from kernel import kafka as K
+    from kernel.kafka_fetch import LIBRARY_UNPACK
+
+    if library:  # kafka-python as shipped: its own record loop
+        Fetcher.PartitionRecords._unpack_records = LIBRARY_UNPACK
     consumer = K.consumer(bootstrap)  # motcua's settings: max_poll_records 5000, no group
     tps = [K.TopicPartition(TOPIC, p) for p in K.partitions_for(consumer, TOPIC)]
     consumer.assign(tps)
@@ -182,8 +191,8 @@ def main(argv: list[str]) -> int:
     what, bootstrap, count = argv[0], argv[1], int(argv[2])
     if what == "quix":
         run_quix(bootstrap, count, argv[3], argv[4])
-    elif what == "bare":
-        run_bare(bootstrap, count)
+    elif what in ("bare", "bare-library"):
+        run_bare(bootstrap, count, library=what == "bare-library")
     elif what == "confluent":
         run_confluent(bootstrap, count)
     else:

@@ -12,7 +12,9 @@ backlog (see ``peer.py`` and ``peer_apps.py`` for how each is run and what "proc
 2. a Quix Streams application (per-dossier state in a stateful function, per-(agency,
    reception month) counters; at-least-once), from its first message to its last (its consumer
    group first waits for tansu's JoinGroup delay);
-3. a bare kafka-python loop with ``orjson.loads`` per message, first message to last;
+3. a bare kafka-python loop with ``orjson.loads`` per message, first message to last, its
+   records read by motcua's loop (``kernel/kafka_fetch.py``) and, as ``bare_library``, by
+   kafka-python's own;
 4. the same bare loop on confluent-kafka (librdkafka), for the Kafka client choice.
 
 Reported: each pipeline's best and median rate (actions/s), the ratios motcua / Quix and
@@ -89,7 +91,7 @@ def test_peer_throughput(benchmark: Any, peer_broker: BundledBroker, backlog: Ba
         if SPLIT_TOO:
             rounds.split.append(run_motcua(peer_broker.bootstrap, backlog, bench_dir,
                                            shape=SPLIT))
-        for what in ("quix", "bare", "confluent"):
+        for what in ("quix", "bare", "bare-library", "confluent"):
             out = run_peer(what, peer_broker.bootstrap, backlog, bench_dir)
             assert out["n"] == backlog.count, f"{what} saw {out['n']} of {backlog.count}"
             rounds.peers.setdefault(what, []).append(out)
@@ -105,6 +107,7 @@ def _report(benchmark: Any, backlog: Backlog, r: Rounds) -> None:
     recorded = [_rate(n, m.recorded_s) for m in r.motcua]
     quix = [_rate(n, _span(o)) for o in r.peers["quix"]]
     bare = [_rate(n, _span(o)) for o in r.peers["bare"]]
+    bare_lib = [_rate(n, _span(o)) for o in r.peers["bare-library"]]
     conf = [_rate(n, _span(o)) for o in r.peers["confluent"]]
     events = ", ".join(f"{e:,}" for e in sorted({m.events for m in r.motcua}))
     common = f"{n:,} actions; {len(r.motcua)} rounds; 1-min load at each round's start {loads}"
@@ -128,9 +131,13 @@ def _report(benchmark: Any, backlog: Backlog, r: Rounds) -> None:
                 + _list([_rate(n, o["t_closed"] - o["t_first"]) for o in r.peers["quix"]]))
     record(benchmark, "peer", "quix_actions_per_s_median", statistics.median(quix), "actions/s")
     record(benchmark, "peer", "bare_kafka_python_actions_per_s", max(bare), "actions/s",
-           note="best; kafka-python + orjson.loads; rounds: " + _list(bare))
+           note="best; kafka-python read by motcua's record loop + orjson.loads; rounds: "
+           + _list(bare))
     record(benchmark, "peer", "bare_kafka_python_actions_per_s_median", statistics.median(bare),
            "actions/s")
+    record(benchmark, "peer", "bare_kafka_python_library_actions_per_s", max(bare_lib),
+           "actions/s", note="best; kafka-python's own record loop + orjson.loads; rounds: "
+           + _list(bare_lib))
     record(benchmark, "peer", "bare_confluent_actions_per_s", max(conf), "actions/s",
            note="best; confluent-kafka (librdkafka) + orjson.loads; rounds: " + _list(conf))
     vs_quix = [f / q for f, q in zip(folded, quix, strict=True)]
@@ -160,7 +167,8 @@ def _cpu(benchmark: Any, n: int, r: Rounds) -> None:
              "start-up included")]
     rows += [(name, [o["cpu_last"] - o["cpu_first"] for o in r.peers[what]],
               "first message → last") for what, name in
-             (("quix", "quix"), ("bare", "bare_kafka_python"), ("confluent", "bare_confluent"))]
+             (("quix", "quix"), ("bare", "bare_kafka_python"),
+              ("bare-library", "bare_kafka_python_library"), ("confluent", "bare_confluent"))]
     for name, cpus, span in rows:
         us = [c / n * 1e6 for c in cpus]
         record(benchmark, "peer", f"{name}_cpu_us_per_action", min(us), "µs/action",
