@@ -418,7 +418,8 @@ gc.callbacks.append(_cb)
 def _dump():
     with open(os.path.join(os.environ["MOTCUA_AB_GC_DIR"], f"{os.getpid()}.txt"), "w") as f:
         f.write(f"pid {os.getpid()} (parent {os.getppid()}): {sum(_s):.2f} s of GC in "
-                f"{sum(_n)} collections, "
+                f"{sum(_n)} collections (by generation {_n[0]}/{_n[1]}/{_n[2]}: "
+                f"{_s[0]:.2f}/{_s[1]:.2f}/{_s[2]:.2f} s), "
                 f"{time.process_time():.1f} s CPU\\n")
 atexit.register(_dump)
 """
