@@ -4,7 +4,7 @@ A kafka-python 3.0 consumer turns each fetched record into a ``ConsumerRecord`` 
 (``Fetcher.PartitionRecords._unpack_records``): per record a ``DefaultRecord`` object, seven
 varint decodes as function calls, half a dozen property reads of the batch, two deserializer
 calls, and a header size summed through a generator. Measured on the bundled broker with the
-peer benchmark's backlog (134,745 actions), the polling thread spent 6.3–7.0 µs of CPU a record
+peer benchmark's backlog (134,745 actions), the polling thread spent 6.3–8.6 µs of CPU a record
 in it, about a tenth of ``motcua up``'s engine thread, and as much again in each of the two
 consumers of ``motcua.events`` (projection, alerting).
 
@@ -16,7 +16,8 @@ from ``bytes`` once, one ``ConsumerRecord`` per record with the same fields the 
 else stays the library's: CRC checks of the batch, decompression, transactional markers and
 aborted batches, control batches, message formats 0 and 1, and consumers with deserializers
 (motcua's have none). Corrupt records raise the library's ``CorruptRecordError``. Same records,
-about half the CPU (3.3 µs a record; docs/decisions.md, "kafka-python's record loop").
+about half the CPU (3.3–4.2 µs a record; docs/decisions.md, "kafka-python's record loop is
+motcua's own").
 ``tests/unit/test_kafka_fetch.py`` checks the records against the library's loop, batch by
 batch, and fails when an upgrade changes the method this copies.
 """
