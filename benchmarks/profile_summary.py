@@ -1,5 +1,9 @@
 """Where the time of ``motcua up`` goes, from ``py-spy record --format raw --threads`` output.
 
+With ``--subprocesses`` each stack starts with its process (``process PID:"command"``, the
+child engine's nested in its parent's): those frames are dropped, and the buckets of the child
+engine (``motcua engine --child``) are named ``engine process: …``.
+
 Each collapsed stack is put in one bucket by its thread and its frames (first rule that
 matches). Stacks whose innermost frame is a wait (epoll, a condition, kafka-python's wait for an
 in-flight fetch, the producer's flush) are counted as "waiting": py-spy's own idle detection
@@ -45,17 +49,23 @@ def _is_wait(leaf: str) -> bool:
     return any(w.search(leaf) for w in WAITS)
 
 
+def _relay(text: str) -> str:
+    if "Publisher." in text or "KafkaProducer.send" in text:
+        return "relay: publish (the producer's send and flush)"
+    if "read_facts" in text or "engine/store.py" in text:
+        return "relay: read the facts log + positions"
+    return "relay: message building, partitioning"
+
+
 def _engine(frames: list[str], text: str) -> str:
     if "Relay." in text:
-        if "KafkaProducer.send" in text:
-            return "relay: producer send (kafka-python, one per event)"
-        if "read_facts" in text or "engine/store.py" in text:
-            return "relay: read the facts log + positions"
-        return "relay: message building, partitioning"
+        return _relay(text)
     if "EngineLoop._timers" in text:
         return "engine: timers (overdue watcher, holds)"
     if "KafkaConsumer.poll" in text:
         return "engine: Kafka poll (fetch parsing in the engine thread)"
+    if "prepare_into" in text:  # engine.beside: while the batch's commit runs
+        return "engine: parse + validate actions (the next turn's, beside the commit)"
     if "Engine.commit" in text or "lookup_keys" in text:
         return "engine: store insert + commit (events, intake, facts cache, tracking)"
     if "Engine.process" in text:
@@ -81,18 +91,35 @@ def _projection(frames: list[str], text: str) -> str:
 
 
 def bucket(stack: str) -> str:
-    """The bucket of one collapsed stack (``thread (tid): name;frame;frame``)."""
+    """The bucket of one collapsed stack (``[process …;]thread (tid): name;frame;frame``)."""
     frames = _frames(stack)
-    head = frames[0]
+    child = False
+    while frames and frames[0].startswith("process "):
+        child = child or "engine --child" in frames[0]
+        frames = frames[1:]
+    name = _bucket(frames)
+    return f"engine process: {name}" if child else name
+
+
+def _bucket(frames: list[str]) -> str:
+    head = frames[0] if frames else ""
     thread = head.split(": ", 1)[1] if ": " in head else head
     frames = frames[1:]
     if frames and _is_wait(frames[-1]):
         return f"waiting ({_thread_group(thread)})"
     text = ";".join(frames)
+    if "_beside.<locals>.run" in text:  # py-spy may name it after an earlier thread's id
+        return "engine: the commit on its helper thread (SQLite's fsync, the GIL released)"
     if thread == "engine":
         return _engine(frames, text)
     if thread == "projection":
         return _projection(frames, text)
+    if thread == "relay":
+        return _relay(text)
+    if thread == "alerts":
+        if "KafkaConsumer.poll" in text:
+            return "alerting: Kafka poll (fetch parsing)"
+        return "alerting: follow + decide (alert store)"
     return _thread_group(thread)
 
 
@@ -128,7 +155,9 @@ def summarize(paths: list[Path]) -> str:
              "| where | samples | share of busy |", "|---|---:|---:|"]
     groups: Counter[str] = Counter()
     for k, v in busy.items():
-        groups[k.split(":", 1)[0] if ":" in k else k] += v
+        part = k.removeprefix("engine process: ")
+        part = part.split(":", 1)[0] if ":" in part else part
+        groups[("engine process: " if k.startswith("engine process: ") else "") + part] += v
     for k, v in sorted(busy.items(), key=lambda kv: -kv[1]):
         lines.append(f"| {k} | {v:,} | {v / total_busy:.1%} |")
     lines += ["", "| part | share of busy |", "|---|---:|"]
