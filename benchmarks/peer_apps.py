@@ -29,6 +29,7 @@ CPU of every thread of the process, the client library's included) and what it c
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections import Counter, defaultdict
@@ -138,13 +139,16 @@ def run_quix(bootstrap: str, count: int, state_dir: str, group: str) -> None:
 
 
 def run_bare(bootstrap: str, count: int, library: bool = False) -> None:
-    from kafka.consumer.fetcher import Fetcher
+    from kernel.kafka_fetch import library_loop
 
+    # kafka-python as shipped (its own record loop), or as motcua reads with it.
+    with library_loop() if library else contextlib.nullcontext():
+        _bare(bootstrap, count)
+
+
+def _bare(bootstrap: str, count: int) -> None:
     from kernel import kafka as K
-    from kernel.kafka_fetch import LIBRARY_UNPACK
 
-    if library:  # kafka-python as shipped: its own record loop
-        Fetcher.PartitionRecords._unpack_records = LIBRARY_UNPACK
     consumer = K.consumer(bootstrap)  # motcua's settings: max_poll_records 5000, no group
     tps = [K.TopicPartition(TOPIC, p) for p in K.partitions_for(consumer, TOPIC)]
     consumer.assign(tps)

@@ -25,6 +25,7 @@ batch, and fails when an upgrade changes the method this copies.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import kafka.errors as Errors
@@ -226,3 +227,15 @@ def _older_format(self: Any, tp: Any, batch: Any) -> Iterator[ConsumerRecord]:
 def install() -> None:
     """Make kafka-python's consumers read records with ``_records`` (idempotent)."""
     Fetcher.PartitionRecords._unpack_records = _unpack_records
+
+
+@contextmanager
+def library_loop() -> Iterator[None]:
+    """kafka-python's own record loop for the consumers of this process, inside the block (the
+    tests that compare the two loops, the peer benchmark's loop on the library as shipped)."""
+    saved = Fetcher.PartitionRecords._unpack_records
+    Fetcher.PartitionRecords._unpack_records = LIBRARY_UNPACK
+    try:
+        yield
+    finally:
+        Fetcher.PartitionRecords._unpack_records = saved

@@ -12,7 +12,7 @@ from kafka.consumer.fetcher import Fetcher
 
 from kernel import kafka as K
 from kernel.broker import BundledBroker
-from kernel.kafka_fetch import LIBRARY_UNPACK, _unpack_records
+from kernel.kafka_fetch import _unpack_records, library_loop
 
 SIZES = [0, 1, 63, 64, 500, 8191, 8192, 30_000]
 
@@ -56,14 +56,10 @@ def test_the_brokers_fetches_read_the_same_through_both_loops(broker: BundledBro
         gz.close()
         pub.close()
 
+    assert Fetcher.PartitionRecords._unpack_records is _unpack_records
     ours = _read_all(broker.bootstrap, topic, n)
-    saved = Fetcher.PartitionRecords._unpack_records
-    Fetcher.PartitionRecords._unpack_records = LIBRARY_UNPACK
-    try:
+    with library_loop():
         library = _read_all(broker.bootstrap, topic, n)
-    finally:
-        Fetcher.PartitionRecords._unpack_records = saved
-    assert saved is _unpack_records
     assert len(ours) == n
     assert ours == library
     assert {len(r[8]) for r in ours} == {0, 1, 2}  # headers: none, one, two

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import inspect
 import struct
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -26,7 +24,7 @@ from kafka.record.util import calc_crc32c
 from kafka.structs import TopicPartition
 
 from kernel import kafka as K  # noqa: F401 - installs the loop, as every motcua process does
-from kernel.kafka_fetch import LIBRARY_UNPACK, _unpack_records
+from kernel.kafka_fetch import LIBRARY_UNPACK, _unpack_records, library_loop
 
 TP = TopicPartition("motcua.events", 3)
 HEADERS = [("spool", b"1234"), ("tên-khóa", None), ("empty", b""), ("big", b"x" * 300)]
@@ -66,35 +64,25 @@ def _batch_end(buf: bytes | bytearray, start: int) -> int:
     return 12 + length
 
 
-@contextmanager
-def _loop(unpack: Callable[..., Iterator[ConsumerRecord]]) -> Iterator[None]:
-    saved = Fetcher.PartitionRecords._unpack_records
-    Fetcher.PartitionRecords._unpack_records = unpack
-    try:
-        yield
-    finally:
-        Fetcher.PartitionRecords._unpack_records = saved
-
-
-def _read(unpack: Callable[..., Iterator[ConsumerRecord]], buf: bytes, *, fetch_offset: int = 0,
-          takes: tuple[int | None, ...] = (None,), **kw: Any) -> list[Any]:
+def _read(buf: bytes, *, fetch_offset: int = 0, takes: tuple[int | None, ...] = (None,),
+          **kw: Any) -> list[Any]:
     """What a fetcher's partition records give, take after take: the records and counters,
     or the error's type."""
     out: list[Any] = []
-    with _loop(unpack):
-        part = Fetcher.PartitionRecords(fetch_offset, TP, MemoryRecords(buf), **kw)
-        for n in takes:
-            try:
-                out.append(part.take(n))
-            except CorruptRecordError as e:
-                out.append(type(e))
-            out.append((part.records_read, part.bytes_read, part.next_fetch_offset))
+    part = Fetcher.PartitionRecords(fetch_offset, TP, MemoryRecords(buf), **kw)
+    for n in takes:
+        try:
+            out.append(part.take(n))
+        except CorruptRecordError as e:
+            out.append(type(e))
+        out.append((part.records_read, part.bytes_read, part.next_fetch_offset))
     return out
 
 
 def _same(buf: bytes, **kw: Any) -> list[Any]:
-    ours = _read(_unpack_records, buf, **kw)
-    assert ours == _read(LIBRARY_UNPACK, buf, **kw)
+    ours = _read(buf, **kw)
+    with library_loop():
+        assert ours == _read(buf, **kw)
     return ours
 
 
@@ -200,3 +188,6 @@ def test_the_copied_method_is_still_the_librarys() -> None:
         "value", "headers", "checksum", "serialized_key_size", "serialized_value_size",
         "serialized_header_size")
     assert Fetcher.PartitionRecords._unpack_records is _unpack_records  # installed
+    with library_loop():
+        assert Fetcher.PartitionRecords._unpack_records is LIBRARY_UNPACK
+    assert Fetcher.PartitionRecords._unpack_records is _unpack_records  # and back
