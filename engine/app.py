@@ -61,7 +61,7 @@ from kernel.contract.actions import Action, InvalidActionError
 from kernel.errors import ConfigurationError, RefusedActionError
 from kernel.failures import describe, reason_of, transient
 from kernel.grants import GrantBook
-from kernel.settings import ENGINE_CACHE
+from kernel.settings import ENGINE_CACHE, HOLD_LIMIT, HOLD_SECONDS
 
 log = structlog.get_logger("motcua.engine")
 
@@ -126,8 +126,8 @@ class Engine:
         annotate: Annotate | None = None,
         facts_version: str | None = None,
         calendar: WorkCalendar | None = None,
-        hold_seconds: float = 10.0,
-        hold_limit: int = 100_000,
+        hold_seconds: float = HOLD_SECONDS,
+        hold_limit: int = HOLD_LIMIT,
         cache_size: int = ENGINE_CACHE,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         wall: Callable[[], float] = time.time,

@@ -44,6 +44,10 @@ class KafkaSecurity:
 # How many subjects (dossiers, procedures, units) an engine keeps in memory unless
 # MOTCUA_ENGINE_CACHE says otherwise: ≈ 5.5 KiB each, about 1.1 GiB once full (README).
 ENGINE_CACHE = 200_000
+# How long (wall-clock seconds) and how many actions an engine holds for a subject that has not
+# arrived, unless MOTCUA_HOLD_SECONDS / MOTCUA_HOLD_LIMIT say otherwise (docs/decisions.md).
+HOLD_SECONDS = 10.0
+HOLD_LIMIT = 100_000
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,8 @@ class Settings:
     ruleset: str | None
     kafka_security: KafkaSecurity
     partitions: int = 3
-    hold_seconds: float = 10.0
-    hold_limit: int = 100_000
+    hold_seconds: float = HOLD_SECONDS
+    hold_limit: int = HOLD_LIMIT
     # Subjects the engine keeps in memory, least recently used out.
     engine_cache: int = ENGINE_CACHE
     log_level: str = "info"
@@ -123,8 +127,8 @@ class Settings:
             ruleset=(env.get("MOTCUA_RULESET") or "").strip() or None,
             kafka_security=_security(env),
             partitions=_int(env, "MOTCUA_PARTITIONS", 3, 1, 1024),
-            hold_seconds=_seconds(env, "MOTCUA_HOLD_SECONDS", 10.0),
-            hold_limit=_int(env, "MOTCUA_HOLD_LIMIT", 100_000, 0, 100_000_000),
+            hold_seconds=_seconds(env, "MOTCUA_HOLD_SECONDS", HOLD_SECONDS),
+            hold_limit=_int(env, "MOTCUA_HOLD_LIMIT", HOLD_LIMIT, 0, 100_000_000),
             engine_cache=_int(env, "MOTCUA_ENGINE_CACHE", ENGINE_CACHE, 1_000, 100_000_000),
             log_level=_choice(env, "MOTCUA_LOG_LEVEL", "info", LOG_LEVELS),
             log_format=_choice(env, "MOTCUA_LOG_FORMAT", "json", ("json", "console")),
