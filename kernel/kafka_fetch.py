@@ -19,7 +19,8 @@ aborted batches, control batches, message formats 0 and 1, and consumers with de
 about half the CPU (3.3–4.2 µs a record; docs/decisions.md, "kafka-python's record loop is
 motcua's own").
 ``tests/unit/test_kafka_fetch.py`` checks the records against the library's loop, batch by
-batch, and fails when an upgrade changes the method this copies.
+batch, and fails when an upgrade changes the method this copies. On a kafka-python release it
+was not checked against, the library's own loop is kept (``kernel.kafka_fixes.VERIFIED``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from typing import Any
 import kafka.errors as Errors
 from kafka.consumer.fetcher import ConsumerRecord, Fetcher, IsolationLevel
 from kafka.record.util import decode_varint
+
+from kernel.kafka_fixes import verified
 
 # The library's own method, kept for the tests that compare and that say when an upgrade
 # changed it.
@@ -225,8 +228,10 @@ def _older_format(self: Any, tp: Any, batch: Any) -> Iterator[ConsumerRecord]:
 
 
 def install() -> None:
-    """Make kafka-python's consumers read records with ``_records`` (idempotent)."""
-    Fetcher.PartitionRecords._unpack_records = _unpack_records
+    """Make kafka-python's consumers read records with ``_records`` (idempotent; only on a
+    release in ``kernel.kafka_fixes.VERIFIED``)."""
+    if verified("record loop"):
+        Fetcher.PartitionRecords._unpack_records = _unpack_records
 
 
 @contextmanager

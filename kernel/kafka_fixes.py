@@ -18,9 +18,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import kafka
 from kafka.net.compat import KafkaNetClient
 from kafka.net.inet import KafkaNetSocket
 
@@ -28,6 +30,24 @@ T = TypeVar("T")
 
 # The library's own method, kept for the test that says when an upgrade changed it.
 LIBRARY_CONNECT = KafkaNetSocket.connect
+
+# The kafka-python releases whose code the replaced methods (here and in kernel/kafka_fetch.py)
+# repeat. With another, each keeps the library's own method and says so once: a copy of an
+# older body could break every client, where the library's own costs CPU or leaks a socket.
+# The tests that compare the copies with the library fail until a new release is checked.
+VERIFIED = frozenset({"3.0.12"})
+
+
+def verified(what: str) -> bool:
+    """Whether the installed kafka-python is one the copies were checked against; if not, one
+    warning on standard error (this runs at import, before motcua's logs are set up) says that
+    the library's own ``what`` is kept."""
+    if kafka.__version__ in VERIFIED:
+        return True
+    logging.getLogger("motcua.kafka").warning(
+        "kafka-python %s is not one motcua's copies were checked against (%s): its own %s "
+        "is kept.", kafka.__version__, ", ".join(sorted(VERIFIED)), what)
+    return False
 
 
 def built(make: Callable[..., T], config: Mapping[str, Any]) -> T:
@@ -65,6 +85,8 @@ async def _connect(self: KafkaNetSocket, net: Any, addrinfo: tuple[Any, ...],
 
 
 def close_failed_connects() -> None:
-    """Make kafka-python close the socket of a connection attempt that fails (idempotent).
-    Proxy sockets (subclasses with a ``connect`` of their own) are left as they are."""
-    KafkaNetSocket.connect = _connect
+    """Make kafka-python close the socket of a connection attempt that fails (idempotent; only
+    on a release in ``VERIFIED``). Proxy sockets (subclasses with a ``connect`` of their own)
+    are left as they are."""
+    if verified("connect"):
+        KafkaNetSocket.connect = _connect

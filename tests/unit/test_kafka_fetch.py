@@ -191,3 +191,28 @@ def test_the_copied_method_is_still_the_librarys() -> None:
     with library_loop():
         assert Fetcher.PartitionRecords._unpack_records is LIBRARY_UNPACK
     assert Fetcher.PartitionRecords._unpack_records is _unpack_records  # and back
+
+
+def test_an_unchecked_kafka_python_keeps_the_librarys_own_methods(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """On a release the copies were not checked against, both stay the library's (a copy of an
+    older body could break every client), with one warning each on standard error."""
+    import kafka
+    from kafka.net.inet import KafkaNetSocket
+
+    from kernel import kafka_fetch
+    from kernel.kafka_fixes import LIBRARY_CONNECT, close_failed_connects
+
+    monkeypatch.setattr(kafka, "__version__", "3.9.0")
+    monkeypatch.setattr(KafkaNetSocket, "connect", LIBRARY_CONNECT)
+    with caplog.at_level("WARNING", logger="motcua.kafka"), library_loop():
+        kafka_fetch.install()
+        close_failed_connects()
+        assert Fetcher.PartitionRecords._unpack_records is LIBRARY_UNPACK
+        assert KafkaNetSocket.connect is LIBRARY_CONNECT
+    assert [r.getMessage() for r in caplog.records] == [
+        f"kafka-python 3.9.0 is not one motcua's copies were checked against (3.0.12): its own "
+        f"{what} is kept." for what in ("record loop", "connect")]
+    monkeypatch.undo()
+    kafka_fetch.install()  # the checked release: installed again
+    assert Fetcher.PartitionRecords._unpack_records is _unpack_records
