@@ -260,6 +260,7 @@ class Intake:
     def close(self) -> None:
         """Stop the forwarder (releasing its lease) and close the spool."""
         self._stop.set()
+        self.forwarder.poke()  # out of its idle wait now, not at the next look (up to 0.5 s)
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
