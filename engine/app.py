@@ -38,6 +38,7 @@ from eventsourcing.utils import get_topic
 
 from engine.beside import Prepared, insert_beside, parse_one
 from engine.cache import SubjectCache
+from engine.checkpoint import checkpointer_for
 from engine.domain.base import subject_uuid
 from engine.domain.dossier import Dossier
 from engine.holds import HoldBook, StoredHold
@@ -151,6 +152,7 @@ class Engine:
         self.wall = wall
         self.cache = SubjectCache(self.app.repository, self.store, cache_size)
         self.holds = HoldBook(self.store, hold_limit)
+        self.checkpointer = checkpointer_for(self.store)  # (SQLite: engine.checkpoint)
         # Which `motcua-spool` headers are copies of this store's spooled lines.
         self.spool_ns = self.store.spool_namespace()
         self.facts_version = facts_version or str(getattr(annotate, "version", ""))
@@ -160,6 +162,8 @@ class Engine:
             self._check_facts_version(self.facts_version)
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.app.close()
         self.grants.close()
 
@@ -350,6 +354,8 @@ class Engine:
             self.holds.refresh(self.owned)
             raise
         self.holds.committed(*batch.hold_changes())
+        if self.checkpointer is not None:
+            self.checkpointer.poke()
 
     # ----- timers --------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """A batch's commit on a helper thread, while the engine thread parses the next batch.
 
-A durable SQLite commit (``synchronous=FULL``: the WAL's fsync, and now and then a checkpoint) is
-one C call that releases the GIL; the engine thread waits for it, doing nothing, once per batch.
+A durable SQLite commit (``synchronous=FULL``: the WAL's fsync; checkpoints are another
+thread's, ``engine.checkpoint``) is one C call that releases the GIL; the engine thread waits for it, doing nothing, once per batch.
 Parsing the next batch's messages (``prepare``) reads nothing and changes nothing, so it
 can run meanwhile: ``insert_beside`` writes the batch's rows as ``insert_events`` does, then
 commits on a helper thread while ``during`` runs on the caller's, and returns (or raises the

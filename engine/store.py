@@ -25,6 +25,7 @@ import orjson
 from eventsourcing.persistence import IntegrityError, StoredEvent, Transcoder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 
+from engine.checkpoint import BACKSTOP_PAGES
 from engine.facts_cache import FACTS_TABLES, FactRow, FactsCacheMixin
 from engine.held_rows import HeldRowsMixin
 from engine.spooled import SpoolMixin
@@ -354,6 +355,9 @@ class SQLiteStore(IntakeMixin, SQLiteProcessRecorder):
         def create() -> Any:
             conn = make()
             conn.cursor().execute(f"PRAGMA cache_size=-{STORE_CACHE_KIB}")
+            # Checkpoints are the engine's checkpointer's (engine.checkpoint): a commit copies
+            # the WAL into the database file itself only past the backstop.
+            conn.cursor().execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             return conn
 
         pool._create_connection = create
