@@ -1,12 +1,13 @@
 """A batch's commit on a helper thread, while the engine thread parses the next batch.
 
 A durable SQLite commit (``synchronous=FULL``: the WAL's fsync; checkpoints are another
-thread's, ``engine.checkpoint``) is one C call that releases the GIL; the engine thread waits for it, doing nothing, once per batch.
-Parsing the next batch's messages (``prepare``) reads nothing and changes nothing, so it
-can run meanwhile: ``insert_beside`` writes the batch's rows as ``insert_events`` does, then
-commits on a helper thread while ``during`` runs on the caller's, and returns (or raises the
-commit's error, translated as the library translates it) only once both are done. Nothing
-else runs beside a commit: the next batch is handled, and the store read, only after it.
+thread's, ``engine.checkpoint``) is one C call that releases the GIL; the engine thread waits
+for it, doing nothing, once per batch. Parsing the next batch's messages (``prepare``) reads
+nothing and changes nothing, so it can run meanwhile: ``insert_beside`` writes the batch's rows
+as ``insert_events`` does, then commits on a helper thread while ``during`` runs on the
+caller's, and returns (or raises the commit's error, translated as the library translates it)
+only once both are done. Nothing else runs beside a commit: the next batch is handled, and the
+store read, only after it.
 
 On SQLite only the commit is moved, not the inserts: ``executemany`` releases the GIL around
 every row, and each row would then wait for a thread switch (5 ms) from the parsing thread. On
