@@ -14,9 +14,8 @@ or read back from the store; ``Pending`` says which, and ``Batch.settle`` writes
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import structlog
@@ -71,9 +70,9 @@ Annotate = Callable[[Subject], Any]
 """What the engine stores beside each event: the subject's facts after it (JSON-able)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One consumed Kafka record; ``spool``: the spooled line it is a copy of, if any."""
+class Message(NamedTuple):
+    """One consumed Kafka record; ``spool``: the spooled line it is a copy of, if any. (A
+    named tuple: made for every record, in half the time of a frozen dataclass.)"""
 
     topic: str
     partition: int
