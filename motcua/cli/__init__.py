@@ -13,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from motcua.cli.common import EPILOG, EXIT_USER, Parser, run_command
+from motcua.cli.common import EPILOG, EXIT_USER, Parser, exit_at_once, run_command
 
 # In the order `motcua --help` lists their commands.
 GROUPS = ("roles", "ingest", "scores", "ops", "queries", "accountability", "reports",
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from motcua.cli.roles import cmd_child
 
         tune_gc()
-        return run_command(cmd_child, argparse.Namespace(child=True))
+        exit_at_once(run_command(cmd_child, argparse.Namespace(child=True)))
     parser = build_parser()
     for arg in sys.argv[1:] if argv is None else argv:
         try:
@@ -75,4 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "fn", None):
         parser.print_help()
         return EXIT_USER
-    return run_command(args.fn, args)
+    code = run_command(args.fn, args)
+    if argv is None and getattr(args, "long_running", False):
+        exit_at_once(code)  # its own process: no teardown to wait for (common.exit_at_once)
+    return code

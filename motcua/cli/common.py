@@ -4,12 +4,14 @@ the query preamble, JSON output, the progress bar, and turning an error into one
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 import orjson
 
@@ -321,6 +323,19 @@ def database_problem(e: Exception) -> str | None:
         url = "the configured database"
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return f"The database {url} cannot be used: {first.rstrip('.')}."
+
+
+def exit_at_once(code: int) -> NoReturn:
+    """End a long-running motcua process once its command has stopped everything it started
+    (stores closed, broker and child engine stopped, logs written), without the interpreter's
+    own teardown: freeing every object one by one (the engine's cached aggregates and all)
+    took about 0.7 s of the child engine's stop after a backlog, and `motcua up` waits for it.
+    Standard output and error are flushed first; no motcua code runs at exit."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # (a reader gone away: nothing to flush to)
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def run_command(fn: Command, args: argparse.Namespace) -> int:

@@ -52,8 +52,10 @@ def register(sub: Subparsers) -> None:
                     "second after the backlog (default 40)")
     sp.add_argument("--no-browser-hint", action="store_true", help=argparse.SUPPRESS)
     sp.add_argument("--verbose", action="store_true", help="show the JSON logs")
+    sp.set_defaults(long_running=True)  # (ends without the interpreter's teardown: main)
     for name, roles, text in ROLE_COMMANDS:
         sp = add_command(sub, name, text, _role_command(frozenset(roles)))
+        sp.set_defaults(long_running=True)
         if "serve" in roles:
             _http_args(sp)
         if name == "engine":  # the child engine of `motcua up` (motcua.engine_process)

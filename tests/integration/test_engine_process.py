@@ -122,3 +122,33 @@ def test_engine_process_0_keeps_up_in_one_process(tmp_path: Path) -> None:
     finally:
         up.stop()
     assert_once_each(probe, len(lines))
+
+
+def test_an_interrupted_up_stops_its_child_and_broker_says_so_and_exits_0(
+        tmp_path: Path) -> None:
+    """SIGINT to ``motcua up`` after its work: every process it started is gone when it has
+    exited with status 0 (it ends without the interpreter's teardown, motcua.cli.common
+    ``exit_at_once``, so its last log line must still be written), and everything it was sent
+    is recorded once."""
+    lines = lines_of(simulate(2, 120))
+    home = tmp_path / "home"
+    env = embedded_env(home, MOTCUA_HOLD_SECONDS="600", MOTCUA_HTTP_PORT=str(free_port()),
+                       MOTCUA_LOG_LEVEL="info")
+    probe = Probe(f"sqlite:///{home / 'motcua.db'}")
+    up = start_up(env, home, tmp_path)
+    try:
+        assert up.proc is not None and up.pid is not None
+        (child,) = wait_for(lambda: children(up.pid or 0, "--child"), "the child engine",
+                            roles=[up])
+        started = set(children(up.pid))  # the child engine and the bundled broker
+        assert len(started) >= 2
+        assert cli(env, "ingest", str(_write(tmp_path / "f.ndjson", lines))).returncode == 0
+        wait_all_recorded(probe, len(lines), [up])
+        up.proc.send_signal(signal.SIGINT)
+        assert up.proc.wait(30) == 0
+        assert not [pid for pid in started if _alive(pid)]
+        assert not _alive(child)
+        assert up.log_events("bundled_broker_stopped")  # its last words, written
+    finally:
+        up.stop()
+    assert_once_each(probe, len(lines))
