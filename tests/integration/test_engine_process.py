@@ -13,7 +13,7 @@ import signal
 import urllib.request
 from pathlib import Path
 
-from faults import Probe, children, cli, embedded_env, lines_of, simulate, wait_for
+from faults import Probe, Role, children, cli, embedded_env, lines_of, simulate, wait_for
 from test_durable import assert_once_each, start_up, wait_all_recorded
 
 from kernel.broker import free_port
@@ -44,16 +44,25 @@ def _metrics(port: int) -> dict[str, float]:
     return out
 
 
+def _up(tmp_path: Path, agencies: int, dossiers: int,
+        **extra: str) -> tuple[list[bytes], dict[str, str], Probe, Role]:
+    """A simulated province's actions, and ``motcua up`` on the embedded default under
+    ``tmp_path`` (holds of ten minutes: nothing expires mid-test)."""
+    lines = lines_of(simulate(agencies, dossiers))
+    home = tmp_path / "home"
+    env = embedded_env(home, MOTCUA_HOLD_SECONDS="600",
+                       **{"MOTCUA_HTTP_PORT": str(free_port()), **extra})
+    probe = Probe(f"sqlite:///{home / 'motcua.db'}")
+    return lines, env, probe, start_up(env, home, tmp_path)
+
+
 def test_up_records_through_its_child_engine_which_dies_with_it(tmp_path: Path) -> None:
     """The engine of ``motcua up`` is a ``motcua engine --child`` process: every action of a
     file is recorded once, the parent's ``/metrics`` shows the child's engine positions (one
     more than the last offset of each partition sums to the number of actions) beside its own
     projection's counts, and a SIGKILL of ``up`` takes the child with it."""
-    lines = lines_of(simulate(3, 300))
-    home, port = tmp_path / "home", free_port()
-    env = embedded_env(home, MOTCUA_HOLD_SECONDS="600", MOTCUA_HTTP_PORT=str(port))
-    probe = Probe(f"sqlite:///{home / 'motcua.db'}")
-    up = start_up(env, home, tmp_path)
+    lines, env, probe, up = _up(tmp_path, 3, 300)
+    port = int(env["MOTCUA_HTTP_PORT"])
     try:
         assert up.pid is not None
         (child,) = wait_for(lambda: children(up.pid or 0, "--child"), "the child engine",
@@ -82,12 +91,8 @@ def test_up_records_through_its_child_engine_which_dies_with_it(tmp_path: Path) 
 def test_a_child_engine_that_dies_is_started_again_and_nothing_is_lost(tmp_path: Path) -> None:
     """The child engine is SIGKILLed between two files: ``up`` starts another one, and every
     action of both files is recorded exactly once."""
-    lines = lines_of(simulate(3, 400))
+    lines, env, probe, up = _up(tmp_path, 3, 400)
     half = len(lines) // 2
-    home = tmp_path / "home"
-    env = embedded_env(home, MOTCUA_HOLD_SECONDS="600", MOTCUA_HTTP_PORT=str(free_port()))
-    probe = Probe(f"sqlite:///{home / 'motcua.db'}")
-    up = start_up(env, home, tmp_path)
     try:
         (child,) = wait_for(lambda: children(up.pid or 0, "--child"), "the child engine",
                             roles=[up])
@@ -108,12 +113,7 @@ def test_a_child_engine_that_dies_is_started_again_and_nothing_is_lost(tmp_path:
 def test_engine_process_0_keeps_up_in_one_process(tmp_path: Path) -> None:
     """With ``MOTCUA_ENGINE_PROCESS=0`` the engine is a thread of ``up`` again: no child, and
     the actions are recorded all the same."""
-    lines = lines_of(simulate(2, 100))
-    home = tmp_path / "home"
-    env = embedded_env(home, MOTCUA_HOLD_SECONDS="600", MOTCUA_HTTP_PORT=str(free_port()),
-                       MOTCUA_ENGINE_PROCESS="0")
-    probe = Probe(f"sqlite:///{home / 'motcua.db'}")
-    up = start_up(env, home, tmp_path)
+    lines, env, probe, up = _up(tmp_path, 2, 100, MOTCUA_ENGINE_PROCESS="0")
     try:
         assert cli(env, "ingest", str(_write(tmp_path / "f.ndjson", lines))).returncode == 0
         wait_all_recorded(probe, len(lines), [up])
@@ -130,12 +130,7 @@ def test_an_interrupted_up_stops_its_child_and_broker_says_so_and_exits_0(
     exited with status 0 (it ends without the interpreter's teardown, motcua.cli.common
     ``exit_at_once``, so its last log line must still be written), and everything it was sent
     is recorded once."""
-    lines = lines_of(simulate(2, 120))
-    home = tmp_path / "home"
-    env = embedded_env(home, MOTCUA_HOLD_SECONDS="600", MOTCUA_HTTP_PORT=str(free_port()),
-                       MOTCUA_LOG_LEVEL="info")
-    probe = Probe(f"sqlite:///{home / 'motcua.db'}")
-    up = start_up(env, home, tmp_path)
+    lines, env, probe, up = _up(tmp_path, 2, 120, MOTCUA_LOG_LEVEL="info")
     try:
         assert up.proc is not None and up.pid is not None
         (child,) = wait_for(lambda: children(up.pid or 0, "--child"), "the child engine",
