@@ -129,10 +129,12 @@ def test_replay_province_year(benchmark: Any,
                     f"{_mib(y['rss_before_kib']):.0f} MiB start")
     else:
         secs = PROVINCE_YEAR_EVENTS * medium["seconds"] / medium["events"]
+        # Not judged: an estimate must not read as a pass (a full run's table once showed the
+        # estimate as the province-year's "pass" after the store cache's key moved).
         record(benchmark, "replay", "province_year_seconds", secs, "s",
-               target=f"<= {PROVINCE_YEAR_TARGET_S:g}", passed=secs <= PROVINCE_YEAR_TARGET_S,
+               target=f"<= {PROVINCE_YEAR_TARGET_S:g}, not judged: EXTRAPOLATED",
                note="EXTRAPOLATED from the 500,000-event replay (no cached province-year "
-                    "store: `python benchmarks/replay_store.py province-year`)")
+                    "store for this code: `python benchmarks/replay_store.py province-year`)")
         record(benchmark, "replay", "province_year_peak_mib", _mib(medium["hwm_kib"]), "MiB",
                note="EXTRAPOLATED: the 500,000-event replay's peak (memory is flat in size, "
                     "see replay_memory_growth)")
