@@ -66,8 +66,10 @@ class DemoReceiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="demo-receiver",
-                                       daemon=True)
+        # (serve_forever looks for shutdown() every poll interval: 0.5 s by default, which
+        # was most of `motcua demo`'s stop)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       name="demo-receiver", daemon=True)
         self.thread.start()
 
     @property
