@@ -11,7 +11,6 @@ its database says so once and goes on; and one dropped without ``close`` ends it
 from __future__ import annotations
 
 import gc
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,8 +92,7 @@ def test_commits_leave_the_wal_to_the_checkpointer_which_copies_each_in_full(
     assert _events(engine) == 2 * N
 
 
-def test_an_engine_on_sqlite_checkpoints_after_its_commits(engine: Engine,
-                                                          tmp_path: Path) -> None:
+def test_an_engine_on_sqlite_checkpoints_after_its_commits(engine: Engine) -> None:
     assert engine.checkpointer is not None
     engine.process("log", _batch(0, 50))
     wait_for(lambda: engine.checkpointer and engine.checkpointer.stats.runs >= 1,
@@ -127,4 +125,3 @@ def test_a_checkpointer_dropped_without_close_ends_its_thread(tmp_path: Path) ->
     gc.collect()
     thread.join(timeout=10)
     assert not thread.is_alive()
-    assert "checkpointer" not in {t.name for t in threading.enumerate() if t is thread}
