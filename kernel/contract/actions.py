@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any, Final
@@ -69,6 +69,35 @@ class Action:
 
 
 
+# The frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, by keyword:
+# 1.2 µs an action, a sixth of a parse. ``_action`` makes the same object (fields in declaration
+# order, ``schema`` at its default) through the slots' own descriptors in 0.5 µs.
+_FIELDS: Final = ("action_id", "source", "type", "occurred_at", "subject_field", "subject_id",
+                  "data", "fingerprint", "schema")
+if tuple(f.name for f in fields(Action)) != _FIELDS:  # pragma: no cover - a field was changed
+    raise AssertionError("Action's fields changed: change _action with them")
+(_set_action_id, _set_source, _set_type, _set_occurred_at, _set_subject_field, _set_subject_id,
+ _set_data, _set_fingerprint, _set_schema) = (getattr(Action, f).__set__ for f in _FIELDS)
+_new = object.__new__
+
+
+def _action(action_id: str, source: str, type_: str, occurred_at: datetime,
+            subject_field: str, subject_id: str, data: dict[str, Any],
+            fingerprint: str) -> Action:
+    """``Action(action_id=…, …, fingerprint=…)``, the same object, faster."""
+    a: Action = _new(Action)
+    _set_action_id(a, action_id)
+    _set_source(a, source)
+    _set_type(a, type_)
+    _set_occurred_at(a, occurred_at)
+    _set_subject_field(a, subject_field)
+    _set_subject_id(a, subject_id)
+    _set_data(a, data)
+    _set_fingerprint(a, fingerprint)
+    _set_schema(a, SCHEMA)
+    return a
+
+
 # --- field checks: each takes (value, dotted path) and returns the normalized value ------------
 
 _Check = Callable[[Any, str], Any]
@@ -91,9 +120,16 @@ def _datetime(value: Any, path: str) -> datetime:
         raise _bad_time(path, _DATETIME_EXPECTED, value)
     try:
         # RFC 3339 allows lower-case 't' and 'z'; fromisoformat does not.
-        t = datetime.fromisoformat(value if value[10] == "T" else value.upper())
+        t = datetime.fromisoformat(value if value[10] == "T" and value[-1] != "z"
+                                   else value.upper())
     except ValueError as e:
         raise _bad_time(path, "a real date-time", value) from e
+    # What check_instant would find, read off the text the pattern above has shaped, where the
+    # text settles it (most times; a third of this function's cost otherwise): a year from 1901
+    # to 2098 cannot cross the range as an instant, and an offset of 'Z' or under 14 hours is
+    # in range. The rest (the edge years, offsets of 14:00 and more) goes through check_instant.
+    if "1900" < value[:4] < "2099" and (value[-1] in "Zz" or value[-5:-3] < "14"):
+        return t
     return check_instant(t, path, value)
 
 
@@ -411,16 +447,8 @@ def _validate(obj: object, encoded: bytes | None) -> Action:
         ) from e
     check_size(len(canonical))
 
-    return Action(
-        action_id=action_id,
-        source=source,
-        type=type_,
-        occurred_at=occurred_at,
-        subject_field=subject_field,
-        subject_id=subject_id,
-        data=data,
-        fingerprint=hashlib.sha256(canonical).hexdigest(),
-    )
+    return _action(action_id, source, type_, occurred_at, subject_field, subject_id, data,
+                   hashlib.sha256(canonical).hexdigest())
 
 
 def _canonical_schema(obj: dict[str, Any], encoded: bytes | None) -> dict[str, Any]:

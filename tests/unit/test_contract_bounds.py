@@ -9,9 +9,12 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kernel.contract.actions import (
     ACTION_MAX_BYTES,
+    Action,
     InvalidActionError,
     parse_action,
     validate_action,
@@ -116,9 +119,11 @@ def test_times_outside_1900_to_2099_are_invalid_time(path: str, text: str) -> No
 
 
 @pytest.mark.parametrize("text", ["1900-01-01T00:00:00Z", "2099-12-31T23:59:59Z",
-                                  "2026-10-05T08:14:00-14:00"])
+                                  "2026-10-05T08:14:00-14:00", "2026-10-05T08:14:00z"])
 def test_times_at_the_edges_of_the_range_pass(text: str) -> None:
-    """The first and last instants of the range, and a −14:00 offset, are accepted."""
+    """The first and last instants of the range, a −14:00 offset, and RFC 3339's lower-case
+    'z' after an upper-case 'T' (refused as "not a real date-time" before 2026-12-04) are
+    accepted."""
     assert validate_action(with_("occurred_at", text)).occurred_at.year in (1900, 2026, 2099)
 
 
@@ -169,3 +174,52 @@ def test_a_message_without_a_value_is_malformed_json() -> None:
     with pytest.raises(InvalidActionError) as e:
         parse_action(None)  # type: ignore[arg-type]
     assert e.value.reason == "malformed_json"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(year=st.sampled_from([1, 1899, 1900, 1901, 1999, 2026, 2098, 2099, 2100, 9999]),
+       month=st.sampled_from([1, 2, 6, 12]), day=st.sampled_from([1, 15, 28, 30, 31]),
+       hour=st.integers(0, 23), minute=st.integers(0, 59),
+       sign=st.sampled_from("+-"), off_h=st.integers(0, 23), off_m=st.sampled_from([0, 30, 59]),
+       zulu=st.sampled_from(["", "Z", "z"]), t_sep=st.sampled_from("Tt"))
+def test_an_action_s_time_is_checked_as_check_instant_checks_it(
+    year: int, month: int, day: int, hour: int, minute: int, sign: str, off_h: int, off_m: int,
+    zulu: str, t_sep: str,
+) -> None:
+    """The parse reads the range off the text where it can (kernel.contract.actions._datetime):
+    accepted or refused, with the same message, exactly as check_instant decides on the parsed
+    time, for every year around the range and every offset RFC 3339 can write."""
+    from datetime import datetime
+
+    offset = zulu or f"{sign}{off_h:02d}:{off_m:02d}"
+    text = f"{year:04d}-{month:02d}-{day:02d}{t_sep}{hour:02d}:{minute:02d}:00{offset}"
+    try:
+        expected: Any = check_instant(datetime.fromisoformat(text.upper()), "occurred_at", text)
+    except InvalidActionError as e:
+        expected = (e.reason, e.field, e.message)
+    except ValueError:  # no such day (30 February)
+        expected = None
+    try:
+        got: Any = validate_action(with_("occurred_at", text)).occurred_at
+    except InvalidActionError as e:
+        got = (e.reason, e.field, e.message)
+    if expected is None:
+        assert got[:2] == ("invalid_time", "occurred_at") and "a real date-time" in got[2]
+        return
+    assert got == expected
+    if not isinstance(got, tuple):
+        assert got.utcoffset() == expected.utcoffset()
+
+
+def test_a_parsed_action_is_the_dataclass_its_fields_make() -> None:
+    """The parse builds its Action without the dataclass's __init__ (kernel.contract.actions.
+    _action): the object is the one the constructor makes from the same fields — equal, same
+    hash and repr, every field, the schema at its default — and as frozen."""
+    import dataclasses
+
+    a = parse_action(orjson.dumps(RECEIVED))
+    made = Action(**{f.name: getattr(a, f.name) for f in dataclasses.fields(Action)})
+    assert (a == made, hash(a), repr(a)) == (True, hash(made), repr(made))
+    assert a.schema == "motcua.action/1" and a.fingerprint and a.data["due_at"].hour == 17
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.source = "other"  # type: ignore[misc]
