@@ -304,8 +304,9 @@ def pause_after_kill(url: str, lines: list[bytes], tmp: Path,
     store = Store(url)
     with BundledBroker(tmp / "broker") as broker:
         publish(lines, broker.bootstrap, None, PARTITIONS)
+        # Info logs: what the survivor did (assigned, fenced, redone) is in a timeout's report.
         env = {**env_for(tmp / "home", url, broker.bootstrap),
-               "MOTCUA_SESSION_TIMEOUT_MS": str(session_ms)}
+               "MOTCUA_SESSION_TIMEOUT_MS": str(session_ms), "MOTCUA_LOG_LEVEL": "info"}
         with processes("engine", 2, env, tmp) as roles:
             pids = {r.proc.pid: r for r in roles if r.proc is not None}
             wait(lambda: set(store.engine_owners().values()) == set(pids)
@@ -333,8 +334,14 @@ def pause_after_kill(url: str, lines: list[bytes], tmp: Path,
                     return True
                 return False
 
-            wait(progress, "the survivor to consume the dead engine's partitions", survivor,
-                 timeout=120, every=0.02)
+            try:
+                wait(progress, "the survivor to consume the dead engine's partitions",
+                     survivor, timeout=120, every=0.02)
+            except AssertionError as e:  # where each of the dead engine's partitions stands
+                raise AssertionError(
+                    f"{e}\nowners now {store.engine_owners()}; the dead engine ({victim_pid}) "
+                    f"had {theirs}; recorded offsets at the kill {at_kill}, now "
+                    f"{store.last_offsets()}; seconds to each step {times}") from None
             assert store.intake() < len(lines), "the backlog ran out before the measure"
     return times["claimed"], times["first"], times["all"]
 
