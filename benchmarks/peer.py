@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -246,6 +247,9 @@ def run_motcua(bootstrap: str, backlog: Backlog, workdir: Path, *, shape: Any = 
         codes = [_stop(p) for p in procs]
         t_exit = time.monotonic()
         watch.close()
+        # A round's store is about 300 MB: `ab` and `profile` runs of many rounds filled the
+        # disk with them (14 GB once). Nothing reads it after the round.
+        shutil.rmtree(home, ignore_errors=True)
     ready = min((e.ready_at for e in errs if e.ready_at is not None), default=t0)
     return MotcuaRun(ready_s=ready - t0, first_s=done.first - t0,
                      recorded_s=done.recorded - t0, folded_s=done.folded.t - t0,
