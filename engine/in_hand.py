@@ -58,6 +58,17 @@ class InHand:
     def add(self, partition: int, records: list[Any]) -> None:
         self.fetched.setdefault(partition, []).extend(records)
 
+    def give_back(self, turns: list[tuple[int, list[Any]]]) -> None:
+        """Turns taken out of hand and not recorded: their records back at the head of their
+        partitions, in order, each partition's turns to start again at its first one."""
+        back: dict[int, list[Any]] = {}
+        for partition, records in turns:
+            back.setdefault(partition, []).extend(records)
+        for partition, records in back.items():
+            if records:
+                self.fetched[partition] = records + self.fetched.get(partition, [])
+                self.turned[partition] = records[0].offset
+
     def count(self) -> int:
         """Records in hand, all partitions."""
         return sum(map(len, self.fetched.values()))

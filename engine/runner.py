@@ -228,7 +228,7 @@ class EngineLoop:
                 self._tick(caught_up=not (polled or self.hand.count()) or self._caught_up())
                 if self.relays:
                     assert self.relay is not None
-                    while self.relay.run_once():
+                    while self.relay.run_once() and not self._rejoin_asked():
                         pass
                 if self.on_batch is not None:
                     self.on_batch()
@@ -253,8 +253,8 @@ class EngineLoop:
         full = {tp for tp in owned
                 if tp.partition in self.epochs and self.hand.has_batch(tp.partition)}
         self.came_empty = False
-        if owned and full == owned:
-            return {}
+        if owned and full == owned and not self._rejoin_asked():
+            return {}  # (a rebalance is joined by a poll, even one that fetches nothing)
         if full:
             self.consumer.pause(*full)
         if owned - full:
@@ -273,12 +273,20 @@ class EngineLoop:
                 self.hand.add(tp.partition, records)
         stopped: set[int] = set()
         ns = self.engine.spool_ns
+        taken = self.hand.turns(self.epochs, self._behind, in_step=not self.came_empty)
         turns = [(partition, [Message(ACTIONS_TOPIC, partition, r.offset, r.value,
                                       spool_id(r.headers, ns)) for r in records])
-                 for partition, records in self.hand.turns(self.epochs, self._behind,
-                                                          in_step=not self.came_empty)]
+                 for partition, records in taken]
         ahead: Prepared = {}
         for i, (partition, msgs) in enumerate(turns):
+            if i and self._rejoin_asked():
+                # The group is rebalancing and waits for this member's next poll: no partition
+                # moves (a dead engine's neither) until then, and a poll's records in hand take
+                # seconds. The rest goes back in hand; its partitions are taken again (read
+                # from their stored positions) if the rebalance moves them.
+                self.hand.give_back([t for t in taken[i:] if t[0] not in stopped])
+                log.info("turns_left_for_rebalance", turns=len(turns) - i)
+                return
             if partition in stopped:
                 continue
             if not self.ready.is_set():
@@ -294,6 +302,11 @@ class EngineLoop:
                 stopped.add(partition)
                 self.hand.forget(partition, self.next_offset.get(partition))
             self._tick()
+
+    def _rejoin_asked(self) -> bool:
+        """This member's group is rebalancing: it must poll to rejoin (``K.rejoin_asked``)."""
+        return self.group is not None and self.consumer is not None \
+            and K.rejoin_asked(self.consumer)
 
     def _end(self, partition: int) -> int | None:
         """The end the broker last reported for a partition (None: none yet)."""

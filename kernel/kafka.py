@@ -442,6 +442,16 @@ def ensure_all_topics(bootstrap: str, security: KafkaSecurity | None, partitions
                                           REJECTED_TOPIC: 1})
 
 
+def rejoin_asked(consumer: KafkaConsumer) -> bool:
+    """A group member has heard that its group is rebalancing (a member came or went, and a
+    heartbeat was answered "rebalance in progress"): it rejoins at its next ``poll``, and no
+    partition moves before every member has. kafka-python has no public word for it
+    (``tests/integration/test_kafka_group.py`` holds it to the library's behaviour)."""
+    if not consumer.config.get("group_id"):
+        return False
+    return getattr(getattr(consumer, "_coordinator", None), "rejoin_needed", False) is True
+
+
 def close_consumer(consumer: KafkaConsumer, session_timeout_ms: int) -> None:
     """Close a consumer that is being replaced (a new log, or after an error).
 

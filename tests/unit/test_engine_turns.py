@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import namedtuple
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -178,6 +179,87 @@ def test_a_partition_stopped_mid_poll_forgets_its_records_in_hand(tmp_path: Path
         assert 0 not in loop.hand.fetched
         # and it counts as taken as far as it will be read again from, not as far as it got
         assert (loop.hand.progress(0), loop.hand.progress(1)) == (2, 8)
+    finally:
+        engine.close()
+
+
+class _Member:
+    """A group member as the loop asks it between turns (``K.rejoin_asked``: the group id
+    and kafka-python's coordinator flag, held to the library by
+    ``integration/test_kafka_group.py``) and as the timers do (no end known)."""
+
+    def __init__(self) -> None:
+        self.config = {"group_id": "g"}
+        self._coordinator = SimpleNamespace(rejoin_needed=False)
+
+    def highwater(self, _tp: Any) -> None:
+        return None
+
+
+def test_a_rebalance_stops_the_turns_and_the_rest_waits_in_hand_for_after_the_poll(
+    tmp_path: Path,
+) -> None:
+    """A group member told that its group rebalances (a member came or went) stops after the
+    turn it is in, since no partition moves until it polls again: the turns not recorded go
+    back in hand, in order. If its partitions are still its own after the poll (a rebalance
+    that gives them out again has them taken afresh from their stored positions instead),
+    they are recorded from there — each record once, the partitions still in step."""
+    engine = engine_at(f"sqlite:///{tmp_path}/r.db")
+    loop = EngineLoop(engine, "127.0.0.1:1", None, max_records=2, group="g")
+    member = _Member()
+    done: list[tuple[int, int]] = []
+
+    def process(partition: int, msgs: list[Any], *_: Any) -> bool:
+        if not done:  # heard of while the first turn ran
+            member._coordinator.rejoin_needed = True
+        done.extend((partition, m.offset) for m in msgs)
+        return True
+
+    loop._process = process  # type: ignore[method-assign]
+    loop._last_identity = loop._last_timer = time.monotonic() + 1e9  # nothing else due
+    try:
+        loop.consumer = member  # type: ignore[assignment]
+        loop.epochs = {0: 1, 1: 1}
+        loop.ready.set()
+        loop._record({TopicPartition("motcua.actions", 0): _records(0, 7),
+                      TopicPartition("motcua.actions", 1): _records(0, 7)})
+        assert done == [(0, 0), (0, 1)]
+        assert [r.offset for r in loop.hand.fetched[0]] == [2, 3, 4, 5, 6, 7]
+        assert [r.offset for r in loop.hand.fetched[1]] == list(range(8))
+        assert (loop.hand.progress(0), loop.hand.progress(1)) == (2, 0)
+
+        member._coordinator.rejoin_needed = False  # rejoined by the next poll
+        loop._record({})
+        assert len(done) == 16 and loop.hand.count() == 0
+        for p in (0, 1):
+            assert [o for q, o in done if q == p] == list(range(8))
+        assert done[2:6] == [(0, 2), (0, 3), (1, 0), (1, 1)]  # a round, in step again
+    finally:
+        engine.close()
+
+
+def test_a_member_with_a_batch_in_hand_everywhere_still_polls_to_rejoin(tmp_path: Path) -> None:
+    """With a batch in hand on every partition the loop does not poll (its records would wait
+    in the consumer), unless its group rebalances: then it polls, every partition paused, so
+    that the member rejoins."""
+    engine = engine_at(f"sqlite:///{tmp_path}/p.db")
+    loop = EngineLoop(engine, "127.0.0.1:1", None, max_records=2, group="g")
+    polls: list[int] = []
+    member = _Member()
+    tps = {TopicPartition("motcua.actions", 0), TopicPartition("motcua.actions", 1)}
+    paused: set[Any] = set()
+    member.assignment = lambda: tps  # type: ignore[attr-defined]
+    member.pause = lambda *t: paused.update(t)  # type: ignore[attr-defined]
+    member.resume = lambda *t: paused.difference_update(t)  # type: ignore[attr-defined]
+    member.poll = lambda **kw: polls.append(kw["timeout_ms"]) or {}  # type: ignore[attr-defined]
+    try:
+        loop.consumer = member  # type: ignore[assignment]
+        loop.epochs = {0: 1, 1: 1}
+        loop.hand.add(0, _records(0, 3))
+        loop.hand.add(1, _records(0, 3))
+        assert loop._poll() == {} and polls == []
+        member._coordinator.rejoin_needed = True
+        assert loop._poll() == {} and len(polls) == 1 and paused == tps
     finally:
         engine.close()
 
