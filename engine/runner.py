@@ -282,8 +282,8 @@ class EngineLoop:
             if i and self._rejoin_asked():
                 # The group is rebalancing and waits for this member's next poll: no partition
                 # moves (a dead engine's neither) until then, and a poll's records in hand take
-                # seconds. The rest goes back in hand; its partitions are taken again (read
-                # from their stored positions) if the rebalance moves them.
+                # seconds. The rest goes back in hand (kafka-python takes every partition back
+                # at a rebalance: whoever gets one reads it from its stored position).
                 self.hand.give_back([t for t in taken[i:] if t[0] not in stopped])
                 log.info("turns_left_for_rebalance", turns=len(turns) - i)
                 return
