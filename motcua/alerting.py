@@ -16,12 +16,15 @@ from kernel.settings import Settings
 from projections.alerts.deliver import Dispatcher
 from projections.alerts.role import AlertLoop, Decider
 from projections.alerts.store import AlertStore
+from projections.feed import StoreFeed
 from projections.store import views_url
 
 
-def alert_loop(settings: Settings, bootstrap: str, group: bool) -> AlertLoop:
-    """The role over the configured store and broker (the caller runs ``run`` and
-    ``deliver`` in threads, and closes ``decider.store``)."""
+def alert_loop(settings: Settings, bootstrap: str, group: bool,
+               feed: StoreFeed | None = None) -> AlertLoop:
+    """The role over the configured store and broker, or the event store's ``feed``
+    (``projections.feed``); the caller runs ``run`` and ``deliver`` in threads, and closes
+    ``decider.store``."""
     import time
 
     store = AlertStore(views_url(settings.database_url))
@@ -30,7 +33,7 @@ def alert_loop(settings: Settings, bootstrap: str, group: bool) -> AlertLoop:
     return AlertLoop(decider, dispatcher, bootstrap, settings.kafka_security,
                      partitions=settings.partitions,
                      group=f"{settings.consumer_group}-alerts" if group else None,
-                     session_timeout_ms=settings.session_timeout_ms)
+                     session_timeout_ms=settings.session_timeout_ms, feed=feed)
 
 
 class DemoReceiver:

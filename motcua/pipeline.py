@@ -30,6 +30,7 @@ from kernel.settings import Settings
 from motcua.engine_process import EngineProcess, health_file, metrics_file
 from producers.forwarder import Intake
 from projections.facts import Annotator
+from projections.feed import ALERTING_COLUMNS, PROJECTION_COLUMNS, StoreFeed
 from projections.ruleset import Rulesets, default_rulesets
 from projections.runner import ProjectionLoop
 from projections.store import ViewStore, views_url
@@ -119,6 +120,10 @@ class Pipeline:
     # it and serves its metrics and health, which it writes every second.
     child: bool = False
     relay_loop: RelayLoop | None = None
+    # The projection and the alerting read the events from the event store when this process
+    # holds it and owns every partition (projections.feed); False: from motcua.events (tests
+    # of that path).
+    read_store: bool = True
 
     def start(self) -> Pipeline:
         s = self.settings
@@ -170,19 +175,23 @@ class Pipeline:
             self.intake = intake_for(s, self.bootstrap, self.engine).start()
         if "project" in self.roles or "serve" in self.roles:
             self.views = ViewStore(views_url(s.database_url))
+        feed_store = (self.engine.store if self.engine is not None and self.read_store
+                      and not self.group else None)
         if "project" in self.roles:
             assert self.views is not None
             self.projection = ProjectionLoop(
                 self.views, self.bootstrap, sec, partitions=s.partitions,
                 group=f"{s.consumer_group}-projection" if self.group else None,
-                session_timeout_ms=s.session_timeout_ms)
+                session_timeout_ms=s.session_timeout_ms,
+                feed=None if feed_store is None else StoreFeed(feed_store, PROJECTION_COLUMNS))
             self._spawn("projection", self.projection.run)
         if self.child:
             self._spawn("metrics-out", self._export)
         if "alert" in self.roles:
             from motcua.alerting import alert_loop
 
-            self.alerts = alert_loop(s, self.bootstrap, self.group)
+            self.alerts = alert_loop(s, self.bootstrap, self.group, None if feed_store is None
+                                     else StoreFeed(feed_store, ALERTING_COLUMNS))
             self._spawn("alerts", self.alerts.run)
             self._spawn("alert-delivery", self.alerts.deliver)
         return self

@@ -10,6 +10,10 @@ a place to resume reading; ``pos`` survives any broker reset, the offset does no
 Each events partition has its own table set of counters, written only by the process that owns
 the partition (claimed with an epoch that fences a zombie); queries sum the table sets. So
 several projection processes in one consumer group never write the same row.
+
+Given a ``feed`` (``projections.feed``: the process holds the event store and owns every
+partition), the loop reads the same events from the store's facts log instead of the broker,
+with the same positions.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from kernel.health import DATABASE, Guard, dependency_of
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.metrics import METRICS
 from kernel.settings import EVENTS_TOPIC, KafkaSecurity
+from projections.feed import StoreFeed, settled, start_at
 from projections.fold import Counters, merged
 from projections.store import (
     BASE,
@@ -56,7 +61,8 @@ class ProjectionLoop:
 
     def __init__(self, store: ViewStore, bootstrap: str, security: KafkaSecurity | None,
                  *, partitions: int = 3, max_records: int = 5000, group: str | None = None,
-                 session_timeout_ms: int = 10_000) -> None:
+                 session_timeout_ms: int = 10_000, feed: StoreFeed | None = None,
+                 idle: float = 0.005) -> None:
         self.store = store
         self.bootstrap = bootstrap
         self.security = security
@@ -81,6 +87,12 @@ class ProjectionLoop:
         self.guard = Guard("projection", log)
         self._resync = False
         self.gaps = Gaps("projection")  # partitions waiting for events their log lost
+        # Reading the event store instead (``projections.feed``): its events partitions (the
+        # relay's count) and the store position read up to.
+        self.feed = feed
+        self.idle = idle
+        self.feed_parts = 0
+        self.cursor = 0
         self.reload()
 
     # ----- state ---------------------------------------------------------------------------
@@ -178,19 +190,15 @@ class ProjectionLoop:
         last_identity = time.monotonic()
         while not stop.is_set():
             try:
-                if self.consumer is None or not self.ready.is_set():
-                    self.setup()
-                    self._resync = False
-                elif self._resync:
-                    self.resync()
-                assert self.consumer is not None
-                polled = self.consumer.poll(timeout_ms=100, max_records=self.max_records)
-                if polled:
-                    self.apply(polled)
+                if self.feed is not None:
+                    if not self._read_store():
+                        stop.wait(self.idle)
+                else:
+                    self._read_kafka()
                 now = time.monotonic()
                 if now - last_identity >= 2.0:
                     last_identity = now
-                    if self.identity.of(EVENTS_TOPIC) != self.log_id:
+                    if self.feed is None and self.identity.of(EVENTS_TOPIC) != self.log_id:
                         log.warning("events_log_changed", old=self.log_id)
                         self.ready.clear()
                     elif self.store.generation() != self.generation:
@@ -205,7 +213,8 @@ class ProjectionLoop:
                 self.ready.clear()
                 continue
             except Exception as e:  # the broker or the database away, or a bug
-                if dependency_of(e) == DATABASE and self.consumer is not None:
+                if dependency_of(e) == DATABASE and (self.consumer is not None
+                                                     or self.feed is not None):
                     self._resync = True  # the Kafka side is fine: keep the consumer
                 else:
                     self.ready.clear()  # set up again
@@ -213,6 +222,102 @@ class ProjectionLoop:
                 continue
             self.guard.ok()
         self.close()
+
+    def _read_kafka(self) -> None:
+        if self.consumer is None or not self.ready.is_set():
+            self.setup()
+            self._resync = False
+        elif self._resync:
+            self.resync()
+        assert self.consumer is not None
+        polled = self.consumer.poll(timeout_ms=100, max_records=self.max_records)
+        if polled:
+            self.apply(polled)
+
+    # ----- the event store (``feed``) -----------------------------------------------------
+
+    def _read_store(self) -> bool:
+        """Fold the next page of the store's facts log; whether there was one."""
+        assert self.feed is not None
+        if not self.ready.is_set():
+            if not self._setup_store():
+                return False
+        elif self._resync:
+            self.reload()
+            self.cursor = start_at(self.positions, self.feed_parts)
+            self._resync = False
+            log.info("projection_resynced", generation=self.generation, at=self.cursor)
+        page = self.feed.page(self.cursor, self.max_records, self.feed_parts)
+        if page:
+            self.apply_page(page)
+        return bool(page)
+
+    def _setup_store(self) -> bool:
+        """Own every events partition and go on from the lowest of their positions; False
+        while the relay has not recorded how many there are."""
+        assert self.feed is not None
+        n = self.feed.partitions()
+        if not n:
+            return False
+        with self.lock:
+            self.parts, self.epochs = {}, {}
+        self.reload()
+        self.take(list(range(n)))
+        self.feed_parts = n
+        self.cursor = start_at(self.positions, n)
+        self._resync = False
+        log.info("projection_ready", source="event store", partitions=n, at=self.cursor)
+        self.ready.set()
+        return True
+
+    def apply_page(self, page: list[tuple[int, tuple[Any, ...]]]) -> int:
+        """Fold one page of the store (``StoreFeed.page``) and flush it with the positions, in
+        one transaction; a failure that is not transient is handled as ``apply`` does."""
+        try:
+            return self._apply_page(page)
+        except (StaleViewsError, ViewsFencedError):
+            raise
+        except Exception as e:
+            if transient(e):
+                raise
+            log.error("projection_batch_failed", error=describe(e, "projection", "batch"))
+        with self.lock:  # what the failed attempt folded in memory is not in the store
+            self.parts = {p: self.store.load(p) for p in self.parts}
+        folded = 0
+        for item in page:
+            try:
+                folded += self._apply_page([item])
+            except (StaleViewsError, ViewsFencedError):
+                raise
+            except Exception as e:
+                if transient(e):
+                    raise
+                part, row = item
+                self._quarantine(part, row[0], settled(self.positions, self.feed_parts, row[0]),
+                                 e, offset=row[0])
+                self.cursor = row[0]
+        return folded
+
+    def _apply_page(self, page: list[tuple[int, tuple[Any, ...]]]) -> int:
+        folded = skipped = 0
+        loads = orjson.loads
+        with self.lock:
+            n = self.feed_parts
+            parts = self.parts
+            applied = {p: self.applied(p) for p in range(n)}
+            for part, (pos, kind, sid, prev, facts) in page:
+                if pos <= applied[part]:  # folded before a restart, or by a replay
+                    skipped += 1
+                    continue
+                parts[part].fold_row(kind, sid, None if prev is None else loads(prev),
+                                     None if facts is None else loads(facts))
+                applied[part] = pos
+                folded += 1
+            self._flush(dict(parts), settled(self.positions, n, page[-1][1][0]))
+            self.cursor = page[-1][1][0]
+        METRICS.events_folded.inc(folded)
+        METRICS.events_skipped.inc(skipped)
+        return folded
 
     def apply(self, polled: dict[Any, list[Any]]) -> int:
         """Fold one poll's records and flush them with the positions, in one transaction.
@@ -245,29 +350,35 @@ class ProjectionLoop:
                 except Exception as e:
                     if transient(e):
                         raise
-                    self._quarantine(tp.partition, r, e)
+                    self._quarantine_record(tp.partition, r, e)
         return folded
 
-    def _quarantine(self, partition: int, record: Any, error: Exception) -> None:
-        """Step over a record that cannot be folded or stored: its positions move past it and
-        a ``quarantined|PARTITION|OFFSET`` entry (value: its store position, or -1) records it
-        beside them; counted in ``/metrics`` and shown by ``/healthz`` as degraded."""
+    def _quarantine_record(self, partition: int, record: Any, error: Exception) -> None:
+        try:
+            pos = int(orjson.loads(record.value)["pos"])
+        except Exception:
+            pos = -1
+        updates = {f"off|{self.log_id}|{partition}": record.offset + 1}
+        if pos > self.applied(partition):
+            updates[f"pos|{partition}"] = pos
+        self._quarantine(partition, pos, updates, error, offset=record.offset)
+
+    def _quarantine(self, partition: int, pos: int, updates: dict[str, int], error: Exception,
+                    *, offset: int) -> None:
+        """Step over an event that cannot be folded or stored: its positions move past it
+        (``updates``) and a ``quarantined|PARTITION|OFFSET`` entry (value: its store position,
+        or -1; read from the store, the offset is that position) records it beside them;
+        counted in ``/metrics`` and shown by ``/healthz`` as degraded."""
         with self.lock:
             self.parts[partition] = self.store.load(partition)  # drop a half-done fold
-            try:
-                pos = int(orjson.loads(record.value)["pos"])
-            except Exception:
-                pos = -1
-            updates = {f"off|{self.log_id}|{partition}": record.offset + 1,
-                       f"quarantined|{partition}|{record.offset}": pos}
-            if pos > self.applied(partition):
-                updates[f"pos|{partition}"] = pos
+            moved = {partition, *(int(k[4:]) for k in updates if k.startswith("pos|"))}
+            updates = {**updates, f"quarantined|{partition}|{offset}": pos}
             self.store.flush_parts({}, updates, self.generation,
-                                   {partition: self.epochs[partition]})
+                                   {p: self.epochs[p] for p in moved})
             self.positions.update(updates)
             self.version += 1
         METRICS.events_quarantined.inc()
-        log.error("event_quarantined", partition=partition, offset=record.offset, pos=pos,
+        log.error("event_quarantined", partition=partition, offset=offset, pos=pos,
                   error=describe(error, "projection", "event"))
 
     def quarantined(self) -> int:
@@ -302,32 +413,42 @@ class ProjectionLoop:
                     folded += 1
                 updates[f"pos|{p}"] = applied
                 updates[f"off|{self.log_id}|{p}"] = records[-1].offset + 1
-            try:
-                self.store.flush_parts(touched, updates, self.generation,
-                                       {p: self.epochs[p] for p in touched})
-            except BaseException:
-                # What was folded is not in the store: forget it (the loop reloads and seeks;
-                # if the store is away, setup() reloads everything once it is back).
-                try:
-                    for p in touched:
-                        self.parts[p] = self.store.load(p)
-                except Exception:
-                    self._resync = True  # reloaded (all of it) once the store answers
-                raise
-            self.positions.update(updates)
-            self.version += 1
-            self.changed.notify_all()
+            self._flush(touched, updates)
             self.gaps.moved({p: updates[f"pos|{p}"] for p in touched})
             self.gaps.report()
         METRICS.events_folded.inc(folded)
         METRICS.events_skipped.inc(skipped)
         METRICS.events_ahead.inc(ahead)
+        return folded
+
+    def _flush(self, touched: dict[int, Counters], updates: dict[str, int]) -> None:
+        """Write the touched partitions' counters and the positions in one transaction, fenced
+        by the generation and the partitions' epochs; then tell the readers (under the lock)."""
+        try:
+            self.store.flush_parts(touched, updates, self.generation,
+                                   {p: self.epochs[p] for p in touched})
+        except BaseException:
+            # What was folded is not in the store: forget it (the loop reloads and seeks;
+            # if the store is away, setup() reloads everything once it is back).
+            try:
+                for p in touched:
+                    self.parts[p] = self.store.load(p)
+            except Exception:
+                self._resync = True  # reloaded (all of it) once the store answers
+            raise
+        self.positions.update(updates)
+        self.version += 1
+        self.changed.notify_all()
         for key, v in updates.items():
             if key.startswith("pos|"):
                 METRICS.projection_position.labels(partition=key[4:]).set(v)
-        return folded
 
     def _lag(self) -> None:
+        if self.feed is not None and self.ready.is_set():
+            # Store positions recorded and not read yet (about one event each).
+            METRICS.projection_lag.labels(partition="store").set(
+                max(0, self.feed.last() - self.cursor))
+            return
         if self.consumer is None:
             return
         for tp in self.consumer.assignment():

@@ -37,12 +37,14 @@ from projections.alerts.deliver import Dispatcher
 from projections.alerts.rules import Decision, decide, subject_of
 from projections.alerts.store import AlertStore
 from projections.facts import AGENCY
+from projections.feed import StoreFeed, settled, start_at
 
 log = structlog.get_logger("motcua.alerts")
 
 
 PART = "alerts"  # this role's part of /healthz
 _POS_KEYS = {p: f"pos|{p}" for p in range(64)}  # the usual partitions' position names
+_FOLLOWED = frozenset({"dossier", "feedback"})  # the kinds of subject alerts are about
 
 
 class Decider:
@@ -60,9 +62,13 @@ class Decider:
         self.gaps = Gaps(PART)
 
     def follow(self, events: Iterable[tuple[int, dict[str, Any]]],
-               offsets: dict[str, int] | None = None) -> int:
+               offsets: dict[str, int] | None = None,
+               through: tuple[int, int] | None = None) -> int:
         """Take events (partition, ``motcua.events`` message) not applied yet, and move the
         positions (and the Kafka ``offsets``, a place to resume) with them; how many.
+        ``through`` (partitions, position): the events came from the store, every row up to
+        that position read: each of those partitions stands there at least
+        (``projections.feed``).
 
         ``events`` is read once, in order, and no event is kept past its turn (only the latest
         facts of each subject): a caller decoding lazily never holds a whole batch of decoded
@@ -81,9 +87,11 @@ class Decider:
                 continue
             updates[key] = ev["pos"]
             kind = ev["kind"]
-            if kind == "dossier" or kind == "feedback":
+            if kind in _FOLLOWED:
                 latest[(kind, ev["sid"])] = (ev["facts"], ev.get("recorded_at"))
             n += 1
+        if through is not None:
+            updates.update(settled({**self.positions, **updates}, *through))
         ups, drops = [], []
         for (kind, sid), (facts, recorded) in latest.items():
             if subject_of(kind, sid, facts) is None:
@@ -135,7 +143,10 @@ class Decider:
 
 def seconds(recorded_at: Any) -> float:
     """When an event was recorded (seconds since the epoch), from its ``recorded_at`` (the
-    ISO instant the relay writes), for the decision latency; now when it has none."""
+    ISO instant the relay writes, or the store's µs when read from the store), for the
+    decision latency; now when it has none."""
+    if isinstance(recorded_at, int):
+        return recorded_at / 1e6
     try:
         return datetime.fromisoformat(recorded_at).timestamp()
     except (TypeError, ValueError):
@@ -143,13 +154,14 @@ def seconds(recorded_at: Any) -> float:
 
 
 class AlertLoop:
-    """The role in a process: a consumer of ``motcua.events`` feeding a ``Decider``, and a
-    thread delivering the outbox (``Dispatcher``)."""
+    """The role in a process: a consumer of ``motcua.events`` feeding a ``Decider`` (or, with
+    a ``feed``, the same events read from the event store: ``projections.feed``), and a thread
+    delivering the outbox (``Dispatcher``)."""
 
     def __init__(self, decider: Decider, dispatcher: Dispatcher, bootstrap: str,
                  security: KafkaSecurity | None, *, partitions: int = 3,
                  group: str | None = None, session_timeout_ms: int = 10_000,
-                 tick: float = 0.2) -> None:
+                 tick: float = 0.2, feed: StoreFeed | None = None) -> None:
         self.decider = decider
         self.dispatcher = dispatcher
         self.bootstrap = bootstrap
@@ -164,6 +176,9 @@ class AlertLoop:
         self.ready = threading.Event()
         self.guard = Guard(PART, log)
         self.deliver_guard = Guard("alert-delivery", log)
+        self.feed = feed
+        self.feed_parts = 0
+        self.cursor = 0
 
     def setup(self) -> None:
         ensure_all_topics(self.bootstrap, self.security, self.partitions)
@@ -197,12 +212,16 @@ class AlertLoop:
         last_tick = 0.0
         while not stop.is_set():
             try:
-                if self.consumer is None or not self.ready.is_set():
-                    self.setup()
-                assert self.consumer is not None
-                polled = self.consumer.poll(timeout_ms=100, max_records=5000)
-                if polled:
-                    self.apply(polled)
+                if self.feed is not None:
+                    if not self._read_store():
+                        stop.wait(min(self.tick, 0.05))
+                else:
+                    if self.consumer is None or not self.ready.is_set():
+                        self.setup()
+                    assert self.consumer is not None
+                    polled = self.consumer.poll(timeout_ms=100, max_records=5000)
+                    if polled:
+                        self.apply(polled)
                 # Decided once a tick, not after every poll: while a backlog goes through,
                 # a subject changed by several polls of one tick is decided once, and an
                 # alert still waits at most a tick (p99 target 1 s).
@@ -217,6 +236,30 @@ class AlertLoop:
         if self.consumer is not None:
             self.consumer.close()
         self.identity.close()
+
+    def _read_store(self) -> bool:
+        """Follow the next page of the event store's facts log; whether there was one."""
+        assert self.feed is not None
+        if not self.ready.is_set():
+            n = self.feed.partitions()
+            if not n:  # the relay has not looked at the events topic yet
+                return False
+            self.decider.positions = self.decider.store.positions()
+            self.feed_parts, self.cursor = n, start_at(self.decider.positions, n)
+            log.info("alerts_ready", source="event store", partitions=n, at=self.cursor)
+            self.ready.set()
+        page = self.feed.page(self.cursor, 5000, self.feed_parts)
+        if not page:
+            return False
+        loads = orjson.loads
+        last = page[-1][1][0]
+        self.decider.follow(
+            ((part, {"pos": pos, "kind": kind, "sid": sid, "recorded_at": rec,
+                     "facts": loads(facts) if facts is not None and kind in _FOLLOWED else None})
+             for part, (pos, kind, sid, rec, facts) in page),
+            through=(self.feed_parts, last))
+        self.cursor = last
+        return True
 
     def apply(self, polled: dict[Any, list[Any]]) -> None:
         """Follow one poll's messages, decoded one at a time as ``Decider.follow`` takes them

@@ -12,6 +12,7 @@ import hmac
 from pathlib import Path
 
 import orjson
+import pytest
 from alert_support import Receiver, actions
 from conftest import SettingsFor
 from faults import wait_for
@@ -23,13 +24,15 @@ from motcua.ingest import subject_key
 from motcua.pipeline import Pipeline
 
 
-def test_up_decides_and_delivers_each_alert_once(settings_for: SettingsFor,
+@pytest.mark.parametrize("read_store", [True, False], ids=["from-store", "from-kafka"])
+def test_up_decides_and_delivers_each_alert_once(read_store: bool, settings_for: SettingsFor,
                                                  tmp_path: Path) -> None:
     """Subscribed before the actions arrive, the receiver gets B's and C's overdue alerts once
-    each; the outbox says delivered; /metrics counts them."""
+    each; the outbox says delivered; /metrics counts them; whether the role reads the event
+    store (as ``motcua up`` does) or motcua.events."""
     settings = settings_for(MOTCUA_HOLD_SECONDS="1")
-    with Receiver() as rx, Pipeline(settings, roles=frozenset({"engine", "project",
-                                                              "alert"})) as p:
+    with Receiver() as rx, Pipeline(settings, roles=frozenset({"engine", "project", "alert"}),
+                                    read_store=read_store) as p:
         p.wait_ready()
         p.alerts.decider.store.add(["H15"], "webhook", rx.url, "k", rules=["overdue",
                                                                            "due_soon"])

@@ -68,12 +68,14 @@ def test_every_kind_of_fault_once_loses_nothing_and_doubles_nothing(
     assert set(tally.dead_lettered) <= {"malformed_json", "missing_field"}, tally.dead_lettered
 
 
+@pytest.mark.parametrize("read_store", [True, False], ids=["from-store", "from-kafka"])
 def test_a_replay_swapped_in_before_the_relays_first_page_folds_nothing_twice(
-    fresh_broker: BundledBroker, settings_for: SettingsFor, tmp_path: Path,
+    read_store: bool, fresh_broker: BundledBroker, settings_for: SettingsFor, tmp_path: Path,
 ) -> None:
     """An engine that has set up and recorded actions, but whose relay has not published a
     page yet, and a replay swapped in just then: once the relay and the projection run, the
-    views equal a clean rebuild (no events partition is folded again from its beginning)."""
+    views equal a clean rebuild (no events partition is folded again from its beginning),
+    whether the projection reads the event store or motcua.events."""
     url = f"sqlite:///{tmp_path / 'motcua.db'}"
     lines = lines_of(simulate(2, 200))
     engine = engine_at(url, hold_seconds=600)
@@ -94,7 +96,7 @@ def test_a_replay_swapped_in_before_the_relays_first_page_folds_nothing_twice(
         engine.close()
     probe = Probe(url)
     settings = settings_for(url, fresh_broker.bootstrap, MOTCUA_HOLD_SECONDS="600")
-    with Pipeline(settings, roles=frozenset({"engine", "project"})) as p:
+    with Pipeline(settings, roles=frozenset({"engine", "project"}), read_store=read_store) as p:
         p.wait_ready()
         wait_for(lambda: probe.relayed_all(done) and probe.projection_caught_up(),
                  "the relay and the projection to catch up")
@@ -107,12 +109,13 @@ def test_events_topic_back_with_another_partition_count_folds_nothing_twice(
 ) -> None:
     """The bundled broker restarts and a client's mere question brings motcua.events back with
     the broker's own partition count (4, not 3): the relay republishes every event to the
-    partition it had before, and the views still equal a clean rebuild."""
+    partition it had before, and the views still equal a clean rebuild (the projection reads
+    motcua.events, as a one-role ``motcua project`` does)."""
     url = f"sqlite:///{tmp_path / 'motcua.db'}"
     lines = lines_of(simulate(2, 200))
     probe = Probe(url)
     settings = settings_for(url, fresh_broker.bootstrap, MOTCUA_HOLD_SECONDS="600")
-    with Pipeline(settings, roles=frozenset({"engine", "project"})) as p:
+    with Pipeline(settings, roles=frozenset({"engine", "project"}), read_store=False) as p:
         p.wait_ready()
         publish_lines(fresh_broker.bootstrap, lines)
         wait_for(lambda: probe.intake() == len(lines) and probe.relayed_all(last_pos(probe))
