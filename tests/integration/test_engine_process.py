@@ -60,7 +60,8 @@ def test_up_records_through_its_child_engine_which_dies_with_it(tmp_path: Path) 
     """The engine of ``motcua up`` is a ``motcua engine --child`` process: every action of a
     file is recorded once, the parent's ``/metrics`` shows the child's engine positions (one
     more than the last offset of each partition sums to the number of actions) beside its own
-    projection's counts, and a SIGKILL of ``up`` takes the child with it."""
+    projection's counts (read from the event store), and a SIGKILL of ``up`` takes the child
+    with it."""
     lines, env, probe, up = _up(tmp_path, 3, 300)
     port = int(env["MOTCUA_HTTP_PORT"])
     try:
@@ -80,6 +81,12 @@ def test_up_records_through_its_child_engine_which_dies_with_it(tmp_path: Path) 
         metrics = wait_for(positions, "the child's positions in the parent's /metrics",
                            roles=[up])
         assert metrics['motcua_actions_total{outcome="accepted"}'] > 0
+        # Its projection reads the event store (projections.feed), not motcua.events: its lag
+        # is counted against the store (no gauge per events partition).
+        wait_for(lambda: {k: v for k, v in _metrics(port).items()
+                          if k.startswith("motcua_projection_lag_messages{")}
+                 == {'motcua_projection_lag_messages{partition="store"}': 0},
+                 "the projection's only lag gauge, against the event store, at 0", roles=[up])
         up.kill()
         wait_for(lambda: not _alive(child), "the child engine to stop with its parent",
                  timeout=30)
