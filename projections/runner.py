@@ -215,7 +215,7 @@ class ProjectionLoop:
             except Exception as e:  # the broker or the database away, or a bug
                 if dependency_of(e) == DATABASE and (self.consumer is not None
                                                      or self.feed is not None):
-                    self._resync = True  # the Kafka side is fine: keep the consumer
+                    self._resync = True  # keep the consumer (or the feed): reload, go on
                 else:
                     self.ready.clear()  # set up again
                 self.guard.failed(e, stop)  # one log line per outage, and a backoff
