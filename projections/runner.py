@@ -22,7 +22,8 @@ import os
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import orjson
 import structlog
@@ -46,6 +47,7 @@ from projections.store import (
 )
 
 log = structlog.get_logger("motcua.projection")
+T = TypeVar("T")
 
 # How long the broker may hold a fetch for more data: one hop of an action's way to the
 # scores; 10 ms keeps a hop near 5 ms on the bundled broker (100 ms made it ~30 ms).
@@ -273,30 +275,19 @@ class ProjectionLoop:
     def apply_page(self, page: list[tuple[int, tuple[Any, ...]]]) -> int:
         """Fold one page of the store (``StoreFeed.page``) and flush it with the positions, in
         one transaction; a failure that is not transient is handled as ``apply`` does."""
-        try:
-            return self._apply_page(page)
-        except (StaleViewsError, ViewsFencedError):
-            raise
-        except Exception as e:
-            if transient(e):
-                raise
-            log.error("projection_batch_failed", error=describe(e, "projection", "batch"))
+        return self._batch_or_each(lambda: self._apply_page(page),
+                                   lambda: self._page_one_by_one(page))
+
+    def _page_one_by_one(self, page: list[tuple[int, tuple[Any, ...]]]) -> int:
         with self.lock:  # what the failed attempt folded in memory is not in the store
             self.parts = {p: self.store.load(p) for p in self.parts}
-        folded = 0
-        for item in page:
-            try:
-                folded += self._apply_page([item])
-            except (StaleViewsError, ViewsFencedError):
-                raise
-            except Exception as e:
-                if transient(e):
-                    raise
-                part, row = item
-                self._quarantine(part, row[0], settled(self.positions, self.feed_parts, row[0]),
-                                 e, offset=row[0])
-                self.cursor = row[0]
-        return folded
+        return self._each(page, lambda item: self._apply_page([item]), self._quarantine_row)
+
+    def _quarantine_row(self, item: tuple[int, tuple[Any, ...]], error: Exception) -> None:
+        part, row = item
+        self._quarantine(part, row[0], settled(self.positions, self.feed_parts, row[0]),
+                         error, offset=row[0])
+        self.cursor = row[0]
 
     def _apply_page(self, page: list[tuple[int, tuple[Any, ...]]]) -> int:
         folded = skipped = 0
@@ -325,33 +316,44 @@ class ProjectionLoop:
         A failure that is not transient (``kernel.failures``) is the batch's own: the poll is
         folded again one record at a time, and a record that cannot be folded or stored is
         quarantined (``_quarantine``) so that its partition goes on."""
+        return self._batch_or_each(lambda: self._apply(polled),
+                                   lambda: self._apply_one_by_one(polled))
+
+    def _batch_or_each(self, batch: Callable[[], int], each: Callable[[], int]) -> int:
+        """``batch()``; when it fails for a reason that is not transient, ``each()``."""
         try:
-            return self._apply(polled)
+            return batch()
         except (StaleViewsError, ViewsFencedError):
             raise
         except Exception as e:
             if transient(e):
                 raise
             log.error("projection_batch_failed", error=describe(e, "projection", "batch"))
-            return self._apply_one_by_one(polled)
+        return each()
+
+    def _each(self, items: Iterable[T], apply_one: Callable[[T], int],
+              quarantine: Callable[[T, Exception], None]) -> int:
+        """Apply the items one at a time; quarantine one that fails for its own reason."""
+        folded = 0
+        for item in items:
+            try:
+                folded += apply_one(item)
+            except (StaleViewsError, ViewsFencedError):
+                raise
+            except Exception as e:
+                if transient(e):
+                    raise
+                quarantine(item, e)
+        return folded
 
     def _apply_one_by_one(self, polled: dict[Any, list[Any]]) -> int:
         with self.lock:  # what the failed attempt folded in memory is not in the store
             for tp in polled:
                 if tp.partition in self.parts:
                     self.parts[tp.partition] = self.store.load(tp.partition)
-        folded = 0
-        for tp, records in polled.items():
-            for r in records:
-                try:
-                    folded += self._apply({tp: [r]})
-                except (StaleViewsError, ViewsFencedError):
-                    raise
-                except Exception as e:
-                    if transient(e):
-                        raise
-                    self._quarantine_record(tp.partition, r, e)
-        return folded
+        return self._each([(tp, r) for tp, records in polled.items() for r in records],
+                          lambda item: self._apply({item[0]: [item[1]]}),
+                          lambda item, e: self._quarantine_record(item[0].partition, item[1], e))
 
     def _quarantine_record(self, partition: int, record: Any, error: Exception) -> None:
         try:
