@@ -23,7 +23,8 @@ from typing import Any
 
 from engine.relay import Relay, partition_for
 
-# What the projection folds of a row, and what the alerting follows.
+# What the projection folds of a row, and what the alerting follows (each starts with the
+# position, the kind and the subject: the subject is what the partition is reckoned from).
 PROJECTION_COLUMNS = "pos, kind, sid, prev, facts"
 ALERTING_COLUMNS = "pos, kind, sid, recorded_us, facts"
 
@@ -32,6 +33,8 @@ class StoreFeed:
     """Pages of an event store's facts log, each row with its events partition."""
 
     def __init__(self, store: Any, columns: str) -> None:
+        if not columns.startswith("pos, kind, sid"):
+            raise ValueError(f"A feed's columns start with pos, kind, sid, not {columns!r}.")
         self.store = store
         self.columns = columns
 
