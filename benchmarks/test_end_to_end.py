@@ -3,9 +3,11 @@
 One ``Pipeline`` (roles engine + project, SQLite, external bootstrap = the session's bundled
 broker) runs in this process, as ``motcua up`` runs it. A producer process sends simulated
 actions, timestamping each send with the machine-wide monotonic clock. An action is *visible*
-when the projection has folded and committed the event(s) it caused: ``ProjectionLoop.apply`` is
-wrapped to note the monotonic time after each committed poll, and the events' store positions
-(``pos``) tie each action (its ``cause``) to the poll that made it visible.
+when the projection has folded and committed the event(s) it caused: ``ProjectionLoop.apply_page``
+(the projection of ``motcua up`` reads the event store: ``projections.feed``) and
+``ProjectionLoop.apply`` (a reader of ``motcua.events``) are wrapped to note the monotonic time
+after each committed page or poll, and the events' store positions (``pos``) tie each action
+(its ``cause``) to the page that made it visible.
 
 Phases, on one pipeline and one continuing stream: a warm-up (2,000 actions: the catalog and the
 first dossiers), then 15 s paced at 1,000 actions/s (latency, target p99 < 250 ms), then a burst
@@ -110,7 +112,7 @@ def _profiled(run: Any, name: str) -> Any:
 class Watch:
     """What the projection made visible, and when (monotonic clock)."""
 
-    polls: list[tuple[float, Any]] = field(default_factory=list)
+    polls: list[tuple[float, list[int]]] = field(default_factory=list)  # (at, positions)
     # (end, messages, seconds) of every Engine.process batch: how the engine spends the phase.
     batches: list[tuple[float, int, float]] = field(default_factory=list)
     seen: int = 0
@@ -119,12 +121,10 @@ class Watch:
     def update(self) -> None:
         polls = self.polls[self.seen:]
         self.seen += len(polls)
-        for t, polled in polls:
-            for records in polled.values():
-                for r in records:
-                    pos = orjson.loads(r.value)["pos"]
-                    if pos not in self.visible:
-                        self.visible[pos] = t
+        for t, positions in polls:
+            for pos in positions:
+                if pos not in self.visible:
+                    self.visible[pos] = t
 
 
 @dataclass
@@ -145,12 +145,18 @@ def rig(broker: BundledBroker, bench_dir: Path) -> Iterator[Rig]:
 
     configure("warning", "console")
     watch = Watch()
-    original = ProjectionLoop.apply
+    original, original_page = ProjectionLoop.apply, ProjectionLoop.apply_page
 
     def apply(self: ProjectionLoop, polled: dict[Any, list[Any]], *args: Any,
               **kwargs: Any) -> Any:
         n = original(self, polled, *args, **kwargs)
-        watch.polls.append((time.monotonic(), polled))
+        watch.polls.append((time.monotonic(), [orjson.loads(r.value)["pos"]
+                                               for records in polled.values() for r in records]))
+        return n
+
+    def apply_page(self: ProjectionLoop, page: list[tuple[int, tuple[Any, ...]]]) -> Any:
+        n = original_page(self, page)
+        watch.polls.append((time.monotonic(), [row[0] for _, row in page]))
         return n
 
     original_process = Engine.process
@@ -174,6 +180,7 @@ def rig(broker: BundledBroker, bench_dir: Path) -> Iterator[Rig]:
     sampler = WallSampler(("engine", "projection")) if PROFILE_DIR else None
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ProjectionLoop, "apply", apply)
+        mp.setattr(ProjectionLoop, "apply_page", apply_page)
         mp.setattr(Engine, "process", process)
         if CPROFILE:
             mp.setattr(EngineLoop, "run", _profiled(EngineLoop.run, "engine"))

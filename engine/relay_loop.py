@@ -22,6 +22,7 @@ from engine.relay import Relay
 from engine.store import IntakeMixin
 from kernel import kafka as K
 from kernel.health import Guard
+from kernel.idle import IdleWait
 from kernel.kafka import LogIdentity, ensure_all_topics
 from kernel.settings import EVENTS_TOPIC, KafkaSecurity
 
@@ -32,12 +33,12 @@ class RelayLoop:
     """Publish what the store recorded until ``stop`` is set."""
 
     def __init__(self, store: IntakeMixin, bootstrap: str, security: KafkaSecurity | None,
-                 *, partitions: int = 3, idle: float = 0.005) -> None:
+                 *, partitions: int = 3, idle: IdleWait | None = None) -> None:
         self.store = store
         self.bootstrap = bootstrap
         self.security = security
         self.partitions = partitions
-        self.idle = idle
+        self.idle = idle or IdleWait()  # between empty looks at the store (kernel.idle)
         self.identity = LogIdentity(bootstrap, security)
         self.relay: Relay | None = None
         self.log_id = ""
@@ -76,8 +77,10 @@ class RelayLoop:
                         log.warning("events_log_changed", old=self.log_id)
                         self.setup()
                 assert self.relay is not None
-                if not self.relay.run_once():
-                    stop.wait(self.idle)
+                if self.relay.run_once():
+                    self.idle.found()
+                else:
+                    stop.wait(self.idle.next())
             except Exception as e:  # the broker or the database away, or a bug
                 self._drop()
                 self.guard.failed(e, stop)  # one log line per outage, and a backoff

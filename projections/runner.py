@@ -33,6 +33,7 @@ from kernel import kafka as K
 from kernel.event_order import AHEAD, NEXT, Gaps, turn
 from kernel.failures import describe, transient
 from kernel.health import DATABASE, Guard, dependency_of
+from kernel.idle import IdleWait
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.metrics import METRICS
 from kernel.settings import EVENTS_TOPIC, KafkaSecurity
@@ -64,7 +65,7 @@ class ProjectionLoop:
     def __init__(self, store: ViewStore, bootstrap: str, security: KafkaSecurity | None,
                  *, partitions: int = 3, max_records: int = 5000, group: str | None = None,
                  session_timeout_ms: int = 10_000, feed: StoreFeed | None = None,
-                 idle: float = 0.005) -> None:
+                 idle: IdleWait | None = None) -> None:
         self.store = store
         self.bootstrap = bootstrap
         self.security = security
@@ -92,7 +93,7 @@ class ProjectionLoop:
         # Reading the event store instead (``projections.feed``): its events partitions (the
         # relay's count) and the store position read up to.
         self.feed = feed
-        self.idle = idle
+        self.idle = idle or IdleWait()  # between empty looks at the store (kernel.idle)
         self.feed_parts = 0
         self.cursor = 0
         self.reload()
@@ -193,8 +194,10 @@ class ProjectionLoop:
         while not stop.is_set():
             try:
                 if self.feed is not None:
-                    if not self._read_store():
-                        stop.wait(self.idle)
+                    if self._read_store():
+                        self.idle.found()
+                    else:
+                        stop.wait(self.idle.next())
                 else:
                     self._read_kafka()
                 now = time.monotonic()

@@ -29,6 +29,7 @@ import orjson
 from engine.app import Engine, Message
 from engine.relay import Relay, event_message
 from kernel import kafka as K
+from kernel.idle import IdleWait
 from kernel.kafka import ensure_all_topics
 from kernel.settings import ACTIONS_TOPIC
 from motcua.ingest import Published, publish, subject_key
@@ -541,3 +542,20 @@ def consume(bootstrap: str, topic: str, at_least: int, timeout: float = 30.0) ->
         return got
     finally:
         consumer.close()
+
+
+class CountingIdle(IdleWait):
+    """The idle wait of ``kernel.idle``, counting what the loop tells it and asks of it."""
+
+    def __init__(self) -> None:
+        super().__init__(short=0.001, longest=0.01, grace=0.05)
+        self.founds = 0
+        self.empties = 0
+
+    def found(self) -> None:
+        self.founds += 1
+        super().found()
+
+    def next(self) -> float:
+        self.empties += 1
+        return super().next()

@@ -160,16 +160,17 @@ def test_a_relay_loop_publishes_each_event_and_again_to_a_new_events_log(
     """The relay on its own thread (engine.relay_loop, beside `motcua up`'s child engine):
     ten recorded events reach motcua.events once each, and events recorded while it runs follow;
     when the events topic is deleted and created again (a new log), it publishes all of them
-    again to the new topic."""
+    again to the new topic. Between looks it waits as its idle wait says (``kernel.idle``)."""
     import threading
 
-    from faults import wait_for
+    from faults import CountingIdle, wait_for
 
     from engine.relay_loop import RelayLoop
 
     engine = engine_at(f"sqlite:///{tmp_path / 'm.db'}")
     stop = threading.Event()
-    loop = RelayLoop(engine.store, fresh_broker.bootstrap, None, partitions=3)
+    idle = CountingIdle()
+    loop = RelayLoop(engine.store, fresh_broker.bootstrap, None, partitions=3, idle=idle)
     thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
 
     def record(first: int, n: int) -> None:
@@ -179,8 +180,12 @@ def test_a_relay_loop_publishes_each_event_and_again_to_a_new_events_log(
         record(0, DOSSIERS)
         thread.start()
         wait_for(lambda: engine.store.get_position(Relay.EVENTS) == DOSSIERS, "ten relayed")
+        assert idle.founds >= 1  # the page it published
+        wait_for(lambda: idle.empties >= 5, "the relay to look at an empty store again")
+        founds = idle.founds
         record(DOSSIERS, 5)  # recorded while the loop runs
         wait_for(lambda: engine.store.get_position(Relay.EVENTS) == DOSSIERS + 5, "five more")
+        assert idle.founds > founds
         got = consume(fresh_broker.bootstrap, EVENTS_TOPIC, DOSSIERS + 5)
         assert sorted(orjson.loads(r.value)["pos"] for r in got) == list(range(1, 16))
         with K.admin_client(fresh_broker.bootstrap) as admin:

@@ -5,13 +5,14 @@ over. Real bundled broker for the Kafka reader; SQLite stores."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from faults import lines_of, simulate
+from faults import CountingIdle, lines_of, simulate, wait_for
 
 from engine.app import Engine, Message
 from engine.relay import Relay, partition_for
@@ -282,3 +283,37 @@ def test_the_alerting_reading_the_store_follows_what_it_follows_reading_kafka(
         by_kafka.identity.close()  # a client left open reconnects (with jitter) in the background
         by_store.decider.store.close()
         by_kafka.decider.store.close()
+
+
+def test_the_store_reader_waits_as_its_idle_wait_says(engine: Engine, tmp_path: Path) -> None:
+    """``run()``: each page read tells the idle wait that work came; each empty look asks it
+    how long to wait (``kernel.idle``: how an idle ``motcua up`` stops looking 200 times a
+    second). Events recorded while the loop idles are still folded."""
+    lines = lines_of(simulate(1, 60))
+    half = len(lines) // 2
+    record(engine, lines[:half])
+    engine.store.set_position(Relay.PARTITIONS, 3)
+    views = ViewStore(f"sqlite:///{tmp_path / 'views.db'}")
+    idle = CountingIdle()
+    loop = ProjectionLoop(views, "127.0.0.1:9", None, max_records=50,
+                          feed=StoreFeed(engine.store, PROJECTION_COLUMNS), idle=idle)
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        first = engine.store.last_fact()
+        wait_for(lambda: loop.cursor == first, "the reader to fold what was recorded")
+        pages = idle.founds
+        assert pages >= first // 50  # a page of at most 50 rows at a time, each one found
+        wait_for(lambda: idle.empties >= 20, "the reader to look at an empty store again")
+        assert idle.founds == pages  # nothing new: no look found work
+        record(engine, lines[half:], first=half)
+        last = engine.store.last_fact()
+        assert last > first
+        wait_for(lambda: loop.cursor == last, "the reader to fold what came while it idled")
+        assert idle.founds > pages
+    finally:
+        stop.set()
+        thread.join(10)
+        views.close()
+    assert not thread.is_alive()
