@@ -3,7 +3,9 @@
 ``motcua up`` on a fresh home and its own bundled broker (the embedded default: SQLite, the
 child engine, relay, projection, alerting, the API), no action sent. Once its engine process is
 ready (``/healthz`` says ``ok``) and a few seconds have passed, the CPU of the process and its
-child over ``WINDOW_S`` seconds of wall time, as a share of one core. Target: at most 5 %
+child over ``WINDOWS`` windows of ``WINDOW_S`` seconds of wall time each, as a share of one
+core; the median window is the measure (a window holds a timer round or a collection that the
+next does not: single windows of one idle process ranged 3.9–8.2 %). Target: at most 5 %
 (an idle ``motcua up`` looked at the store 200 times a second per reader before
 ``kernel.idle``: 9.7 % of a core, measured 2026-12-05).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -26,14 +29,15 @@ from kernel.broker import BundledBroker, free_port
 
 TARGET_PERCENT = 5.0
 SETTLE_S = 5.0  # after ready: the store readers' grace runs out, the first timers ran
-WINDOW_S = 15.0
+WINDOW_S = 10.0
+WINDOWS = 3
 
 
 def test_up_idle_cpu(benchmark: Any, bench_dir: Path) -> None:
     benchmark.group = "idle"
     home = bench_dir / "idle-home"
     port = free_port()
-    result: dict[str, float] = {}
+    shares: list[float] = []
     with BundledBroker(bench_dir / "idle-broker") as broker:
         env = {**os.environ, "MOTCUA_HOME": str(home), "MOTCUA_KAFKA_BOOTSTRAP": broker.bootstrap,
                "MOTCUA_LOG_LEVEL": "warning"}
@@ -59,10 +63,11 @@ def test_up_idle_cpu(benchmark: Any, bench_dir: Path) -> None:
                         raise AssertionError("motcua up did not become healthy:\n"
                                              + err_path.read_text(errors="replace")[-3000:])
                     time.sleep(SETTLE_S)
-                    c0, t0 = cpu_seconds(proc.pid), time.monotonic()
-                    time.sleep(WINDOW_S)
-                    c1, t1 = cpu_seconds(proc.pid), time.monotonic()
-                    result["percent"] = (c1 - c0) / (t1 - t0) * 100
+                    for _ in range(WINDOWS):
+                        c0, t0 = cpu_seconds(proc.pid), time.monotonic()
+                        time.sleep(WINDOW_S)
+                        c1, t1 = cpu_seconds(proc.pid), time.monotonic()
+                        shares.append((c1 - c0) / (t1 - t0) * 100)
                 finally:
                     proc.send_signal(signal.SIGINT)
                     try:
@@ -72,9 +77,12 @@ def test_up_idle_cpu(benchmark: Any, bench_dir: Path) -> None:
                         proc.wait()
 
         benchmark.pedantic(run, rounds=1, iterations=1)
-    ok = result["percent"] <= TARGET_PERCENT
-    record(benchmark, "idle", "up_idle_cpu_percent", result["percent"], "% of a core",
+    assert len(shares) == WINDOWS
+    median = statistics.median(shares)
+    ok = median <= TARGET_PERCENT
+    record(benchmark, "idle", "up_idle_cpu_percent", median, "% of a core",
            target=f"<= {TARGET_PERCENT:g}", passed=ok,
-           note=f"motcua up with nothing to do, both processes, over {WINDOW_S:g} s "
-                f"(after {SETTLE_S:g} s of settling)")
-    check(ok, f"an idle motcua up used {result['percent']:.1f} % of a core")
+           note=f"motcua up with nothing to do, both processes: the median of {WINDOWS} "
+                f"windows of {WINDOW_S:g} s (" + ", ".join(f"{x:.1f}" for x in shares)
+                + f" %) after {SETTLE_S:g} s of settling")
+    check(ok, f"an idle motcua up used {median:.1f} % of a core")
