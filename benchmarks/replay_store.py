@@ -202,7 +202,7 @@ def time_delays(counters: Any, views: Any, rounds: int = 15) -> dict[str, Any]:
             for _ in range(rounds):
                 c0, t0 = time.process_time(), time.perf_counter()
                 doc = delays(counters, views.unfinished_late_rows, rules, root,
-                             parse_period(label), now, by)  # type: ignore[arg-type]
+                             parse_period(label), now, by)
                 times.append((time.perf_counter() - t0) * 1000)
                 cpu.append((time.process_time() - c0) * 1000)
             times.sort()

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from support import Timer, batches, check, province_lines, record, served_gc
 
-from engine.app import KIND_OF_FIELD, Engine, Message
+from engine.app import Engine, Message
 from engine.beside import Prepared, prepare_into
-from engine.intake import HELD, cause_of
+from engine.intake import KIND_OF_FIELD, cause_of
+from engine.store import HELD
 from kernel.contract.actions import parse_action
 from motcua.pipeline import engine_at
 from producers.simulator import SimConfig

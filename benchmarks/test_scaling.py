@@ -74,9 +74,9 @@ class Store:
                 return []
             finally:
                 conn.close()
-        with psycopg.connect(self.url, autocommit=True) as conn:
+        with psycopg.connect(self.url, autocommit=True) as pg:
             try:
-                return conn.execute(sql.replace("?", "%s"), params).fetchall()
+                return pg.execute(sql.replace("?", "%s"), params).fetchall()
             except psycopg.errors.UndefinedTable:
                 return []
 

@@ -28,7 +28,8 @@ sys.path.insert(0, str(HERE))
 
 from support import SCORING_CFG, batches, province_lines  # noqa: E402
 
-from engine.app import KIND_OF_FIELD, Message  # noqa: E402
+from engine.app import Message  # noqa: E402
+from engine.intake import KIND_OF_FIELD, cause_of  # noqa: E402
 from kernel.contract.actions import parse_action  # noqa: E402
 from motcua.pipeline import engine_at  # noqa: E402
 from producers.simulator import SimConfig  # noqa: E402
@@ -72,19 +73,19 @@ def main() -> None:
             for b in batches(msgs, 5000):
                 engine.process("bench", b)
             prof.disable()
-        else:
-            from engine.app import _Batch, _cause
-
+        else:  # as benchmarks/test_ingest.py::test_domain_step: no read, no save
             parsed = [parse_action(m.value) for m in msgs]
             absent = {engine.uuid(KIND_OF_FIELD[a.subject_field], a.subject_id) for a in parsed}
             absent |= {engine.uuid("procedure", a.data["procedure_id"])
                        for a in parsed if a.type == "received"}
-            engine._absent = absent
-            batch = _Batch(engine, "bench")
+            absent |= {engine.uuid("dossier", a.data["dossier_id"]) for a in parsed
+                       if a.type == "feedback_received" and a.data.get("dossier_id")}
+            engine.cache.assume_absent(absent)
+            batch = engine.batch("bench")
             prof.enable()
             for m in msgs:
                 a = parse_action(m.value)
-                batch.apply(a, _cause(a, m), m)
+                batch.apply(a, cause_of(a, m.topic, m.partition, m.offset))
             prof.disable()
         n = len(msgs)
         engine.close()
