@@ -164,6 +164,7 @@ class FaultRun:
         elif fault == "restart_broker":
             self.broker.restart()
         elif fault == "restart_postgres":
+            assert self.pg is not None  # the fault is only drawn with a PostgreSQL server
             self.pg.restart()
         else:  # pragma: no cover
             raise AssertionError(fault)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
@@ -265,7 +265,7 @@ class Role:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    def start(self) -> Role:
+    def start(self) -> Self:
         assert not self.alive, f"motcua {self.role} is already running"
         self.starts += 1
         with self.log_path.open("ab") as log:
@@ -413,9 +413,9 @@ class Probe:
                 conn.close()
         import psycopg
 
-        with psycopg.connect(url, autocommit=True) as conn:
+        with psycopg.connect(url, autocommit=True) as pg:
             try:
-                return conn.execute(sql.replace("?", "%s"), params).fetchall()
+                return pg.execute(sql.replace("?", "%s"), params).fetchall()
             except psycopg.errors.UndefinedTable:
                 return []
 

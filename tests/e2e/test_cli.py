@@ -211,13 +211,13 @@ def test_rulesets_and_fact_rules_from_the_command_line(tmp_path: Path,
 
     rules = tmp_path / "lifecycle.json"
     rules.write_text(json.dumps({"petition_answer_working_days": 3}), "utf-8")
-    changed = {"MOTCUA_LIFECYCLE_RULES": str(rules)}
-    refused = motcua(motcua_home, "replay", "--verify", **changed)
+    changed = str(rules)
+    refused = motcua(motcua_home, "replay", "--verify", MOTCUA_LIFECYCLE_RULES=changed)
     one_line_error(refused, "replay --rederive")
     assert refused.returncode == 2
-    rederived = motcua(motcua_home, "replay", "--rederive", **changed)
+    rederived = motcua(motcua_home, "replay", "--rederive", MOTCUA_LIFECYCLE_RULES=changed)
     assert rederived.returncode == 0, rederived.stderr
     assert "derived the facts of" in rederived.stdout
-    verified = motcua(motcua_home, "replay", "--verify", **changed)
+    verified = motcua(motcua_home, "replay", "--verify", MOTCUA_LIFECYCLE_RULES=changed)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     one_line_error(motcua(motcua_home, "replay", "--verify"), "replay --rederive")

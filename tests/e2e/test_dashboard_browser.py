@@ -170,7 +170,9 @@ def test_scoreboard_shows_the_ranking_detail_languages_and_live_updates(
                                               "rows => rows.map(r => r.dataset.code)")
             assert codes == [c["code"] for g in card["groups"] for c in g["criteria"]]
             assert page.locator("#criteria tbody tr").count() == len(codes) + len(card["groups"])
-            assert float(page.get_attribute("#detail-total", "data-value")) == card["total"]
+            total = page.get_attribute("#detail-total", "data-value")
+            assert total is not None
+            assert float(total) == card["total"]
             on_time = page.locator("#criteria tbody tr[data-code=ON_TIME] .why").inner_text()
             c21 = [c for g in card["groups"] for c in g["criteria"] if c["code"] == "ON_TIME"][0]
             assert f"{c21['numerator']:,}".replace(",", ".") in on_time
@@ -237,6 +239,7 @@ def test_scoreboard_shows_the_ranking_detail_languages_and_live_updates(
             assert phone.evaluate("document.documentElement.scrollWidth") <= 390
             ranking_box = phone.locator("#ranking").bounding_box()
             detail_box = phone.locator("#detail").bounding_box()
+            assert ranking_box is not None and detail_box is not None
             assert detail_box["y"] >= ranking_box["y"] + ranking_box["height"]
             phone.screenshot(path=str(tmp_path / "scoreboard-phone.png"), full_page=True)
         finally:

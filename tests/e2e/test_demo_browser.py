@@ -76,7 +76,8 @@ def demo(tmp_path: Path) -> Any:
 
 def _feed_size() -> int:
     """How many actions ``motcua demo --agencies 8 --dossiers 1500 --seed 42`` feeds today."""
-    return feed_size(8, 1500, 42)
+    size: int = feed_size(8, 1500, 42)
+    return size
 
 
 def _e2e_alerts(home: Path) -> list[str]:
@@ -97,7 +98,8 @@ def _ranking(url: str) -> dict[str, Any]:
 
 def _settled(demo: Any) -> bool:
     """The whole feed is on the topic, recorded, and folded into what the API serves."""
-    return settled(demo["home"], demo["url"], demo["sizes"])
+    done: bool = settled(demo["home"], demo["url"], demo["sizes"])
+    return done
 
 
 def test_the_demo_shows_a_live_ranking_equal_to_the_cli_scores(chromium: str, demo: Any,
@@ -125,8 +127,13 @@ def test_the_demo_shows_a_live_ranking_equal_to_the_cli_scores(chromium: str, de
         page.goto(url + "/")
         page.wait_for_selector("#ranking tbody tr[data-agency]", timeout=30_000)
         rows = page.query_selector_all("#ranking tbody tr[data-agency]")
-        shown = {r.get_attribute("data-agency"): float(
-            r.query_selector("[data-testid=total]").get_attribute("data-value")) for r in rows}
+        shown: dict[str | None, float] = {}
+        for r in rows:
+            total = r.query_selector("[data-testid=total]")
+            assert total is not None
+            value = total.get_attribute("data-value")
+            assert value is not None
+            shown[r.get_attribute("data-agency")] = float(value)
         assert shown == totals
         page.click("#ranking tbody tr[data-agency='H15.1']")
         page.wait_for_selector("#detail #criteria tbody tr", timeout=15_000)

@@ -146,9 +146,12 @@ def test_the_report_page_shows_the_publication_not_the_live_figures_and_its_file
         assert page.get_attribute("[data-testid=recorded-at]", "data-value") == \
             pub["recorded_at"]
         assert page.inner_text("[data-testid=sha256]").strip() == pub["sha256"]
-        shown = {r.get_attribute("data-agency"): float(
-            r.query_selector("[data-testid=total]").get_attribute("data-value") or "nan")
-            for r in page.query_selector_all("#ranking tbody tr[data-agency]")}
+        shown: dict[str | None, float] = {}
+        for r in page.query_selector_all("#ranking tbody tr[data-agency]"):
+            total = r.query_selector("[data-testid=total]")
+            assert total is not None
+            shown[r.get_attribute("data-agency")] = float(total.get_attribute("data-value")
+                                                          or "nan")
         assert shown == totals
         page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
 

@@ -127,7 +127,7 @@ def test_replayed_views_keep_the_late_index_and_return_only_the_late_unfinished(
         assert _late_ids(live) == ["LATE_OPEN", "WAIT_LATE"]
         for by in ("unit", "official"):
             mine = delays(live.load(), live.unfinished_late_rows, recorded.ruleset, "H15", OCT,
-                          E, by)  # type: ignore[arg-type]
+                          E, by)
             assert mine == recorded.delays("H15", OCT, E, by)
             assert mine["late_dossiers"] == 3
     finally:

@@ -6,6 +6,7 @@ the same, record for record and field for field, through motcua's loop and the l
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from kafka import TopicPartition
 from kafka.consumer.fetcher import Fetcher
@@ -17,12 +18,12 @@ from kernel.kafka_fetch import _unpack_records, library_loop
 SIZES = [0, 1, 63, 64, 500, 8191, 8192, 30_000]
 
 
-def _read_all(bootstrap: str, topic: str, expected: int) -> list[tuple[object, ...]]:
+def _read_all(bootstrap: str, topic: str, expected: int) -> list[tuple[Any, ...]]:
     c = K.consumer(bootstrap, max_poll_records=1000)
     try:
         tps = [TopicPartition(topic, p) for p in K.partitions_for(c, topic)]
         c.assign(tps)
-        out: list[tuple[object, ...]] = []
+        out: list[tuple[Any, ...]] = []
         for _ in range(200):
             for records in c.poll(timeout_ms=200).values():
                 out.extend(tuple(r) for r in records)

@@ -55,21 +55,22 @@ def test_motcua_up_through_a_broker_outage_holds_its_open_files_and_threads(
         try:
             wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), "motcua up to answer",
                      roles=[up])
-            assert up.pid is not None
-            engine = wait_for(lambda: children(up.pid, "engine"), "the engine process",
+            up_pid = up.pid
+            assert up_pid is not None
+            engine = wait_for(lambda: children(up_pid, "engine"), "the engine process",
                               roles=[up])[0]
             broker.stop()
             samples: list[dict[int, tuple[int, int]]] = []
             start = time.monotonic()
             while time.monotonic() - start < 12:  # a sample each half second
-                samples.append({pid: (_open_fds(pid), _threads(pid)) for pid in (up.pid, engine)})
+                samples.append({pid: (_open_fds(pid), _threads(pid)) for pid in (up_pid, engine)})
                 time.sleep(0.5)
             assert up.alive
             # What an operator sees of it: /metrics gives both processes' open files.
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
                 shown = {s.name: s.value for fam in text_string_to_metric_families(
                     r.read().decode()) for s in fam.samples}
-            assert abs(shown["motcua_process_open_fds"] - _open_fds(up.pid)) <= 4
+            assert abs(shown["motcua_process_open_fds"] - _open_fds(up_pid)) <= 4
             assert abs(shown["motcua_engine_process_open_fds"] - _open_fds(engine)) <= 4
             settled = samples[8]  # 4 s after the broker stopped: connections found lost
             for pid, (files, threads) in settled.items():

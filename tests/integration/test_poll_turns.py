@@ -14,7 +14,9 @@ from typing import Any
 from faults import lines_of, publish_lines, simulate, wait_for
 from kafka import TopicPartition
 
+from engine.app import Message
 from engine.runner import EngineLoop
+from engine.store import SQLiteStore
 from kernel import kafka as K
 from kernel.broker import BundledBroker
 from kernel.settings import ACTIONS_TOPIC
@@ -39,8 +41,8 @@ def test_a_backlog_fetched_one_partition_at_a_time_is_recorded_in_step_and_once(
     leads: list[int] = []
     record = loop._process
 
-    def process(partition: int, msgs: Any, *args: Any) -> bool:
-        ok = record(partition, msgs, *args)
+    def process(partition: int, msgs: list[Message], *args: Any, **kwargs: Any) -> bool:
+        ok = record(partition, msgs, *args, **kwargs)
         assert loop.consumer is not None
         if all(loop.consumer.highwater(TopicPartition(ACTIONS_TOPIC, p)) is not None
                for p in ends):
@@ -69,7 +71,9 @@ def test_a_backlog_fetched_one_partition_at_a_time_is_recorded_in_step_and_once(
             thread.join(10)
         assert leads, "no turn was recorded with every partition's end known"
         assert max(leads) <= 3 * loop.max_records, leads
-        with engine.store.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+        store = engine.store
+        assert isinstance(store, SQLiteStore)
+        with store.datastore.transaction(commit=False) as c:
             c.execute("SELECT count(*), count(DISTINCT akey) FROM motcua_intake "
                       "WHERE outcome = 'accepted'")
             rows, distinct = c.fetchone()

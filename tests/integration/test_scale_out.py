@@ -152,7 +152,7 @@ class Cluster:
         n = sum(m.role == role for m in self.members) + 1
         m = Member(role, f"{role}-{n}", {**self.env, **env}, self.tmp_path)
         self.members.append(m)
-        return m.start()  # type: ignore[return-value]
+        return m.start()
 
     def publish(self, lines: list[bytes]) -> None:
         publish(lines, self.bootstrap, None, PARTITIONS)
@@ -513,8 +513,11 @@ def test_each_overdue_dossier_is_marked_once_while_engines_join_and_die(
     for chunk in chunks[3:]:
         before = c.probe.intake()
         c.publish(chunk)
-        c.until(lambda b=before: c.probe.intake() > b, "the engines to keep recording",
-                timeout=60)
+
+        def recorded_more(b: int = before) -> bool:
+            return bool(c.probe.intake() > b)
+
+        c.until(recorded_more, "the engines to keep recording", timeout=60)
     assert marked_at_kill < dossiers, "the kill came after the watchers were done"
 
     def done() -> bool:

@@ -76,8 +76,10 @@ def test_rows_without_an_official_come_before_the_same_units_rows_with_one(
     resolved Tue 13 Oct 09:00: 1 h late each, so the rows tie on every figure and the one
     without an official comes first."""
     def late(d: str, official: str | None) -> list[dict[str, Any]]:
-        return dossier(d, "P0", "12T17:00", ("handed_over", "05T09:00",
-                                             hand("X", official, "process")), end="13T09:00")
+        actions: list[dict[str, Any]] = dossier(
+            d, "P0", "12T17:00", ("handed_over", "05T09:00", hand("X", official, "process")),
+            end="13T09:00")
+        return actions
 
     with Pipeline(tmp_path / "m.db") as p:
         p.send(catalog() + late("D2", "ox") + late("D1", None))

@@ -472,7 +472,7 @@ def test_received_booleans_default_to_false() -> None:
 @pytest.mark.parametrize("value", [1, 0, "true", None])
 def test_received_booleans_must_be_true_or_false(flag: str, value: object) -> None:
     """received booleans given as 0/1, a string or null are refused as invalid_field."""
-    err = refused(action(**{flag: value}))
+    err = refused(action("received", **{flag: value}))
     assert (err.reason, err.field) == ("invalid_field", f"data.{flag}")
 
 

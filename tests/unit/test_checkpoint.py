@@ -21,6 +21,7 @@ from faults import wait_for
 
 from engine.app import Engine, Message
 from engine.checkpoint import BACKSTOP_PAGES, Checkpointer
+from engine.store import SQLiteStore
 from kernel.metrics import REGISTRY
 from motcua.pipeline import engine_at
 
@@ -42,9 +43,16 @@ def _batch(start: int, n: int) -> list[Message]:
     return [Message("motcua.actions", 0, o, _received(o)) for o in range(start, start + n)]
 
 
+def _store(engine: Engine) -> SQLiteStore:
+    """The engine's store: these tests open their engines on SQLite."""
+    store = engine.store
+    assert isinstance(store, SQLiteStore)
+    return store
+
+
 def _events(engine: Engine) -> int:
-    with engine.store.datastore.transaction(commit=False) as c:
-        c.execute(f"SELECT count(*) AS n FROM {engine.store.events_table_name}")
+    with _store(engine).datastore.transaction(commit=False) as c:
+        c.execute(f"SELECT count(*) AS n FROM {_store(engine).events_table_name}")
         return int(c.fetchone()["n"])
 
 
@@ -64,7 +72,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 def test_commits_leave_the_wal_to_the_checkpointer_which_copies_each_in_full(
         engine: Engine, tmp_path: Path) -> None:
     db, wal = tmp_path / "s.db", tmp_path / "s.db-wal"
-    with engine.store.datastore.transaction(commit=False) as c:
+    with _store(engine).datastore.transaction(commit=False) as c:
         c.execute("PRAGMA wal_autocheckpoint")
         assert c.fetchone()[0] == BACKSTOP_PAGES
     assert engine.checkpointer is not None
@@ -109,7 +117,11 @@ def test_a_checkpointer_that_cannot_open_its_database_says_so_once_and_goes_on(
         try:
             for n in (1, 2, 3):
                 cp.poke()
-                wait_for(lambda n=n: cp.stats.failures >= n, f"failure {n} to be counted")
+
+                def counted(n: int = n) -> bool:
+                    return cp.stats.failures >= n
+
+                wait_for(counted, f"failure {n} to be counted")
         finally:
             cp.close()
     assert [e["event"] for e in logs] == ["checkpoint_failed"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -14,15 +15,15 @@ from motcua.cli import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+def _compose() -> dict[str, Any]:
+    return cast(dict[str, Any], yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
 
 
 def _expand(value: str) -> str:
     return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
 
 
-def test_compose_brings_kafka_postgres_and_the_three_roles():
+def test_compose_brings_kafka_postgres_and_the_three_roles() -> None:
     """The production shape has a KRaft Kafka, PostgreSQL, and engine, projection and API."""
     services = _compose()["services"]
     assert {"kafka", "postgres", "engine", "projection", "api"} <= set(services)
@@ -31,7 +32,7 @@ def test_compose_brings_kafka_postgres_and_the_three_roles():
 
 @pytest.mark.parametrize("service,command", [("engine", "engine"), ("projection", "project"),
                                              ("api", "serve")])
-def test_each_role_command_parses_with_the_real_cli(service, command):
+def test_each_role_command_parses_with_the_real_cli(service: str, command: str) -> None:
     """Every motcua service runs a command the real argument parser accepts, for its role."""
     cmd = _compose()["services"][service]["command"]
     assert cmd[0] == "motcua"
@@ -41,16 +42,18 @@ def test_each_role_command_parses_with_the_real_cli(service, command):
 
 
 @pytest.mark.parametrize("service", ["engine", "projection", "api"])
-def test_each_role_environment_is_valid_settings(service):
+def test_each_role_environment_is_valid_settings(service: str) -> None:
     """Each role's environment reads into valid settings: PostgreSQL and an external Kafka."""
     env = {k: _expand(str(v)) for k, v in _compose()["services"][service]["environment"].items()}
     s = Settings.from_env(env)
     assert s.is_postgres
     assert s.kafka_bootstrap == "kafka:9092"
-    assert "***" in s.public_view()["database"]
+    database = s.public_view()["database"]
+    assert isinstance(database, str)
+    assert "***" in database
 
 
-def test_engine_and_projection_are_replicated_over_six_partitions():
+def test_engine_and_projection_are_replicated_over_six_partitions() -> None:
     """Several engine and projection processes share the topics' partitions (consumer groups)."""
     services = _compose()["services"]
     for role in ("engine", "projection"):

@@ -106,7 +106,7 @@ def run(tmp_path: Path) -> Iterator[Any]:
 def counts(p: Pipeline, agency: str = DEPT, period: Any = OCT,
            now: datetime = LATER) -> dict[str, tuple[int, int]]:
     """The projection's counts, after checking that the oracle finds exactly the same."""
-    got = p.counts(agency, period, now)
+    got: dict[str, tuple[int, int]] = p.counts(agency, period, now)
     want = Oracle(p.accepted(), p.ruleset).counts(agency, period.start, period.end, now)
     assert {k: got[k] for k in want} == want
     return got
@@ -114,7 +114,8 @@ def counts(p: Pipeline, agency: str = DEPT, period: Any = OCT,
 
 def pts(p: Pipeline, agency: str = DEPT, period: Any = OCT,
         now: datetime = LATER) -> dict[str, float]:
-    return points(p.scorecard(agency, period, now))
+    got: dict[str, float] = points(p.scorecard(agency, period, now))
+    return got
 
 
 def base(*procs: tuple[str, dict[str, Any]]) -> Feed:
@@ -151,7 +152,7 @@ def test_1_1_a_ministry_has_20_working_days(run: Any) -> None:
     # Thu 1 Oct + 20 working days: 2 (1), 5–9 (6), 12–16 (11), 19–23 (16), 26–29 Oct (20).
     f = Feed()("agency_registered", "BTP", "2025-01-01T08:00:00+07:00",
                {"name": "Bộ Tư pháp", "level": "ministry"})
-    ministry = {"authority": "BTP", "level": "ministry", "agencies": ("BTP",)}
+    ministry: dict[str, Any] = {"authority": "BTP", "level": "ministry", "agencies": ("BTP",)}
     f.procedure("M1", "2026-10-01", "2026-10-29", **ministry)  # 29 Oct ≤ 29 Oct: on time
     f.procedure("M2", "2026-10-01", "2026-10-28", **ministry)  # late (a province would be on time)
     p = run(f)

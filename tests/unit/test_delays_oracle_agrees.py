@@ -153,7 +153,8 @@ def build(world: dict[str, Any], ties: bool = True) -> tuple[
 
 def _dossier(s: Stream, world: dict[str, Any], i: int, d: dict[str, Any], least: int) -> int:
     """Add one dossier's actions, at least ``least`` seconds apart; the time of its last."""
-    sid, t, utc = ("dossier_id", f"D{i}"), d["start"], d["utc"]
+    sid, utc = ("dossier_id", f"D{i}"), d["utc"]
+    t: int = d["start"]
     pid = world["procedures"][d["procedure"]]["id"] if d["procedure"] >= 0 else "9.999999"
     data: dict[str, Any] = {"agency_id": d["agency"], "procedure_id": pid, "channel": "direct"}
     if d["due"] is not None:

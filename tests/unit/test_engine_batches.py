@@ -18,6 +18,7 @@ from faults import Wall
 
 from engine.app import Engine, Message
 from engine.domain.dossier import Dossier
+from engine.store import SQLiteStore
 from motcua.pipeline import engine_at
 from projections import facts as F
 
@@ -25,6 +26,13 @@ TOPIC = "motcua.actions"
 LOG = "cluster-1"
 RECEIVED_AT = "2026-10-05T08:00:00+07:00"
 DUE_AT = "2026-10-12T17:00:00+07:00"
+
+
+def _store(engine: Engine) -> SQLiteStore:
+    """The engine's store: these tests open their engines on SQLite."""
+    store = engine.store
+    assert isinstance(store, SQLiteStore)
+    return store
 
 
 def t(text: str) -> datetime:
@@ -612,7 +620,7 @@ def test_every_connection_of_the_sqlite_store_has_the_larger_page_cache(tmp_path
 
     engine = engine_at(f"sqlite:///{tmp_path}/s.db")
     try:
-        pool = engine.store.datastore.pool
+        pool = _store(engine).datastore.pool
         conns = [pool.get_connection(is_writer=False) for _ in range(2)]
         seen = []
         for conn in conns:

@@ -31,6 +31,7 @@ from engine.app import Engine, Message
 from engine.domain.dossier import Dossier
 from engine.intake import Batch
 from engine.runner import EngineLoop
+from engine.store import SQLiteStore
 from engine.store_pg import PostgresStore
 from kernel.contract.actions import parse_action
 from motcua.pipeline import engine_at
@@ -52,10 +53,19 @@ def _messages(dossiers: int) -> list[Message]:
     return [Message("motcua.actions", 0, o, v) for o, v in enumerate(values)]
 
 
+def _store(engine: Engine) -> SQLiteStore | PostgresStore:
+    """The engine's store: these tests open their engines on SQLite or PostgreSQL."""
+    store = engine.store
+    assert isinstance(store, SQLiteStore | PostgresStore)
+    return store
+
+
 def _events(engine: Engine) -> int:
-    with engine.store.datastore.transaction(commit=False) as c:
-        c.execute(f"SELECT count(*) AS n FROM {engine.store.events_table_name}")
-        return int(c.fetchone()["n"])
+    with _store(engine).datastore.transaction(commit=False) as c:
+        c.execute(f"SELECT count(*) AS n FROM {_store(engine).events_table_name}")
+        row = c.fetchone()
+        assert row is not None
+        return int(row["n"])
 
 
 @pytest.fixture
@@ -146,7 +156,7 @@ def test_a_parse_that_fails_unexpectedly_fails_in_its_own_batch(
     assert id(bad) not in ahead and len(ahead) == 3
     counts = engine.process("L#0", second, parsed=ahead)
     assert counts["accepted"] == 3
-    with engine.store.datastore.transaction(commit=False) as c:
+    with _store(engine).datastore.transaction(commit=False) as c:
         c.execute("SELECT off, reason FROM motcua_dead_letters")
         assert [tuple(r) for r in c.fetchall()] == [(bad.offset, "internal_error")]
 
@@ -171,7 +181,7 @@ def test_a_batch_that_fails_in_handling_is_isolated_from_the_stored_state(
     counts = engine.process("L#0", _messages(2))
     assert counts == {"accepted": 3, "rejected": 1, "rejected:internal_error": 1}
     assert _events(engine) == 3
-    with engine.store.datastore.transaction(commit=False) as c:
+    with _store(engine).datastore.transaction(commit=False) as c:
         c.execute("SELECT off, reason FROM motcua_dead_letters")
         assert [tuple(r) for r in c.fetchall()] == [(1, "internal_error")]
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
+from pypdf.generic import DictionaryObject
 
 from projections.exports import CSV_FIELDS, to_csv, to_xlsx
 from projections.exports_pdf import to_pdf
@@ -170,8 +171,13 @@ def test_pdf_is_a4_with_readable_vietnamese_and_the_contents_figures(pdf: bytes)
                    "Nguyễn Thị Ánh", "17.25", "12.50", "4.75", "100.00", SHA):
         assert phrase in text, phrase
     assert "51.08" in text
-    fonts = {str(f["/BaseFont"]) for page in reader.pages
-             for f in page["/Resources"]["/Font"].get_object().values()}
+    fonts: set[str] = set()
+    for page in reader.pages:
+        resources = page["/Resources"]
+        assert isinstance(resources, DictionaryObject)
+        font = resources["/Font"].get_object()
+        assert isinstance(font, DictionaryObject)
+        fonts |= {str(f["/BaseFont"]) for f in font.values()}
     assert fonts and all("DejaVuSans" in f for f in fonts), fonts
 
 

@@ -38,7 +38,7 @@ def engines(tmp_path: Path) -> Iterator[Callable[[], Engine]]:
         e.close()
 
 
-act = builder("h", dates="2026-10-")
+act: Callable[..., dict[str, Any]] = builder("h", dates="2026-10-")
 offsets: dict[int, int] = {}
 
 

@@ -60,7 +60,7 @@ def _with_crc(buf: bytearray, start: int = 0) -> bytes:
 
 
 def _batch_end(buf: bytes | bytearray, start: int) -> int:
-    (length,) = struct.unpack_from(">i", buf, start + 8)
+    length: int = struct.unpack_from(">i", buf, start + 8)[0]
     return 12 + length
 
 

@@ -80,7 +80,8 @@ def report(views: tuple[ViewStore, Tree], agency: str, period: str,
                                                        "view_end")}
 
 
-def test_january_carries_over_decembers_open_dossiers_across_the_year_boundary(views):
+def test_january_carries_over_decembers_open_dossiers_across_the_year_boundary(
+        views: tuple[ViewStore, Tree]) -> None:
     """January 2027 for the department: A and B were received in December 2026 and not
     finished before 1 January (carried over; C finished in December is not); D, E, F are
     January's receptions (G is February's). Resolved in January: A (on time) and E (late); D
@@ -91,14 +92,16 @@ def test_january_carries_over_decembers_open_dossiers_across_the_year_boundary(v
         "resolved_late": 1, "pending": 3, "pending_overdue": 2, "on_time_rate": 0.5}
 
 
-def test_the_province_pools_its_subtree_and_a_withdrawal_ends_processing(views):
+def test_the_province_pools_its_subtree_and_a_withdrawal_ends_processing(
+        views: tuple[ViewStore, Tree]) -> None:
     """The province adds the commune's W, withdrawn on time: 3 resolved, 2 on time, 2/3."""
     assert report(views, PROVINCE, "2027-01") == {
         "carried_over": 2, "received": 4, "resolved": 3, "resolved_early_or_on_time": 2,
         "resolved_late": 1, "pending": 3, "pending_overdue": 2, "on_time_rate": 0.6667}
 
 
-def test_a_dossier_resolved_after_the_view_end_is_not_counted_as_resolved(views):
+def test_a_dossier_resolved_after_the_view_end_is_not_counted_as_resolved(
+        views: tuple[ViewStore, Tree]) -> None:
     """Seen at noon on 19 January: E (resolved on 20 January) is still pending, and overdue at
     E's date since it was due on the 15th; D (due the 20th) is pending and not yet overdue; B
     is overdue; only A is resolved."""
@@ -108,7 +111,8 @@ def test_a_dossier_resolved_after_the_view_end_is_not_counted_as_resolved(views)
         "resolved_late": 0, "pending": 4, "pending_overdue": 2, "on_time_rate": 1.0}
 
 
-def test_a_year_counts_its_own_receptions_and_nothing_resolved_counts_as_null_rate(views):
+def test_a_year_counts_its_own_receptions_and_nothing_resolved_counts_as_null_rate(
+        views: tuple[ViewStore, Tree]) -> None:
     """2026: A, B, C received; only C resolved in 2026 (late); A and B pending at 31 December,
     neither overdue yet (due in January). A month with no resolution has no rate."""
     assert report(views, DEPT, "2026") == {
@@ -117,8 +121,8 @@ def test_a_year_counts_its_own_receptions_and_nothing_resolved_counts_as_null_ra
     assert report(views, DEPT, "2026-10")["on_time_rate"] is None
 
 
-def test_views_written_before_the_end_day_column_get_it_filled_from_the_facts(tmp_path: Path,
-                                                                              views):
+def test_views_written_before_the_end_day_column_get_it_filled_from_the_facts(
+        tmp_path: Path, views: tuple[ViewStore, Tree]) -> None:
     """An older view store (no ``end_day`` column) is upgraded when opened: the column is
     added and filled from each dossier's facts, so carried-over dossiers are found."""
     store, tree = views

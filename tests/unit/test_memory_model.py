@@ -172,7 +172,7 @@ def test_the_fold_memo_of_transitions_is_bounded(events: list[dict[str, Any]]) -
                 and e["prev"][:3] == e["facts"][:3] and e["prev"][3] != e["facts"][3])
     c = Counters()
     c._trans.clear()  # shared by every Counters of the layout: other tests filled it
-    c._trans.update({-k: ((), (), (), ()) for k in range(1, 65_538)})  # other transitions
+    c._trans.update({-k: ((), (), None) for k in range(1, 65_538)})  # other transitions
     c.fold_dossier(step["sid"], None, step["prev"])
     c.fold_dossier(step["sid"], step["prev"], step["facts"])  # a transition not memoized yet
     assert len(c._trans) == 1

@@ -11,12 +11,12 @@ from producers.national import PROVINCES, generate_national
 from producers.simulator import SimConfig
 
 
-def test_there_are_34_provinces():
+def test_there_are_34_provinces() -> None:
     """The catalog of provinces is the 34 of the 2025 reorganisation."""
     assert len(PROVINCES) == 34 == len(set(PROVINCES))
 
 
-def test_each_province_is_its_own_system_in_one_time_ordered_stream():
+def test_each_province_is_its_own_system_in_one_time_ordered_stream() -> None:
     """Provinces have their own ids, sources and action ids, and the stream is time-ordered."""
     actions = list(generate_national(SimConfig(agencies=3, dossiers=60, seed=5), 4))
     roots = {a["agency_id"] for a in actions if a["type"] == "agency_registered"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import cast
 
 import pytest
 
 from kernel.calendar import VN_TZ
 from projections.periods import parse_period
 from projections.publication import (
+    Frozen,
     PublicationError,
     canonical,
     check_period,
@@ -18,7 +20,8 @@ from projections.publication import (
 )
 
 
-def test_canonical_json_sorts_keys_has_no_whitespace_and_writes_utf8_and_numbers_as_given():
+def test_canonical_json_sorts_keys_has_no_whitespace_and_writes_utf8_and_numbers_as_given(
+) -> None:
     """Keys sorted at every level, no spaces, Vietnamese as UTF-8 (not escaped), 20 stays an
     integer, 17.72 and 20.0 stay floats written in their shortest form."""
     doc = {"z": [{"b": 20, "a": 17.72}], "name": "Tỉnh Đắk Lắk", "score": 20.0, "none": None}
@@ -29,7 +32,7 @@ def test_canonical_json_sorts_keys_has_no_whitespace_and_writes_utf8_and_numbers
         text.encode("utf-8")).hexdigest()
 
 
-def test_differences_name_each_changed_value_by_the_ids_of_its_items():
+def test_differences_name_each_changed_value_by_the_ids_of_its_items() -> None:
     """A changed number is named by the path of keys and item ids down to it; items only one
     side has are named too; identical documents have no differences."""
     published = {"scorecards": [
@@ -51,7 +54,7 @@ def test_differences_name_each_changed_value_by_the_ids_of_its_items():
     ]
 
 
-def test_differences_tell_an_integer_from_a_float_and_a_missing_key():
+def test_differences_tell_an_integer_from_a_float_and_a_missing_key() -> None:
     """20 and 20.0 hash differently, so they differ; a key only one side has is named."""
     assert differences({"max": 20}, {"max": 20.0}) == [
         "content.max: published 20, recomputed 20.0"]
@@ -59,14 +62,15 @@ def test_differences_tell_an_integer_from_a_float_and_a_missing_key():
         "content.b: not published, recomputed 2"]
 
 
-def test_per_root_concatenates_one_list_per_publishing_authority():
+def test_per_root_concatenates_one_list_per_publishing_authority() -> None:
     """A section built per root lists each root's documents in root order."""
     class F:
         roots = ["P01", "P02"]
 
     section = per_root(lambda f, root: [{"agency_id": root, "by": "unit"},
                                         {"agency_id": root, "by": "official"}])
-    assert [(d["agency_id"], d["by"]) for d in section(F())] == [
+    # F stands in for the frozen views: per_root reads nothing of them but their roots.
+    assert [(d["agency_id"], d["by"]) for d in section(cast(Frozen, F()))] == [
         ("P01", "unit"), ("P01", "official"), ("P02", "unit"), ("P02", "official")]
 
 
@@ -74,7 +78,8 @@ def test_per_root_concatenates_one_list_per_publishing_authority():
     ("2026-12", "2026-11-30T23:59:59+07:00", "begins on 2026-12-01"),
     ("2026-10", "2027-01-01T00:00:00+07:00", "in the future"),
 ])
-def test_a_period_not_begun_by_t_or_a_time_in_the_future_is_refused(period, at, says):
+def test_a_period_not_begun_by_t_or_a_time_in_the_future_is_refused(
+        period: str, at: str, says: str) -> None:
     """Nothing is published of a period that had not begun at T, nor as recorded at a time
     that has not come."""
     now = datetime(2026, 12, 3, 9, 0, tzinfo=VN_TZ)

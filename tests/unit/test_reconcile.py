@@ -87,7 +87,8 @@ def unsynced(oracle: Oracle, unit: str, fee_only: bool = False) -> list[str]:
                   and (not fee_only or d.data.get("fee_required")))
 
 
-def test_an_export_that_agrees_is_compared_in_full_and_differs_nowhere(world):
+def test_an_export_that_agrees_is_compared_in_full_and_differs_nowhere(
+        world: dict[str, Any]) -> None:
     """The oracle's export, tab- or comma-separated: every (unit, criterion) compared, no
     difference, no unit either side lacks; the OVERDUE rows are listed as skipped."""
     rows = export(world["oracle"])
@@ -100,7 +101,8 @@ def test_an_export_that_agrees_is_compared_in_full_and_differs_nowhere(world):
         assert (result["period"], result["view_end"]) == ("2026-Q2", "2026-06-30T23:59:59+07:00")
 
 
-def test_reconcile_finds_every_planted_difference_and_nothing_else(world):
+def test_reconcile_finds_every_planted_difference_and_nothing_else(
+        world: dict[str, Any]) -> None:
     """Planted: a numerator (ON_TIME of H15.1), a sync denominator (H15.2), a fee-dossier
     denominator (H15), a procedure count (3.5 of H15), a unit left out (H15.3), a unit the
     portal has and motcua does not (H99), and an empty numerator (skipped, not a difference).
@@ -160,7 +162,8 @@ GOOD_HEADER = "unit_code\tmetric_code\tnumerator\tdenominator\n"
     ((GOOD_HEADER + "H15\tON_TIME\n").encode(), "Line 2 of 'portal.tsv' has 2 fields"),
     (GOOD_HEADER.encode() + b"H15\tON_TIME\t1\t2\xff\n", "is not UTF-8 text"),
 ])
-def test_a_bad_portal_file_is_refused_with_one_sentence_naming_its_problem(data, says):
+def test_a_bad_portal_file_is_refused_with_one_sentence_naming_its_problem(
+        data: bytes, says: str) -> None:
     """A missing column, a count that is not a whole number, an unknown criterion, a repeated
     row, an empty field that must be there, a short row, bytes that are not UTF-8."""
     with pytest.raises(PortalFileError) as e:
@@ -170,7 +173,7 @@ def test_a_bad_portal_file_is_refused_with_one_sentence_naming_its_problem(data,
     assert "\n" not in message and message.endswith(".")
 
 
-def test_a_bom_and_blank_lines_and_extra_columns_are_accepted():
+def test_a_bom_and_blank_lines_and_extra_columns_are_accepted() -> None:
     """Excel's UTF-8 byte-order mark, blank lines and columns beyond the four are fine."""
     data = ("\ufeffunit_code,extra,metric_code,numerator,denominator\n\nH15,a,ON_TIME,1,2\n"
             "\nH15,b,OVERDUE,3,\n").encode()

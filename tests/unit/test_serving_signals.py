@@ -49,10 +49,10 @@ PROBE = textwrap.dedent("""
 """)
 
 
-def _python(code: str, **kw: object) -> subprocess.Popen[bytes]:
+def _python(code: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # type: ignore[call-overload]  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def test_the_signal_handler_takes_no_lock_and_ends_the_wait() -> None:

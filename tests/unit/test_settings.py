@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kernel.errors import ConfigurationError
 from kernel.settings import Settings
 
 
-def test_defaults_are_the_embedded_default(tmp_path):
+def test_defaults_are_the_embedded_default(tmp_path: Path) -> None:
     """No variables: SQLite under MOTCUA_HOME, the bundled broker, no pinned ruleset (each
     view is scored under the ruleset in force at its end)."""
     s = Settings.from_env({"MOTCUA_HOME": str(tmp_path)})
@@ -18,7 +20,7 @@ def test_defaults_are_the_embedded_default(tmp_path):
     assert Settings.from_env({"MOTCUA_RECORD_UNCATALOGUED": "1"}).record_uncatalogued
 
 
-def test_passwords_never_appear_in_repr_or_the_public_view():
+def test_passwords_never_appear_in_repr_or_the_public_view() -> None:
     """The database and SASL passwords are absent from repr() and from the loggable view."""
     s = Settings.from_env({
         "MOTCUA_DATABASE_URL": "postgresql://motcua:s3cret-db@db:5432/motcua",
@@ -42,7 +44,7 @@ def test_passwords_never_appear_in_repr_or_the_public_view():
     ("MOTCUA_PARTITIONS", "many", "MOTCUA_PARTITIONS"),
     ("MOTCUA_RECORD_UNCATALOGUED", "maybe", "MOTCUA_RECORD_UNCATALOGUED"),
 ])
-def test_a_malformed_setting_is_one_sentence_naming_it(name, value, named):
+def test_a_malformed_setting_is_one_sentence_naming_it(name: str, value: str, named: str) -> None:
     """A bad variable is a ConfigurationError whose message names the variable."""
     with pytest.raises(ConfigurationError) as e:
         Settings.from_env({name: value})

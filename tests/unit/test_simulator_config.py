@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,8 @@ def test_every_float_field_is_validated() -> None:
 def test_an_out_of_range_rate_is_refused_by_name(name: str, value: float) -> None:
     """A probability outside [0, 1] is refused, the message naming the field and the range."""
     with pytest.raises(ValueError, match=rf"SimConfig\.{name} must be between 0 and 1"):
-        replace(DEFAULT, **{name: value})
+        change: dict[str, Any] = {name: value}  # the field is named at run time
+        replace(DEFAULT, **change)
 
 
 def test_rates_at_the_bounds_are_accepted() -> None:
@@ -61,7 +63,7 @@ def test_rates_at_the_bounds_are_accepted() -> None:
         ({"off_day_reception_percent": 101}, "off_day_reception_percent must be between"),
     ],
 )
-def test_inconsistent_settings_are_refused(changes: dict[str, object], message: str) -> None:
+def test_inconsistent_settings_are_refused(changes: dict[str, Any], message: str) -> None:
     """Shares of one draw that add up past 1, or a reversed window or divisor 0, are refused."""
     with pytest.raises(ValueError, match=message):
         replace(DEFAULT, **changes)

@@ -13,6 +13,7 @@ import pytest
 from test_registry import EXTENDED
 
 from engine.app import HEARTBEAT
+from engine.store import SQLiteStore
 from motcua.pipeline import engine_at
 from projections.fold import Counters
 from projections.layout import Layout
@@ -39,7 +40,9 @@ def test_sqlite_keeps_events_and_views_in_two_files_each_with_its_durability(
     engine = engine_at(url)
     views = ViewStore(views_url(url))
     try:
-        store = engine.app.recorder.datastore
+        recorder = engine.app.recorder
+        assert isinstance(recorder, SQLiteStore)
+        store = recorder.datastore
         assert pragmas(lambda: store.transaction(commit=False)) == ("wal", 2)  # FULL
         assert pragmas(views.tx) == ("wal", 1)  # NORMAL
         views.flush(Counters(), {"pos|0": 0})
