@@ -1,11 +1,12 @@
 """How long a loop that polls the event store waits when it found nothing new.
 
-The relay and, in ``motcua up`` and ``motcua demo``, the projection read what the engine
-committed by looking at the store again and again. A short wait keeps the time from a commit
-to its pick-up short while actions come; kept up all day it costs an idle ``motcua up`` about
-a tenth of a core in empty looks (measured: docs/decisions.md, "Store readers slow down when
-nothing comes"). So a loop waits ``short`` while something came within the last ``grace``
-seconds, then each empty look doubles the wait up to ``longest``; anything found sets it back.
+The relay and, in ``motcua up`` and ``motcua demo``, the projection and the alerting role read
+what the engine committed by looking at the store again and again. A short wait keeps the time
+from a commit to its pick-up short while actions come; kept up all day it costs an idle
+``motcua up`` about a tenth of a core in empty looks (measured: docs/decisions.md, "Store
+readers slow down when nothing comes"). So a loop waits ``short`` while something came within
+the last ``grace`` seconds, then each empty look doubles the wait up to ``longest``; anything
+found sets it back.
 """
 
 from __future__ import annotations

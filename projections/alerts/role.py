@@ -29,6 +29,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kernel import kafka as K
 from kernel.event_order import AHEAD, NEXT, Gaps, turn
 from kernel.health import Guard
+from kernel.idle import LONGEST_S, IdleWait
 from kernel.kafka import LogIdentity, close_consumer, ensure_all_topics
 from kernel.lifecycle import LifecycleRules
 from kernel.metrics import METRICS
@@ -161,7 +162,8 @@ class AlertLoop:
     def __init__(self, decider: Decider, dispatcher: Dispatcher, bootstrap: str,
                  security: KafkaSecurity | None, *, partitions: int = 3,
                  group: str | None = None, session_timeout_ms: int = 10_000,
-                 tick: float = 0.2, feed: StoreFeed | None = None) -> None:
+                 tick: float = 0.2, feed: StoreFeed | None = None,
+                 idle: IdleWait | None = None) -> None:
         self.decider = decider
         self.dispatcher = dispatcher
         self.bootstrap = bootstrap
@@ -177,6 +179,10 @@ class AlertLoop:
         self.guard = Guard(PART, log)
         self.deliver_guard = Guard("alert-delivery", log)
         self.feed = feed
+        # Between empty looks at the store (kernel.idle): it decides once a tick, so a look
+        # every 50 ms at most while events come, and less often once none has come for a while.
+        short = min(tick, 0.05)
+        self.idle = idle or IdleWait(short=short, longest=max(short, LONGEST_S))
         self.feed_parts = 0
         self.cursor = 0
 
@@ -213,8 +219,10 @@ class AlertLoop:
         while not stop.is_set():
             try:
                 if self.feed is not None:
-                    if not self._read_store():
-                        stop.wait(min(self.tick, 0.05))
+                    if self._read_store():
+                        self.idle.found()
+                    else:
+                        stop.wait(self.idle.next())
                 else:
                     if self.consumer is None or not self.ready.is_set():
                         self.setup()

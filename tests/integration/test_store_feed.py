@@ -317,3 +317,36 @@ def test_the_store_reader_waits_as_its_idle_wait_says(engine: Engine, tmp_path: 
         thread.join(10)
         views.close()
     assert not thread.is_alive()
+
+
+def test_the_alerting_store_reader_waits_as_its_idle_wait_says(
+        engine: Engine, tmp_path: Path) -> None:
+    """The alerting role's ``run()`` on the store: a page followed tells its idle wait that
+    work came, an empty look asks it how long to wait (``kernel.idle``); what is recorded
+    while it idles is still followed."""
+    lines = lines_of(simulate(1, 60))
+    half = len(lines) // 2
+    record(engine, lines[:half])
+    engine.store.set_position(Relay.PARTITIONS, 3)
+    loop = alert_loop(tmp_path / "alerts.db", "127.0.0.1:9",  # never connects: the store
+                      StoreFeed(engine.store, ALERTING_COLUMNS))
+    idle = loop.idle = CountingIdle()
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        first = engine.store.last_fact()
+        wait_for(lambda: loop.cursor == first, "the alerting to follow what was recorded")
+        assert idle.founds >= 1
+        wait_for(lambda: idle.empties >= 5, "the alerting to look at an empty store again")
+        founds = idle.founds
+        record(engine, lines[half:], first=half)
+        last = engine.store.last_fact()
+        assert last > first
+        wait_for(lambda: loop.cursor == last, "the alerting to follow what came while it idled")
+        assert idle.founds > founds
+    finally:
+        stop.set()
+        thread.join(10)
+        loop.decider.store.close()
+    assert not thread.is_alive()
