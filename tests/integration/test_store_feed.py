@@ -285,45 +285,56 @@ def test_the_alerting_reading_the_store_follows_what_it_follows_reading_kafka(
         by_kafka.decider.store.close()
 
 
+def reads_as_its_idle_wait_says(engine: Engine, loop: ProjectionLoop | AlertLoop,
+                                idle: CountingIdle, rest: list[bytes], first: int) -> None:
+    """``loop.run()`` on a thread of its own: it reads what the store holds, telling ``idle``
+    of each page found and asking it how long to wait after each empty look; what is recorded
+    while it idles (``rest``, from offset ``first``) is read too."""
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        before = engine.store.last_fact()
+        wait_for(lambda: loop.cursor == before, "the reader to read what was recorded")
+        founds = idle.founds
+        assert founds >= 1
+        wait_for(lambda: idle.empties >= 5, "the reader to look at an empty store again")
+        assert idle.founds == founds  # nothing new: no look found work
+        record(engine, rest, first=first)
+        last = engine.store.last_fact()
+        assert last > before
+        wait_for(lambda: loop.cursor == last, "the reader to read what came while it idled")
+        assert idle.founds > founds
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
 def test_the_store_reader_waits_as_its_idle_wait_says(engine: Engine, tmp_path: Path) -> None:
-    """``run()``: each page read tells the idle wait that work came; each empty look asks it
-    how long to wait (``kernel.idle``: how an idle ``motcua up`` stops looking 200 times a
-    second). Events recorded while the loop idles are still folded."""
+    """The projection's ``run()`` on the store waits as its idle wait says (``kernel.idle``:
+    how an idle ``motcua up`` stops looking 200 times a second); events recorded while it
+    idles are still folded."""
     lines = lines_of(simulate(1, 60))
     half = len(lines) // 2
     record(engine, lines[:half])
     engine.store.set_position(Relay.PARTITIONS, 3)
     views = ViewStore(f"sqlite:///{tmp_path / 'views.db'}")
     idle = CountingIdle()
-    loop = ProjectionLoop(views, "127.0.0.1:9", None, max_records=50,
+    loop = ProjectionLoop(views, "127.0.0.1:9", None, max_records=50,  # never connects
                           feed=StoreFeed(engine.store, PROJECTION_COLUMNS), idle=idle)
-    stop = threading.Event()
-    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
-    thread.start()
     try:
-        first = engine.store.last_fact()
-        wait_for(lambda: loop.cursor == first, "the reader to fold what was recorded")
-        pages = idle.founds
-        assert pages >= first // 50  # a page of at most 50 rows at a time, each one found
-        wait_for(lambda: idle.empties >= 20, "the reader to look at an empty store again")
-        assert idle.founds == pages  # nothing new: no look found work
-        record(engine, lines[half:], first=half)
-        last = engine.store.last_fact()
-        assert last > first
-        wait_for(lambda: loop.cursor == last, "the reader to fold what came while it idled")
-        assert idle.founds > pages
+        first_part = engine.store.last_fact()
+        reads_as_its_idle_wait_says(engine, loop, idle, lines[half:], half)
+        assert idle.founds >= first_part // 50  # pages of at most 50 rows, each one found
     finally:
-        stop.set()
-        thread.join(10)
         views.close()
-    assert not thread.is_alive()
 
 
 def test_the_alerting_store_reader_waits_as_its_idle_wait_says(
         engine: Engine, tmp_path: Path) -> None:
-    """The alerting role's ``run()`` on the store: a page followed tells its idle wait that
-    work came, an empty look asks it how long to wait (``kernel.idle``); what is recorded
-    while it idles is still followed."""
+    """The same for the alerting role's ``run()`` on the store: what is recorded while it
+    idles is still followed."""
     lines = lines_of(simulate(1, 60))
     half = len(lines) // 2
     record(engine, lines[:half])
@@ -331,22 +342,7 @@ def test_the_alerting_store_reader_waits_as_its_idle_wait_says(
     loop = alert_loop(tmp_path / "alerts.db", "127.0.0.1:9",  # never connects: the store
                       StoreFeed(engine.store, ALERTING_COLUMNS))
     idle = loop.idle = CountingIdle()
-    stop = threading.Event()
-    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
-    thread.start()
     try:
-        first = engine.store.last_fact()
-        wait_for(lambda: loop.cursor == first, "the alerting to follow what was recorded")
-        assert idle.founds >= 1
-        wait_for(lambda: idle.empties >= 5, "the alerting to look at an empty store again")
-        founds = idle.founds
-        record(engine, lines[half:], first=half)
-        last = engine.store.last_fact()
-        assert last > first
-        wait_for(lambda: loop.cursor == last, "the alerting to follow what came while it idled")
-        assert idle.founds > founds
+        reads_as_its_idle_wait_says(engine, loop, idle, lines[half:], half)
     finally:
-        stop.set()
-        thread.join(10)
         loop.decider.store.close()
-    assert not thread.is_alive()
