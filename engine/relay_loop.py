@@ -77,10 +77,7 @@ class RelayLoop:
                         log.warning("events_log_changed", old=self.log_id)
                         self.setup()
                 assert self.relay is not None
-                if self.relay.run_once():
-                    self.idle.found()
-                else:
-                    stop.wait(self.idle.next())
+                self.idle.after(bool(self.relay.run_once()), stop)  # (events published)
             except Exception as e:  # the broker or the database away, or a bug
                 self._drop()
                 self.guard.failed(e, stop)  # one log line per outage, and a backoff

@@ -11,6 +11,7 @@ found sets it back.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -43,3 +44,11 @@ class IdleWait:
         wait = self._wait
         self._wait = min(self._wait * 2, self.longest)
         return wait
+
+    def after(self, found: bool, stop: threading.Event) -> None:
+        """What a loop does after a look: on with the next one if it ``found`` work, else wait
+        (cut short by ``stop``) as long as ``next()`` says."""
+        if found:
+            self.found()
+        else:
+            stop.wait(self.next())

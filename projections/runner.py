@@ -194,10 +194,7 @@ class ProjectionLoop:
         while not stop.is_set():
             try:
                 if self.feed is not None:
-                    if self._read_store():
-                        self.idle.found()
-                    else:
-                        stop.wait(self.idle.next())
+                    self.idle.after(self._read_store(), stop)
                 else:
                     self._read_kafka()
                 now = time.monotonic()

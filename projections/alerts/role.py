@@ -219,10 +219,7 @@ class AlertLoop:
         while not stop.is_set():
             try:
                 if self.feed is not None:
-                    if self._read_store():
-                        self.idle.found()
-                    else:
-                        stop.wait(self.idle.next())
+                    self.idle.after(self._read_store(), stop)
                 else:
                     if self.consumer is None or not self.ready.is_set():
                         self.setup()

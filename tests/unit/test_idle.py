@@ -3,6 +3,8 @@ then doubling up to a cap; back to short once work is found)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from kernel.idle import IdleWait
@@ -53,3 +55,22 @@ def test_work_found_sets_the_wait_back_to_short_for_another_grace() -> None:
 def test_a_wait_that_cannot_work_is_refused(short: float, longest: float) -> None:
     with pytest.raises(ValueError, match="0 < short <= longest"):
         IdleWait(short=short, longest=longest)
+
+
+def test_after_a_look_a_loop_goes_on_or_waits_as_long_as_next_says() -> None:
+    clock = Clock()
+    idle = IdleWait(short=0.005, longest=0.1, grace=0.5, clock=clock)
+    clock.t += 10
+    waited: list[float] = []
+
+    class Stop(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waited.append(timeout or 0.0)
+            return False
+
+    stop = Stop()
+    idle.after(False, stop)
+    idle.after(False, stop)
+    idle.after(True, stop)  # work found: no wait, and short again
+    idle.after(False, stop)
+    assert waited == [0.005, 0.01, 0.005]
