@@ -92,12 +92,9 @@ def store_env(database_url: str) -> dict[str, str]:
     from urllib.parse import unquote, urlsplit
 
     if database_url.startswith("sqlite:///"):
-        return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": database_url.removeprefix("sqlite:///"),
-            "SQLITE_LOCK_TIMEOUT": "30",
-            "APPLICATION_RECORDER_TOPIC": get_topic(SQLiteStore),
-        }
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_LOCK_TIMEOUT": "30",
+                "SQLITE_DBNAME": database_url.removeprefix("sqlite:///"),
+                "APPLICATION_RECORDER_TOPIC": get_topic(SQLiteStore)}
     u = urlsplit(database_url)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -138,7 +135,9 @@ class Engine:
         record_uncatalogued: bool = False,
     ) -> None:
         self.app = MotcuaApplication(env=store_env(database_url))
-        self.store: IntakeMixin = self.app.recorder  # type: ignore[assignment]
+        if not isinstance(store := self.app.recorder, IntakeMixin):  # store_env names ours
+            raise TypeError(f"{type(store).__name__} is not a motcua event store.")
+        self.store = store
         self.annotate = annotate
         self.calendar = calendar or WorkCalendar()
         self.hold_seconds = hold_seconds
@@ -422,7 +421,7 @@ class Engine:
                 ids[subject] = self.uuid(kind, sid)
         if not ids:
             return 0
-        found = self.store.existing(list(set(ids.values())))  # type: ignore[attr-defined]
+        found = self.store.existing(list(set(ids.values())))
         arrived = [s for s, u in ids.items() if u in found]
         if not arrived:
             return 0

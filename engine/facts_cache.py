@@ -61,6 +61,8 @@ class FactsCacheMixin:
 
     ph = "?"
     cache_kib = 2_000  # a SQLite connection's page cache, KiB (the store's own setting)
+    # Set by the eventsourcing recorder the mixin sits on (its table of stored events).
+    events_table_name: str
 
     def _sql(self, statement: str) -> str:
         return statement if self.ph == "?" else statement.replace("?", "%s")
@@ -118,7 +120,7 @@ class FactsCacheMixin:
                                 "(name) DO UPDATE SET value=excluded.value"), (name, value))
 
     def has_events(self) -> bool:
-        table = self.events_table_name  # type: ignore[attr-defined]
+        table = self.events_table_name
         with self._tx(commit=False) as c:
             c.execute(f"SELECT 1 AS one FROM {table} LIMIT 1")
             return c.fetchone() is not None
@@ -169,7 +171,7 @@ class FactsCacheMixin:
     def subjects_after(self, after: Any, limit: int) -> list[Any]:
         """Up to ``limit`` aggregate ids greater than ``after`` (``None``: from the first), in
         id order: the pages of a walk over every subject's history."""
-        table = self.events_table_name  # type: ignore[attr-defined]
+        table = self.events_table_name
         with self._tx(commit=False) as c:
             if after is None:
                 c.execute(self._sql(f"SELECT DISTINCT originator_id AS o FROM {table} "
@@ -185,7 +187,7 @@ class FactsCacheMixin:
         aggregate and version."""
         if not ids:
             return []
-        table = self.events_table_name  # type: ignore[attr-defined]
+        table = self.events_table_name
         col = "rowid" if self.ph == "?" else "notification_id"
         marks = ",".join("?" * len(ids))
         with self._tx(commit=False) as c:

@@ -71,13 +71,14 @@ Annotate = Callable[[Subject], Any]
 
 
 class Message(NamedTuple):
-    """One consumed Kafka record; ``spool``: the spooled line it is a copy of, if any. (A
-    named tuple: made for every record, in half the time of a frozen dataclass.)"""
+    """One consumed Kafka record; ``value`` is None for a tombstone (refused by
+    ``parse_action``); ``spool``: the spooled line it is a copy of, if any. (A named tuple:
+    made for every record, in half the time of a frozen dataclass.)"""
 
     topic: str
     partition: int
     offset: int
-    value: bytes
+    value: bytes | None
     spool: int | None = None
 
 

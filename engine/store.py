@@ -156,10 +156,18 @@ def schema(serial: str, blob: str) -> list[str]:
 class IntakeMixin(FactsCacheMixin, SpoolMixin, HeldRowsMixin):
     """The motcua tables, written in the same transaction as the events (one home, two dialects)."""
 
+    # Set by the eventsourcing recorder the mixin sits on: its datastore, whose
+    # ``transaction(commit=…)`` gives a cursor (SQLite's or PostgreSQL's; typed there).
+    datastore: Any
+
     @contextmanager
     def _tx(self, commit: bool) -> Iterator[Any]:
-        with self.datastore.transaction(commit=commit) as c:  # type: ignore[attr-defined]
+        with self.datastore.transaction(commit=commit) as c:
             yield c
+
+    def existing(self, ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these aggregates have any recorded event (one query; each dialect's)."""
+        raise NotImplementedError
 
     def write_side_effects(self, c: Any, fx: SideEffects) -> None:
         now = time.time()
@@ -304,7 +312,7 @@ class IntakeMixin(FactsCacheMixin, SpoolMixin, HeldRowsMixin):
         """(position, topic, state) from ``start`` (inclusive), for replays: plain rows, no
         Notification objects, since a replay reads the whole log."""
         col = "rowid" if self.ph == "?" else "notification_id"
-        table = self.events_table_name  # type: ignore[attr-defined]
+        table = self.events_table_name
         sql = f"SELECT {col}, topic, state FROM {table} WHERE {col} >= ?"
         params: list[Any] = [start]
         if stop is not None:

@@ -383,7 +383,7 @@ _TYPES_EXPECTED: Final = "one of the motcua.action/1 types, e.g. 'received'"
 # --- entry points -----------------------------------------------------------------------------
 
 
-def parse_action(raw: bytes) -> Action:
+def parse_action(raw: bytes | None) -> Action:
     """Decode one Kafka message value (UTF-8 JSON) and validate it as ``motcua.action/1``;
     a value over ``ACTION_MAX_BYTES`` is ``too_large`` without being decoded."""
     if not isinstance(raw, bytes | bytearray | memoryview):  # a Kafka tombstone has no value

@@ -172,7 +172,7 @@ def test_check_instant_is_what_time_arguments_use() -> None:
 def test_a_message_without_a_value_is_malformed_json() -> None:
     """A Kafka tombstone (value None) is refused like any other non-JSON message."""
     with pytest.raises(InvalidActionError) as e:
-        parse_action(None)  # type: ignore[arg-type]
+        parse_action(None)
     assert e.value.reason == "malformed_json"
 
 
