@@ -370,7 +370,8 @@ class EngineLoop:
         Only then may a held action's subject be taken for missing: after an outage longer
         than the hold, the subject may still be waiting in the unread backlog.
         """
-        return all(self._end(p) is not None and not self._behind(p) for p in self.epochs)
+        return all((end := self._end(p)) is not None and self.next_offset.get(p, 0) >= end
+                   for p in self.epochs)
 
     def _new_broker_log(self) -> bool:
         """Whether the topic is another log now than the one this loop reads as.

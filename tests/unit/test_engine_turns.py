@@ -316,3 +316,36 @@ def test_the_timers_run_once_a_poll_finds_nothing_more_after_records(tmp_path: P
     finally:
         loop.consumer = None
         engine.close()
+
+
+class _Ends:
+    """The consumer's last reported ends, by partition (missing: none reported yet)."""
+
+    def __init__(self, ends: dict[int, int]) -> None:
+        self.ends = ends
+
+    def highwater(self, tp: Any) -> int | None:
+        return self.ends.get(tp.partition)
+
+
+def test_caught_up_means_every_owned_partition_read_to_a_reported_end(tmp_path: Path) -> None:
+    """Held actions may be taken for missing only then: an end not reported yet, or a
+    position short of it, on any owned partition, is not caught up; a partition not owned
+    does not count."""
+    engine = engine_at(f"sqlite:///{tmp_path}/c.db")
+    loop = EngineLoop(engine, "127.0.0.1:1", None, max_records=2)
+    try:
+        loop.epochs = {0: 1, 1: 1}
+        loop.next_offset = {0: 5, 1: 7}
+        cases = [({0: 5}, False),  # partition 1's end not known yet
+                 ({0: 5, 1: 8}, False),  # partition 1 one record short
+                 ({0: 5, 1: 7}, True),
+                 ({0: 4, 1: 7, 2: 100}, True)]  # partition 2 is not this engine's
+        for ends, expected in cases:
+            loop.consumer = _Ends(ends)
+            assert loop._caught_up() is expected, ends
+        loop.next_offset = {}
+        loop.consumer = _Ends({0: 0, 1: 0})
+        assert loop._caught_up() is True  # empty partitions, nothing read: at their ends
+    finally:
+        engine.close()
