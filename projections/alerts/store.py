@@ -70,9 +70,7 @@ def check_subscription(agencies: Sequence[str], channel: str, target: str,
     if channel not in CHANNELS:
         raise UserError(f"Channel {channel!r} is not one of {', '.join(CHANNELS)}.")
     if channel == "webhook":
-        parts = urlsplit(target)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UserError(f"Webhook {target!r} is not an http:// or https:// URL.")
+        _check_webhook(target)
     elif "@" not in target.strip("@") or any(c.isspace() for c in target):
         raise UserError(f"E-mail address {target!r} is not an address like name@example.vn.")
     bad = [r for r in rules if r not in RULES]
@@ -80,6 +78,26 @@ def check_subscription(agencies: Sequence[str], channel: str, target: str,
         raise UserError(f"Rule {(bad or [''])[0]!r} is not one of {', '.join(RULES)}.")
     if not 0 <= within <= 366:
         raise UserError(f"Within {within} is not a whole number of working days from 0 to 366.")
+
+
+def _check_webhook(target: str) -> None:
+    """A URL the sender can deliver to (``urllib.request``): http(s), a host, a port if any
+    from 1 to 65535, no user name or password (not sent), no space or control character."""
+    bad = f"Webhook {target!r} is not an http:// or https:// URL"
+    if any(c <= " " or c == "\x7f" for c in target):
+        raise UserError(f"{bad} (it has a space or a control character).")
+    try:
+        parts = urlsplit(target)
+        host, port = parts.hostname, parts.port
+    except ValueError as e:  # a bad bracketed host, a port that is not a number from 0 to 65535
+        raise UserError(f"{bad} ({e}).") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise UserError(f"{bad}.")
+    if port == 0:
+        raise UserError(f"{bad} (port 0 cannot be called).")
+    if parts.username is not None or parts.password is not None:
+        raise UserError(f"Webhook {target!r} has a user name or password, which deliveries do "
+                        "not send; use the subscription's secret (deliveries are signed).")
 
 
 class AlertStore:

@@ -11,9 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
+from kernel.errors import UserError
 from kernel.grants import GrantBook
 from motcua.cli import main
 from producers.tokens import TokenStore
+from projections.alerts.store import check_subscription
 from projections.api import create_app
 from projections.fold import Counters
 from projections.ruleset import load_ruleset
@@ -103,6 +105,10 @@ def test_http_subscriptions_need_a_write_token_of_their_agencies(
     bad = c.post("/api/v1/alerts/subscriptions", json={**body, "rules": ["soon"]},
                  headers=auth("write"))
     assert bad.status_code == 400 and "'soon'" in bad.json()["error"]
+    for url in ("http://[::1/h", "http://h:abc/h", "https://u:pw@hooks.example.vn/a"):
+        bad = c.post("/api/v1/alerts/subscriptions", json={**body, "webhook": url},
+                     headers=auth("write"))
+        assert bad.status_code == 400 and repr(url) in bad.json()["error"], url
     made = c.post("/api/v1/alerts/subscriptions", json=body, headers=auth("write"))
     assert made.status_code == 201
     sub_id = made.json()["id"]
@@ -128,3 +134,29 @@ def test_a_bad_smtp_url_is_one_sentence_naming_the_variable_without_its_password
     ok = Settings.from_env({"MOTCUA_HOME": str(tmp_path),
                             "MOTCUA_SMTP_URL": "smtps://u:p@mail.h15.gov.vn:465"})
     assert ok.smtp_url == "smtps://u:p@mail.h15.gov.vn:465" and "p@" not in repr(ok)
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("http://[::1/h", "Invalid IPv6 URL"),
+    ("http://[zz]/h", "'zz'"),
+    ("http://127.0.0.1:99999/h", "out of range"),
+    ("http://h:abc/h", "'abc'"),
+    ("http://h:0/h", "port 0"),
+    ("http://exa mple.vn/h", "a space or a control character"),
+    ("http://hooks.example.vn/a\x01", "a space or a control character"),
+    ("https://user:pw@hooks.example.vn/h", "user name or password"),
+    ("ftp://hooks.example.vn/h", "not an http:// or https:// URL"),
+])
+def test_a_webhook_no_delivery_could_reach_is_refused_in_one_sentence(url: str, says: str) -> None:
+    """What ``urllib.request`` could never deliver to is refused when subscribed, not retried
+    for ever after: a bad host in brackets, a port that is no port, a space or control
+    character, a user name or password (not sent); the URL and the cause named."""
+    with pytest.raises(UserError) as e:
+        check_subscription(["H15"], "webhook", url, ["overdue"], 3)
+    message = str(e.value)
+    assert repr(url) in message and says in message and "\n" not in message
+
+
+def test_a_deliverable_webhook_is_taken() -> None:
+    for url in ("https://hooks.example.vn/a", "http://[::1]:8080/h", "http://10.0.0.7:65535/x"):
+        check_subscription(["H15"], "webhook", url, ["overdue"], 3)  # raises nothing
