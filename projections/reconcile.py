@@ -67,13 +67,19 @@ def read_portal_file(data: bytes, name: str, ruleset: Ruleset) -> PortalFile:
         raise PortalFileError(f"File {name!r} is empty: it needs a header row with "
                               f"{', '.join(REQUIRED)}.")
     delimiter = "\t" if "\t" in lines[first] else ","
-    records = list(csv.reader(lines[first:], delimiter=delimiter))
+    reader = csv.reader(lines[first:], delimiter=delimiter)
+    try:
+        records = list(reader)
+    except csv.Error as e:  # a field over the csv module's limit (128 KiB), a stray NUL
+        raise PortalFileError(f"Line {first + reader.line_num} of {name!r} cannot be read as "
+                              f"{'tab' if delimiter == chr(9) else 'comma'}-separated values "
+                              f"({e}).") from None
     header = [h.strip().lower() for h in records[0]]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise PortalFileError(
             f"File {name!r} lacks the column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)} (its header has: {', '.join(h for h in header if h)}).")
+            f"{', '.join(missing)} (its header has: {_names(header)}).")
     at = {c: header.index(c) for c in REQUIRED}
     codes = {c.code for c in ruleset.criteria()}
     rows: list[PortalRow] = []
@@ -83,7 +89,9 @@ def read_portal_file(data: bytes, name: str, ruleset: Ruleset) -> PortalFile:
         line = first + offset + 1
         if not any(field.strip() for field in rec):
             continue
-        if len(rec) <= max(at.values()):
+        # Fewer fields than a needed column, or more filled ones than the header names:
+        # a shifted row, whose counts must not be read from the wrong columns.
+        if len(rec) <= max(at.values()) or any(f.strip() for f in rec[len(header):]):
             raise PortalFileError(f"Line {line} of {name!r} has {len(rec)} fields; the header "
                                   f"has {len(header)}.")
         unit, code = rec[at["unit_code"]].strip(), rec[at["metric_code"]].strip()
@@ -107,6 +115,14 @@ def read_portal_file(data: bytes, name: str, ruleset: Ruleset) -> PortalFile:
                 f"criterion of ruleset {ruleset.name} nor a portal code motcua skips "
                 f"({', '.join(sorted(PORTAL_UNSCORED))}).")
     return PortalFile(tuple(rows), tuple(skipped))
+
+
+def _names(header: list[str], most: int = 12, width: int = 40) -> str:
+    """A header's names as a user reads them in a sentence: the first ``most``, each cut to
+    ``width`` characters (a file of one long line must not come back whole)."""
+    names = [h if len(h) <= width else h[:width] + "…" for h in header if h][:most]
+    more = len([h for h in header if h]) - len(names)
+    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
 
 
 def _count(text: str, column: str, line: int, name: str) -> int | None:

@@ -48,8 +48,9 @@ def legacy_lines(r: dict[str, Any]) -> list[str]:
 
 def reconcile_lines(r: dict[str, Any]) -> list[str]:
     """Where the portal's figures and motcua's differ."""
+    n = r["compared"]
     lines = [f"Reconciliation  period {r['period']}  view end {r['view_end']}: "
-             f"{r['compared']} figures compared, {len(r['differences'])} differ."]
+             f"{n} figure{'' if n == 1 else 's'} compared, {len(r['differences'])} differ."]
     for d in r["differences"]:
         (pn, pd), (mn, md) = d["portal"], d["motcua"]
         lines.append(f"  {d['unit_code']:<12} {d['metric_code']:<36} portal {_n(pn)} / {_n(pd)}"

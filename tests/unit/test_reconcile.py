@@ -161,16 +161,24 @@ GOOD_HEADER = "unit_code\tmetric_code\tnumerator\tdenominator\n"
     ((GOOD_HEADER + "\tON_TIME\t1\t2\n").encode(), "Line 2 of 'portal.tsv' has no unit_code"),
     ((GOOD_HEADER + "H15\tON_TIME\n").encode(), "Line 2 of 'portal.tsv' has 2 fields"),
     (GOOD_HEADER.encode() + b"H15\tON_TIME\t1\t2\xff\n", "is not UTF-8 text"),
+    ((GOOD_HEADER + "H15\tON_TIME\t262\t300\t9\n").encode(),
+     "Line 2 of 'portal.tsv' has 5 fields; the header has 4"),
+    ((GOOD_HEADER + "H15\tON_TIME\t1\t" + "9" * 200_000 + "\n").encode(),
+     "Line 2 of 'portal.tsv' cannot be read as tab-separated values (field larger than"),
+    (("x" * 100_000 + "\n").encode(), "lacks the columns unit_code"),
+    ((",".join(f"c{i}" for i in range(50_000)) + "\n").encode(), "and 49988 more"),
 ])
 def test_a_bad_portal_file_is_refused_with_one_sentence_naming_its_problem(
         data: bytes, says: str) -> None:
     """A missing column, a count that is not a whole number, an unknown criterion, a repeated
-    row, an empty field that must be there, a short row, bytes that are not UTF-8."""
+    row, an empty field that must be there, a short row, a row with more filled fields than
+    the header (shifted), a field past the csv reader's limit, bytes that are not UTF-8; a
+    header of one huge name is not echoed whole."""
     with pytest.raises(PortalFileError) as e:
         read_portal_file(data, "portal.tsv", RULESET)
     message = str(e.value)
     assert says in message
-    assert "\n" not in message and message.endswith(".")
+    assert "\n" not in message and message.endswith(".") and len(message) < 1_000
 
 
 def test_a_bom_and_blank_lines_and_extra_columns_are_accepted() -> None:
