@@ -55,6 +55,11 @@ class Publication:
                 "sha256": self.sha256, "created_at": self.created_at}
 
 
+# The largest version a store can hold (a 64-bit integer in both dialects): a larger one
+# asked for is simply not there.
+MAX_VERSION = 2**63 - 1
+
+
 def file_name(period: str, version: int, kind: str) -> str:
     return f"motcua-{period}-v{version}.{kind}"
 
@@ -177,6 +182,8 @@ class PublicationStore:
 
     def get(self, period: str, version: int | None = None) -> Publication | None:
         """A version of a period's publication (the latest when ``version`` is None)."""
+        if version is not None and not 1 <= version <= MAX_VERSION:
+            return None
         with self._tx() as c:
             if version is None:
                 c.execute(self._q("SELECT MAX(version) FROM publications WHERE period = ?"),
@@ -197,6 +204,8 @@ class PublicationStore:
 
     def file(self, period: str, version: int, name: str) -> tuple[str, bytes] | None:
         """(kind, bytes) of a stored file, by its name."""
+        if not 1 <= version <= MAX_VERSION:
+            return None
         with self._tx() as c:
             c.execute(self._q("SELECT kind, body FROM publication_files WHERE period = ? AND "
                               "version = ? AND name = ?"), (period, version, name))

@@ -17,6 +17,7 @@ from motcua.cli.common import (
     add_command,
     add_time_args,
     check_agency_known,
+    int_from,
     load_settings,
     load_views,
     open_replayer,
@@ -42,8 +43,8 @@ def register(sub: Subparsers) -> None:
                       "every difference")
     sp.add_argument("--at", help="the recording instant T, RFC 3339 (default: now); only the "
                     "facts recorded by T count, judged with now = T")
-    sp.add_argument("--version", type=int, help="with --verify: which version (default: the "
-                    "latest)")
+    sp.add_argument("--version", type=int_from(1), help="with --verify: which version "
+                    "(default: the latest)")
     sp.add_argument("--json", action="store_true", help="print JSON")
 
     sp = add_command(sub, "report", "Reports in other forms than the 766 index.", cmd_report)

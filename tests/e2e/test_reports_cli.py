@@ -91,6 +91,9 @@ def test_publish_writes_a_version_with_its_files_and_verify_says_identical(home:
     (("publish", "--period", "2026-10", "--at", "yesterday"), "'yesterday'"),
     (("publish", "--verify", "2026-09"), "no publication of period 2026-09"),
     (("publish", "--verify", "2026-10", "--version", "9"), "version 9 of period 2026-10"),
+    (("publish", "--verify", "2026-10", "--version", str(10**23)), f"version {10**23} of"),
+    (("publish", "--verify", "2026-10", "--version", "-1"), "'-1' is not a whole number"),
+    (("publish", "--verify", "2026-10", "--version", "abc"), "'abc' is not a whole number"),
     (("report", "legacy", "H99", "--period", "2026-10"), "'H99'"),
     (("reconcile", "no-such-file.tsv"), "'no-such-file.tsv' does not exist"),
 ])

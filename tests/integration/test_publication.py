@@ -256,6 +256,10 @@ def test_http_serves_the_publications_the_legacy_report_and_reconciliation(tmp_p
                     ("/api/v1/reports/2026-13", 400, "'2026-13'"),
                     ("/api/v1/reports/2026-04", 404, "no publication of period 2026-04"),
                     ("/api/v1/reports/2026-05?version=7", 404, "version 7 of period 2026-05"),
+                    # Past what a store holds (a 64-bit integer): not there, not a 500.
+                    (f"/api/v1/reports/2026-05?version={2**63}", 404, f"version {2**63} "),
+                    (f"/reports/2026-05?version={10**23}", 404, f"version {10**23} "),
+                    (f"/reports/2026-05/v{2**64}/x.pdf", 404, "no file 'x.pdf'"),
                     ("/reports/2026-04", 404, "no publication of period 2026-04"),
                     ("/reports/2026-05/v1/other.pdf", 404, "no file 'other.pdf'")):
                 r = client.get(path)
