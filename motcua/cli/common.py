@@ -148,10 +148,17 @@ def require_store(settings: Settings) -> None:
     a mistyped MOTCUA_DATABASE_URL or MOTCUA_HOME, not an empty store to make."""
     from kernel.settings import redact_url
 
-    if not settings.is_postgres and not settings.sqlite_path.is_file():
+    if settings.is_postgres:
+        return
+    if not settings.sqlite_path.is_file():
         raise UserError(f"The database {redact_url(settings.database_url)} does not exist: "
                         "nothing has been recorded there (check MOTCUA_HOME and "
                         "MOTCUA_DATABASE_URL).")
+    with settings.sqlite_path.open("rb") as f:
+        head = f.read(16)
+    if head and head != b"SQLite format 3\x00":  # (an empty file is an empty database)
+        raise UserError(f"The database {redact_url(settings.database_url)} is not a SQLite "
+                        "database (check MOTCUA_DATABASE_URL).")
 
 
 def setup_logs(settings: Settings, quiet: bool = False) -> None:
@@ -313,7 +320,10 @@ def database_problem(e: Exception) -> str | None:
         kinds = (*kinds, psycopg.OperationalError)
     except ImportError:  # pragma: no cover
         pass
-    if not isinstance(e, kinds):
+    # A file that is not a SQLite database, or a damaged one (not a bug of ours either).
+    unusable_file = isinstance(e, sqlite3.DatabaseError) and getattr(
+        e, "sqlite_errorname", "") in ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+    if not isinstance(e, kinds) and not unusable_file:
         return None
     from kernel.settings import redact_url
 

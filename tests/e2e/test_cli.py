@@ -175,6 +175,22 @@ def test_a_database_that_cannot_be_opened_is_one_line_naming_it(
     assert done.returncode == 2
 
 
+@pytest.mark.parametrize("command", [["scores", "H15"], ["history", "D1"],
+                                     ["ingest", "--wait", "README.md"]])
+def test_a_file_that_is_not_a_database_is_one_line_naming_it(
+    tmp_path: Path, motcua_home: Path, command: list[str],
+) -> None:
+    """MOTCUA_DATABASE_URL naming a file that is not SQLite: one line naming the database,
+    exit 2, and no views database made beside it."""
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(bytes(range(256)) * 20)
+    done = motcua(motcua_home, *command, MOTCUA_DATABASE_URL=f"sqlite:///{garbage}")
+    one_line_error(done, "garbage.bin")
+    assert done.returncode == 2 and "not a" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("garbage")) == [
+        "garbage.bin"]
+
+
 def test_an_unreachable_postgresql_is_one_line_without_its_password(motcua_home: Path) -> None:
     """A PostgreSQL URL nobody answers: one line naming the server, the password redacted."""
     done = motcua(motcua_home, "scores", "H15",
