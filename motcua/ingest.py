@@ -31,6 +31,7 @@ from kernel.errors import UserError
 from kernel.kafka import LogIdentity, ensure_all_topics
 from kernel.settings import ACTIONS_TOPIC, KafkaSecurity
 from kernel.spool import Spooled
+from motcua.userfiles import MIB, read_user_file
 from producers.forwarder import Intake
 from projections.store import ViewStore
 
@@ -38,20 +39,14 @@ from projections.store import ViewStore
 CHUNK = 5000
 
 
-class IngestFileError(UserError):
-    pass
+# The largest file ``ingest`` reads (whole, in memory: about twice its size at the peak).
+INGEST_MAX_BYTES = 2048 * MIB
 
 
 def read_lines(path: Path) -> list[bytes]:
-    """The non-empty lines of the file; a missing or unreadable file is a one-sentence error."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise IngestFileError(f"File {str(path)!r} does not exist.") from None
-    except IsADirectoryError:
-        raise IngestFileError(f"{str(path)!r} is a directory, not an NDJSON file.") from None
-    except OSError as e:
-        raise IngestFileError(f"File {str(path)!r} cannot be read: {e.strerror}.") from None
+    """The non-empty lines of the file; a missing, unreadable or too large file is a
+    one-sentence error (``motcua.userfiles``)."""
+    data = read_user_file(path, "an NDJSON file of actions", INGEST_MAX_BYTES)
     return [line.rstrip(b"\r") for line in data.split(b"\n") if line.strip()]
 
 

@@ -28,6 +28,7 @@ from motcua.cli.common import (
     setup_logs,
     views_counters,
 )
+from motcua.userfiles import MIB, read_user_file
 
 
 def register(sub: Subparsers) -> None:
@@ -122,14 +123,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     path = Path(args.counts)
+    data = read_user_file(path, "a JSON file of counts", 16 * MIB)
     try:
-        doc = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise UserError(f"File {str(path)!r} does not exist.") from None
-    except IsADirectoryError:
-        raise UserError(f"--counts {str(path)!r} is a directory, not a JSON file.") from None
-    except OSError as e:
-        raise UserError(f"File {str(path)!r} cannot be read: {e.strerror}.") from None
+        doc = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise UserError(f"File {str(path)!r} is not JSON: {e}.") from None
     if not isinstance(doc, dict):

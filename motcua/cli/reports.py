@@ -26,6 +26,7 @@ from motcua.cli.common import (
     query,
     setup_logs,
 )
+from motcua.userfiles import MIB, read_user_file
 
 EXIT_DIFFERENT = 1
 
@@ -217,12 +218,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
     settings, ruleset, now, period = query(args)
     path = Path(args.portal_file)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"File {str(path)!r} does not exist.") from None
-    except IsADirectoryError:
-        raise UserError(f"{str(path)!r} is a directory, not a portal export.") from None
+    data = read_user_file(path, "a portal export", 256 * MIB)
     portal = read_portal_file(data, str(path), ruleset)
     store = load_views(settings)
     try:
