@@ -52,6 +52,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.rederive and (args.verify or args.until):
         raise UserError("--rederive rebuilds the views from facts derived again; run "
                         "--verify or --until after it, not with it.")
+    if args.verify and args.until:
+        raise UserError("--verify compares the live views with all of history and --until "
+                        "freezes the views as recorded at a time: run one or the other.")
     settings = load_settings()
     setup_logs(settings, quiet=True)
     if args.verify:  # compares only: nothing to create

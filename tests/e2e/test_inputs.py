@@ -112,6 +112,7 @@ def cases(root: str) -> list[Case]:
         Case("replay-until-year-1", ("replay", "--until", "0001-01-01T00:00:00Z"),
              "0001-01-01T00:00:00Z"),
         Case("replay-rederive-verify", ("replay", "--rederive", "--verify"), "--rederive"),
+        Case("replay-verify-until", ("replay", "--verify", "--until", "garbage"), "--until"),
         Case("serve-port", ("serve", "--port", "99999"), "99999"),
         Case("up-port-words", ("up", "--port", "http"), "http"),
         Case("demo-rate", ("demo", "--rate", "-1"), "--rate"),
