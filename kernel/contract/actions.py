@@ -25,6 +25,7 @@ from kernel.contract.bounds import (
     check_instant,
     check_size,
     check_storable_json,
+    exact_numbers,
 )
 from kernel.contract.bounds import check_storable as _check_storable
 from kernel.contract.errors import REASON_CODES, InvalidActionError
@@ -396,6 +397,8 @@ def parse_action(raw: bytes | None) -> Action:
         raise InvalidActionError(
             f"The message is not valid UTF-8 JSON: {e}.", reason="malformed_json"
         ) from e
+    if isinstance(exact := exact_numbers(raw), dict):  # an integer orjson made a float
+        _check_storable(exact)
     return _validate(obj, raw)
 
 

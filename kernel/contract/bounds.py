@@ -18,7 +18,9 @@ whole partition. So the schema refuses, before anything is stored (docs/reasons.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
@@ -89,6 +91,23 @@ def _bad_text(text: str) -> str | None:
         if "\ud800" <= ch <= "\udfff":
             return "a lone surrogate (not UTF-8)"
     return None
+
+
+# A run of 19 digits: the shortest integer literal outside INT_MIN..INT_MAX has 19 (below
+# -2**63) or 20 (above 2**64 - 1); orjson reads those as floats, silently.
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
+
+
+def exact_numbers(raw: bytes) -> Any:
+    """``raw`` decoded with its integers exact, when it may hold one orjson would have read as
+    a float (a run of 19 digits somewhere, most often inside a string); None otherwise. For
+    ``check_storable``, whose walk then sees the integer as sent and refuses it."""
+    if _LONG_DIGITS.search(raw) is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # (what orjson read, nested past Python's limit)
+        return None
 
 
 def check_storable_json(encoded: bytes, obj: dict[str, Any]) -> None:

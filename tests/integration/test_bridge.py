@@ -151,6 +151,14 @@ def test_a_bad_action_refuses_the_whole_request_with_its_reason(env: Env) -> Non
     body = refused(env, before, env.client.post(PATH, content=b"{not json", headers={
         "Authorization": f"Bearer {env.token}"}), 400, "malformed_json")  # fmt: skip
     assert body["index"] is None
+    # An integer past 64 bits, which orjson would read as a float: refused as sent.
+    big = received(env.source, "H15.15-0005")
+    big["data"]["extra"] = 0
+    text = orjson.dumps([received(env.source, "H15.15-0006"), big]).replace(
+        b'"extra":0', b'"extra":1180591620717411303424')
+    body = refused(env, before, env.client.post(PATH, content=text, headers={
+        "Authorization": f"Bearer {env.token}"}), 400, "invalid_field")  # fmt: skip
+    assert (body["index"], body["field"]) == (1, "data.extra")
 
 
 def test_a_missing_or_wrong_token_is_401(env: Env) -> None:

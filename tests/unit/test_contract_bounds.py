@@ -92,6 +92,26 @@ def test_integers_past_64_bits_are_refused_anywhere(value: int, ok: bool) -> Non
         assert refusal(obj).field == "data.extra"
 
 
+@pytest.mark.parametrize(("literal", "ok"), [
+    (b"18446744073709551615", True), (b"18446744073709551616", False),
+    (b"-9223372036854775808", True), (b"-9223372036854775809", False),
+    (b"1180591620717411303424", False), (b'"12345678901234567890123"', True),
+])
+def test_json_integers_past_64_bits_are_refused_not_read_as_floats(literal: bytes,
+                                                                  ok: bool) -> None:
+    """orjson reads an integer literal outside its range as a float, silently (the action's
+    fingerprint then covers a number nobody sent): from Kafka bytes it is refused as a
+    decoded dict's is, naming the field; 19 digits or more inside a string change nothing."""
+    raw = orjson.dumps(with_("data.extra", 0)).replace(b'"extra":0', b'"extra":' + literal)
+    if ok:
+        assert parse_action(raw).data["extra"] == orjson.loads(literal)
+    else:
+        with pytest.raises(InvalidActionError) as e:
+            parse_action(raw)
+        assert (e.value.reason, e.value.field) == ("invalid_field", "data.extra")
+        assert literal.decode() in e.value.message
+
+
 def test_counts_above_2_pow_53_are_refused() -> None:
     """amount_vnd is a count of đồng: above 2^53 − 1 no JSON reader keeps it exactly."""
     paid = {**RECEIVED, "type": "paid_online",
