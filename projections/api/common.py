@@ -101,11 +101,13 @@ class Ctx:
     def now_of(self, text: str | None) -> datetime:
         """The request's ``now=``, else the clock to the second: views show E to the second,
         and a clock read to the microsecond would make every answer a new cache key."""
-        return self.clock().replace(microsecond=0) if not text else parse_instant(
+        return self.clock().replace(microsecond=0) if text is None else parse_instant(
             text, "Parameter now")
 
     def period_of(self, text: str | None, now: datetime) -> Period:
-        return current_year(now) if not text else parse_period(text)
+        """The request's ``period=``, else the year of ``now`` (``period=`` given empty is
+        refused, as on the command line)."""
+        return current_year(now) if text is None else parse_period(text)
 
     def rules(self, name: str | None, p: Period, t: datetime) -> Ruleset:
         """The ruleset a view is scored under: named, pinned, or in force at its end."""

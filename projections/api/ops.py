@@ -53,6 +53,9 @@ def router(ctx: Ctx) -> APIRouter:
                                "quarantined_events": quarantined,
                                "ruleset": ctx.pinned_name()})
 
+    # HEAD too, as load balancers ask (the same answer, without its body; not in the schema).
+    r.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
+
     @r.get("/metrics")
     def metrics() -> Response:
         """Prometheus metrics of every role in this process."""

@@ -181,10 +181,14 @@ def test_ranking_is_ordered_by_total_then_agency_id(
 @pytest.mark.parametrize("path", ["/api/v1/agencies/H15/scorecard", "/api/v1/ranking",
                                   "/api/v1/agencies/H15/overdue"])
 def test_a_bad_period_is_400_with_one_sentence_naming_it(client: TestClient, path: str) -> None:
-    """``period=2026-13`` is refused with one sentence that quotes it."""
+    """``period=2026-13`` is refused with one sentence that quotes it; so is ``period=``
+    given empty (the year of now only when there is no ``period`` at all)."""
     r = client.get(path, params={"period": "2026-13"})
     assert r.status_code == 400
     one_sentence(r, "2026-13")
+    r = client.get(path, params={"period": ""})
+    assert r.status_code == 400
+    one_sentence(r, "Period ''")
 
 
 @pytest.mark.parametrize("path", ["/api/v1/agencies/H15/scorecard", "/api/v1/ranking",
@@ -282,6 +286,8 @@ def test_metrics_healthz_openapi_and_page(client: TestClient) -> None:
     assert 'motcua_query_seconds_count{query="ranking"}' in metrics.text
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["version"] >= 1 and health["position"] > 0
+    head = client.head("/healthz")  # as load balancers ask: the status, no body
+    assert (head.status_code, head.content) == (200, b"")
     paths = client.get("/openapi.json").json()["paths"]
     for p in ("/api/v1/agencies/{agency_id}/scorecard", "/api/v1/ranking",
               "/api/v1/agencies/{agency_id}/overdue", "/api/v1/dossiers/{dossier_id}/history",
