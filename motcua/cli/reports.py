@@ -24,6 +24,7 @@ from motcua.cli.common import (
     print_json,
     print_lines,
     query,
+    require_store,
     setup_logs,
 )
 from motcua.userfiles import MIB, read_user_file
@@ -79,6 +80,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         if args.at:
             raise UserError("--at is the time of a new publication; --verify uses the time "
                             "the publication was made at.")
+        require_store(settings)  # verifies only: nothing to create
         return _verify(settings, args)
     if args.version is not None:
         raise UserError("--version names a publication to verify; use it with --verify.")

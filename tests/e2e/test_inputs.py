@@ -113,6 +113,8 @@ def cases(root: str) -> list[Case]:
              "0001-01-01T00:00:00Z"),
         Case("replay-rederive-verify", ("replay", "--rederive", "--verify"), "--rederive"),
         Case("replay-verify-until", ("replay", "--verify", "--until", "garbage"), "--until"),
+        Case("publish-verify-no-store", ("publish", "--verify", "2026"), "does not exist",
+             {"MOTCUA_DATABASE_URL": f"sqlite:///{root}/a-dir/motcua.db"}),
         Case("serve-port", ("serve", "--port", "99999"), "99999"),
         Case("up-port-words", ("up", "--port", "http"), "http"),
         Case("demo-rate", ("demo", "--rate", "-1"), "--rate"),
