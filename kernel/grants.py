@@ -33,6 +33,20 @@ from urllib.parse import quote
 from kernel.contract.actions import Action
 from kernel.errors import RefusedActionError
 
+
+def scope_entry_problem(agency: str, limit: int = 64) -> str | None:
+    """What makes ``agency`` no scope entry (a token's or an alert subscription's), or None: it
+    must be an agency id, 1 to ``limit`` characters, no space or control character; and no
+    ``*``, since an entry already covers its subtree by prefix (``H15`` covers ``H15.*``)."""
+    if not agency or len(agency) > limit:
+        return f"1 to {limit} characters"
+    if any(c.isspace() or c < " " or c == "\x7f" for c in agency):
+        return "no space or control character"
+    if "*" in agency:
+        return f"no '*': {agency.split('*')[0].rstrip('.') or 'an agency'} already covers its units"
+    return None
+
+
 TABLE = "motcua_producer_tokens"
 WRITE = "write"
 READ = "read"

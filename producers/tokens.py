@@ -28,6 +28,7 @@ from kernel.grants import (
     digest,
     format_token,
     fresh_token,
+    scope_entry_problem,
     verify_token,
 )
 from producers.errors import InvalidGrantError, SourceExistsError, UnknownSourceError
@@ -44,10 +45,8 @@ def parse_agencies(text: str | Iterable[str]) -> tuple[str, ...]:
     out: list[str] = []
     for raw in items:
         agency = raw.strip()
-        if not agency or len(agency) > _ID_MAX or any(c.isspace() for c in agency):
-            raise InvalidGrantError(
-                f"Agency {raw!r} is not an agency id (1 to {_ID_MAX} characters, no spaces)."
-            )
+        if (problem := scope_entry_problem(agency, _ID_MAX)) is not None:
+            raise InvalidGrantError(f"Agency {raw!r} is not an agency id ({problem}).")
         if agency not in out:
             out.append(agency)
     if not out:
@@ -56,9 +55,11 @@ def parse_agencies(text: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def _check_source(source: str) -> str:
-    if not 1 <= len(source) <= _SOURCE_MAX or source != source.strip():
+    if (not 1 <= len(source) <= _SOURCE_MAX or source != source.strip()
+            or any(c < " " or c == "\x7f" for c in source)):
         raise InvalidGrantError(
-            f"Source {source!r} must be 1 to {_SOURCE_MAX} characters without surrounding spaces."
+            f"Source {source!r} must be 1 to {_SOURCE_MAX} characters without surrounding spaces "
+            "or control characters."
         )
     return source
 

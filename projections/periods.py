@@ -11,7 +11,8 @@ from kernel.contract.bounds import DATE_MAX, DATE_MIN, TIME_RANGE, check_instant
 from kernel.contract.errors import InvalidActionError
 from kernel.errors import UserError
 
-_PATTERN = re.compile(r"^([0-9]{4})(?:-(?:(0[1-9]|1[0-2])|Q([1-4])|H([12])))?$")  # ASCII digits only
+# ASCII digits only: ``\d`` would take '２０２６' too, as a period of its own.
+_PATTERN = re.compile(r"^([0-9]{4})(?:-(?:(0[1-9]|1[0-2])|Q([1-4])|H([12])))?$")
 
 
 class PeriodError(UserError):

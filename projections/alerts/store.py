@@ -27,6 +27,7 @@ import orjson
 
 from kernel.db import Database
 from kernel.errors import UserError
+from kernel.grants import scope_entry_problem
 from projections.alerts.rules import RULES, Decision, Subscription, payload
 
 PENDING, DELIVERED, DEAD, CANCELLED = "pending", "delivered", "dead", "cancelled"
@@ -63,10 +64,12 @@ class Pending:
 def check_subscription(agencies: Sequence[str], channel: str, target: str,
                        rules: Sequence[str], within: int) -> None:
     """Refuse a subscription a user got wrong, in one sentence naming the bad input."""
-    if not agencies or any(not a or len(a) > 64 or any(c.isspace() for c in a)
-                           for a in agencies):
-        raise UserError(f"Agencies {','.join(agencies)!r} are not agency ids (comma separated, "
-                        "1 to 64 characters, no spaces), e.g. H15,H15.3.")
+    if not agencies:
+        raise UserError("A subscription needs at least one agency, e.g. H15,H15.3.")
+    for a in agencies:
+        if (problem := scope_entry_problem(a)) is not None:
+            raise UserError(f"Agency {a!r} is not an agency id ({problem}); agencies are comma "
+                            "separated, e.g. H15,H15.3.")
     if channel not in CHANNELS:
         raise UserError(f"Channel {channel!r} is not one of {', '.join(CHANNELS)}.")
     if channel == "webhook":

@@ -121,6 +121,8 @@ def cases(root: str) -> list[Case]:
         Case("demo-agencies", ("demo", "--agencies", "0"), "--agencies"),
         Case("tokens-add-empty-source", ("tokens", "add", "", "--agencies", "H15"), "Source"),
         Case("tokens-add-no-agency", ("tokens", "add", "src", "--agencies", " "), "Agency"),
+        Case("tokens-add-control", ("tokens", "add", "nul\x01", "--agencies", "H15"), "Source"),
+        Case("tokens-add-wildcard", ("tokens", "add", "src", "--agencies", "H15.*"), "'H15.*'"),
         Case("tokens-rotate-unknown", ("tokens", "rotate", "nobody"), "nobody"),
         Case("tokens-revoke-unknown", ("tokens", "revoke", "nobody"), "nobody"),
         Case("tokens-bogus", ("tokens", "bogus"), "bogus"),
