@@ -13,6 +13,9 @@ from kernel.kafka import LogIdentity
 from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC, KafkaSecurity
 from projections.store import ViewStore
 
+# How long ``status`` waits for the broker to answer before it says it does not.
+REACH_S = 5.0
+
 
 def _ends(bootstrap: str | None, security: KafkaSecurity | None,
           topic: str) -> dict[int, int] | None:
@@ -38,12 +41,21 @@ def _log_id(bootstrap: str | None, security: KafkaSecurity | None, topic: str) -
 
 def status(engine: Engine, views: ViewStore, bootstrap: str | None,
            security: KafkaSecurity | None) -> dict[str, Any]:
-    """The engine's and the projection's partitions as the stores (and the broker) see them."""
+    """The engine's and the projection's partitions as the stores (and the broker) see them.
+    A broker that does not answer within ``REACH_S`` is said so, once, and not asked again
+    (each question would wait its own timeout)."""
     now = time.time()
-    base = _log_id(bootstrap, security, ACTIONS_TOPIC)
+    unreachable = None
+    if bootstrap is not None:
+        try:
+            K.wait_until_reachable(bootstrap, security, timeout=REACH_S)
+        except UserError as e:
+            unreachable = str(e)
+    asked = None if unreachable else bootstrap
+    base = _log_id(asked, security, ACTIONS_TOPIC)
     epoch = engine.store.get_position(f"epoch:{ACTIONS_TOPIC}")
     log_id = f"{base}#{epoch}" if base else None
-    ends = _ends(bootstrap, security, ACTIONS_TOPIC)
+    ends = _ends(asked, security, ACTIONS_TOPIC)
     owners = {o["part"]: o for o in engine.store.owners() if o["topic"] == ACTIONS_TOPIC}
     parts = sorted(set(owners) | set(ends or {}))
     engine_rows = []
@@ -57,8 +69,8 @@ def status(engine: Engine, views: ViewStore, bootstrap: str | None,
             "owner": o["owner"] if o else None, "epoch": o["epoch"] if o else None,
             "last_commit_age_s": round(now - o["beat"], 1) if o else None,
         })
-    events_log = _log_id(bootstrap, security, EVENTS_TOPIC)
-    ev_ends = _ends(bootstrap, security, EVENTS_TOPIC)
+    events_log = _log_id(asked, security, EVENTS_TOPIC)
+    ev_ends = _ends(asked, security, EVENTS_TOPIC)
     positions = views.positions()
     v_owners = {p: (owner, ep, beat) for p, owner, ep, beat in views.owners()}
     relayed = engine.store.positions_like("relay:events|")
@@ -79,7 +91,8 @@ def status(engine: Engine, views: ViewStore, bootstrap: str | None,
             "last_commit_age_s": round(now - vo[2], 1) if vo else None,
         })
     return {
-        "broker": bootstrap, "actions_log": log_id, "events_log": events_log,
+        "broker": bootstrap, "broker_unreachable": unreachable, "actions_log": log_id,
+        "events_log": events_log,
         "store_position": engine.app.recorder.max_notification_id() or 0,
         "relay_position": engine.store.get_position("relay:events"),
         "held_actions": engine.store.held_count(),
@@ -91,7 +104,10 @@ def format_status(s: dict[str, Any]) -> list[str]:
     def v(x: Any) -> str:
         return "-" if x is None else f"{x:,}" if isinstance(x, int) else str(x)
 
-    out = [f"broker {s['broker'] or 'not reachable (embedded broker not running)'}",
+    broker = (f"{s['broker']}: {s['broker_unreachable']} Ends and lags are unknown."
+              if s.get("broker_unreachable") else s["broker"]
+              or "not reachable (embedded broker not running)")
+    out = [f"broker {broker}",
            f"event store position {s['store_position']:,}; relayed up to "
            f"{s['relay_position']:,}; held actions {s['held_actions']:,}",
            "", "engine (motcua.actions)",
