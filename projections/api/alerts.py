@@ -37,7 +37,7 @@ def router(ctx: Ctx) -> APIRouter:
         return opened[0]
 
     def grant(request: Request, agencies: list[str] | None = None) -> Grant:
-        return ctx.bearer_grant(request, WRITE, "Alert subscriptions", agencies or ())
+        return ctx.bearer_grant(request, WRITE, "Managing alert subscriptions", agencies or ())
 
     @r.get("/api/v1/alerts/subscriptions")
     def list_subscriptions(request: Request) -> OrjsonResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kernel.calendar import local_date
+from kernel.contract.errors import show
 from kernel.contract.types import AGENCY_LEVELS
 from kernel.errors import UserError
 from kernel.grants import READ, WRITE, Grant, GrantBook, bearer_token
@@ -182,6 +183,28 @@ class Ctx:
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="motcua"'}
 
 
+def invalid_request(errors: Sequence[Any]) -> str:
+    """FastAPI's first validation error as one sentence: a query or path parameter by its
+    name, a JSON body's field by its dotted path (the value shown short, never the whole
+    body)."""
+    err = errors[0] if errors else {}
+    loc = [str(x) for x in err.get("loc", ())]
+    msg = str(err.get("msg", "is not valid")).rstrip(".")
+    value = err.get("input")
+    if loc[:1] == ["body"]:
+        if err.get("type") == "json_invalid":
+            return f"The body is not valid JSON: {msg}."
+        field = ".".join(loc[1:])
+        if not field:
+            return f"The body must be a JSON object, got {show(value)}."
+        if err.get("type") == "missing":
+            return f"The body has no {field!r}, which is required."
+        return f"The body's {field!r} is not valid ({show(value)}): {msg}."
+    name = loc[-1] if loc else "input"
+    shown = f" {show(value)}" if value is not None else ""
+    return f"Parameter {name}{shown} is not valid: {msg}."
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every refusal is JSON ``{"error": one sentence}`` with its status."""
 
@@ -199,12 +222,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, e: RequestValidationError) -> OrjsonResponse:
-        err = e.errors()[0] if e.errors() else {}
-        name = str(err.get("loc", ("", "input"))[-1])
-        value = err.get("input")
-        msg = str(err.get("msg", "is not valid")).rstrip(".")
-        shown = f" {value!r}" if value is not None else ""
-        return error(400, f"Parameter {name}{shown} is not valid: {msg}.")
+        return error(400, invalid_request(e.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException) -> OrjsonResponse:

@@ -105,6 +105,14 @@ def test_http_subscriptions_need_a_write_token_of_their_agencies(
     bad = c.post("/api/v1/alerts/subscriptions", json={**body, "rules": ["soon"]},
                  headers=auth("write"))
     assert bad.status_code == 400 and "'soon'" in bad.json()["error"]
+    for content, says in ((b"{not json", "The body is not valid JSON"),
+                          (b"[]", "The body must be a JSON object, got []."),
+                          (b"{}", "The body has no 'agencies', which is required."),
+                          (orjson.dumps({**body, "within": "soon"}),
+                           "The body's 'within' is not valid ('soon')")):
+        bad = c.post("/api/v1/alerts/subscriptions", content=content,
+                     headers={**auth("write"), "Content-Type": "application/json"})
+        assert bad.status_code == 400 and bad.json()["error"].startswith(says), bad.text
     for url in ("http://[::1/h", "http://h:abc/h", "https://u:pw@hooks.example.vn/a"):
         bad = c.post("/api/v1/alerts/subscriptions", json={**body, "webhook": url},
                      headers=auth("write"))
