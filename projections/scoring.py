@@ -12,6 +12,8 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from kernel.errors import UserError
 from projections.rounding import round_half_up
 from projections.ruleset import Criterion, Ruleset, load_ruleset
@@ -142,7 +144,7 @@ def parse_counts(
         raise CountsError('The counts file must hold a JSON object with a "criteria" object.')
     name = doc.get("ruleset", default_ruleset)
     if not isinstance(name, str):
-        raise CountsError(f'The counts file\'s "ruleset" must be a name, not {name!r}.')
+        raise CountsError(f'The counts file\'s "ruleset" must be a name, not {_as_sent(name)}.')
     ruleset = ruleset_loader(name)
     raw = doc.get("criteria")
     if not isinstance(raw, dict):
@@ -163,6 +165,16 @@ def parse_counts(
     return ruleset, counts
 
 
+def _as_sent(value: object, most: int = 80) -> str:
+    """A value of the counts file as JSON, as its author wrote it (``[true, null]``, not
+    Python's ``[True, None]``), cut short."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:  # (not from a JSON file)
+        text = repr(value)
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
 def _pair(code: str, value: object) -> tuple[int, int]:
     """One [numerator, denominator] pair: two whole numbers, 0 ≤ numerator ≤ denominator."""
     if (
@@ -171,11 +183,12 @@ def _pair(code: str, value: object) -> tuple[int, int]:
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
         raise CountsError(
-            f"Criterion {code} must be two whole numbers [numerator, denominator], not {value!r}."
+            f"Criterion {code} must be two whole numbers [numerator, denominator], not "
+            f"{_as_sent(value)}."
         )
     numerator, denominator = value
     if numerator < 0 or denominator < 0:
-        raise CountsError(f"Criterion {code} has a negative count: {value!r}.")
+        raise CountsError(f"Criterion {code} has a negative count: {_as_sent(value)}.")
     if numerator > denominator:
         raise CountsError(
             f"Criterion {code} has numerator {numerator} greater than denominator {denominator}."

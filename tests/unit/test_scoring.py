@@ -248,6 +248,24 @@ def test_parse_counts_reads_a_complete_document() -> None:
     assert counts["ON_TIME"] == (393087, 443565)
 
 
+@pytest.mark.parametrize("value, says", [
+    ([True, True], "not [true,true]."),
+    (None, "not null."),
+    ({"n": 1, "d": 2}, 'not {"n":1,"d":2}.'),
+    ([1, 2, 3], "not [1,2,3]."),
+    ([-1, 2], "has a negative count: [-1,2]."),
+    ([1] * 100, "1,1,….")
+])
+def test_a_bad_pair_is_quoted_as_json_as_its_author_wrote_it(value: object, says: str) -> None:
+    """The message shows the file's value as JSON (``true``, ``null``), not Python's
+    ``True``, ``None``, and cuts a long one short."""
+    with pytest.raises(CountsError) as info:
+        parse_counts(counts_doc(ON_TIME=value))
+    message = str(info.value)
+    assert message.startswith("Criterion ON_TIME ") and message.endswith(says)
+    assert "True" not in message and "None" not in message and len(message) < 200
+
+
 def test_parse_counts_uses_the_given_loader() -> None:
     """The ruleset name goes through the injected loader."""
     asked: list[str] = []
