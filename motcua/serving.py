@@ -39,13 +39,24 @@ def run_until_signal(stop: Callable[[], None], alive: Callable[[], bool] = lambd
 
 
 def serve_http(app: Any, host: str, port: int) -> tuple[Any, threading.Thread]:
-    """Start uvicorn on ``host:port`` in a thread; return once it listens."""
+    """Start uvicorn on ``host:port`` in a thread; return once it listens. The socket is
+    bound here first, so a port in use or a host that is not this machine's is one sentence
+    with its cause (uvicorn would log its own error line and exit its thread)."""
+    import socket
+
     import uvicorn
 
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.create_server((host, port), family=family)
+    except OSError as e:
+        cause = (e.strerror or str(e)).split(" (while attempting")[0].rstrip(".")
+        raise UserError(f"The HTTP server could not listen on {host}:{port}: {cause}.") from None
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             lifespan="off")
     server = uvicorn.Server(config)
-    t = threading.Thread(target=server.run, name="http", daemon=True)
+    t = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="http",
+                         daemon=True)
     t.start()
     deadline = time.monotonic() + 15
     while not server.started and time.monotonic() < deadline:
