@@ -47,6 +47,7 @@ def read_lines(path: Path) -> list[bytes]:
     """The non-empty lines of the file; a missing, unreadable or too large file is a
     one-sentence error (``motcua.userfiles``)."""
     data = read_user_file(path, "an NDJSON file of actions", INGEST_MAX_BYTES)
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark some editors write
     return [line.rstrip(b"\r") for line in data.split(b"\n") if line.strip()]
 
 

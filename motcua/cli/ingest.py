@@ -37,10 +37,11 @@ def register(sub: Subparsers) -> None:
                      "of any motcua process and a restart of the bundled broker); with "
                      "MOTCUA_KAFKA_BOOTSTRAP, also acknowledged by Kafka (acks=all).",
                      cmd_ingest)
-    sp.add_argument("file", help="NDJSON file, one action per line")
+    sp.add_argument("file", help="NDJSON file, one action per line (- for standard input)")
     sp.add_argument("--wait", action="store_true", help="block until processed (starts the "
                     "embedded pipeline if none is running)")
-    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sp.add_argument("--json", action="store_true", help="print the summary as JSON (without "
+                    "--wait: what was published)")
     sp.add_argument("--timeout", type=positive_number, default=600.0,
                     help="seconds to wait at most (default 600)")
 
@@ -66,8 +67,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 raise UserError(str(e)) from None
             if not args.wait:
                 progress.stop()
-                print(f"published {pub.count:,} actions to motcua.actions{_refused(pub)}",
-                      file=sys.stderr)
+                if args.json:
+                    print_json({"published": pub.count, "too_large": pub.too_large})
+                else:
+                    print(f"published {pub.count:,} action{'' if pub.count == 1 else 's'} to "
+                          f"motcua.actions{_refused(pub)}", file=sys.stderr)
                 return 0
             if own is None and settings.kafka_bootstrap is not None:
                 own = _start_engine_if_none(settings)

@@ -31,14 +31,16 @@ def register(sub: Subparsers) -> None:
     tp = tokens.add_parser("add", help="issue a source's token (printed once)")
     tp.add_argument("source", help="the source name its actions carry, e.g. daklak-igate")
     tp.add_argument("--agencies", required=True, help="agencies it may report for (or read), "
-                    "comma separated; H15 also covers H15.*")
+                    "comma separated; H15 also covers its units (H15.3, H15.3.7)")
     tp.add_argument("--read", action="store_true", help="a read token (official-level data "
                     "over HTTP) instead of a write token; it cannot send actions")
     tp = tokens.add_parser("rotate", help="replace a source's token (the old one stops "
                            "working; the new one is printed once)")
-    tp.add_argument("source")
+    tp.add_argument("source", help="the source whose token is replaced, as `tokens list` "
+                    "shows it")
     tp = tokens.add_parser("revoke", help="delete a source's token")
-    tp.add_argument("source")
+    tp.add_argument("source", help="the source whose token is deleted, as `tokens list` "
+                    "shows it")
     tp = tokens.add_parser("list", help="the sources with a token, its kind and their agencies")
     tp.add_argument("--json", action="store_true", help="print JSON")
 

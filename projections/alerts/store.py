@@ -147,6 +147,7 @@ class AlertStore:
             rules: Sequence[str] = RULES, within: int = 2) -> str:
         """A new subscription's id; every followed subject is decided again for it."""
         check_subscription(agencies, channel, target, rules, within)
+        rules = list(dict.fromkeys(rules))  # each rule once, in the order given
         sid = "sub-" + secrets.token_hex(6)
         with self.db.tx() as c:
             c.execute(self._q("INSERT INTO alert_subscriptions (id, agencies, channel, target, "

@@ -126,6 +126,24 @@ def test_ingest_wait_on_an_empty_home_processes_the_file_and_prints_exact_counts
     assert on_time["denominator"] > 0, "the ingested dossiers are not in the scores"
 
 
+def test_ingest_reads_standard_input_and_takes_a_byte_order_mark(
+    tmp_path: Path, motcua_home: Path,
+) -> None:
+    """``ingest -`` reads the actions from standard input; a UTF-8 byte-order mark (as some
+    editors write) before the first line is not part of it: every line counted as from the
+    file itself."""
+    built = build_file(tmp_path / "actions.ndjson")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
+    clean.update({"MOTCUA_HOME": str(motcua_home), "MOTCUA_HOLD_SECONDS": "2"})
+    done = subprocess.run([sys.executable, "-m", "motcua", "ingest", "-", "--wait", "--json"],
+                          cwd=ROOT, env=clean, capture_output=True, timeout=120, check=False,
+                          input=b"\xef\xbb\xbf" + built.path.read_bytes())
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout) == {"accepted": built.accepted,
+                                         "duplicates": built.duplicates,
+                                         "rejected": built.rejected}
+
+
 def test_ingest_of_a_missing_file_is_one_sentence_and_exit_2(
     tmp_path: Path, motcua_home: Path,
 ) -> None:

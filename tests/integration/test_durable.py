@@ -98,6 +98,10 @@ def test_published_actions_survive_a_sigkill_of_up_right_after_ingest(tmp_path: 
         up.kill()  # right after the acknowledgement: the broker dies with it
         start_up(env, home, tmp_path, up)
         wait_all_recorded(probe, len(lines), [up])
+        # The same file again, --json: what was published, as JSON; recorded as duplicates.
+        again = cli(env, "ingest", str(path), "--json")
+        assert again.returncode == 0, again.stderr
+        assert orjson.loads(again.stdout) == {"published": len(lines), "too_large": 0}
     finally:
         up.stop()
     assert_once_each(probe, len(lines))
