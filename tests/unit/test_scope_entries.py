@@ -6,7 +6,8 @@ import pytest
 
 from kernel.errors import UserError
 from kernel.grants import scope_entry_problem
-from producers.tokens import InvalidGrantError, parse_agencies
+from producers.errors import InvalidGrantError
+from producers.tokens import parse_agencies
 from projections.alerts.store import check_subscription
 
 
