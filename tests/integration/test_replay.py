@@ -581,6 +581,12 @@ def test_as_recorded_reproduces_a_scorecard_captured_earlier(
         again = cli(env, "scores", "H15", "--period", "2026", "--as-recorded", t, "--json")
         assert again.returncode == 0, again.stderr.decode()
         assert orjson.loads(again.stdout) == captured
+        before = "2025-01-01T00:00:00+07:00"  # before anything was recorded: named with T
+        none = cli(env, "scores", "H15", "--period", "2026", "--as-recorded", before)
+        assert none.returncode == 2
+        assert none.stderr.decode().strip() == (
+            f"motcua: Agency 'H15' is not known as recorded by {before}: nothing of it had "
+            "been recorded by then.")
         frozen = cli(env, "replay", "--until", t)
         assert frozen.returncode == 0, frozen.stderr.decode()
         asof = ViewStore(o.views.url, prefix="asof")
