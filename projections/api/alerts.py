@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from kernel.grants import WRITE, Grant
@@ -46,10 +46,16 @@ def router(ctx: Ctx) -> APIRouter:
         subs = [s for s in store().listing() if all(g.covers(a) for a in s["agencies"])]
         return OrjsonResponse({"subscriptions": subs})
 
+    def writer(request: Request) -> Grant:
+        """The token first (a dependency runs before the body is read): a missing, unknown or
+        read token is 401 / 403 whatever the body holds."""
+        return grant(request)
+
     @r.post("/api/v1/alerts/subscriptions", status_code=201)
-    def add_subscription(request: Request, body: NewSubscription) -> OrjsonResponse:
+    def add_subscription(body: NewSubscription,
+                         g: Grant = Depends(writer)) -> OrjsonResponse:  # noqa: B008
         """Subscribe a webhook (``webhook``, optional ``secret``) or an ``email`` address."""
-        grant(request, body.agencies)
+        ctx.covering(g, body.agencies)
         if (body.webhook is None) == (body.email is None):
             raise ApiError(400, "A subscription needs exactly one of webhook and email.")
         channel, target = (("webhook", body.webhook) if body.webhook is not None

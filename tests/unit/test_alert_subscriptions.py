@@ -96,6 +96,10 @@ def test_http_subscriptions_need_a_write_token_of_their_agencies(
     assert c.post("/api/v1/alerts/subscriptions", json=body).status_code == 401
     assert c.post("/api/v1/alerts/subscriptions", json=body,
                   headers=auth("read")).status_code == 403
+    # The token before the body: a bad body without a write token is still 401 / 403.
+    assert c.post("/api/v1/alerts/subscriptions", json={}).status_code == 401
+    assert c.post("/api/v1/alerts/subscriptions", content=b"{not json",
+                  headers=auth("read")).status_code == 403
     wide = c.post("/api/v1/alerts/subscriptions", json={**body, "agencies": ["H15"]},
                   headers=auth("write"))
     assert wide.status_code == 403 and "'H15'" in wide.json()["error"]
