@@ -13,10 +13,11 @@ include it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -31,7 +32,7 @@ from kernel.errors import UserError
 from kernel.kafka import LogIdentity, ensure_all_topics
 from kernel.settings import ACTIONS_TOPIC, KafkaSecurity
 from kernel.spool import Spooled
-from motcua.userfiles import MIB, read_user_file
+from motcua.userfiles import MIB, open_user_file, read_block
 from producers.forwarder import Intake
 from projections.store import ViewStore
 
@@ -39,16 +40,45 @@ from projections.store import ViewStore
 CHUNK = 5000
 
 
-# The largest file ``ingest`` reads (whole, in memory: about twice its size at the peak).
-INGEST_MAX_BYTES = 2048 * MIB
+KIND = "an NDJSON file of actions"
+# What ``iter_lines`` reads at a time, and keeps of a line too long to be an action (enough to
+# be refused as too_large: the rest of it is never held).
+BLOCK = MIB
+_CAP = ACTION_MAX_BYTES + 1
+_BOM = b"\xef\xbb\xbf"  # a byte-order mark some editors write before the first line
+
+
+def iter_lines(f: BinaryIO, path: Path) -> Iterator[bytes]:
+    """The non-empty lines of an open actions file, in order, read a block at a time: memory
+    holds one block and one line, whatever the file's size. A line longer than an action may
+    be comes cut to ``ACTION_MAX_BYTES + 1`` bytes."""
+    pending = b""
+    for block in _blocks(f, path):
+        lines = block.split(b"\n")
+        lines[0] = pending + lines[0]
+        pending = lines.pop()[:_CAP]
+        for line in lines:
+            if line.strip():
+                yield line.rstrip(b"\r")[:_CAP]
+    if pending.strip():
+        yield pending.rstrip(b"\r")
+
+
+def _blocks(f: BinaryIO, path: Path) -> Iterator[bytes]:
+    """The file's bytes a block at a time, a byte-order mark at its start left out."""
+    head = b""
+    while len(head) < len(_BOM) and (block := read_block(f, path, BLOCK)):
+        head += block
+    if head:
+        yield head.removeprefix(_BOM)
+    while block := read_block(f, path, BLOCK):
+        yield block
 
 
 def read_lines(path: Path) -> list[bytes]:
-    """The non-empty lines of the file; a missing, unreadable or too large file is a
-    one-sentence error (``motcua.userfiles``)."""
-    data = read_user_file(path, "an NDJSON file of actions", INGEST_MAX_BYTES)
-    data = data.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark some editors write
-    return [line.rstrip(b"\r") for line in data.split(b"\n") if line.strip()]
+    """The non-empty lines of the file (``iter_lines``), all at once."""
+    with open_user_file(path, KIND) as f:
+        return list(iter_lines(f, path))
 
 
 def subject_key(line: bytes) -> bytes | None:
@@ -75,13 +105,14 @@ class Submitted:
         return self.spooled.count
 
 
-def submit(intake: Intake, lines: list[bytes], *, timeout: float,
+def submit(intake: Intake, lines: Iterable[bytes], *, timeout: float,
            progress: Callable[[int], None] = lambda n: None) -> Submitted:
-    """Commit every line to the intake in file order; return once they are acknowledged (with
-    an external Kafka: once the broker took every one)."""
+    """Commit every line to the intake in file order, ``CHUNK`` lines a transaction (a line
+    iterator is read as it goes); return once they are acknowledged (with an external Kafka:
+    once the broker took every one)."""
     out = Submitted(Spooled((), 0))
-    for i in range(0, len(lines), CHUNK):
-        chunk = lines[i:i + CHUNK]
+    it = iter(lines)
+    while chunk := list(islice(it, CHUNK)):
         kept = [line for line in chunk if len(line) <= ACTION_MAX_BYTES]
         out.too_large += len(chunk) - len(kept)
         out.spooled += intake.spool_lines([(subject_key(line), line) for line in kept])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from motcua.cli.common import (
     setup_logs,
     stderr_console,
 )
+from motcua.userfiles import open_user_file
 from producers.errors import DeliveryError
 
 if TYPE_CHECKING:
@@ -52,35 +54,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     setup_logs(settings, quiet=True)
-    lines = I.read_lines(Path(args.file))
-    own: Pipeline | None = None
-    intake: Intake | None = None
-    try:
-        bootstrap, own = _bootstrap(settings, args.wait)
-        intake = _intake(settings, bootstrap, own)
-        with _progress() as progress:
-            t_pub = progress.add_task("publishing", total=len(lines))
-            try:
-                pub = I.submit(intake, lines, timeout=args.timeout,
-                               progress=lambda n: progress.advance(t_pub, n))
-            except DeliveryError as e:
-                raise UserError(str(e)) from None
-            if not args.wait:
-                progress.stop()
-                if args.json:
-                    print_json({"published": pub.count, "too_large": pub.too_large})
-                else:
-                    print(f"published {pub.count:,} action{'' if pub.count == 1 else 's'} to "
-                          f"motcua.actions{_refused(pub)}", file=sys.stderr)
-                return 0
-            if own is None and settings.kafka_bootstrap is not None:
-                own = _start_engine_if_none(settings)
-            summary = _wait_done(settings, own, pub.spooled, args.timeout, progress)
-    finally:
-        if intake is not None and (own is None or intake is not own.intake):
-            intake.close()
-        if own is not None:
-            own.stop()
+    path = Path(args.file)
+    # Opened first (a bad file is one sentence before anything starts), then read as its
+    # lines are spooled: its size does not matter.
+    with open_user_file(path, I.KIND) as f:
+        done = _ingest(settings, args, I.iter_lines(f, path), path)
+    if done is None:
+        return 0
+    summary, pub = done
     if pub.too_large:  # refused here, not sent: counted with the engine's refusals
         rejected = summary["rejected"]
         rejected["too_large"] = rejected.get("too_large", 0) + pub.too_large
@@ -90,6 +71,60 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     else:
         print_lines(I.format_summary(summary))
     return 0
+
+
+def _ingest(settings: Settings, args: argparse.Namespace, lines: Iterator[bytes],
+            path: Path) -> tuple[dict[str, Any], Any] | None:
+    """Spool the lines (and, with ``--wait``, wait until they are recorded and scored): the
+    intake summary and what was submitted, or None once published without ``--wait``."""
+    from motcua import ingest as I
+
+    own: Pipeline | None = None
+    intake: Intake | None = None
+    try:
+        bootstrap, own = _bootstrap(settings, args.wait)
+        intake = _intake(settings, bootstrap, own)
+        with _progress() as progress:
+            total = 0 if progress.disable else _lines_in(path)
+            t_pub = progress.add_task("publishing", total=total)
+            count = [0]
+
+            def advance(n: int) -> None:  # (from standard input the total grows as it comes)
+                count[0] += n
+                progress.update(t_pub, completed=count[0], total=max(total, count[0]))
+
+            try:
+                pub = I.submit(intake, lines, timeout=args.timeout, progress=advance)
+            except DeliveryError as e:
+                raise UserError(str(e)) from None
+            if not args.wait:
+                progress.stop()
+                if args.json:
+                    print_json({"published": pub.count, "too_large": pub.too_large})
+                else:
+                    print(f"published {pub.count:,} action{'' if pub.count == 1 else 's'} to "
+                          f"motcua.actions{_refused(pub)}", file=sys.stderr)
+                return None
+            if own is None and settings.kafka_bootstrap is not None:
+                own = _start_engine_if_none(settings)
+            return _wait_done(settings, own, pub.spooled, args.timeout, progress), pub
+    finally:
+        if intake is not None and (own is None or intake is not own.intake):
+            intake.close()
+        if own is not None:
+            own.stop()
+
+
+def _lines_in(path: Path) -> int:
+    """The lines of a regular file, counted a block at a time (the progress bar's total);
+    0 for standard input or a pipe, whose total grows as lines come."""
+    if str(path) == "-" or not path.is_file():
+        return 0
+    n, last = 0, b"\n"
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            n, last = n + block.count(b"\n"), block[-1:]
+    return n + (last != b"\n")
 
 
 def _intake(settings: Settings, bootstrap: str, own: Pipeline | None) -> Intake:
