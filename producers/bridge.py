@@ -50,7 +50,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from kernel.contract.actions import Action, InvalidActionError, validate_action
-from kernel.contract.bounds import check_storable, exact_numbers
+from kernel.contract.bounds import exact_numbers
 from kernel.grants import WRITE, Grant, OutOfScopeError, SubjectAgencies, bearer_token, check_action
 from kernel.health import DATABASE, HEALTH, dependency_of
 from kernel.metrics import METRICS
@@ -196,16 +196,15 @@ class Bridge:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as e:
             raise _refusal(400, f"The body is not valid UTF-8 JSON: {e}.", "malformed_json") from e
+        # Its integers as sent when orjson may have read one as a float (validate_action then
+        # walks the action exactly and refuses it, naming the field).
+        if (exact := exact_numbers(body)) is not None:
+            payload = exact
         items = payload if isinstance(payload, list) else [payload]
-        exact = exact_numbers(body)  # integers as sent, if orjson may have made one a float
-        exact_items = ([None] * len(items) if exact is None
-                       else exact if isinstance(exact, list) else [exact])
         records: list[Record] = []
         existing = self._existing()
         for i, obj in enumerate(items):
             try:
-                if isinstance(exact_item := exact_items[i], dict):
-                    check_storable(exact_item)
                 action = validate_action(obj)
             except InvalidActionError as e:
                 raise _refusal(400, e.message, e.reason, index=i, field=e.field) from e

@@ -397,9 +397,10 @@ def parse_action(raw: bytes | None) -> Action:
         raise InvalidActionError(
             f"The message is not valid UTF-8 JSON: {e}.", reason="malformed_json"
         ) from e
-    if isinstance(exact := exact_numbers(raw), dict):  # an integer orjson made a float
-        _check_storable(exact)
-    return _validate(obj, raw)
+    # A 19-digit run may be an integer orjson read as a float: then the text decoded with its
+    # integers exact is what is validated, by the exact walk (``encoded`` None).
+    exact = exact_numbers(raw)
+    return _validate(obj, raw) if exact is None else _validate(exact, None)
 
 
 def validate_action(obj: object) -> Action:

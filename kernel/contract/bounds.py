@@ -102,8 +102,8 @@ _LONG_DIGITS: Final = b"0" * 19
 
 def exact_numbers(raw: bytes | bytearray | memoryview) -> Any:
     """``raw`` decoded with its integers exact, when it may hold one orjson would have read as
-    a float (a run of 19 digits somewhere, most often inside a string); None otherwise. For
-    ``check_storable``, whose walk then sees the integer as sent and refuses it."""
+    a float (a run of 19 digits somewhere, most often inside a string); None otherwise. What
+    is then validated (``check_storable``'s walk sees the integer as sent and refuses it)."""
     if isinstance(raw, memoryview):
         raw = raw.tobytes()
     if _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZEROS):
