@@ -227,13 +227,18 @@ def views_counters(settings: Settings) -> Any:
         store.close()
 
 
-def check_agency_known(counters: Any, agency_id: str) -> None:
-    """Refuse an agency the views have never seen, rather than score it as empty."""
+def check_agency_known(counters: Any, agency_id: str, as_recorded: str | None = None) -> None:
+    """Refuse an agency the views have never seen, rather than score it as empty (the views
+    as recorded by a time: named with it)."""
     from projections.views import Tree
 
-    if agency_id not in Tree.build(counters).parent:
-        raise UserError(f"Agency {agency_id!r} is not known: no registration or dossier of it "
-                        "has been recorded.")
+    if agency_id in Tree.build(counters).parent:
+        return
+    if as_recorded is not None:
+        raise UserError(f"Agency {agency_id!r} is not known as recorded by {as_recorded}: "
+                        "nothing of it had been recorded by then.")
+    raise UserError(f"Agency {agency_id!r} is not known: no registration or dossier of it "
+                    "has been recorded.")
 
 
 def open_replayer(settings: Settings, check_facts: bool = True) -> Any:

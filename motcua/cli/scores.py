@@ -7,7 +7,6 @@ import argparse
 from datetime import datetime
 from typing import Any
 
-from kernel.errors import UserError
 from kernel.settings import Settings
 from motcua.cli import render
 from motcua.cli.common import (
@@ -55,7 +54,7 @@ def register(sub: Subparsers) -> None:
 
 def cmd_scores(args: argparse.Namespace) -> int:
     """Print an agency's scorecard from the live views, or as recorded at a time."""
-    from projections.views import Tree, scorecard
+    from projections.views import scorecard
 
     settings, ruleset, now, period = query(args)
     if args.as_recorded:
@@ -69,12 +68,9 @@ def cmd_scores(args: argparse.Namespace) -> int:
             period = period_of(args, now)
         ruleset = ruleset_for(settings, args, period, now)
         counters = _as_recorded(settings, at)
-        if args.agency not in Tree.build(counters).parent:
-            raise UserError(f"Agency {args.agency!r} is not known as recorded by "
-                            f"{args.as_recorded}: nothing of it had been recorded by then.")
     else:
         counters = views_counters(settings)
-    check_agency_known(counters, args.agency)
+    check_agency_known(counters, args.agency, args.as_recorded)
     card = scorecard(counters, ruleset, args.agency, period, now)
     if args.json:
         print_json(card)
