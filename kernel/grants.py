@@ -34,13 +34,19 @@ from kernel.contract.actions import Action
 from kernel.errors import RefusedActionError
 
 
+def has_control_character(text: str) -> bool:
+    """Whether ``text`` holds a C0 control character or DEL: never part of a name, an id or a
+    URL a user means (the names of sources and agencies, webhook URLs)."""
+    return any(c < " " or c == "\x7f" for c in text)
+
+
 def scope_entry_problem(agency: str, limit: int = 64) -> str | None:
     """What makes ``agency`` no scope entry (a token's or an alert subscription's), or None: it
     must be an agency id, 1 to ``limit`` characters, no space or control character; and no
     ``*``, since an entry already covers its subtree by prefix (``H15`` covers ``H15.*``)."""
     if not agency or len(agency) > limit:
         return f"1 to {limit} characters"
-    if any(c.isspace() or c < " " or c == "\x7f" for c in agency):
+    if any(c.isspace() for c in agency) or has_control_character(agency):
         return "no space or control character"
     if "*" in agency:
         return f"no '*': {agency.split('*')[0].rstrip('.') or 'an agency'} already covers its units"

@@ -28,6 +28,7 @@ from kernel.grants import (
     digest,
     format_token,
     fresh_token,
+    has_control_character,
     scope_entry_problem,
     verify_token,
 )
@@ -56,7 +57,7 @@ def parse_agencies(text: str | Iterable[str]) -> tuple[str, ...]:
 
 def _check_source(source: str) -> str:
     if (not 1 <= len(source) <= _SOURCE_MAX or source != source.strip()
-            or any(c < " " or c == "\x7f" for c in source)):
+            or has_control_character(source)):
         raise InvalidGrantError(
             f"Source {source!r} must be 1 to {_SOURCE_MAX} characters without surrounding spaces "
             "or control characters."

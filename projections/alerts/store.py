@@ -27,7 +27,7 @@ import orjson
 
 from kernel.db import Database
 from kernel.errors import UserError
-from kernel.grants import scope_entry_problem
+from kernel.grants import has_control_character, scope_entry_problem
 from projections.alerts.rules import RULES, Decision, Subscription, payload
 
 PENDING, DELIVERED, DEAD, CANCELLED = "pending", "delivered", "dead", "cancelled"
@@ -87,7 +87,7 @@ def _check_webhook(target: str) -> None:
     """A URL the sender can deliver to (``urllib.request``): http(s), a host, a port if any
     from 1 to 65535, no user name or password (not sent), no space or control character."""
     bad = f"Webhook {target!r} is not an http:// or https:// URL"
-    if any(c <= " " or c == "\x7f" for c in target):
+    if " " in target or has_control_character(target):
         raise UserError(f"{bad} (it has a space or a control character).")
     try:
         parts = urlsplit(target)
