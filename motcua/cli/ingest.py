@@ -97,6 +97,7 @@ def _ingest(settings: Settings, args: argparse.Namespace, lines: Iterator[bytes]
                 pub = I.submit(intake, lines, timeout=args.timeout, progress=advance)
             except DeliveryError as e:
                 raise UserError(str(e)) from None
+            progress.update(t_pub, total=count[0])  # (the total counted blank lines too)
             if not args.wait:
                 progress.stop()
                 if args.json:
