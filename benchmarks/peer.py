@@ -408,7 +408,7 @@ def profile(args: argparse.Namespace) -> None:
 
 
 # Put first on a process's path by ``ab --gc``: the time each process spends in the cyclic
-# garbage collector, by generation, written when it exits.
+# garbage collector, by generation, written after each collection and when it exits.
 _GC_PROBE = """import atexit, gc, os, time
 _t, _s, _n = {}, [0.0, 0.0, 0.0], [0, 0, 0]
 def _cb(phase, info):
@@ -418,13 +418,14 @@ def _cb(phase, info):
     else:
         _s[g] += time.perf_counter() - _t.pop(g, time.perf_counter())
         _n[g] += 1
+        _dump()  # motcua ends with os._exit (no atexit): written after every collection
 gc.callbacks.append(_cb)
 def _dump():
     with open(os.path.join(os.environ["MOTCUA_AB_GC_DIR"], f"{os.getpid()}.txt"), "w") as f:
         f.write(f"pid {os.getpid()} (parent {os.getppid()}): {sum(_s):.2f} s of GC in "
                 f"{sum(_n)} collections (by generation {_n[0]}/{_n[1]}/{_n[2]}: "
                 f"{_s[0]:.2f}/{_s[1]:.2f}/{_s[2]:.2f} s), "
-                f"{time.process_time():.1f} s CPU\\n")
+                f"{time.process_time():.1f} s CPU by the last\\n")
 atexit.register(_dump)
 """
 
