@@ -86,3 +86,16 @@ def parse_instant(text: str, what: str = "--now") -> datetime:
         return check_instant(t, what, text)
     except InvalidActionError:
         raise TimeArgumentError(f"{what} {text!r} is not a time {TIME_RANGE}.") from None
+
+
+def parse_recorded_by(text: str, what: str, now: datetime) -> datetime:
+    """An instant that names what had been recorded by then (``scores --as-recorded``,
+    ``replay --until``, ``publish --at``): RFC 3339 with an offset, and not after ``now``.
+    Nothing is recorded after now: an answer "as recorded at" a later time would be today's
+    facts under a date that has not come, which an auditor could not tell from a real one."""
+    t = parse_instant(text, what)
+    if t > now:
+        raise TimeArgumentError(
+            f"{what} {text.strip()} is in the future: nothing has been recorded after now "
+            f"({now.astimezone(VN_TZ).isoformat(timespec='seconds')}).")
+    return t

@@ -132,11 +132,9 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def check_period(period: Period, at: datetime, now: datetime) -> None:
-    """Refuse what cannot be published: a time in the future, a period not begun by T."""
-    if at > now:
-        raise PublicationError(
-            f"--at {iso(at)} is in the future: a publication freezes what was recorded by then.")
+def check_period(period: Period, at: datetime) -> None:
+    """Refuse what cannot be published: a period not begun by T (a T in the future is refused
+    where it is read, ``projections.periods.parse_recorded_by``)."""
     if period.start > at.astimezone(VN_TZ).date():
         raise PublicationError(
             f"Period {period.label} begins on {period.start.isoformat()}, after the recording "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from kernel.errors import UserError
@@ -32,7 +33,7 @@ def register(sub: Subparsers) -> None:
     sp.add_argument("--verify", action="store_true", help="compare a rebuild with the live "
                     "views; exit 1 on any difference")
     sp.add_argument("--until", type=not_empty("time"), help="rebuild only the facts recorded "
-                    "by this RFC 3339 time (into the 'asof' table set)")
+                    "by this RFC 3339 time, not after now (into the 'asof' table set)")
     sp.add_argument("--restart", action="store_true", help="start the rebuild over instead of "
                     "resuming a stopped one")
     sp.add_argument("--rederive", action="store_true", help="first derive every event's "
@@ -59,6 +60,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     setup_logs(settings, quiet=True)
     if args.verify:  # compares only: nothing to create
         require_store(settings)
+    until = None
+    if args.until is not None:  # a bad time is refused before any store is opened
+        from projections.periods import parse_recorded_by
+
+        until = parse_recorded_by(args.until, "--until", datetime.now(UTC))
     engine, replayer = open_replayer(settings, check_facts=not args.rederive)
     try:
         if args.rederive:
@@ -66,8 +72,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return _rebuild(replayer, resume=False)
         if args.verify:
             return _verify(replayer, args.json)
-        if args.until is not None:
-            return _until(replayer, args.until)
+        if until is not None:
+            return _until(replayer, until, args.until)
         return _rebuild(replayer, resume=not args.restart)
     finally:
         replayer.views.close()
@@ -104,13 +110,11 @@ def _dossiers_of(replayer: Any, diffs: list[dict[str, Any]]) -> list[tuple[str, 
             for agency, month in sorted(cells)[:20]]
 
 
-def _until(replayer: Any, until: str) -> int:
-    """Replay the facts recorded by ``until`` into the 'asof' table set (counters and every
-    dossier's facts as recorded then)."""
-    from projections.periods import parse_instant
+def _until(replayer: Any, at: datetime, until: str) -> int:
+    """Replay the facts recorded by ``at`` (given as ``until``) into the 'asof' table set
+    (counters and every dossier's facts as recorded then)."""
     from projections.store import ViewStore
 
-    at = parse_instant(until, "--until")
     snap = ViewStore(replayer.views.url, prefix="asof", layout=replayer.views.layout)
     try:
         snap.drop("asof")

@@ -90,14 +90,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
     from kernel.calendar import local_date
     from motcua.pipeline import make_rulesets
-    from projections.periods import parse_instant, parse_period
+    from projections.periods import parse_period, parse_recorded_by
     from projections.publication import check_period
     from projections.publishing import publish
 
     now = datetime.now(UTC)
-    at = parse_instant(args.at, "--at") if args.at else now
+    at = parse_recorded_by(args.at, "--at", now) if args.at else now
     period = parse_period(args.period)
-    check_period(period, at, now)
+    check_period(period, at)
     ruleset = make_rulesets(settings).choose(settings.ruleset, local_date(period.view_end(at)))
     engine, replayer = open_replayer(settings)
     store = _publications(settings)

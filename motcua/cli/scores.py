@@ -4,7 +4,7 @@ behind a criterion)."""
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from kernel.settings import Settings
@@ -37,7 +37,8 @@ def register(sub: Subparsers) -> None:
     add_time_args(sp)
     add_ruleset_arg(sp)
     sp.add_argument("--as-recorded", type=not_empty("time"),
-                    help="only the facts recorded by this RFC 3339 time")
+                    help="only the facts recorded by this RFC 3339 time (not after "
+                    "now)")
     sp.add_argument("--json", action="store_true", help="print the scorecard JSON")
 
     sp = add_command(sub, "explain", "The dossiers, procedures or feedback behind a criterion's "
@@ -58,9 +59,9 @@ def cmd_scores(args: argparse.Namespace) -> int:
 
     settings, ruleset, now, period = query(args)
     if args.as_recorded:
-        from projections.periods import parse_instant
+        from projections.periods import parse_recorded_by
 
-        at = parse_instant(args.as_recorded, "--as-recorded")
+        at = parse_recorded_by(args.as_recorded, "--as-recorded", datetime.now(UTC))
         # Unless given, the view's now (and so its default period) is the recorded time.
         if args.now is None:
             now = at

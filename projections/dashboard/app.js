@@ -245,25 +245,40 @@ function renderStatic() {
   renderLegend();
 }
 
+// Today in Vietnam (UTC+7 all year) at the page's now: the `now` it was opened with, else the clock.
+function vnToday() {
+  const d = new Date((state.now ? Date.parse(state.now) : Date.now()) + 7 * 3600e3);
+  return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1 };
+}
+
+// Whether a part of the chosen year (Y, H1, H2, Q1–Q4, 01–12) has begun by today. One that has
+// not holds no dossier yet: its view is empty (E = min(now, end)) and would score as "Yếu".
+function begun(part) {
+  const today = vnToday();
+  if (state.year !== today.year) return state.year < today.year;
+  const first = part === "Y" || part === "H1" ? 1 : part === "H2" ? 7
+    : part[0] === "Q" ? 3 * Number(part[1]) - 2 : Number(part);
+  return first <= today.month;
+}
+
 function renderPeriodSelectors() {
   const years = $("#year");
   years.replaceChildren();
-  const last = Math.max(state.year || new Date().getFullYear(), new Date().getFullYear());
+  const thisYear = vnToday().year;
+  const last = Math.max(state.year || thisYear, thisYear);
   for (let y = last; y >= last - 3; y--) years.append(el("option", { value: y }, y));
   years.value = String(state.year);
   const p = t("periods");
   const sel = $("#period");
+  const option = (value, label) => el("option", { value, disabled: !begun(value) }, label);
   sel.replaceChildren(
-    el("option", { value: "Y" }, p.Y),
+    option("Y", p.Y),
     el("optgroup", { label: p.Y === "Cả năm" ? "6 tháng" : "Half-year" },
-      el("option", { value: "H1" }, p.H1), el("option", { value: "H2" }, p.H2)),
+      option("H1", p.H1), option("H2", p.H2)),
     el("optgroup", { label: p.Q },
-      [1, 2, 3, 4].map((q) => el("option", { value: `Q${q}` }, `${p.Q} ${t("quarterNames")[q - 1]}`))),
+      [1, 2, 3, 4].map((q) => option(`Q${q}`, `${p.Q} ${t("quarterNames")[q - 1]}`))),
     el("optgroup", { label: p.M },
-      Array.from({ length: 12 }, (_, i) => {
-        const mm = String(i + 1).padStart(2, "0");
-        return el("option", { value: mm }, `${p.M} ${i + 1}`);
-      })),
+      Array.from({ length: 12 }, (_, i) => option(String(i + 1).padStart(2, "0"), `${p.M} ${i + 1}`))),
   );
   sel.value = state.part;
 }
@@ -694,7 +709,11 @@ function wire() {
     state.lang = state.lang === "vi" ? "en" : "vi";
     renderAll();
   });
-  $("#year").addEventListener("change", (e) => { state.year = Number(e.target.value); refresh(); });
+  $("#year").addEventListener("change", (e) => {
+    state.year = Number(e.target.value);
+    if (!begun(state.part)) state.part = "Y";  // this year's part not begun yet: the whole year
+    refresh();
+  });
   $("#period").addEventListener("change", (e) => { state.part = e.target.value; refresh(); });
   $("#detail-close").addEventListener("click", () => { state.agency = null; renderAll(); });
   $("#dossier-close").addEventListener("click", () => { $("#dossier").hidden = true; });

@@ -242,6 +242,30 @@ def test_scoreboard_shows_the_ranking_detail_languages_and_live_updates(
             assert ranking_box is not None and detail_box is not None
             assert detail_box["y"] >= ranking_box["y"] + ranking_box["height"]
             phone.screenshot(path=str(tmp_path / "scoreboard-phone.png"), full_page=True)
+
+            # The period selector does not offer a part of the year not begun by the page's
+            # now (its view would be empty, scored "Yếu"); earlier years are offered whole,
+            # and going back to this year from a month it has not reached shows the year.
+            then = browser.new_page()
+            then.goto(f"{server.url}/?now=2026-10-31T16:00:00%2B07:00")
+            then.wait_for_selector("#ranking tbody tr[data-agency]")
+            offered = "os => os.map(o => [o.value, !o.disabled])"
+            parts = then.eval_on_selector_all("#period option", offered)
+            assert [v for v, ok in parts if not ok] == ["11", "12"]
+            assert [v for v, ok in parts if ok] == [
+                "Y", "H1", "H2", "Q1", "Q2", "Q3", "Q4", *(f"{m:02d}" for m in range(1, 11))]
+            assert then.eval_on_selector_all("#year option", "os => os.map(o => o.value)") == [
+                "2026", "2025", "2024", "2023"]
+            then.select_option("#year", "2025")
+            then.wait_for_function("document.querySelectorAll('#period option').length === 19"
+                                   " && !document.querySelector('#period option:disabled')")
+            then.select_option("#period", "12")
+            then.wait_for_function("new URLSearchParams(location.search).get('period')"
+                                   " === '2025-12'")
+            then.select_option("#year", "2026")
+            then.wait_for_function("new URLSearchParams(location.search).get('period')"
+                                   " === '2026'")
+            assert then.eval_on_selector("#period", "s => s.value") == "Y"
         finally:
             browser.close()
     assert errors == []

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from typing import cast
 
 import pytest
 
 from kernel.calendar import VN_TZ
-from projections.periods import parse_period
+from projections.periods import TimeArgumentError, parse_period, parse_recorded_by
 from projections.publication import (
     Frozen,
     PublicationError,
@@ -74,16 +75,22 @@ def test_per_root_concatenates_one_list_per_publishing_authority() -> None:
         ("P01", "unit"), ("P01", "official"), ("P02", "unit"), ("P02", "official")]
 
 
-@pytest.mark.parametrize("period, at, says", [
-    ("2026-12", "2026-11-30T23:59:59+07:00", "begins on 2026-12-01"),
-    ("2026-10", "2027-01-01T00:00:00+07:00", "in the future"),
-])
-def test_a_period_not_begun_by_t_or_a_time_in_the_future_is_refused(
-        period: str, at: str, says: str) -> None:
-    """Nothing is published of a period that had not begun at T, nor as recorded at a time
-    that has not come."""
+def test_a_period_not_begun_by_t_is_refused() -> None:
+    """Nothing is published of a period that had not begun at T."""
+    with pytest.raises(PublicationError, match="begins on 2026-12-01"):
+        check_period(parse_period("2026-12"), datetime.fromisoformat("2026-11-30T23:59:59+07:00"))
+    check_period(parse_period("2026-11"), datetime.fromisoformat("2026-11-01T00:00:00+07:00"))
+
+
+@pytest.mark.parametrize("what", ["--at", "--as-recorded", "--until"])
+def test_a_time_in_the_future_names_nothing_recorded(what: str) -> None:
+    """What was recorded by T exists only for a T that has come: a later one is refused,
+    naming the argument and the time as given; now itself and any earlier time are taken."""
     now = datetime(2026, 12, 3, 9, 0, tzinfo=VN_TZ)
-    with pytest.raises(PublicationError, match=says):
-        check_period(parse_period(period), datetime.fromisoformat(at), now)
-    check_period(parse_period("2026-11"), datetime.fromisoformat("2026-11-01T00:00:00+07:00"),
-                 now)
+    later = "2026-12-03T02:00:00.000001Z"  # a microsecond after now
+    with pytest.raises(TimeArgumentError,
+                       match=f"^{what} {re.escape(later)} is in the future: nothing has been "
+                             r"recorded after now \(2026-12-03T09:00:00\+07:00\)\.$"):
+        parse_recorded_by(later, what, now)
+    assert parse_recorded_by("2026-12-03T02:00:00Z", what, now) == now
+    assert parse_recorded_by(" 2026-01-01T00:00:00+07:00 ", what, now) < now
