@@ -26,6 +26,7 @@ from kernel.contract.bounds import (
     check_size,
     check_storable_json,
     exact_numbers,
+    repeated_key,
 )
 from kernel.contract.bounds import check_storable as _check_storable
 from kernel.contract.errors import REASON_CODES, InvalidActionError
@@ -400,7 +401,7 @@ def parse_action(raw: bytes | None) -> Action:
     # A 19-digit run may be an integer orjson read as a float: then the text decoded with its
     # integers exact is what is validated, by the exact walk (``encoded`` None).
     exact = exact_numbers(raw)
-    return _validate(obj, raw) if exact is None else _validate(exact, None)
+    return _validate(obj, raw, raw) if exact is None else _validate(exact, None, raw)
 
 
 def validate_action(obj: object) -> Action:
@@ -415,13 +416,17 @@ def validate_action(obj: object) -> Action:
     return _validate(obj, encoded)
 
 
-def _validate(obj: object, encoded: bytes | None) -> Action:
-    """The rules; ``encoded`` is the object's JSON if known (to skip the storable walk)."""
+def _validate(obj: object, encoded: bytes | None,
+              text: bytes | bytearray | memoryview | None = None) -> Action:
+    """The rules; ``encoded`` is the object's JSON if known (to skip the storable walk),
+    ``text`` the JSON it was decoded from, if it was (a key given twice is looked for there,
+    last: against the encoding the fingerprint needs anyway)."""
     if not isinstance(obj, dict):
         raise InvalidActionError(
             f"The action must be a JSON object, got {type(obj).__name__} {_show(obj)}.",
             reason="not_an_object",
         )
+    sent = obj
     obj = _canonical_schema(obj, encoded)
     action_id = _envelope_string(obj, "action_id", _ACTION_ID_MAX)
     source = _envelope_string(obj, "source", _SOURCE_MAX)
@@ -450,6 +455,11 @@ def _validate(obj: object, encoded: bytes | None) -> Action:
             f"The action cannot be encoded as JSON: {e}.", reason="malformed_json"
         ) from e
     check_size(len(canonical))
+    if text is not None and (key := repeated_key(
+            text, canonical if obj is sent else orjson.dumps(sent))) is not None:
+        raise InvalidActionError(
+            f"The action's JSON gives the key {_show(key)} twice in one object; a decoder "
+            "keeps only one of the two values, so send each key once.", reason="malformed_json")
 
     return _action(action_id, source, type_, occurred_at, subject_field, subject_id, data,
                    hashlib.sha256(canonical).hexdigest())

@@ -13,6 +13,10 @@ whole partition. So the schema refuses, before anything is stored (docs/reasons.
   ±14:00 → ``invalid_time``;
 - **a message over ``ACTION_MAX_BYTES``** → ``too_large``.
 
+And what JSON text says that its decoders would change silently: an integer literal outside
+the 64-bit range (read as a float; ``exact_numbers``) → ``invalid_field``; a key given twice in
+one object (one value kept; ``repeated_key``) → ``malformed_json``.
+
 ``check_instant`` is also what command-line and HTTP time arguments go through (``--now``).
 """
 
@@ -112,6 +116,40 @@ def exact_numbers(raw: bytes | bytearray | memoryview) -> Any:
         return json.loads(raw)
     except (ValueError, RecursionError):  # (what orjson read, nested past Python's limit)
         return None
+
+
+def repeated_key(text: bytes | bytearray | memoryview, encoded: bytes) -> str | None:
+    """A key that JSON ``text`` gives twice in one object, or None; ``encoded``: what the text
+    decoded to, encoded again by orjson. Every decoder here keeps the last value of a repeated
+    key, silently (docs/reasons.md, ``malformed_json``).
+
+    Screened by counting colons (0.2 µs an action): outside strings a colon ends a key, inside
+    them it is text, so the text has as many as its encoding unless a key was given twice (its
+    dropped pair took its colons with it) or a colon was written as an escape (``\\u003a``).
+    Only then is the text decoded again with every pair kept, to name the key."""
+    if isinstance(text, memoryview):
+        text = text.tobytes()
+    if text.count(b":") == encoded.count(b":") and not (
+            b"\\" in text and (b"\\u003a" in text or b"\\u003A" in text)):
+        return None
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(items)
+        if len(out) < len(items) and not repeated:
+            seen: set[str] = set()
+            for k, _ in items:
+                if k in seen:
+                    repeated.append(k)
+                    break
+                seen.add(k)
+        return out
+
+    try:
+        json.loads(text, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):  # (what orjson read, nested past Python's limit)
+        return None
+    return repeated[0] if repeated else None
 
 
 def check_storable_json(encoded: bytes, obj: dict[str, Any]) -> None:

@@ -159,6 +159,12 @@ def test_a_bad_action_refuses_the_whole_request_with_its_reason(env: Env) -> Non
     body = refused(env, before, env.client.post(PATH, content=text, headers={
         "Authorization": f"Bearer {env.token}"}), 400, "invalid_field")  # fmt: skip
     assert (body["index"], body["field"]) == (1, "data.extra")
+    # A key given twice (orjson keeps the last value, which alone is a valid action).
+    text = orjson.dumps([received(env.source, "H15.15-0007")]).replace(
+        b'"channel":"online"', b'"channel":"fax","channel":"online"')
+    body = refused(env, before, env.client.post(PATH, content=text, headers={
+        "Authorization": f"Bearer {env.token}"}), 400, "malformed_json")  # fmt: skip
+    assert "the key 'channel' twice" in body["error"]
 
 
 def test_a_missing_or_wrong_token_is_401(env: Env) -> None:

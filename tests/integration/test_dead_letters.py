@@ -39,6 +39,10 @@ def test_every_refused_action_reaches_motcua_rejected_with_its_bytes_offset_and_
         (line(action_id="s2", type="stamped"), "unknown_type", "type"),
         (line(action_id="s3", occurred_at=None), "invalid_field", "occurred_at"),
         (line(action_id="s4", occurred_at="2026-10-05 08:00"), "invalid_time", "occurred_at"),
+        # A key given twice (the decoder keeps the last value: this would be a second
+        # `received`, refused as already_received, if it were not refused first).
+        (line(action_id="s5").replace(b'"type":"received"', b'"type":"synced","type":"received"'),
+         "malformed_json", ""),
         (orjson.dumps({k: v for k, v in RECEIVED.items() if k != "source"}), "missing_field",
          "source"),
         (line(), None, ""),  # accepted
@@ -70,7 +74,7 @@ def test_every_refused_action_reaches_motcua_rejected_with_its_bytes_offset_and_
         assert h["message"].endswith("."), h["message"]
     assert not want, f"refused actions missing from {REJECTED_TOPIC}: {want}"
     assert probe.outcomes() == Counter({("accepted", None): 1, ("duplicate", None): 1,
-                                        **{("rejected", r): 1 for _, r, _ in refused}})
+                                        **Counter(("rejected", r) for _, r, _ in refused)})
     # What an operator watches (docs/scaling.md): the engine's Prometheus metrics moved.
     metrics = render().decode()
     for name in ('motcua_actions_total{outcome="accepted"}', "motcua_engine_batch_seconds_count",

@@ -5,6 +5,7 @@ messages; each with a stable reason and the field named."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import orjson
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kernel.contract import bounds
 from kernel.contract.actions import (
     ACTION_MAX_BYTES,
     Action,
@@ -110,6 +112,100 @@ def test_json_integers_past_64_bits_are_refused_not_read_as_floats(literal: byte
             parse_action(raw)
         assert (e.value.reason, e.value.field) == ("invalid_field", "data.extra")
         assert literal.decode() in e.value.message
+
+
+OK_TEXT = orjson.dumps(with_("data.extra", {"note": "a: b", "at": "09:00:00"}))
+
+
+@pytest.mark.parametrize(("old", "new", "key"), [
+    (b'"type":"received"', b'"type":"synced","type":"received"', "type"),
+    (b'"channel":"online"', b'"channel":"postal","channel":"online"', "channel"),
+    (b'"note":"a: b"', b'"note":"x:y:z","note":"a: b"', "note"),  # the dropped value's colons
+    (b'"at":"09:00:00"', b'"at" : 1 ,\n  "at"\t:"09:00:00"', "at"),  # whitespace as sent
+    (b'"note":"a: b"', b'"note":"a\\u003a b","note":"a: b"', "note"),  # an escaped colon
+])
+def test_a_key_given_twice_is_malformed_json_wherever_it_is(old: bytes, new: bytes,
+                                                            key: str) -> None:
+    """A JSON object that gives a key twice is decoded to one of its values, silently: refused
+    as ``malformed_json`` naming the key, in the envelope, in data and deeper."""
+    raw = OK_TEXT.replace(old, new)
+    assert raw != OK_TEXT
+    with pytest.raises(InvalidActionError) as e:
+        parse_action(raw)
+    assert (e.value.reason, e.value.field) == ("malformed_json", None)
+    assert f"the key '{key}' twice in one object" in e.value.message
+
+
+def test_keys_given_once_pass_however_the_text_is_written(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Colons in strings, escaped colons and quotes, whitespace around colons, non-ASCII as
+    escapes, the same key in two objects: no repeat, nothing refused. The usual text is
+    answered by the count alone, without decoding it again."""
+    plain = parse_action(OK_TEXT)
+    for raw in [
+        OK_TEXT.replace(b'"note":"a: b"', b'"note":"a\\u003a b"'),
+        OK_TEXT.replace(b'"note":"a: b"', b'"note":"say \\"a\\": b"'),
+        OK_TEXT.replace(b'":', b'" : '),
+        OK_TEXT.replace(b'"note":"a: b"', b'"note":"Ph\\u00f2ng: b","type":"x"'),  # 2 objects
+        json.dumps(orjson.loads(OK_TEXT)).encode(),  # Python's separators, ", " and ": "
+    ]:
+        assert parse_action(raw).action_id == plain.action_id, raw
+    monkeypatch.setattr(bounds, "json", None)  # the count must decide, not a second decode
+    assert bounds.repeated_key(OK_TEXT, orjson.dumps(orjson.loads(OK_TEXT))) is None
+    ascii_text = json.dumps(with_("data.extra", "Phòng Tư pháp: 09:00")).encode()
+    assert b"\\u00f2" in ascii_text
+    assert bounds.repeated_key(ascii_text, orjson.dumps(orjson.loads(ascii_text))) is None
+
+
+# JSON text written here, pair by pair: keys from a small alphabet (so repeats happen), values
+# with colons, quotes and backslashes, whitespace anywhere it may go, and colons, quotes and
+# non-ASCII sometimes written as escapes: whether an object repeats a key is known from the
+# pairs, independently of any decoder.
+_KEYS = st.sampled_from(["a", "b", "c:", 'q"', "ồ"])
+_TEXTS = st.text(alphabet=st.sampled_from(list('ab:"\\ ồ')), max_size=6)
+_WS = st.sampled_from(["", " ", "\n", "\t ", "\r\n"])
+
+
+def _string(draw: st.DrawFn, text: str) -> str:
+    out = []
+    for ch in text:
+        form = draw(st.integers(0, 2))
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch if form else f"\\u{ord(ch):04x}")
+        elif ch in ":ồ" and form == 2:
+            out.append(f"\\u{ord(ch):04X}" if draw(st.booleans()) else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+@st.composite
+def _json_text(draw: st.DrawFn, depth: int = 0) -> tuple[str, bool]:
+    """(text of an object, whether it or an object inside it gives a key twice)."""
+    keys = draw(st.lists(_KEYS, max_size=5))
+    repeats = len(set(keys)) < len(keys)
+    parts = []
+    for k in keys:
+        if depth < 2 and draw(st.booleans()):
+            value, inner = draw(_json_text(depth + 1))
+            repeats = repeats or inner
+        else:
+            value = draw(st.one_of(st.builds(lambda d: d, st.integers(-99, 99).map(str)),
+                                   _TEXTS.map(lambda t: _string(draw, t))))
+        parts.append(f"{draw(_WS)}{_string(draw, k)}{draw(_WS)}:{draw(_WS)}{value}{draw(_WS)}")
+    return "{" + ",".join(parts) + "}", repeats
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_text())
+def test_repeated_keys_are_found_exactly(case: tuple[str, bool]) -> None:
+    """Against text whose repeats are known from how it was written: a repeat is found exactly
+    when there is one, whatever the escapes and whitespace (the count's screen never passes a
+    repeat, and a key it names is one the text repeats)."""
+    text, repeats = case
+    raw = text.encode()
+    found = bounds.repeated_key(raw, orjson.dumps(orjson.loads(raw)))
+    assert (found is not None) == repeats, (text, found)
 
 
 def test_counts_above_2_pow_53_are_refused() -> None:
