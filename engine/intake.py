@@ -26,7 +26,7 @@ from engine.domain.base import Cause, Subject
 from engine.domain.catalog import Agency, Procedure
 from engine.domain.dossier import Dossier
 from engine.domain.due import compute_due
-from engine.domain.errors import UnknownSubjectError
+from engine.domain.errors import AgencyCycleError, UnknownSubjectError
 from engine.domain.feedback import Feedback
 from engine.facts_cache import FactRow
 from engine.holds import HeldLink, HoldBook, Pending, StoredHold
@@ -227,6 +227,8 @@ class Batch:
         if self.scope is not None:
             self.scope(a, agg)
         data: dict[str, Any] = a.data  # type: ignore[assignment]  # a fresh dict per action
+        if a.type == "agency_registered":
+            self._check_tree(a.subject_id, data.get("parent_id"))
         if agg is None:
             if (a.type == "received" and self._procedure(data["procedure_id"]) is None
                     and self._waits_for_catalog(a, data)):
@@ -245,6 +247,23 @@ class Batch:
             COMMANDS[a.type](agg, data, a.occurred_at, cause)
         self.touch(agg)
         return ACCEPTED, subject
+
+    def _check_tree(self, agency_id: str, parent_id: str | None) -> None:
+        """Refuse placing ``agency_id`` under ``parent_id`` when that parent is the agency or
+        lies under it (its chain of parents as registered so far; an unregistered one ends
+        it: a registration that closes a loop later is the one refused)."""
+        chain = [agency_id]
+        while parent_id is not None and parent_id not in chain:
+            chain.append(parent_id)
+            sid = self.cache.uuid("agency", parent_id)
+            parent = self.touched.get(sid) or self.cache.get(sid)
+            parent_id = parent.entry.get("parent_id") if isinstance(parent, Agency) else None
+        if parent_id == agency_id:
+            under = " → ".join(chain[1:])
+            raise AgencyCycleError(
+                f"Agency {agency_id} cannot be its own parent." if len(chain) == 1 else
+                f"Agency {agency_id} cannot be placed under {chain[1]}, which is under it "
+                f"already ({under} → {agency_id}).", field="data.parent_id")
 
     def _waits_for_catalog(self, a: Action, data: dict[str, Any]) -> bool:
         if data.get("due_at") is None:

@@ -90,3 +90,10 @@ class UnknownSubjectError(RefusedActionError):
 
 class ProcedureRepealedError(LifecycleError):
     reason = "procedure_repealed"
+
+
+class AgencyCycleError(LifecycleError):
+    """A registration that would put an agency under itself: directly, or under one of its own
+    subunits (every rollup pools an agency's subtree, which a cycle makes the whole loop)."""
+
+    reason = "agency_cycle"
