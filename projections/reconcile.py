@@ -67,13 +67,20 @@ def read_portal_file(data: bytes, name: str, ruleset: Ruleset) -> PortalFile:
         raise PortalFileError(f"File {name!r} is empty: it needs a header row with "
                               f"{', '.join(REQUIRED)}.")
     delimiter = "\t" if "\t" in lines[first] else ","
-    reader = csv.reader(lines[first:], delimiter=delimiter)
+    # Strict: a quoted field never closed, or closed and followed by more text, is refused
+    # (read leniently, the first swallowed the rest of the file into one field, reported as a
+    # short row; the second lost its quotes). A quote inside an unquoted field is text.
+    reader = csv.reader(lines[first:], delimiter=delimiter, strict=True)
+    records: list[list[str]] = []
+    start = 1  # the line (of lines[first:]) the next record begins on
     try:
-        records = list(reader)
-    except csv.Error as e:  # a field over the csv module's limit (128 KiB), a stray NUL
-        raise PortalFileError(f"Line {first + reader.line_num} of {name!r} cannot be read as "
+        for record in reader:
+            records.append(record)
+            start = reader.line_num + 1
+    except csv.Error as e:  # also a field over the csv module's limit (128 KiB), a stray NUL
+        raise PortalFileError(f"Line {first + start} of {name!r} cannot be read as "
                               f"{'tab' if delimiter == chr(9) else 'comma'}-separated values "
-                              f"({e}).") from None
+                              f"({_QUOTING.get(str(e), e)}).") from None
     header = [h.strip().lower() for h in records[0]]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
@@ -115,6 +122,14 @@ def read_portal_file(data: bytes, name: str, ruleset: Ruleset) -> PortalFile:
                 f"criterion of ruleset {ruleset.name} nor a portal code motcua skips "
                 f"({', '.join(sorted(PORTAL_UNSCORED))}).")
     return PortalFile(tuple(rows), tuple(skipped))
+
+
+# The csv module's words for bad quoting, as a user reads them.
+_QUOTING = {"unexpected end of data": "a quoted field begins there and is never closed",
+            "',' expected after '\"'":
+                "a quoted field is followed by more text before the comma",
+            "'\t' expected after '\"'":
+                "a quoted field is followed by more text before the tab"}
 
 
 def _names(header: list[str], most: int = 12, width: int = 40) -> str:

@@ -166,6 +166,15 @@ GOOD_HEADER = "unit_code\tmetric_code\tnumerator\tdenominator\n"
     ((GOOD_HEADER + "H15\tON_TIME\t1\t" + "9" * 200_000 + "\n").encode(),
      "Line 2 of 'portal.tsv' cannot be read as tab-separated values (field larger than"),
     (("x" * 100_000 + "\n").encode(), "lacks the columns unit_code"),
+    # Bad quoting: a quote never closed (it would take the rest of the file as one field),
+    # named at the line it opens on; a closed quote with more text after it.
+    ((b"unit_code,metric_code,numerator,denominator\nH15,ON_TIME,1,2\n"
+      b'H15.1,"ON_TIME,1,2\nH15.2,ON_TIME,3,4\n'),
+     "Line 3 of 'portal.tsv' cannot be read as comma-separated values (a quoted field begins "
+     "there and is never closed)"),
+    ((GOOD_HEADER + 'H15\t"ON_TIME"x\t1\t2\n').encode(),
+     "Line 2 of 'portal.tsv' cannot be read as tab-separated values (a quoted field is "
+     "followed by more text before the tab)"),
     ((",".join(f"c{i}" for i in range(50_000)) + "\n").encode(), "and 49988 more"),
 ])
 def test_a_bad_portal_file_is_refused_with_one_sentence_naming_its_problem(
@@ -179,6 +188,17 @@ def test_a_bad_portal_file_is_refused_with_one_sentence_naming_its_problem(
     message = str(e.value)
     assert says in message
     assert "\n" not in message and message.endswith(".") and len(message) < 1_000
+
+
+def test_quotes_inside_a_name_and_quoted_fields_are_read_as_written() -> None:
+    """A quote inside an unquoted field is text, a quoted field may hold the delimiter and
+    doubled quotes: strict reading refuses only quoting that is broken."""
+    data = ('unit_code,name,metric_code,numerator,denominator\n'
+            'H15,UBND xã "Ea Drăng",ON_TIME,1,2\n'
+            'H15.1,"Sở ""Tư pháp"", Đắk Lắk",ON_TIME,3,4\n').encode()
+    portal = read_portal_file(data, "portal.csv", RULESET)
+    assert [(r.line, r.unit_code, r.numerator) for r in portal.rows] == [(2, "H15", 1),
+                                                                          (3, "H15.1", 3)]
 
 
 def test_a_bom_and_blank_lines_and_extra_columns_are_accepted() -> None:
