@@ -50,8 +50,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from kernel.contract.actions import Action, InvalidActionError, validate_action
-from kernel.contract.bounds import exact_numbers, repeated_key
-from kernel.contract.errors import show
+from kernel.contract.bounds import check_keys_once, exact_numbers
 from kernel.grants import WRITE, Grant, OutOfScopeError, SubjectAgencies, bearer_token, check_action
 from kernel.health import DATABASE, HEALTH, dependency_of
 from kernel.metrics import METRICS
@@ -211,12 +210,12 @@ class Bridge:
                 raise _refusal(400, e.message, e.reason, index=i, field=e.field) from e
             authorize(grant, action, i, existing)
             records.append(Record.of(action, obj))
-        # A key given twice: the decoder kept one of its values (kernel.contract.bounds).
-        # Looked for once every action is valid, so that the payload is one orjson encodes.
-        if (key := repeated_key(body, orjson.dumps(payload))) is not None:
-            raise _refusal(400, f"The body gives the key {show(key)} twice in one object; a "
-                           "decoder keeps only one of the two values, so send each key once.",
-                           "malformed_json")
+        # A key given twice: the decoder kept one of its values. Looked for once every action
+        # is valid, so that the payload is one orjson encodes.
+        try:
+            check_keys_once(body, orjson.dumps(payload), "The body")
+        except InvalidActionError as e:
+            raise _refusal(400, e.message, e.reason) from e
         self.submit(records)
         return [r.action_id for r in records]
 

@@ -23,10 +23,10 @@ from kernel.contract.bounds import (
     ACTION_MAX_BYTES,
     check_date,
     check_instant,
+    check_keys_once,
     check_size,
     check_storable_json,
     exact_numbers,
-    repeated_key,
 )
 from kernel.contract.bounds import check_storable as _check_storable
 from kernel.contract.errors import REASON_CODES, InvalidActionError
@@ -455,11 +455,8 @@ def _validate(obj: object, encoded: bytes | None,
             f"The action cannot be encoded as JSON: {e}.", reason="malformed_json"
         ) from e
     check_size(len(canonical))
-    if text is not None and (key := repeated_key(
-            text, canonical if obj is sent else orjson.dumps(sent))) is not None:
-        raise InvalidActionError(
-            f"The action's JSON gives the key {_show(key)} twice in one object; a decoder "
-            "keeps only one of the two values, so send each key once.", reason="malformed_json")
+    if text is not None:
+        check_keys_once(text, canonical if obj is sent else orjson.dumps(sent), "The action's JSON")
 
     return _action(action_id, source, type_, occurred_at, subject_field, subject_id, data,
                    hashlib.sha256(canonical).hexdigest())

@@ -152,6 +152,15 @@ def repeated_key(text: bytes | bytearray | memoryview, encoded: bytes) -> str | 
     return repeated[0] if repeated else None
 
 
+def check_keys_once(text: bytes | bytearray | memoryview, encoded: bytes, what: str) -> None:
+    """Refuse JSON ``text`` (``what``, as a sentence names it) that gives a key twice in one
+    object: ``malformed_json``, naming the key (``repeated_key``)."""
+    if (key := repeated_key(text, encoded)) is not None:
+        raise InvalidActionError(
+            f"{what} gives the key {show(key)} twice in one object; a decoder keeps only one "
+            "of the two values, so send each key once.", reason="malformed_json")
+
+
 def check_storable_json(encoded: bytes, obj: dict[str, Any]) -> None:
     """``check_storable(obj)``, skipped when its JSON encoding has no escaped NUL: the exact
     walk costs more than the rest of the validation of a typical action. (What else it refuses
