@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,6 +34,7 @@ from engine.relay import Relay, event_message, partition_for
 from engine.store import STORE_CACHE_KIB
 from kernel import kafka as K
 from kernel.broker import BundledBroker
+from kernel.errors import UserError
 from kernel.settings import ACTIONS_TOPIC, EVENTS_TOPIC
 from motcua.ingest import Published, actions_log_id, publish, wait_done
 from motcua.pipeline import Pipeline, engine_at
@@ -607,15 +608,21 @@ def _settings(settings_for: Any, url: str, bootstrap: str) -> Any:
     return settings_for(url, bootstrap, MOTCUA_HOLD_SECONDS="600")
 
 
-def _wait(p: Pipeline, views: ViewStore, pub: Published, bootstrap: str) -> None:
+def _wait(p: Pipeline, views: ViewStore, pub: Published, bootstrap: str,
+          roles: Sequence[Role] = ()) -> None:
     """Until the engine recorded ``pub`` and the projection folded it. A bound, not a speed:
     after a ``motcua project`` is killed and started again, the new member joins the group
     only once the dead one's session has run out (and the broker's JoinGroup delay), about 7 s
     of a 27 s test alone; 30 s ran out once with the suite's other worker busy (CI,
     2026-12-05), so the bound is 90 s."""
     assert p.engine is not None
-    wait_done(p.engine, views, actions_log_id(p.engine, bootstrap, None), pub,
-              hold_seconds=600, timeout=90, progress=lambda n, s: None)
+    try:
+        wait_done(p.engine, views, actions_log_id(p.engine, bootstrap, None), pub,
+                  hold_seconds=600, timeout=90, progress=lambda n, s: None)
+    except UserError as e:  # what the roles said, to tell a stall from a slow machine
+        raise AssertionError("\n".join([str(e), *(
+            f"--- motcua {r.role} ({'alive' if r.alive else 'exited'}):\n{r.tail()}"
+            for r in roles)])) from e
 
 
 def test_swap_under_a_running_projection_reloads_and_counts_later_events_once(
@@ -660,7 +667,7 @@ def test_replay_verifies_equal_after_projection_kill_and_duplicated_delivery(
     half = len(lines) // 2
     bootstrap = fresh_broker.bootstrap
     s = _settings(settings_for, database_url, bootstrap)
-    env = role_env(s.home, database_url, bootstrap)
+    env = role_env(s.home, database_url, bootstrap, MOTCUA_LOG_LEVEL="info")
     probe = Probe(database_url)
     project = Role("project", env, tmp_path)
     p = Pipeline(s, roles=frozenset({"engine"}), clock=lambda: PAST).start()
@@ -674,7 +681,7 @@ def test_replay_verifies_equal_after_projection_kill_and_duplicated_delivery(
         assert o.replayer.verify() == []  # dead mid-stream, partitions at different places
         pub = publish(lines[half:], bootstrap, None, s.partitions)
         project.start()
-        _wait(p, o.views, pub, bootstrap)
+        _wait(p, o.views, pub, bootstrap, roles=[project])
         assert o.replayer.verify() == []
 
         events = o.replayer.last_position()
