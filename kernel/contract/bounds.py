@@ -112,9 +112,16 @@ def exact_numbers(raw: bytes | bytearray | memoryview) -> Any:
         raw = raw.tobytes()
     if _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZEROS):
         return None
+    return _decode_exactly(raw)
+
+
+def _decode_exactly(text: bytes | bytearray, pairs: Any = None) -> Any:
+    """``text`` decoded by the standard library (integers exact; ``pairs`` its
+    ``object_pairs_hook``); None for what it cannot read though orjson did (nesting past
+    Python's recursion limit)."""
     try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):  # (what orjson read, nested past Python's limit)
+        return json.loads(text, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
         return None
 
 
@@ -145,10 +152,7 @@ def repeated_key(text: bytes | bytearray | memoryview, encoded: bytes) -> str | 
                 seen.add(k)
         return out
 
-    try:
-        json.loads(text, object_pairs_hook=pairs)
-    except (ValueError, RecursionError):  # (what orjson read, nested past Python's limit)
-        return None
+    _decode_exactly(text, pairs)
     return repeated[0] if repeated else None
 
 
